@@ -1,0 +1,883 @@
+/*
+ * block.c - the node graph: driver registry, options, opening and closing
+ * nodes, children, node names, creation and probing.
+ *
+ * Invariants: every open node is in all_nodes under a unique node name;
+ * bs->refcnt counts the caller references plus one per parent edge; a node
+ * is closed (drv->close) exactly once, when refcnt drops to zero.
+ */
+#include "block/block_int.h"
+#include "util/cutils.h"
+#include "util/main-loop.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+static GList *all_nodes;
+static unsigned auto_node_counter;
+static GPtrArray *drivers;
+
+void bdrv_register(const BlockDriver *drv)
+{
+    if (!drivers) {
+        drivers = g_ptr_array_new();
+    }
+    g_ptr_array_add(drivers, (gpointer)drv);
+}
+
+static void bdrv_init_once(void)
+{
+    static bool done;
+    if (done) {
+        return;
+    }
+    done = true;
+    bdrv_register(&bdrv_file);
+    bdrv_register(&bdrv_raw);
+    bdrv_register(&bdrv_qcow2);
+    bdrv_register(&bdrv_blkdebug);
+}
+
+static const BlockDriver *bdrv_find_driver(const char *name)
+{
+    bdrv_init_once();
+    for (guint i = 0; i < drivers->len; i++) {
+        const BlockDriver *d = g_ptr_array_index(drivers, i);
+        if (!strcmp(d->format_name, name)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+BlockDriver *bdrv_find_format(const char *name)
+{
+    return (BlockDriver *)bdrv_find_driver(name);
+}
+
+void bdrv_iterate_format(void (*fn)(const char *name, void *opaque),
+                         void *opaque)
+{
+    bdrv_init_once();
+    for (guint i = 0; i < drivers->len; i++) {
+        const BlockDriver *d = g_ptr_array_index(drivers, i);
+        fn(d->format_name, opaque);
+    }
+}
+
+bool prealloc_mode_parse(const char *s, PreallocMode *out)
+{
+    static const char *names[] = { "off", "metadata", "falloc", "full" };
+    for (int i = 0; i < 4; i++) {
+        if (!strcmp(s, names[i])) {
+            *out = (PreallocMode)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *prealloc_mode_name(PreallocMode m)
+{
+    static const char *names[] = { "off", "metadata", "falloc", "full" };
+    return names[m];
+}
+
+/* ---- options ---- */
+
+BlockOpts *bopts_new(void)
+{
+    return g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+}
+
+void bopts_set(BlockOpts *o, const char *key, const char *value)
+{
+    g_hash_table_replace(o, g_strdup(key), g_strdup(value));
+}
+
+const char *bopts_get(BlockOpts *o, const char *key)
+{
+    return o ? g_hash_table_lookup(o, key) : NULL;
+}
+
+char *bopts_take(BlockOpts *o, const char *key)
+{
+    gpointer k, v;
+    if (!o || !g_hash_table_steal_extended(o, key, &k, &v)) {
+        return NULL;
+    }
+    g_free(k);
+    return v;
+}
+
+bool bopts_take_bool(BlockOpts *o, const char *key, bool def, GError **errp)
+{
+    g_autofree char *v = bopts_take(o, key);
+    if (!v) {
+        return def;
+    }
+    if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") ||
+        !strcmp(v, "1")) {
+        return true;
+    }
+    if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") ||
+        !strcmp(v, "0")) {
+        return false;
+    }
+    error_setg(errp, "Parameter '%s' expects 'on' or 'off'", key);
+    return def;
+}
+
+BlockOpts *bopts_extract(BlockOpts *o, const char *prefix)
+{
+    BlockOpts *sub = bopts_new();
+    size_t plen = strlen(prefix);
+    GHashTableIter it;
+    gpointer k, v;
+    GPtrArray *keys = g_ptr_array_new();
+    g_hash_table_iter_init(&it, o);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        if (!strncmp(k, prefix, plen) && ((char *)k)[plen] == '.') {
+            g_ptr_array_add(keys, k);
+        }
+    }
+    for (guint i = 0; i < keys->len; i++) {
+        char *key = g_strdup(g_ptr_array_index(keys, i));
+        char *val = bopts_take(o, key);
+        g_hash_table_replace(sub, g_strdup(key + plen + 1), val);
+        g_free(key);
+    }
+    g_ptr_array_free(keys, TRUE);
+    return sub;
+}
+
+bool bopts_has_prefix(BlockOpts *o, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, o);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        if (!strncmp(k, prefix, plen) && ((char *)k)[plen] == '.') {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool bopts_parse(BlockOpts *o, const char *str, GError **errp)
+{
+    const char *p = str;
+    while (*p) {
+        GString *key = g_string_new(NULL), *val = NULL;
+        GString *cur = key;
+        for (; *p; p++) {
+            if (*p == ',') {
+                if (p[1] == ',') {
+                    g_string_append_c(cur, ',');
+                    p++;
+                    continue;
+                }
+                break;
+            }
+            if (*p == '=' && cur == key) {
+                val = g_string_new(NULL);
+                cur = val;
+                continue;
+            }
+            g_string_append_c(cur, *p);
+        }
+        if (*p == ',') {
+            p++;
+        }
+        if (key->len == 0) {
+            error_setg(errp, "Invalid parameter ''");
+            g_string_free(key, TRUE);
+            if (val) {
+                g_string_free(val, TRUE);
+            }
+            return false;
+        }
+        /* A bare key means "on", as in QEMU's option syntax. */
+        g_hash_table_replace(o, g_string_free(key, FALSE),
+                             val ? g_string_free(val, FALSE) : g_strdup("on"));
+    }
+    return true;
+}
+
+void bopts_free(BlockOpts *o)
+{
+    if (o) {
+        g_hash_table_unref(o);
+    }
+}
+
+/* ---- nodes ---- */
+
+const char *bdrv_get_node_name(const BlockDriverState *bs)
+{
+    return bs->node_name;
+}
+
+const char *bdrv_get_format_name(const BlockDriverState *bs)
+{
+    return bs->drv->format_name;
+}
+
+const char *bdrv_get_filename(const BlockDriverState *bs)
+{
+    return bs->filename;
+}
+
+BlockDriverState *bdrv_file_bs(const BlockDriverState *bs)
+{
+    return bs->file ? bs->file->bs : NULL;
+}
+
+BlockDriverState *bdrv_backing_bs(const BlockDriverState *bs)
+{
+    return bs->backing ? bs->backing->bs : NULL;
+}
+
+bool bdrv_is_read_only(const BlockDriverState *bs)
+{
+    return bs->read_only;
+}
+
+int bdrv_get_flags(const BlockDriverState *bs)
+{
+    return bs->open_flags;
+}
+
+const char *bdrv_get_backing_filename(const BlockDriverState *bs)
+{
+    return bs->backing_file;
+}
+
+const char *bdrv_get_backing_format(const BlockDriverState *bs)
+{
+    return bs->backing_format;
+}
+
+BlockDriverState *bdrv_find_node(const char *node_name)
+{
+    for (GList *l = all_nodes; l; l = l->next) {
+        BlockDriverState *bs = l->data;
+        if (!strcmp(bs->node_name, node_name)) {
+            return bs;
+        }
+    }
+    return NULL;
+}
+
+BlockDriverState *bdrv_next_node(BlockDriverState *bs)
+{
+    if (!bs) {
+        return all_nodes ? all_nodes->data : NULL;
+    }
+    GList *l = g_list_find(all_nodes, bs);
+    return l && l->next ? l->next->data : NULL;
+}
+
+static bool node_name_valid(const char *name)
+{
+    if (!g_ascii_isalpha(name[0]) || strlen(name) > 31) {
+        return false;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-_.+", *p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void bdrv_ref(BlockDriverState *bs)
+{
+    bs->refcnt++;
+}
+
+BdrvChild *bdrv_attach_child(BlockDriverState *parent,
+                             BlockDriverState *child, const char *role)
+{
+    BdrvChild *c = g_new0(BdrvChild, 1);
+    c->bs = child;
+    c->parent = parent;
+    c->role = role;
+    child->parents = g_list_append(child->parents, c);
+    if (!strcmp(role, "file")) {
+        g_assert(!parent->file);
+        parent->file = c;
+    } else {
+        g_assert(!parent->backing);
+        parent->backing = c;
+    }
+    /* A quiesced parent keeps its new subtree quiesced too. */
+    for (int i = 0; i < parent->quiesce_counter; i++) {
+        bdrv_drained_begin(child);
+    }
+    return c;
+}
+
+void bdrv_detach_child(BlockDriverState *parent, BdrvChild *c)
+{
+    BlockDriverState *child = c->bs;
+    for (int i = 0; i < parent->quiesce_counter; i++) {
+        bdrv_drained_end(child);
+    }
+    if (parent->file == c) {
+        parent->file = NULL;
+    } else {
+        g_assert(parent->backing == c);
+        parent->backing = NULL;
+    }
+    child->parents = g_list_remove(child->parents, c);
+    g_free(c);
+    bdrv_unref(child);
+}
+
+void bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing)
+{
+    if (backing) {
+        bdrv_ref(backing);
+    }
+    if (bs->backing) {
+        bdrv_detach_child(bs, bs->backing);
+    }
+    if (backing) {
+        bdrv_attach_child(bs, backing, "backing");
+    }
+}
+
+static void coroutine_fn bdrv_close_entry(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    if (bs->drv->close) {
+        bs->drv->close(bs);
+    }
+}
+
+static void bdrv_delete(BlockDriverState *bs)
+{
+    g_assert(bs->refcnt == 0 && !bs->parents && !bs->backends);
+    if (bs->opened) {
+        AIO_POLL_WHILE(bs->in_flight > 0);
+        co_run_sync(bdrv_close_entry, bs);
+    }
+    if (bs->backing) {
+        bdrv_detach_child(bs, bs->backing);
+    }
+    if (bs->file) {
+        bdrv_detach_child(bs, bs->file);
+    }
+    all_nodes = g_list_remove(all_nodes, bs);
+    g_free(bs->opaque);
+    g_free(bs->node_name);
+    g_free(bs->filename);
+    g_free(bs->backing_file);
+    g_free(bs->backing_format);
+    g_free(bs);
+}
+
+void bdrv_unref(BlockDriverState *bs)
+{
+    if (!bs) {
+        return;
+    }
+    g_assert(bs->refcnt > 0);
+    if (--bs->refcnt == 0) {
+        bdrv_delete(bs);
+    }
+}
+
+char *bdrv_resolve_backing_path(const BlockDriverState *bs,
+                                const char *backing)
+{
+    if (g_path_is_absolute(backing) || !bs->filename ||
+        strstr(backing, "://")) {
+        return g_strdup(backing);
+    }
+    g_autofree char *dir = g_path_get_dirname(bs->filename);
+    return g_build_filename(dir, backing, NULL);
+}
+
+/* ---- probing ---- */
+
+static const BlockDriver *bdrv_probe_buf(const uint8_t *buf, int len,
+                                         const char *filename)
+{
+    const BlockDriver *best = NULL;
+    int best_score = 0;
+    bdrv_init_once();
+    for (guint i = 0; i < drivers->len; i++) {
+        const BlockDriver *d = g_ptr_array_index(drivers, i);
+        if (d->probe) {
+            int score = d->probe(buf, len, filename);
+            if (score > best_score) {
+                best_score = score;
+                best = d;
+            }
+        }
+    }
+    return best ? best : &bdrv_raw;
+}
+
+const char *bdrv_probe_format(const char *filename, GError **errp)
+{
+    uint8_t buf[2048] = { 0 };
+    int fd = open(filename, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not open '%s'", filename);
+        return NULL;
+    }
+    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    int err = errno;
+    close(fd);
+    if (n < 0) {
+        error_setg_errno(errp, err, "Could not read '%s'", filename);
+        return NULL;
+    }
+    return bdrv_probe_buf(buf, (int)n, filename)->format_name;
+}
+
+/* ---- opening ---- */
+
+static BlockDriverState *bdrv_open_co(const char *filename, BlockOpts *opts,
+                                      int flags, GError **errp);
+
+static bool bdrv_parse_common_opts(BlockOpts *opts, int *flags,
+                                   GError **errp)
+{
+    GError *err = NULL;
+    if (bopts_take_bool(opts, "read-only", !(*flags & BDRV_O_RDWR), &err)) {
+        *flags &= ~BDRV_O_RDWR;
+    } else {
+        *flags |= BDRV_O_RDWR;
+    }
+    if (bopts_take_bool(opts, "cache.direct", *flags & BDRV_O_NOCACHE, &err)) {
+        *flags |= BDRV_O_NOCACHE;
+    } else {
+        *flags &= ~BDRV_O_NOCACHE;
+    }
+    if (bopts_take_bool(opts, "cache.no-flush", *flags & BDRV_O_NO_FLUSH,
+                        &err)) {
+        *flags |= BDRV_O_NO_FLUSH;
+    } else {
+        *flags &= ~BDRV_O_NO_FLUSH;
+    }
+    g_free(bopts_take(opts, "auto-read-only"));
+    g_free(bopts_take(opts, "detect-zeroes"));
+    g_autofree char *discard = bopts_take(opts, "discard");
+    if (discard) {
+        if (!strcmp(discard, "unmap") || !strcmp(discard, "on")) {
+            *flags |= BDRV_O_UNMAP;
+        } else if (!strcmp(discard, "ignore") || !strcmp(discard, "off")) {
+            *flags &= ~BDRV_O_UNMAP;
+        } else if (!err) {
+            error_setg(&err, "Invalid discard option");
+        }
+    }
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return true;
+}
+
+/* Opens or looks up the `file` child of a format or filter node. */
+static BlockDriverState *bdrv_open_file_child(const char *filename,
+                                              BlockOpts *opts, int flags,
+                                              GError **errp)
+{
+    g_autofree char *ref = bopts_take(opts, "file");
+    if (ref) {
+        BlockDriverState *child = bdrv_find_node(ref);
+        if (!child) {
+            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND,
+                      "Cannot find device='' nor node-name='%s'", ref);
+            return NULL;
+        }
+        bdrv_ref(child);
+        return child;
+    }
+    BlockOpts *sub = bopts_extract(opts, "file");
+    if (!bopts_get(sub, "driver") && !bopts_get(sub, "filename") &&
+        !filename) {
+        bopts_free(sub);
+        error_setg(errp, "A block device must be specified for \"file\"");
+        return NULL;
+    }
+    if (!bopts_get(sub, "driver")) {
+        bopts_set(sub, "driver", "file");
+    }
+    return bdrv_open_co(bopts_get(sub, "filename") ? NULL : filename, sub,
+                        flags & ~BDRV_O_NO_BACKING, errp);
+}
+
+static BlockDriverState *bdrv_new_node(const BlockDriver *drv,
+                                       char *node_name, int flags)
+{
+    BlockDriverState *bs = g_new0(BlockDriverState, 1);
+    bs->drv = drv;
+    bs->opaque = g_malloc0(drv->instance_size ? drv->instance_size : 1);
+    bs->refcnt = 1;
+    bs->open_flags = flags;
+    bs->read_only = !(flags & BDRV_O_RDWR);
+    bs->request_alignment = 1;
+    bs->buf_alignment = 1;
+    co_queue_init(&bs->drain_waiters);
+    if (node_name) {
+        bs->node_name = node_name;
+    } else {
+        bs->node_name = g_strdup_printf("#block%03u", auto_node_counter++);
+        bs->auto_node_name = true;
+    }
+    all_nodes = g_list_append(all_nodes, bs);
+    return bs;
+}
+
+static bool bdrv_report_leftovers(const BlockDriver *drv, BlockOpts *opts,
+                                  GError **errp)
+{
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, opts);
+    if (g_hash_table_iter_next(&it, &k, &v)) {
+        error_setg(errp, "Block %s '%s' does not support the option '%s'",
+                   drv->is_protocol ? "protocol" : "format", drv->format_name,
+                   (char *)k);
+        return false;
+    }
+    return true;
+}
+
+static BlockDriverState *bdrv_open_co(const char *filename, BlockOpts *opts,
+                                      int flags, GError **errp)
+{
+    BlockDriverState *bs = NULL, *file = NULL;
+    g_autofree char *node_name = bopts_take(opts, "node-name");
+    g_autofree char *driver = bopts_take(opts, "driver");
+    g_autofree char *opt_filename = bopts_take(opts, "filename");
+    const BlockDriver *drv = NULL;
+
+    bdrv_init_once();
+    if (opt_filename) {
+        filename = opt_filename;
+    }
+    if (node_name) {
+        if (!node_name_valid(node_name)) {
+            error_setg(errp, "Invalid node-name: '%s'", node_name);
+            goto fail;
+        }
+        if (bdrv_find_node(node_name)) {
+            error_setg(errp, "Duplicate nodes with node-name='%s'", node_name);
+            goto fail;
+        }
+    }
+    if (!bdrv_parse_common_opts(opts, &flags, errp)) {
+        goto fail;
+    }
+    if (driver) {
+        drv = bdrv_find_driver(driver);
+        if (!drv) {
+            error_setg(errp, "Unknown driver '%s'", driver);
+            goto fail;
+        }
+    }
+
+    if (!drv || !drv->is_protocol) {
+        if (!drv && !filename && !bopts_has_prefix(opts, "file") &&
+            !bopts_get(opts, "file")) {
+            error_setg(errp, "Must specify either driver or file");
+            goto fail;
+        }
+        file = bdrv_open_file_child(filename, opts, flags, errp);
+        if (!file) {
+            goto fail;
+        }
+        if (!drv) {
+            uint8_t buf[2048] = { 0 };
+            int64_t len = bdrv_getlength(file);
+            int64_t n = MIN(len, (int64_t)sizeof(buf));
+            if (n > 0 && bdrv_co_pread(file, 0, n, buf, 0) < 0) {
+                error_setg(errp, "Could not read image for determining its "
+                           "format");
+                goto fail;
+            }
+            drv = bdrv_probe_buf(buf, (int)MAX(n, 0), filename);
+        }
+    } else if (!filename) {
+        error_setg(errp, "Parameter 'filename' is required");
+        goto fail;
+    }
+
+    bs = bdrv_new_node(drv, g_steal_pointer(&node_name), flags);
+    if (file) {
+        bdrv_attach_child(bs, file, "file");
+        file = NULL;
+        bs->filename = g_strdup(bs->file->bs->filename);
+    } else {
+        bs->filename = g_strdup(filename);
+    }
+    if (drv->open(bs, opts, flags, errp) < 0) {
+        goto fail;
+    }
+    bs->opened = true;
+    if (!bdrv_report_leftovers(drv, opts, errp)) {
+        goto fail;
+    }
+    bopts_free(opts);
+    return bs;
+
+fail:
+    bopts_free(opts);
+    if (file) {
+        bdrv_unref(file);
+    }
+    if (bs) {
+        bs->refcnt = 1;
+        bdrv_unref(bs);
+    }
+    return NULL;
+}
+
+typedef struct {
+    const char *filename;
+    BlockOpts *opts;
+    int flags;
+    GError **errp;
+    BlockDriverState *ret;
+} OpenCo;
+
+static void coroutine_fn bdrv_open_entry(void *opaque)
+{
+    OpenCo *o = opaque;
+    o->ret = bdrv_open_co(o->filename, o->opts, o->flags, o->errp);
+}
+
+BlockDriverState *bdrv_open(const char *filename, BlockOpts *opts, int flags,
+                            GError **errp)
+{
+    OpenCo o = { filename, opts ? opts : bopts_new(), flags, errp, NULL };
+    co_run_sync(bdrv_open_entry, &o);
+    return o.ret;
+}
+
+int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
+                                   GError **errp)
+{
+    g_autofree char *ref = bopts_take(opts, "backing");
+    BlockOpts *sub = bopts_extract(opts, "backing");
+    BlockDriverState *backing = NULL;
+    /* Backing files are read-only; writes go to the overlay. */
+    int bflags = bs->open_flags & (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH |
+                                   BDRV_O_CHECK | BDRV_O_FORCE_SHARE);
+
+    if (ref) {
+        bopts_free(sub);
+        if (!*ref || !strcmp(ref, "null")) {
+            return 0;            /* backing: null */
+        }
+        backing = bdrv_find_node(ref);
+        if (!backing) {
+            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND,
+                      "Cannot find device='' nor node-name='%s'", ref);
+            return -ENOENT;
+        }
+        bdrv_ref(backing);
+    } else if (g_hash_table_size(sub) > 0) {
+        backing = bdrv_open_co(NULL, sub, bflags, errp);
+        if (!backing) {
+            return -EINVAL;
+        }
+    } else {
+        bopts_free(sub);
+        if (!bs->backing_file || (bs->open_flags & BDRV_O_NO_BACKING)) {
+            return 0;
+        }
+        g_autofree char *path = bdrv_resolve_backing_path(bs, bs->backing_file);
+        BlockOpts *bo = bopts_new();
+        if (bs->backing_format) {
+            bopts_set(bo, "driver", bs->backing_format);
+        }
+        GError *err = NULL;
+        backing = bdrv_open_co(path, bo, bflags, &err);
+        if (!backing) {
+            error_setg(errp, "Could not open backing file: %s", err->message);
+            g_error_free(err);
+            return -EINVAL;
+        }
+    }
+    bdrv_attach_child(bs, backing, "backing");
+    return 0;
+}
+
+/* ---- creation ---- */
+
+typedef struct {
+    const BlockDriver *drv;
+    const char *filename;
+    BlockOpts *opts;
+    GError **errp;
+    int ret;
+} CreateCo;
+
+static void coroutine_fn bdrv_create_entry(void *opaque)
+{
+    CreateCo *c = opaque;
+    c->ret = c->drv->create(c->filename, c->opts, c->errp);
+}
+
+int bdrv_create(const char *format, const char *filename, BlockOpts *opts,
+                GError **errp)
+{
+    const BlockDriver *drv = bdrv_find_driver(format);
+    if (!drv || drv->is_filter) {
+        error_setg(errp, "Unknown file format '%s'", format);
+        return -EINVAL;
+    }
+    if (!drv->create) {
+        error_setg(errp, "Format driver '%s' does not support image creation",
+                   format);
+        return -ENOTSUP;
+    }
+    g_autoptr(BlockOpts) local = bopts_new();
+    if (opts) {
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, opts);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            bool known = false;
+            for (int i = 0; drv->create_opts && drv->create_opts[i]; i++) {
+                known |= !strcmp(drv->create_opts[i], k);
+            }
+            if (!known) {
+                error_setg(errp, "Invalid parameter '%s'", (char *)k);
+                return -EINVAL;
+            }
+            bopts_set(local, k, v);
+        }
+    }
+    CreateCo c = { drv, filename, local, errp, 0 };
+    co_run_sync(bdrv_create_entry, &c);
+    return c.ret;
+}
+
+/* ---- information wrappers ---- */
+
+json_t *bdrv_get_specific_info(BlockDriverState *bs)
+{
+    return bs->drv->get_specific_info ? bs->drv->get_specific_info(bs) : NULL;
+}
+
+int bdrv_get_cluster_size(BlockDriverState *bs)
+{
+    return bs->drv->get_cluster_size ? bs->drv->get_cluster_size(bs) : 0;
+}
+
+typedef struct {
+    BlockDriverState *bs;
+    BdrvCheckResult *res;
+    BdrvCheckMode fix;
+    BlockOpts *opts;
+    bool force;
+    const char *s1, *s2;
+    GError **errp;
+    int ret;
+} InfoCo;
+
+static void coroutine_fn bdrv_check_entry(void *opaque)
+{
+    InfoCo *c = opaque;
+    c->ret = c->bs->drv->co_check(c->bs, c->res, c->fix);
+}
+
+int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
+{
+    memset(res, 0, sizeof(*res));
+    res->log = g_string_new(NULL);
+    if (!bs->drv->co_check) {
+        return -ENOTSUP;
+    }
+    InfoCo c = { .bs = bs, .res = res, .fix = fix };
+    co_run_sync(bdrv_check_entry, &c);
+    return c.ret;
+}
+
+void bdrv_check_result_clear(BdrvCheckResult *res)
+{
+    if (res->log) {
+        g_string_free(res->log, TRUE);
+        res->log = NULL;
+    }
+}
+
+static void coroutine_fn bdrv_amend_entry(void *opaque)
+{
+    InfoCo *c = opaque;
+    c->ret = c->bs->drv->co_amend(c->bs, c->opts, c->force, c->errp);
+}
+
+int bdrv_amend(BlockDriverState *bs, BlockOpts *opts, bool force,
+               GError **errp)
+{
+    if (!bs->drv->co_amend) {
+        error_setg(errp, "Format driver '%s' does not support option "
+                   "amendment", bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    InfoCo c = { .bs = bs, .opts = opts, .force = force, .errp = errp };
+    co_run_sync(bdrv_amend_entry, &c);
+    return c.ret;
+}
+
+static void coroutine_fn bdrv_make_empty_entry(void *opaque)
+{
+    InfoCo *c = opaque;
+    c->ret = c->bs->drv->co_make_empty(c->bs);
+}
+
+int bdrv_make_empty(BlockDriverState *bs, GError **errp)
+{
+    if (!bs->drv->co_make_empty) {
+        error_setg(errp, "Format driver '%s' cannot empty images",
+                   bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    InfoCo c = { .bs = bs };
+    co_run_sync(bdrv_make_empty_entry, &c);
+    if (c.ret >= 0) {
+        c.ret = bdrv_flush(bs);
+    }
+    if (c.ret < 0) {
+        error_setg_errno(errp, -c.ret, "Could not empty %s", bs->filename);
+    }
+    return c.ret;
+}
+
+static void coroutine_fn bdrv_change_backing_entry(void *opaque)
+{
+    InfoCo *c = opaque;
+    c->ret = c->bs->drv->co_change_backing_file(c->bs, c->s1, c->s2, c->errp);
+}
+
+int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
+                             const char *backing_fmt, GError **errp)
+{
+    if (!bs->drv->co_change_backing_file) {
+        error_setg(errp, "Format driver '%s' does not support backing files",
+                   bs->drv->format_name);
+        return -ENOTSUP;
+    }
+    InfoCo c = { .bs = bs, .s1 = backing_file, .s2 = backing_fmt,
+                 .errp = errp };
+    co_run_sync(bdrv_change_backing_entry, &c);
+    if (c.ret == 0) {
+        g_free(bs->backing_file);
+        g_free(bs->backing_format);
+        bs->backing_file = g_strdup(backing_file);
+        bs->backing_format = g_strdup(backing_fmt);
+    }
+    return c.ret;
+}

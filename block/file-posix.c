@@ -1,0 +1,479 @@
+/*
+ * file-posix.c - the `file` protocol driver: a host file accessed with
+ * preadv/pwritev/fdatasync/fallocate on the worker pool.
+ *
+ * With cache.direct=on the file is opened O_DIRECT; requests that are not
+ * aligned to the probed sector size (offset, length or buffer) go through
+ * an aligned bounce buffer, writes as read-modify-write under rmw_lock.
+ * Reads past the end of the file return zeroes, as a sparse file would.
+ */
+#include "block/block_int.h"
+#include "util/cutils.h"
+#include "util/main-loop.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct FileState {
+    int fd;
+    int64_t size;           /* cached file length, updated on our writes */
+    bool direct;
+    CoMutex rmw_lock;
+} FileState;
+
+typedef enum { FILE_READ, FILE_WRITE, FILE_FLUSH, FILE_ZERO, FILE_DISCARD,
+               FILE_TRUNCATE, FILE_FALLOC } FileOp;
+
+typedef struct FileReq {
+    FileOp op;
+    int fd;
+    int64_t offset, bytes;
+    struct iovec *iov;
+    int niov;
+    bool unmap;
+} FileReq;
+
+static int file_do_rw(FileReq *r)
+{
+    int64_t done = 0;
+    struct iovec *iov = r->iov;
+    int niov = r->niov;
+    struct iovec local[64];
+    if (niov > 64) {
+        niov = 64;   /* handled by the caller splitting; defensive */
+    }
+    memcpy(local, iov, niov * sizeof(struct iovec));
+    iov = local;
+    while (done < r->bytes) {
+        ssize_t n = r->op == FILE_READ
+                    ? preadv(r->fd, iov, niov, r->offset + done)
+                    : pwritev(r->fd, iov, niov, r->offset + done);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (n == 0) {
+            if (r->op == FILE_WRITE) {
+                return -ENOSPC;
+            }
+            /* End of file: the rest reads as zeroes. */
+            for (int i = 0; i < niov; i++) {
+                memset(iov[i].iov_base, 0, iov[i].iov_len);
+            }
+            return 0;
+        }
+        done += n;
+        while (n > 0 && niov > 0) {
+            if ((size_t)n >= iov->iov_len) {
+                n -= iov->iov_len;
+                iov++;
+                niov--;
+            } else {
+                iov->iov_base = (char *)iov->iov_base + n;
+                iov->iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static int file_worker(void *opaque)
+{
+    FileReq *r = opaque;
+    switch (r->op) {
+    case FILE_READ:
+    case FILE_WRITE:
+        return file_do_rw(r);
+    case FILE_FLUSH:
+        return fdatasync(r->fd) < 0 ? -errno : 0;
+    case FILE_ZERO: {
+        int mode = r->unmap ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+                            : FALLOC_FL_ZERO_RANGE;
+        if (fallocate(r->fd, mode, r->offset, r->bytes) == 0) {
+            return 0;
+        }
+        if (r->unmap && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+            if (fallocate(r->fd, FALLOC_FL_ZERO_RANGE, r->offset,
+                          r->bytes) == 0) {
+                return 0;
+            }
+        }
+        return errno == EOPNOTSUPP || errno == ENOSYS ? -ENOTSUP : -errno;
+    }
+    case FILE_DISCARD:
+        if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      r->offset, r->bytes) == 0) {
+            return 0;
+        }
+        return errno == EOPNOTSUPP || errno == ENOSYS ? -ENOTSUP : -errno;
+    case FILE_TRUNCATE:
+        return ftruncate(r->fd, r->offset) < 0 ? -errno : 0;
+    case FILE_FALLOC: {
+        int ret = posix_fallocate(r->fd, r->offset, r->bytes);
+        return -ret;
+    }
+    }
+    return -EINVAL;
+}
+
+static int coroutine_fn file_submit(FileReq *r)
+{
+    return worker_pool_run(file_worker, r);
+}
+
+static bool file_qiov_aligned(BlockDriverState *bs, int64_t offset,
+                              int64_t bytes, IOVector *qiov)
+{
+    uint32_t a = bs->request_alignment;
+    if ((offset | bytes) & (a - 1)) {
+        return false;
+    }
+    for (int i = 0; i < qiov->niov; i++) {
+        if (((uintptr_t)qiov->iov[i].iov_base | qiov->iov[i].iov_len) &
+            (bs->buf_alignment - 1)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int coroutine_fn file_rw_aligned(BlockDriverState *bs, FileOp op,
+                                        int64_t offset, int64_t bytes,
+                                        IOVector *qiov)
+{
+    FileState *s = bs->opaque;
+    /* Split long vectors so that the worker's local copy suffices. */
+    int i = 0;
+    int64_t off = offset;
+    while (i < qiov->niov) {
+        int n = MIN(qiov->niov - i, 64);
+        int64_t len = 0;
+        for (int j = 0; j < n; j++) {
+            len += qiov->iov[i + j].iov_len;
+        }
+        FileReq r = { .op = op, .fd = s->fd, .offset = off, .bytes = len,
+                      .iov = &qiov->iov[i], .niov = n };
+        int ret = file_submit(&r);
+        if (ret < 0) {
+            return ret;
+        }
+        i += n;
+        off += len;
+    }
+    (void)bytes;
+    return 0;
+}
+
+static int coroutine_fn file_rw_bounce(BlockDriverState *bs, FileOp op,
+                                       int64_t offset, int64_t bytes,
+                                       IOVector *qiov)
+{
+    FileState *s = bs->opaque;
+    uint32_t a = bs->request_alignment;
+    int64_t start = ROUND_DOWN(offset, (int64_t)a);
+    int64_t end = ROUND_UP(offset + bytes, (int64_t)a);
+    uint8_t *buf = bdrv_blockalign(bs, end - start);
+    IOVector bq;
+    iovec_init_buf(&bq, buf, end - start);
+    int ret;
+    if (op == FILE_WRITE) {
+        co_mutex_lock(&s->rmw_lock);
+    }
+    ret = file_rw_aligned(bs, FILE_READ, start, end - start, &bq);
+    if (ret >= 0 && op == FILE_READ) {
+        iovec_from_buf(qiov, 0, buf + (offset - start), bytes);
+    } else if (ret >= 0) {
+        iovec_to_buf(qiov, 0, buf + (offset - start), bytes);
+        ret = file_rw_aligned(bs, FILE_WRITE, start, end - start, &bq);
+    }
+    if (op == FILE_WRITE) {
+        co_mutex_unlock(&s->rmw_lock);
+    }
+    bdrv_vfree(buf);
+    return ret;
+}
+
+static int coroutine_fn file_co_preadv(BlockDriverState *bs, int64_t offset,
+                                       int64_t bytes, IOVector *qiov,
+                                       BdrvRequestFlags flags)
+{
+    if (!file_qiov_aligned(bs, offset, bytes, qiov)) {
+        return file_rw_bounce(bs, FILE_READ, offset, bytes, qiov);
+    }
+    return file_rw_aligned(bs, FILE_READ, offset, bytes, qiov);
+}
+
+static void file_note_end(BlockDriverState *bs, int64_t end)
+{
+    FileState *s = bs->opaque;
+    if (end > s->size) {
+        s->size = end;
+    }
+}
+
+static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset,
+                                        int64_t bytes, IOVector *qiov,
+                                        BdrvRequestFlags flags)
+{
+    int ret;
+    if (!file_qiov_aligned(bs, offset, bytes, qiov)) {
+        ret = file_rw_bounce(bs, FILE_WRITE, offset, bytes, qiov);
+    } else {
+        ret = file_rw_aligned(bs, FILE_WRITE, offset, bytes, qiov);
+    }
+    if (ret >= 0) {
+        file_note_end(bs, offset + bytes);
+    }
+    return ret;
+}
+
+static int coroutine_fn file_co_pwrite_zeroes(BlockDriverState *bs,
+                                              int64_t offset, int64_t bytes,
+                                              BdrvRequestFlags flags)
+{
+    FileState *s = bs->opaque;
+    uint32_t a = bs->request_alignment;
+    if ((offset | bytes) & (a - 1)) {
+        return -ENOTSUP;
+    }
+    FileReq r = { .op = FILE_ZERO, .fd = s->fd, .offset = offset,
+                  .bytes = bytes, .unmap = !!(flags & BDRV_REQ_MAY_UNMAP) };
+    /* Punching past the end does not extend the file; zero-range does. */
+    if (r.unmap && offset + bytes > s->size) {
+        r.unmap = false;
+    }
+    int ret = file_submit(&r);
+    if (ret >= 0) {
+        file_note_end(bs, offset + bytes);
+    }
+    return ret;
+}
+
+static int coroutine_fn file_co_pdiscard(BlockDriverState *bs, int64_t offset,
+                                         int64_t bytes)
+{
+    FileState *s = bs->opaque;
+    FileReq r = { .op = FILE_DISCARD, .fd = s->fd, .offset = offset,
+                  .bytes = bytes };
+    return file_submit(&r);
+}
+
+static int coroutine_fn file_co_flush_to_disk(BlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    FileReq r = { .op = FILE_FLUSH, .fd = s->fd };
+    return file_submit(&r);
+}
+
+static int coroutine_fn file_co_block_status(BlockDriverState *bs,
+                                             int64_t offset, int64_t bytes,
+                                             int64_t *pnum, int64_t *map,
+                                             BlockDriverState **file)
+{
+    FileState *s = bs->opaque;
+    *map = offset;
+    *file = bs;
+    off_t data = lseek(s->fd, offset, SEEK_DATA);
+    if (data < 0) {
+        /* ENXIO: no data after offset, the rest is a hole. */
+        *pnum = bytes;
+        return errno == ENXIO ? BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID
+                              : BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    if (data > offset) {
+        *pnum = MIN(bytes, data - offset);
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+    }
+    off_t hole = lseek(s->fd, offset, SEEK_HOLE);
+    if (hole < 0 || hole <= offset) {
+        *pnum = bytes;
+    } else {
+        *pnum = MIN(bytes, hole - offset);
+    }
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+}
+
+static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset,
+                                         bool exact, PreallocMode prealloc,
+                                         GError **errp)
+{
+    FileState *s = bs->opaque;
+    int64_t old = s->size;
+    if (!exact && offset <= old) {
+        return 0;
+    }
+    FileReq r = { .op = FILE_TRUNCATE, .fd = s->fd, .offset = offset };
+    int ret = file_submit(&r);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Failed to resize file");
+        return ret;
+    }
+    s->size = offset;
+    if (offset > old && prealloc == PREALLOC_MODE_FALLOC) {
+        FileReq f = { .op = FILE_FALLOC, .fd = s->fd, .offset = old,
+                      .bytes = offset - old };
+        ret = file_submit(&f);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not preallocate data");
+        }
+    } else if (offset > old && prealloc == PREALLOC_MODE_FULL) {
+        size_t chunk = 1 << 20;
+        void *buf = bdrv_blockalign(bs, chunk);
+        memset(buf, 0, chunk);
+        for (int64_t o = old; o < offset && ret >= 0; o += chunk) {
+            IOVector q;
+            int64_t n = MIN((int64_t)chunk, offset - o);
+            iovec_init_buf(&q, buf, n);
+            ret = file_rw_aligned(bs, FILE_WRITE, o, n, &q);
+        }
+        bdrv_vfree(buf);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not write zeroes for "
+                             "preallocation");
+        }
+    }
+    return ret;
+}
+
+static int64_t file_get_length(BlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    return s->size;
+}
+
+static int64_t file_get_allocated_file_size(BlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    struct stat st;
+    if (fstat(s->fd, &st) < 0) {
+        return -errno;
+    }
+    return (int64_t)st.st_blocks * 512;
+}
+
+static void file_probe_alignment(BlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    static const uint32_t sizes[] = { 512, 1024, 2048, 4096 };
+    void *buf = bdrv_blockalign(NULL, 4096);
+    bs->request_alignment = 4096;
+    for (int i = 0; i < 4; i++) {
+        if (pread(s->fd, buf, sizes[i], 0) >= 0 || errno != EINVAL) {
+            bs->request_alignment = sizes[i];
+            break;
+        }
+    }
+    bs->buf_alignment = MAX(bs->request_alignment, 512);
+    bdrv_vfree(buf);
+}
+
+static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
+                                  int flags, GError **errp)
+{
+    FileState *s = bs->opaque;
+    g_free(bopts_take(opts, "aio"));
+    g_free(bopts_take(opts, "locking"));
+    int oflags = O_CLOEXEC | ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY);
+    if (flags & BDRV_O_NOCACHE) {
+        oflags |= O_DIRECT;
+    }
+    co_mutex_init(&s->rmw_lock);
+    s->fd = open(bs->filename, oflags);
+    if (s->fd < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Could not open '%s'", bs->filename);
+        return -err;
+    }
+    struct stat st;
+    if (fstat(s->fd, &st) < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Could not stat '%s'", bs->filename);
+        close(s->fd);
+        s->fd = -1;
+        return -err;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        error_setg(errp, "'%s' is a directory", bs->filename);
+        close(s->fd);
+        s->fd = -1;
+        return -EISDIR;
+    }
+    s->size = st.st_size;
+    s->direct = flags & BDRV_O_NOCACHE;
+    if (s->direct) {
+        file_probe_alignment(bs);
+    }
+    return 0;
+}
+
+static void coroutine_fn file_close(BlockDriverState *bs)
+{
+    FileState *s = bs->opaque;
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+static const char *const file_create_opts[] = {
+    "size", "preallocation", "nocow", NULL
+};
+
+static int coroutine_fn file_create(const char *filename, BlockOpts *opts,
+                                    GError **errp)
+{
+    uint64_t size = 0;
+    PreallocMode prealloc = PREALLOC_MODE_OFF;
+    const char *v = bopts_get(opts, "size");
+    if (v && !parse_size(v, 1, &size)) {
+        error_setg(errp, "Invalid size '%s'", v);
+        return -EINVAL;
+    }
+    v = bopts_get(opts, "preallocation");
+    if (v && (!prealloc_mode_parse(v, &prealloc) ||
+              prealloc == PREALLOC_MODE_METADATA)) {
+        error_setg(errp, "Invalid preallocation mode: '%s'", v);
+        return -EINVAL;
+    }
+    int fd = open(filename, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Could not create '%s'", filename);
+        return -err;
+    }
+    close(fd);
+    BlockOpts *o = bopts_new();
+    bopts_set(o, "driver", "file");
+    BlockDriverState *bs = bdrv_open(filename, o, BDRV_O_RDWR, errp);
+    if (!bs) {
+        return -EIO;
+    }
+    int ret = bdrv_co_truncate(bs, size, true, prealloc, errp);
+    bdrv_unref(bs);
+    return ret;
+}
+
+const BlockDriver bdrv_file = {
+    .format_name = "file",
+    .instance_size = sizeof(FileState),
+    .is_protocol = true,
+    .open = file_open,
+    .close = file_close,
+    .create = file_create,
+    .create_opts = file_create_opts,
+    .co_preadv = file_co_preadv,
+    .co_pwritev = file_co_pwritev,
+    .co_pwrite_zeroes = file_co_pwrite_zeroes,
+    .co_pdiscard = file_co_pdiscard,
+    .co_flush_to_disk = file_co_flush_to_disk,
+    .co_block_status = file_co_block_status,
+    .co_truncate = file_co_truncate,
+    .get_length = file_get_length,
+    .get_allocated_file_size = file_get_allocated_file_size,
+};

@@ -1,0 +1,639 @@
+/*
+ * qcow2-refcount.c - reference counts: reading and updating them through
+ * the refblock cache, cluster allocation, growth of the refcount table,
+ * deferred frees, and the ordered metadata flush.
+ *
+ * Invariants (see qcow2.h): increments may be written at any time, since
+ * a refcount without a reference is only a leak; decrements wait in
+ * pending_frees until the tables that dropped the reference are durable.
+ * A new refblock is self-describing: it lives at the first cluster of the
+ * range it covers and counts itself; it is written before the refcount
+ * table entry that points at it.  All functions run under s->lock.
+ */
+#include "block/qcow2.h"
+#include <errno.h>
+#include <string.h>
+
+uint64_t qcow2_get_refcount_entry(Qcow2State *s, const void *block,
+                                  uint64_t i)
+{
+    const uint8_t *b = block;
+    switch (s->refcount_order) {
+    case 0: return (b[i / 8] >> (i % 8)) & 1;
+    case 1: return (b[i / 4] >> (2 * (i % 4))) & 3;
+    case 2: return (b[i / 2] >> (4 * (i % 2))) & 15;
+    case 3: return b[i];
+    case 4: return be16_read(b + 2 * i);
+    case 5: return be32_read(b + 4 * i);
+    default: return be64_read(b + 8 * i);
+    }
+}
+
+void qcow2_set_refcount_entry(Qcow2State *s, void *block, uint64_t i,
+                              uint64_t v)
+{
+    uint8_t *b = block;
+    g_assert(v <= s->refcount_max);
+    switch (s->refcount_order) {
+    case 0:
+        b[i / 8] = (b[i / 8] & ~(1 << (i % 8))) | (v << (i % 8));
+        break;
+    case 1:
+        b[i / 4] = (b[i / 4] & ~(3 << (2 * (i % 4)))) | (v << (2 * (i % 4)));
+        break;
+    case 2:
+        b[i / 2] = (b[i / 2] & ~(15 << (4 * (i % 2)))) | (v << (4 * (i % 2)));
+        break;
+    case 3: b[i] = v; break;
+    case 4: be16_write(b + 2 * i, v); break;
+    case 5: be32_write(b + 4 * i, v); break;
+    default: be64_write(b + 8 * i, v); break;
+    }
+}
+
+int coroutine_fn qcow2_refcount_init(BlockDriverState *bs, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t bytes = (uint64_t)s->refcount_table_clusters << s->cluster_bits;
+    if (bytes > QCOW2_MAX_REFTABLE_SIZE) {
+        error_setg(errp, "Reference count table too large");
+        return -EINVAL;
+    }
+    if (bytes == 0 || !IS_ALIGNED(s->refcount_table_offset, s->cluster_size)) {
+        error_setg(errp, "Invalid reference count table offset");
+        return -EINVAL;
+    }
+    s->refcount_table_size = bytes / 8;
+    s->refcount_table = g_malloc(bytes);
+    int ret = bdrv_co_pread(bs->file->bs, s->refcount_table_offset, bytes,
+                            s->refcount_table, 0);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not read refcount table");
+        return ret;
+    }
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        s->refcount_table[i] = be64_read(&s->refcount_table[i]);
+    }
+    s->pending_frees = g_array_new(FALSE, FALSE, sizeof(Qcow2PendingFree));
+    s->pending_free_clusters = g_hash_table_new_full(g_int64_hash,
+                                                     g_int64_equal, g_free,
+                                                     NULL);
+    return 0;
+}
+
+static int refblock_offset_of(BlockDriverState *bs, uint64_t table_index,
+                              uint64_t *offset)
+{
+    Qcow2State *s = bs->opaque;
+    if (table_index >= s->refcount_table_size) {
+        *offset = 0;
+        return 0;
+    }
+    uint64_t e = s->refcount_table[table_index];
+    *offset = e & REFT_OFFSET_MASK;
+    if ((e & REFT_RESERVED_MASK) ||
+        !IS_ALIGNED(*offset, s->cluster_size)) {
+        qcow2_signal_corruption(bs, "Refblock offset %#" G_GINT64_MODIFIER
+                                "x unaligned (reftable index: %#"
+                                G_GINT64_MODIFIER "x)", *offset, table_index);
+        return -EIO;
+    }
+    return 0;
+}
+
+int coroutine_fn qcow2_get_refcount(BlockDriverState *bs,
+                                    uint64_t cluster_index, uint64_t *rc)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t block_off;
+    int ret = refblock_offset_of(bs, cluster_index >> s->refblock_bits,
+                                 &block_off);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!block_off) {
+        *rc = 0;
+        return 0;
+    }
+    void *block;
+    ret = qcow2_cache_get(bs, s->refblock_cache, block_off, &block);
+    if (ret < 0) {
+        return ret;
+    }
+    *rc = qcow2_get_refcount_entry(s, block,
+                                   cluster_index & (s->refblock_size - 1));
+    qcow2_cache_put(s->refblock_cache, &block);
+    return 0;
+}
+
+bool qcow2_cluster_pending_free(Qcow2State *s, uint64_t cluster_index)
+{
+    return s->pending_free_clusters &&
+           g_hash_table_contains(s->pending_free_clusters, &cluster_index);
+}
+
+/* ---- refcount table growth ---- */
+
+/* Writes the refcount table fields of the header (bytes 48..59). */
+static int coroutine_fn write_reftable_pointer(BlockDriverState *bs,
+                                               uint64_t offset,
+                                               uint32_t clusters)
+{
+    uint8_t buf[12];
+    be64_write(buf, offset);
+    be32_write(buf + 8, clusters);
+    return bdrv_co_pwrite(bs->file->bs, 48, sizeof(buf), buf, 0);
+}
+
+/*
+ * Moves the refcount table to a bigger one that covers at least
+ * min_entries refblocks.  The new table and the refblocks describing it
+ * are placed right after everything the old table can describe, so they
+ * count themselves; the header switches to the new table in one write.
+ */
+static int coroutine_fn grow_refcount_table(BlockDriverState *bs,
+                                            uint64_t min_entries)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t per_cluster = s->cluster_size / 8;
+    uint64_t old_entries = s->refcount_table_size;
+    uint64_t start = old_entries << s->refblock_bits;   /* first cluster */
+    uint64_t new_entries = MAX(min_entries, old_entries + old_entries / 2 + 1);
+    uint64_t tc, nb_blocks;
+    int ret;
+
+    /* Table clusters plus the refblocks that describe them: iterate to a
+     * fixed point, since more clusters can need more blocks. */
+    nb_blocks = 1;
+    for (;;) {
+        uint64_t need = MAX(new_entries, old_entries + nb_blocks);
+        tc = DIV_ROUND_UP(need, per_cluster);
+        uint64_t nb = DIV_ROUND_UP(tc + nb_blocks, s->refblock_size);
+        if (nb <= nb_blocks) {
+            new_entries = tc * per_cluster;
+            break;
+        }
+        nb_blocks = nb;
+    }
+    if (tc * s->cluster_size > QCOW2_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+
+    uint64_t blocks_start = start;                /* refblocks first */
+    uint64_t table_start = start + nb_blocks;     /* then the table */
+    uint8_t *block = bdrv_blockalign(bs->file->bs, s->cluster_size);
+    uint64_t *table = bdrv_blockalign(bs->file->bs, tc * s->cluster_size);
+    memset(table, 0, tc * s->cluster_size);
+    for (uint64_t i = 0; i < old_entries; i++) {
+        be64_write(&table[i], s->refcount_table[i]);
+    }
+
+    for (uint64_t b = 0; b < nb_blocks; b++) {
+        memset(block, 0, s->cluster_size);
+        uint64_t first = start + b * s->refblock_size;
+        for (uint64_t c = first; c < first + s->refblock_size &&
+                                 c < table_start + tc; c++) {
+            qcow2_set_refcount_entry(s, block, c - first, 1);
+        }
+        uint64_t off = (blocks_start + b) << s->cluster_bits;
+        ret = bdrv_co_pwrite(bs->file->bs, off, s->cluster_size, block, 0);
+        if (ret < 0) {
+            goto out;
+        }
+        be64_write(&table[old_entries + b], off);
+    }
+    ret = bdrv_co_pwrite(bs->file->bs, table_start << s->cluster_bits,
+                         tc * s->cluster_size, table, 0);
+    if (ret >= 0) {
+        ret = qcow2_file_sync(bs);
+    }
+    if (ret >= 0) {
+        ret = write_reftable_pointer(bs, table_start << s->cluster_bits, tc);
+    }
+    if (ret >= 0) {
+        ret = qcow2_file_sync(bs);
+    }
+    if (ret < 0) {
+        goto out;
+    }
+
+    uint64_t old_offset = s->refcount_table_offset;
+    uint64_t old_bytes = (uint64_t)s->refcount_table_clusters <<
+                         s->cluster_bits;
+    g_free(s->refcount_table);
+    s->refcount_table = g_new0(uint64_t, new_entries);
+    for (uint64_t i = 0; i < new_entries; i++) {
+        s->refcount_table[i] = be64_read(&table[i]);
+    }
+    s->refcount_table_size = new_entries;
+    s->refcount_table_offset = table_start << s->cluster_bits;
+    s->refcount_table_clusters = tc;
+    uint64_t end = (table_start + tc) << s->cluster_bits;
+    if (s->zero_beyond < end) {
+        s->zero_beyond = end;
+    }
+    /* The old table is unreferenced now; freeing it is a plain decrement. */
+    ret = qcow2_update_refcount(bs, old_offset, old_bytes, -1);
+out:
+    bdrv_vfree(block);
+    bdrv_vfree(table);
+    return ret;
+}
+
+/*
+ * Installs new refcount blocks for the table indexes in `missing`, placed
+ * at the clusters pos[0..k).  Each block's own refcount is set before the
+ * table points at it: inside the new blocks' buffers when the position
+ * lies in a new range, else through the cache (written out first).  In a
+ * shadow commit nothing old is written: the blocks stay dirty in the cache
+ * and the table changes only in memory, to be relocated at the switch.
+ */
+static int coroutine_fn install_refblocks(BlockDriverState *bs,
+                                          const uint64_t *missing,
+                                          const uint64_t *pos, uint64_t k)
+{
+    Qcow2State *s = bs->opaque;
+    int ret = 0;
+    for (uint64_t i = 0; i < k && ret >= 0; i++) {
+        void *block;
+        uint64_t off = pos[i] << s->cluster_bits;
+        ret = qcow2_cache_get_empty(bs, s->refblock_cache, off, &block);
+        if (ret < 0) {
+            break;
+        }
+        for (uint64_t j = 0; j < k; j++) {
+            if (pos[j] >> s->refblock_bits == missing[i]) {
+                qcow2_set_refcount_entry(s, block,
+                                         pos[j] & (s->refblock_size - 1), 1);
+            }
+        }
+        qcow2_cache_mark_dirty(s->refblock_cache, block);
+        if (!s->shadow_pending) {
+            ret = bdrv_co_pwrite(bs->file->bs, off, s->cluster_size, block, 0);
+        }
+        qcow2_cache_put(s->refblock_cache, &block);
+    }
+    /* Positions inside ranges that already had a block. */
+    for (uint64_t j = 0; j < k && ret >= 0; j++) {
+        uint64_t ti = pos[j] >> s->refblock_bits;
+        bool is_new = false;
+        for (uint64_t i = 0; i < k; i++) {
+            is_new |= missing[i] == ti;
+        }
+        if (!is_new) {
+            ret = qcow2_update_refcount(bs, pos[j] << s->cluster_bits, 1, 1);
+        }
+    }
+    if (ret >= 0 && !s->shadow_pending) {
+        ret = qcow2_cache_write(bs, s->refblock_cache);
+        if (ret >= 0) {
+            ret = qcow2_file_sync(bs);
+        }
+    }
+    for (uint64_t i = 0; i < k && ret >= 0; i++) {
+        uint64_t off = pos[i] << s->cluster_bits;
+        if (!s->shadow_pending) {
+            uint8_t entry[8];
+            be64_write(entry, off);
+            ret = bdrv_co_pwrite(bs->file->bs,
+                                 s->refcount_table_offset + missing[i] * 8, 8,
+                                 entry, 0);
+            if (ret < 0) {
+                break;
+            }
+        }
+        s->refcount_table[missing[i]] = off;
+        if (s->zero_beyond < off + s->cluster_size) {
+            s->zero_beyond = off + s->cluster_size;
+        }
+    }
+    return ret;
+}
+
+int coroutine_fn qcow2_update_refcount(BlockDriverState *bs, uint64_t offset,
+                                       uint64_t bytes, int64_t delta)
+{
+    Qcow2State *s = bs->opaque;
+    if (bytes == 0) {
+        return 0;
+    }
+    uint64_t first = offset >> s->cluster_bits;
+    uint64_t last = (offset + bytes - 1) >> s->cluster_bits;
+    for (uint64_t c = first; c <= last;) {
+        uint64_t ti = c >> s->refblock_bits;
+        uint64_t block_off;
+        int ret = refblock_offset_of(bs, ti, &block_off);
+        if (ret < 0) {
+            return ret;
+        }
+        if (!block_off) {
+            if (delta < 0) {
+                qcow2_signal_corruption(bs, "Freeing cluster %#"
+                                        G_GINT64_MODIFIER "x without a "
+                                        "refcount block", c);
+                return -EIO;
+            }
+            /* Allocation installs blocks first; reaching here means a
+             * refcount for a cluster nobody allocated. */
+            return -EIO;
+        }
+        void *block;
+        ret = qcow2_cache_get(bs, s->refblock_cache, block_off, &block);
+        if (ret < 0) {
+            return ret;
+        }
+        uint64_t end = MIN(last + 1, (ti + 1) << s->refblock_bits);
+        for (; c < end; c++) {
+            uint64_t i = c & (s->refblock_size - 1);
+            uint64_t rc = qcow2_get_refcount_entry(s, block, i);
+            if ((delta < 0 && rc < (uint64_t)-delta) ||
+                (delta > 0 && rc + delta > s->refcount_max)) {
+                qcow2_cache_put(s->refblock_cache, &block);
+                if (delta > 0) {
+                    return -ERANGE;
+                }
+                qcow2_signal_corruption(bs, "Refcount of cluster %#"
+                                        G_GINT64_MODIFIER "x would drop "
+                                        "below zero", c);
+                return -EIO;
+            }
+            rc += delta;
+            qcow2_set_refcount_entry(s, block, i, rc);
+            if (rc == 0) {
+                if (c < s->free_cluster_index) {
+                    s->free_cluster_index = c;
+                }
+                /* A freed metadata table must not be written back. */
+                qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
+            }
+        }
+        qcow2_cache_mark_dirty(s->refblock_cache, block);
+        qcow2_cache_put(s->refblock_cache, &block);
+        s->metadata_dirty = true;
+    }
+    return 0;
+}
+
+/* ---- allocation ---- */
+
+static int coroutine_fn cluster_is_free(BlockDriverState *bs, uint64_t c,
+                                        bool *is_free);
+static int coroutine_fn grow_refcount_table(BlockDriverState *bs,
+                                            uint64_t min_entries);
+
+static int coroutine_fn cluster_is_free(BlockDriverState *bs, uint64_t c,
+                                        bool *is_free)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t rc;
+    int ret = qcow2_get_refcount(bs, c, &rc);
+    if (ret < 0) {
+        return ret;
+    }
+    *is_free = rc == 0 && !qcow2_cluster_pending_free(s, c) &&
+               !(s->shadow_excluded &&
+                 g_hash_table_contains(s->shadow_excluded, &c));
+    return 0;
+}
+
+/* Host offsets must fit the 56-bit L2 offset field. */
+#define QCOW2_MAX_HOST_OFFSET (1ULL << 56)
+
+/* Finds the first run of n free clusters at or after *start. */
+static int coroutine_fn find_free_run(BlockDriverState *bs, uint64_t n,
+                                      uint64_t *start)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t st = *start, run = 0;
+    while (run < n) {
+        bool is_free;
+        int ret = cluster_is_free(bs, st + run, &is_free);
+        if (ret < 0) {
+            return ret;
+        }
+        if (is_free) {
+            run++;
+        } else {
+            st += run + 1;
+            run = 0;
+        }
+        if ((st + run) << s->cluster_bits >= QCOW2_MAX_HOST_OFFSET) {
+            return -EFBIG;
+        }
+    }
+    *start = st;
+    return 0;
+}
+
+static bool range_has_block(Qcow2State *s, uint64_t ti)
+{
+    return ti < s->refcount_table_size &&
+           (s->refcount_table[ti] & REFT_OFFSET_MASK);
+}
+
+int64_t coroutine_fn qcow2_alloc_clusters(BlockDriverState *bs, uint64_t n)
+{
+    Qcow2State *s = bs->opaque;
+    g_assert(n > 0);
+    for (int attempt = 0; attempt < 16; attempt++) {
+        /* Find n free clusters plus room right after them for the refcount
+         * blocks their ranges lack (a fixed point: blocks need ranges). */
+        uint64_t start = s->free_cluster_index, k = 0;
+        uint64_t *missing = NULL;
+        int ret;
+        for (;;) {
+            ret = find_free_run(bs, n + k, &start);
+            if (ret < 0) {
+                return ret;
+            }
+            uint64_t first = start >> s->refblock_bits;
+            uint64_t last = (start + n + k - 1) >> s->refblock_bits;
+            uint64_t m = 0;
+            g_free(missing);
+            missing = g_new(uint64_t, last - first + 1);
+            for (uint64_t ti = first; ti <= last; ti++) {
+                if (!range_has_block(s, ti)) {
+                    missing[m++] = ti;
+                }
+            }
+            if (m <= k) {
+                k = m;
+                break;
+            }
+            k = m;
+        }
+        if (k == 0) {
+            g_free(missing);
+            ret = qcow2_update_refcount(bs, start << s->cluster_bits,
+                                        n << s->cluster_bits, 1);
+            if (ret < 0) {
+                return ret;
+            }
+            if (start == s->free_cluster_index) {
+                s->free_cluster_index = start + n;
+            }
+            return (int64_t)(start << s->cluster_bits);
+        }
+        if (missing[k - 1] >= s->refcount_table_size) {
+            g_free(missing);
+            ret = grow_refcount_table(bs, missing[k - 1] + 1);
+            if (ret < 0) {
+                return ret;
+            }
+            continue;     /* the growth placed new blocks: search again */
+        }
+        uint64_t *pos = g_new(uint64_t, k);
+        for (uint64_t i = 0; i < k; i++) {
+            pos[i] = start + n + i;
+        }
+        ret = install_refblocks(bs, missing, pos, k);
+        g_free(missing);
+        g_free(pos);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return -EIO;
+}
+
+/* Compressed chunks share clusters: s->free_byte_offset is where the
+ * next chunk may go (0: start a new cluster).  Each chunk adds one
+ * reference to every cluster it touches. */
+int64_t coroutine_fn qcow2_alloc_bytes(BlockDriverState *bs, uint64_t bytes)
+{
+    Qcow2State *s = bs->opaque;
+    g_assert(bytes > 0 && bytes <= s->cluster_size);
+    uint64_t off = s->free_byte_offset;
+    if (off && qcow2_offset_into_cluster(s, off) + bytes <= s->cluster_size) {
+        uint64_t rc;
+        int ret = qcow2_get_refcount(bs, off >> s->cluster_bits, &rc);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc > 0 && rc < s->refcount_max) {
+            ret = qcow2_update_refcount(bs, off, 1, 1);
+            if (ret < 0) {
+                return ret;
+            }
+            goto done;
+        }
+    }
+    int64_t c = qcow2_alloc_clusters(bs, 1);
+    if (c < 0) {
+        return c;
+    }
+    off = c;
+done:
+    s->free_byte_offset = qcow2_offset_into_cluster(s, off + bytes)
+                          ? off + bytes : 0;
+    return (int64_t)off;
+}
+
+void qcow2_free_deferred(BlockDriverState *bs, uint64_t offset, uint64_t bytes)
+{
+    Qcow2State *s = bs->opaque;
+    if (bytes == 0) {
+        return;
+    }
+    Qcow2PendingFree pf = { offset, bytes };
+    g_array_append_val(s->pending_frees, pf);
+    uint64_t first = offset >> s->cluster_bits;
+    uint64_t last = (offset + bytes - 1) >> s->cluster_bits;
+    for (uint64_t c = first; c <= last; c++) {
+        uint64_t *key = g_new(uint64_t, 1);
+        *key = c;
+        gpointer old = g_hash_table_lookup(s->pending_free_clusters, key);
+        g_hash_table_replace(s->pending_free_clusters, key,
+                             GUINT_TO_POINTER(GPOINTER_TO_UINT(old) + 1));
+    }
+    s->metadata_dirty = true;
+}
+
+int coroutine_fn qcow2_apply_pending_frees(BlockDriverState *bs)
+{
+    Qcow2State *s = bs->opaque;
+    int result = 0;
+    GArray *list = s->pending_frees;
+    s->pending_frees = g_array_new(FALSE, FALSE, sizeof(Qcow2PendingFree));
+    g_hash_table_remove_all(s->pending_free_clusters);
+    /* A cluster freed now may be reused: stop packing into it. */
+    s->free_byte_offset = 0;
+    for (guint i = 0; i < list->len; i++) {
+        Qcow2PendingFree *pf = &g_array_index(list, Qcow2PendingFree, i);
+        int ret = qcow2_update_refcount(bs, pf->offset, pf->bytes, -1);
+        if (ret < 0 && result == 0) {
+            result = ret;   /* the cluster leaks; keep going */
+        }
+    }
+    g_array_free(list, TRUE);
+    return result;
+}
+
+int coroutine_fn qcow2_file_sync(BlockDriverState *bs)
+{
+    return bdrv_co_flush(bs->file->bs);
+}
+
+int coroutine_fn qcow2_flush_metadata(BlockDriverState *bs)
+{
+    Qcow2State *s = bs->opaque;
+    int ret;
+    if (s->pending_create) {
+        /* Nothing may be written in place before the shadow switch. */
+        ret = qcow2_snapshot_finish_pending(bs);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    bool tables_dirty = qcow2_cache_is_dirty(s->l2_cache) ||
+                        g_hash_table_size(s->l1_dirty) > 0;
+
+    /* 1. increments, durable before any table that relies on them */
+    if (qcow2_cache_is_dirty(s->refblock_cache)) {
+        ret = qcow2_cache_write(bs, s->refblock_cache);
+        if (ret < 0) {
+            return ret;
+        }
+        if (tables_dirty) {
+            ret = qcow2_file_sync(bs);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    /* 2. L2 tables, then the L1 entries that point at new ones */
+    if (tables_dirty) {
+        ret = qcow2_cache_write(bs, s->l2_cache);
+        if (ret < 0) {
+            return ret;
+        }
+        if (g_hash_table_size(s->l1_dirty) > 0) {
+            ret = qcow2_file_sync(bs);
+            if (ret >= 0) {
+                ret = qcow2_write_l1_entries(bs);
+            }
+            if (ret < 0) {
+                return ret;
+            }
+        }
+    }
+    /* 3. decrements, once no durable table references the clusters */
+    if (s->pending_frees->len > 0) {
+        if (tables_dirty) {
+            ret = qcow2_file_sync(bs);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        ret = qcow2_apply_pending_frees(bs);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = qcow2_cache_write(bs, s->refblock_cache);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    s->metadata_dirty = false;
+    return 0;
+}

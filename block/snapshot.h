@@ -1,0 +1,80 @@
+/*
+ * snapshot.h - internal (in-image) snapshots through the block layer.
+ *
+ * Creation is split for the pause budget (DESIGN rule 1):
+ *   prepare  - may do I/O and fail: loads metadata, reserves space;
+ *   commit   - in memory only, cannot fail: from here on the snapshot
+ *              exists for readers of this process;
+ *   finish   - durable write-out in the order rule 2 requires; only after
+ *              it succeeds is the snapshot listed on disk;
+ *   abort    - undoes a prepare that was not committed.
+ * bdrv_snapshot_create() runs all three for callers without a pause.
+ */
+#ifndef XBLK_BLOCK_SNAPSHOT_H
+#define XBLK_BLOCK_SNAPSHOT_H
+
+#include "block/block.h"
+
+typedef struct BdrvSnapshotInfo {
+    char *id_str;
+    char *name;
+    uint64_t vm_state_size;
+    uint32_t date_sec;
+    uint32_t date_nsec;
+    uint64_t vm_clock_nsec;
+    uint64_t icount;            /* UINT64_MAX when not recorded */
+    uint64_t disk_size;
+} BdrvSnapshotInfo;
+
+#define BDRV_SNAPSHOT_NO_ICOUNT UINT64_MAX
+
+typedef struct BdrvSnapshotCreate BdrvSnapshotCreate;
+
+typedef struct BdrvSnapshotOps {
+    /* Returns the number of snapshots and a new array in *list. */
+    int (*list)(BlockDriverState *bs, BdrvSnapshotInfo **list);
+    int coroutine_fn (*create_prepare)(BlockDriverState *bs,
+                                       const BdrvSnapshotInfo *sn,
+                                       BdrvSnapshotCreate **state,
+                                       GError **errp);
+    void (*create_commit)(BlockDriverState *bs, BdrvSnapshotCreate *state);
+    int coroutine_fn (*create_finish)(BlockDriverState *bs,
+                                      BdrvSnapshotCreate *state,
+                                      GError **errp);
+    void coroutine_fn (*create_abort)(BlockDriverState *bs,
+                                      BdrvSnapshotCreate *state);
+    int coroutine_fn (*apply)(BlockDriverState *bs, const char *id_or_name,
+                              GError **errp);
+    /* id or name may be NULL, not both; both given must match one entry */
+    int coroutine_fn (*delete)(BlockDriverState *bs, const char *id,
+                               const char *name, BdrvSnapshotInfo *deleted,
+                               GError **errp);
+} BdrvSnapshotOps;
+
+void bdrv_snapshot_info_clear(BdrvSnapshotInfo *sn);
+void bdrv_snapshot_list_free(BdrvSnapshotInfo *list, int n);
+
+bool bdrv_can_snapshot(BlockDriverState *bs);
+int bdrv_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **list);
+/* Finds by ID first, then by name, as qemu-img does. */
+bool bdrv_snapshot_find(BlockDriverState *bs, const char *id_or_name,
+                        BdrvSnapshotInfo *out);
+int bdrv_snapshot_create(BlockDriverState *bs, const BdrvSnapshotInfo *sn,
+                         GError **errp);
+int coroutine_fn bdrv_co_snapshot_create_prepare(BlockDriverState *bs,
+                                                 const BdrvSnapshotInfo *sn,
+                                                 BdrvSnapshotCreate **state,
+                                                 GError **errp);
+void bdrv_snapshot_create_commit(BlockDriverState *bs,
+                                 BdrvSnapshotCreate *state);
+int coroutine_fn bdrv_co_snapshot_create_finish(BlockDriverState *bs,
+                                                BdrvSnapshotCreate *state,
+                                                GError **errp);
+void coroutine_fn bdrv_co_snapshot_create_abort(BlockDriverState *bs,
+                                                BdrvSnapshotCreate *state);
+int bdrv_snapshot_apply(BlockDriverState *bs, const char *id_or_name,
+                        GError **errp);
+int bdrv_snapshot_delete(BlockDriverState *bs, const char *id,
+                         const char *name, GError **errp);
+
+#endif
