@@ -32,13 +32,16 @@ TOOLS := $(TOOL_NAMES:%=$(BUILD)/%)
 
 TEST_SRCS := $(wildcard tests/*/test-*.c)
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
+# helper-*.c: programs tests drive (not run by the runner themselves)
+HELPER_SRCS := $(wildcard tests/*/helper-*.c)
+HELPER_BINS := $(HELPER_SRCS:%.c=$(BUILD)/%)
 
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
 .PHONY: all check check-unit check-asan check-long bench clean distclean install
 
-all: $(LIBXBLK) $(TOOLS) $(TEST_BINS) $(BENCH_BINS)
+all: $(LIBXBLK) $(TOOLS) $(TEST_BINS) $(HELPER_BINS) $(BENCH_BINS)
 
 $(BUILD)/%.o: %.c $(BUILD)/config.mak
 	@mkdir -p $(dir $@)
@@ -81,4 +84,5 @@ clean:
 distclean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(TEST_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d)
+-include $(LIB_OBJS:.o=.d) $(TEST_BINS:%=%.d) $(HELPER_BINS:%=%.d) \
+	$(BENCH_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d)
