@@ -554,6 +554,7 @@ static void qcow2_free_state(Qcow2State *s)
     }
     qcow2_free_snapshots(s);
     g_clear_pointer(&s->cbuf, bdrv_vfree);
+    g_clear_pointer(&s->bitmap_directory, g_free);
 }
 
 static int coroutine_fn qcow2_open(BlockDriverState *bs, BlockOpts *opts,
@@ -656,6 +657,12 @@ static int coroutine_fn qcow2_open(BlockDriverState *bs, BlockOpts *opts,
                 error_setg_errno(errp, -ret, "Could not update qcow2 header");
                 goto fail;
             }
+        }
+    }
+    if (!(flags & BDRV_O_CHECK)) {
+        ret = qcow2_bitmaps_open(bs, errp);
+        if (ret < 0) {
+            goto fail;
         }
     }
     bs->request_alignment = 1;
@@ -1247,6 +1254,10 @@ static json_t *qcow2_get_specific_info(BlockDriverState *bs)
             s->compression_type == QCOW2_COMPRESSION_ZSTD ? "zstd" : "zlib"));
         json_object_set_new(data, "lazy-refcounts", json_boolean(
             s->compatible_features & QCOW2_COMPAT_LAZY_REFCOUNTS));
+        json_t *bitmaps = qcow2_bitmaps_info(s);
+        if (bitmaps) {
+            json_object_set_new(data, "bitmaps", bitmaps);
+        }
         json_object_set_new(data, "refcount-bits",
                             json_integer(s->refcount_bits));
         json_object_set_new(data, "corrupt", json_boolean(

@@ -169,6 +169,7 @@ typedef struct Qcow2State {
     uint32_t nb_bitmaps;
     uint64_t bitmap_directory_size;
     uint64_t bitmap_directory_offset;
+    uint8_t *bitmap_directory;    /* validated copy, NULL if none */
 
     Qcow2Cache *l2_cache;
     Qcow2Cache *refblock_cache;
@@ -341,6 +342,10 @@ extern const BdrvSnapshotOps qcow2_snapshot_ops;
 
 /* Completes a snapshot creation that was committed (flush calls it). */
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs);
+
+/* qcow2-bitmap.c */
+int coroutine_fn qcow2_bitmaps_open(BlockDriverState *bs, GError **errp);
+json_t *qcow2_bitmaps_info(Qcow2State *s);
 
 /* qcow2-check.c */
 int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
