@@ -1674,7 +1674,12 @@ static void coroutine_fn bench_worker(void *opaque)
     while (b->remaining > 0 && b->ret >= 0) {
         b->remaining--;
         int64_t off = b->offset;
+        /* Like qemu-img: advance by the step modulo the image size, so a
+         * large odd step scatters requests over the whole image. */
         b->offset += b->step;
+        if (b->image_size > 0) {
+            b->offset %= b->image_size;
+        }
         if (b->offset + b->bufsize > b->image_size) {
             b->offset = 0;
         }
