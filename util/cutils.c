@@ -9,7 +9,15 @@
 
 bool parse_size(const char *str, uint64_t default_mult, uint64_t *out)
 {
-    if (!str || !*str || *str == '-') {
+    if (!str) {
+        return false;
+    }
+    /* strtoull skips blanks and then negates a '-': refuse both. */
+    const char *p = str;
+    while (g_ascii_isspace(*p)) {
+        p++;
+    }
+    if (!*p || *p == '-') {
         return false;
     }
     char *end;
