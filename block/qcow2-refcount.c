@@ -637,3 +637,146 @@ int coroutine_fn qcow2_flush_metadata(BlockDriverState *bs)
     s->metadata_dirty = false;
     return 0;
 }
+
+/* ---- changing the refcount width ---- */
+
+int coroutine_fn qcow2_change_refcount_order(BlockDriverState *bs,
+                                             uint32_t order, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    int ret = qcow2_flush_metadata(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not flush metadata");
+        return ret;
+    }
+    uint64_t new_max = order == 6 ? UINT64_MAX : (1ULL << (1u << order)) - 1;
+    uint64_t nb = s->refcount_table_size << s->refblock_bits;
+    uint64_t end = 0;
+    /* Current refcounts, without the old refcount structure itself. */
+    GHashTable *old_struct = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t b = s->refcount_table[i] & REFT_OFFSET_MASK;
+        if (b) {
+            g_hash_table_add(old_struct, GSIZE_TO_POINTER(b >> s->cluster_bits));
+        }
+    }
+    for (uint64_t i = 0; i < s->refcount_table_clusters; i++) {
+        g_hash_table_add(old_struct, GSIZE_TO_POINTER(
+            (s->refcount_table_offset >> s->cluster_bits) + i));
+    }
+    GArray *refs = g_array_sized_new(FALSE, TRUE, sizeof(uint64_t), 1024);
+    for (uint64_t c = 0; c < nb; c++) {
+        uint64_t rc = 0;
+        ret = qcow2_get_refcount(bs, c, &rc);
+        if (ret < 0) {
+            break;
+        }
+        if (rc) {
+            end = c + 1;    /* new structure goes after the old one too */
+        }
+        if (g_hash_table_contains(old_struct, GSIZE_TO_POINTER(c))) {
+            rc = 0;
+        }
+        if (rc > new_max) {
+            error_setg(errp, "Cannot decrease refcount entry width to %u "
+                       "bits: Cluster at offset %#" G_GINT64_MODIFIER "x has "
+                       "a refcount of %" G_GUINT64_FORMAT, 1u << order,
+                       c << s->cluster_bits, rc);
+            ret = -EINVAL;
+            break;
+        }
+        g_array_append_val(refs, rc);
+    }
+    g_hash_table_destroy(old_struct);
+    if (ret < 0) {
+        g_array_free(refs, TRUE);
+        if (!errp || !*errp) {
+            error_setg_errno(errp, -ret, "Could not read refcounts");
+        }
+        return ret;
+    }
+    /* New blocks and table after everything in use; they count
+     * themselves.  The old structure is simply absent from the counts. */
+    uint64_t entries_per_block = (s->cluster_size * 8) >> order;
+    uint64_t per_table = s->cluster_size / 8, nbb = 1, tc = 1;
+    for (;;) {
+        uint64_t total = end + nbb + tc;
+        uint64_t b = DIV_ROUND_UP(total, entries_per_block);
+        uint64_t t = DIV_ROUND_UP(b, per_table);
+        if (b <= nbb && t <= tc) {
+            break;
+        }
+        nbb = MAX(nbb, b);
+        tc = MAX(tc, t);
+    }
+    Qcow2State tmp = { .refcount_order = order, .refcount_max = new_max };
+    uint8_t *block = bdrv_blockalign(bs->file->bs, s->cluster_size);
+    uint64_t *table = bdrv_blockalign(bs->file->bs, tc * s->cluster_size);
+    memset(table, 0, tc * s->cluster_size);
+    for (uint64_t b = 0; b < nbb && ret >= 0; b++) {
+        memset(block, 0, s->cluster_size);
+        for (uint64_t j = 0; j < entries_per_block; j++) {
+            uint64_t c = b * entries_per_block + j;
+            uint64_t rc = c < refs->len ? g_array_index(refs, uint64_t, c) : 0;
+            if (c >= end && c < end + nbb + tc) {
+                rc = 1;
+            }
+            if (rc) {
+                qcow2_set_refcount_entry(&tmp, block, j, rc);
+            }
+        }
+        uint64_t off = (end + b) << s->cluster_bits;
+        be64_write(&table[b], off);
+        ret = bdrv_co_pwrite(bs->file->bs, off, s->cluster_size, block, 0);
+    }
+    uint64_t table_off = (end + nbb) << s->cluster_bits;
+    if (ret >= 0) {
+        ret = bdrv_co_pwrite(bs->file->bs, table_off, tc * s->cluster_size,
+                             table, 0);
+    }
+    if (ret >= 0) {
+        ret = qcow2_file_sync(bs);
+    }
+    if (ret >= 0) {
+        /* Header bytes 48..99: table pointer and width switch together. */
+        uint8_t h[52];
+        be64_write(h, table_off);
+        be32_write(h + 8, tc);
+        be32_write(h + 12, s->nb_snapshots);
+        be64_write(h + 16, s->snapshots_offset);
+        be64_write(h + 24, s->incompatible_features);
+        be64_write(h + 32, s->compatible_features);
+        be64_write(h + 40, s->autoclear_features);
+        be32_write(h + 48, order);
+        ret = bdrv_co_pwrite(bs->file->bs, 48, sizeof(h), h, 0);
+    }
+    if (ret >= 0) {
+        ret = qcow2_file_sync(bs);
+    }
+    if (ret >= 0) {
+        qcow2_cache_empty(s->refblock_cache);
+        g_free(s->refcount_table);
+        s->refcount_table = g_new0(uint64_t, tc * per_table);
+        for (uint64_t i = 0; i < nbb; i++) {
+            s->refcount_table[i] = be64_read(&table[i]);
+        }
+        s->refcount_table_size = tc * per_table;
+        s->refcount_table_offset = table_off;
+        s->refcount_table_clusters = tc;
+        s->refcount_order = order;
+        s->refcount_bits = 1u << order;
+        s->refcount_max = new_max;
+        s->refblock_bits = s->cluster_bits + 3 - order;
+        s->refblock_size = 1ULL << s->refblock_bits;
+        s->free_cluster_index = 1;
+        uint64_t zb = (end + nbb + tc) << s->cluster_bits;
+        s->zero_beyond = MAX(s->zero_beyond, zb);
+    } else {
+        error_setg_errno(errp, -ret, "Could not write the new refcount "
+                         "structure");
+    }
+    bdrv_vfree(block);
+    bdrv_vfree(table);
+    g_array_free(refs, TRUE);
+    return ret;
+}

@@ -1255,3 +1255,71 @@ const BdrvSnapshotOps qcow2_snapshot_ops = {
     .apply = qcow2_snapshot_apply,
     .delete = qcow2_snapshot_delete,
 };
+
+/* Rewrites the snapshot table (and moves the active L1) through a shadow
+ * commit, e.g. after a compat upgrade changed the entries' format. */
+int coroutine_fn qcow2_rewrite_snapshot_table(BlockDriverState *bs)
+{
+    Qcow2State *s = bs->opaque;
+    int ret = qcow2_flush_metadata(bs);
+    if (ret < 0) {
+        return ret;
+    }
+    shadow_begin(bs);
+    uint64_t bytes = ROUND_UP(MAX((uint64_t)s->l1_size * 8, 8),
+                              s->cluster_size);
+    int64_t l1 = qcow2_alloc_clusters(bs, bytes >> s->cluster_bits);
+    if (l1 < 0) {
+        reload_after_failure(bs);
+        return (int)l1;
+    }
+    if (s->l1_size) {
+        ret = shadow_release(bs, s->l1_table_offset, bytes);
+    }
+    s->l1_table_offset = l1;
+    Qcow2Snapshot *list = g_new0(Qcow2Snapshot, MAX(s->nb_snapshots, 1));
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        snapshot_copy(&list[i], &s->snapshots[i]);
+    }
+    if (ret >= 0) {
+        ret = shadow_switch(bs, list, s->nb_snapshots);
+    } else {
+        g_free(list);
+    }
+    if (ret < 0) {
+        reload_after_failure(bs);
+    }
+    return ret;
+}
+
+/* Does any snapshot's L2 table hold a zero-flagged entry? */
+int coroutine_fn qcow2_snapshots_have_zero_clusters(BlockDriverState *bs,
+                                                   bool *found)
+{
+    Qcow2State *s = bs->opaque;
+    *found = false;
+    uint64_t *l2 = g_malloc(s->cluster_size);
+    int ret = 0;
+    for (uint32_t i = 0; i < s->nb_snapshots && !*found && ret >= 0; i++) {
+        uint64_t *l1 = NULL;
+        ret = read_snapshot_l1(bs, &s->snapshots[i], &l1, NULL);
+        for (uint32_t j = 0; ret >= 0 && j < s->snapshots[i].l1_size &&
+                             !*found; j++) {
+            uint64_t t = l1[j] & L1E_OFFSET_MASK;
+            if (!t) {
+                continue;
+            }
+            ret = bdrv_co_pread(bs->file->bs, t, s->cluster_size, l2, 0);
+            for (uint64_t k = 0; ret >= 0 && k < s->l2_size; k++) {
+                uint64_t e = be64_read(&l2[k]);
+                if (!(e & QCOW_OFLAG_COMPRESSED) && (e & QCOW_OFLAG_ZERO)) {
+                    *found = true;
+                    break;
+                }
+            }
+        }
+        g_free(l1);
+    }
+    g_free(l2);
+    return ret;
+}

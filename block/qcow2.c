@@ -1754,6 +1754,7 @@ const BlockDriver bdrv_qcow2 = {
     .co_check = qcow2_co_check,
     .co_change_backing_file = qcow2_co_change_backing_file,
     .co_make_empty = qcow2_co_make_empty,
+    .co_amend = qcow2_co_amend,
     .supports_compressed_writes = true,
     .snapshot = &qcow2_snapshot_ops,
 };

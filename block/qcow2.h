@@ -343,6 +343,17 @@ extern const BdrvSnapshotOps qcow2_snapshot_ops;
 /* Completes a snapshot creation that was committed (flush calls it). */
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs);
 
+int coroutine_fn qcow2_rewrite_snapshot_table(BlockDriverState *bs);
+int coroutine_fn qcow2_snapshots_have_zero_clusters(BlockDriverState *bs,
+                                                   bool *found);
+/* qcow2-refcount.c: rewrites the refcount structure with a new width and
+ * switches to it with one header write. */
+int coroutine_fn qcow2_change_refcount_order(BlockDriverState *bs,
+                                             uint32_t order, GError **errp);
+/* qcow2-amend.c */
+int coroutine_fn qcow2_co_amend(BlockDriverState *bs, BlockOpts *opts,
+                                bool force, GError **errp);
+
 /* qcow2-bitmap.c */
 int coroutine_fn qcow2_bitmaps_open(BlockDriverState *bs, GError **errp);
 json_t *qcow2_bitmaps_info(Qcow2State *s);

@@ -246,6 +246,32 @@ class XblkImgInterop(xtest.TmpDirTestCase):
             p = ximg(cmd, '--help')
             self.assertIn('Usage: xblk-img ' + cmd, p.stdout)
 
+    def test_amend(self):
+        img = self.path('am.qcow2')
+        ximg('create', '-q', '-f', 'qcow2', '-o', 'compat=0.10', img, '64M')
+        qio(img, 'write -P 3 0 1M')
+        ximg('snapshot', '-c', 's', img)
+        ximg('amend', '-o', 'compat=1.1,refcount_bits=4', img)
+        info = json.loads(qimg('info', '--output=json', img).stdout)
+        self.assertEqual(info['format-specific']['data']['compat'], '1.1')
+        self.assertEqual(info['format-specific']['data']['refcount-bits'], 4)
+        self.assert_qemu_check_clean(img)
+        qio(img, 'write -z 0 64k')
+        p = ximg('amend', '-o', 'compat=0.10', img, check=False)
+        self.assertEqual(p.returncode, 1)    # zero cluster in no snapshot,
+        self.assertIn('refcount', p.stderr)  # but 4-bit refcounts
+        ximg('snapshot', '-d', 's', img)
+        ximg('amend', '-o', 'refcount_bits=16,compat=0.10', img)
+        self.assert_qemu_check_clean(img)
+        info = json.loads(qimg('info', '--output=json', img).stdout)
+        self.assertEqual(info['format-specific']['data']['compat'], '0.10')
+        qio(img, 'read -P 0 0 64k', 'read -P 3 64k 960k')
+        p = ximg('amend', '-o', 'lazy_refcounts=on', img, check=False)
+        self.assertEqual(p.returncode, 1)
+        ximg('amend', '-o', 'compat=v3,lazy_refcounts=on', img)
+        self.assertIn('lazy refcounts: true', qimg('info', img).stdout)
+        self.assert_qemu_check_clean(img)
+
     def test_map_matches_qemu(self):
         img = self.path('m.qcow2')
         ximg('create', '-q', '-f', 'qcow2', img, '8M')
