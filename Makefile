@@ -21,7 +21,7 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-I. -I$(BUILD) $(LIB_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
-LIBS = $(LIB_LIBS) -lpthread -lm
+LIBS = $(LIB_LIBS) -lpthread -lm -ldl
 
 LIB_SRCS := $(wildcard util/*.c block/*.c) tools/img-common.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
