@@ -376,20 +376,9 @@ int coroutine_fn qcow2_update_refcount(BlockDriverState *bs, uint64_t offset,
 
 /* ---- allocation ---- */
 
-static int coroutine_fn cluster_is_free(BlockDriverState *bs, uint64_t c,
-                                        bool *is_free);
 static int coroutine_fn grow_refcount_table(BlockDriverState *bs,
                                             uint64_t min_entries);
 
-static int coroutine_fn cluster_is_free(BlockDriverState *bs, uint64_t c,
-                                        bool *is_free)
-{
-    Qcow2State *s = bs->opaque;
-    uint64_t rc;
-    int ret = qcow2_get_refcount(bs, c, &rc);
-    if (ret < 0) {
-        return ret;
-    }
     *is_free = rc == 0 && !qcow2_cluster_pending_free(s, c) &&
                !(s->shadow_excluded &&
                  g_hash_table_contains(s->shadow_excluded, &c));
@@ -399,23 +388,62 @@ static int coroutine_fn cluster_is_free(BlockDriverState *bs, uint64_t c,
 /* Host offsets must fit the 56-bit L2 offset field. */
 #define QCOW2_MAX_HOST_OFFSET (1ULL << 56)
 
-/* Finds the first run of n free clusters at or after *start. */
+static bool cluster_reserved(Qcow2State *s, uint64_t c)
+{
+    return qcow2_cluster_pending_free(s, c) ||
+           (s->shadow_excluded &&
+            g_hash_table_contains(s->shadow_excluded, &c));
+}
+
+/*
+ * Finds the first run of n free clusters at or after *start, scanning a
+ * refcount block at a time.  *first_free is the first free cluster seen,
+ * which becomes the next allocation hint.
+ */
 static int coroutine_fn find_free_run(BlockDriverState *bs, uint64_t n,
-                                      uint64_t *start)
+                                      uint64_t *start, uint64_t *first_free)
 {
     Qcow2State *s = bs->opaque;
     uint64_t st = *start, run = 0;
+    bool check_reserved = g_hash_table_size(s->pending_free_clusters) ||
+                          (s->shadow_excluded &&
+                           g_hash_table_size(s->shadow_excluded));
+    *first_free = UINT64_MAX;
     while (run < n) {
-        bool is_free;
-        int ret = cluster_is_free(bs, st + run, &is_free);
+        uint64_t c = st + run;
+        uint64_t ti = c >> s->refblock_bits;
+        uint64_t block_end = (ti + 1) << s->refblock_bits;
+        uint64_t block_off;
+        int ret = refblock_offset_of(bs, ti, &block_off);
         if (ret < 0) {
             return ret;
         }
-        if (is_free) {
-            run++;
-        } else {
-            st += run + 1;
-            run = 0;
+        void *block = NULL;
+        if (block_off) {
+            ret = qcow2_cache_get(bs, s->refblock_cache, block_off, &block);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        for (; c < block_end && run < n; c = st + run) {
+            bool is_free = !block ||
+                qcow2_get_refcount_entry(s, block,
+                                         c & (s->refblock_size - 1)) == 0;
+            if (is_free && check_reserved && cluster_reserved(s, c)) {
+                is_free = false;
+            }
+            if (is_free) {
+                if (*first_free == UINT64_MAX) {
+                    *first_free = c;
+                }
+                run++;
+            } else {
+                st = c + 1;
+                run = 0;
+            }
+        }
+        if (block) {
+            qcow2_cache_put(s->refblock_cache, &block);
         }
         if ((st + run) << s->cluster_bits >= QCOW2_MAX_HOST_OFFSET) {
             return -EFBIG;
@@ -438,11 +466,11 @@ int64_t coroutine_fn qcow2_alloc_clusters(BlockDriverState *bs, uint64_t n)
     for (int attempt = 0; attempt < 16; attempt++) {
         /* Find n free clusters plus room right after them for the refcount
          * blocks their ranges lack (a fixed point: blocks need ranges). */
-        uint64_t start = s->free_cluster_index, k = 0;
+        uint64_t start = s->free_cluster_index, k = 0, first_free;
         uint64_t *missing = NULL;
         int ret;
         for (;;) {
-            ret = find_free_run(bs, n + k, &start);
+            ret = find_free_run(bs, n + k, &start, &first_free);
             if (ret < 0) {
                 return ret;
             }
@@ -469,14 +497,20 @@ int64_t coroutine_fn qcow2_alloc_clusters(BlockDriverState *bs, uint64_t n)
             if (ret < 0) {
                 return ret;
             }
-            if (start == s->free_cluster_index) {
-                s->free_cluster_index = start + n;
-            }
+            /* Everything before first_free is in use; if the run starts
+             * there, skip it too. */
+            s->free_cluster_index = first_free == start ? start + n
+                                                        : first_free;
+            /* Whatever the caller puts here (a table, a refblock) may be
+             * written: the clusters no longer read as never-written. */
+            s->zero_beyond = MAX(s->zero_beyond,
+                                 (start + n) << s->cluster_bits);
             return (int64_t)(start << s->cluster_bits);
         }
         if (missing[k - 1] >= s->refcount_table_size) {
+            uint64_t min_entries = missing[k - 1] + 1;
             g_free(missing);
-            ret = grow_refcount_table(bs, missing[k - 1] + 1);
+            ret = grow_refcount_table(bs, min_entries);
             if (ret < 0) {
                 return ret;
             }
