@@ -379,12 +379,6 @@ int coroutine_fn qcow2_update_refcount(BlockDriverState *bs, uint64_t offset,
 static int coroutine_fn grow_refcount_table(BlockDriverState *bs,
                                             uint64_t min_entries);
 
-    *is_free = rc == 0 && !qcow2_cluster_pending_free(s, c) &&
-               !(s->shadow_excluded &&
-                 g_hash_table_contains(s->shadow_excluded, &c));
-    return 0;
-}
-
 /* Host offsets must fit the 56-bit L2 offset field. */
 #define QCOW2_MAX_HOST_OFFSET (1ULL << 56)
 

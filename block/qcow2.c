@@ -901,14 +901,14 @@ static int coroutine_fn write_allocating(BlockDriverState *bs,
     }
     qcow2_cache_put(s->l2_cache, (void **)&l2);
 
+    /* Clusters at or beyond zero_beyond were never written (allocating
+     * raises it), so they need no zero copy-on-write. */
+    uint64_t zero_beyond = s->zero_beyond;
     int64_t host = qcow2_alloc_clusters(bs, nb);
     if (host < 0) {
         return (int)host;
     }
-    bool fresh = (uint64_t)host >= s->zero_beyond;
-    if (s->zero_beyond < host + nb * cs) {
-        s->zero_beyond = host + nb * cs;
-    }
+    bool fresh = (uint64_t)host >= zero_beyond;
     ret = qcow2_check_metadata_overlap(bs, host, nb * cs, "data");
     if (ret < 0) {
         return ret;

@@ -177,7 +177,8 @@ typedef struct Qcow2State {
     GList *allocs;                /* of Qcow2Alloc, in flight */
 
     /* A cluster at or beyond this file offset has never been written, so
-     * it reads as zeroes without writing them. */
+     * it reads as zeroes without writing them.  Every allocation raises
+     * it (qcow2_alloc_clusters), whatever the clusters are used for. */
     uint64_t zero_beyond;
     bool corrupt_reported;
     bool metadata_dirty;          /* something to write on flush */
