@@ -23,7 +23,9 @@ bool parse_size(const char *str, uint64_t default_mult, uint64_t *out)
     char *end;
     errno = 0;
     /* Integers parse exactly; a fraction needs a unit to make sense. */
-    uint64_t ival = strtoull(str, &end, 0);
+    /* Decimal as in qemu-img ("010" is ten), hex only with "0x". */
+    int base = p[0] == '0' && (p[1] == 'x' || p[1] == 'X') ? 16 : 10;
+    uint64_t ival = strtoull(str, &end, base);
     double fval = 0;
     bool fractional = false;
     if (*end == '.') {

@@ -42,6 +42,9 @@ static void test_parse_size_suffixes(void)
     assert_size("3T", 1, 3ULL << 40);
     assert_size("1P", 1, 1ULL << 50);
     assert_size("15E", 1, 15ULL << 60);
+    /* Leading zeroes are decimal, as qemu-img reads them; 0x is hex. */
+    assert_size("010", 1, 10);
+    assert_size("0x10", 1, 16);
 }
 
 static void test_parse_size_default_suffix(void)
