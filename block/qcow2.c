@@ -136,6 +136,22 @@ static bool put_ext(uint8_t *buf, size_t len, size_t *pos, uint32_t type,
     return true;
 }
 
+/* Bytes the header needs after the feature table: the remaining
+ * extensions, the end marker and the backing file name. */
+static size_t header_tail_bytes(BlockDriverState *bs)
+{
+    Qcow2State *s = bs->opaque;
+    size_t n = 8 + (bs->backing_file ? strlen(bs->backing_file) : 0);
+    if (s->autoclear_features & QCOW2_AUTOCLEAR_BITMAPS) {
+        n += 8 + 24;
+    }
+    for (guint i = 0; s->unknown_exts && i < s->unknown_exts->len; i++) {
+        n += 8 + ROUND_UP((size_t)g_array_index(s->unknown_exts,
+                                                Qcow2UnknownExt, i).len, 8);
+    }
+    return n;
+}
+
 int qcow2_build_header(BlockDriverState *bs, uint8_t *buf, size_t len)
 {
     Qcow2State *s = bs->opaque;
@@ -167,7 +183,11 @@ int qcow2_build_header(BlockDriverState *bs, uint8_t *buf, size_t len)
             return -ENOSPC;
         }
     }
-    if (qcow2_is_v3(s)) {
+    /* The feature table is optional: with small clusters it gives way
+     * to what must be stored (as qemu-img does). */
+    if (qcow2_is_v3(s) &&
+        pos + 8 + G_N_ELEMENTS(feature_names) * 48 + header_tail_bytes(bs)
+        <= len) {
         uint8_t table[G_N_ELEMENTS(feature_names) * 48];
         memset(table, 0, sizeof(table));
         for (size_t i = 0; i < G_N_ELEMENTS(feature_names); i++) {
