@@ -1058,6 +1058,11 @@ static int coroutine_fn apply_locked(BlockDriverState *bs, int idx,
                             qcow2_l1_size_for(sn->disk_size, s->cluster_bits));
     uint64_t *nl1 = g_new0(uint64_t, MAX(new_size, 1));
     shadow_begin(bs);
+    /* Release the old active layer first: a cluster that both layers use
+     * keeps its refcount instead of passing through max + 1, which narrow
+     * refcounts cannot hold.  Nothing released is reused before the
+     * switch (shadow_release). */
+    ret = release_l1(bs, s->l1_table, s->l1_size, s->l1_table_offset);
     /* New private copies of the snapshot's tables for the active layer. */
     for (uint32_t i = 0; i < sn->l1_size && ret >= 0; i++) {
         uint64_t t = sl1[i] & L1E_OFFSET_MASK;
@@ -1072,9 +1077,6 @@ static int coroutine_fn apply_locked(BlockDriverState *bs, int idx,
         if (ret >= 0) {
             nl1[i] = copy | QCOW_OFLAG_COPIED;
         }
-    }
-    if (ret >= 0) {
-        ret = release_l1(bs, s->l1_table, s->l1_size, s->l1_table_offset);
     }
     int64_t l1_off = 0;
     if (ret >= 0 && new_size) {
