@@ -4,6 +4,12 @@
  *
  * Invariant: a request counted in blk->in_flight has passed admission, so
  * it is also counted in the root node's in_flight until it completes.
+ *
+ * Overlapping write-like requests (write, write-zeroes, discard) are
+ * serialized in submission order: each waits, before admission, for every
+ * earlier one it overlaps.  Drivers split requests (qcow2 per cluster
+ * run), so without this two overlapping writes could each win part of
+ * the range; with it the result is as if the requests ran one by one.
  */
 #include "block/block-backend.h"
 #include "block/block_int.h"
@@ -17,8 +23,15 @@ struct BlockBackend {
     bool allow_beyond_eof;
     unsigned in_flight;
     CoQueue queued_requests;    /* waiting for the root's drain to end */
+    GList *writes;              /* BlkWrite, write-like, oldest first */
     int refcnt;
 };
+
+/* A write-like request from submission to completion. */
+typedef struct BlkWrite {
+    int64_t offset, bytes;
+    CoQueue waiters;            /* later overlapping requests */
+} BlkWrite;
 
 BlockBackend *blk_new(void)
 {
@@ -145,6 +158,45 @@ static int coroutine_fn blk_admit(BlockBackend *blk, int64_t offset,
     return 0;
 }
 
+static BlkWrite *blk_earlier_overlap(BlockBackend *blk, BlkWrite *w)
+{
+    for (GList *l = blk->writes; l && l->data != w; l = l->next) {
+        BlkWrite *o = l->data;
+        if (o->offset < w->offset + w->bytes &&
+            w->offset < o->offset + o->bytes) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* Registers w, waits for the earlier overlapping writes, then admits. */
+static int coroutine_fn blk_admit_write(BlockBackend *blk, BlkWrite *w,
+                                        int64_t offset, int64_t bytes)
+{
+    BlkWrite *o;
+    w->offset = offset;
+    w->bytes = MAX(bytes, 1);
+    co_queue_init(&w->waiters);
+    blk->writes = g_list_append(blk->writes, w);
+    while ((o = blk_earlier_overlap(blk, w))) {
+        co_queue_wait(&o->waiters, NULL);
+    }
+    int ret = blk_admit(blk, offset, bytes);
+    if (ret < 0) {
+        blk->writes = g_list_remove(blk->writes, w);
+        co_queue_restart_all(&w->waiters);
+    }
+    return ret;
+}
+
+static void blk_write_done(BlockBackend *blk, BlkWrite *w)
+{
+    blk->in_flight--;
+    blk->writes = g_list_remove(blk->writes, w);
+    co_queue_restart_all(&w->waiters);
+}
+
 int coroutine_fn blk_co_preadv(BlockBackend *blk, int64_t offset,
                                int64_t bytes, IOVector *qiov,
                                BdrvRequestFlags flags)
@@ -162,7 +214,8 @@ int coroutine_fn blk_co_pwritev(BlockBackend *blk, int64_t offset,
                                 int64_t bytes, IOVector *qiov,
                                 BdrvRequestFlags flags)
 {
-    int ret = blk_admit(blk, offset, bytes);
+    BlkWrite w;
+    int ret = blk_admit_write(blk, &w, offset, bytes);
     if (ret < 0) {
         return ret;
     }
@@ -170,14 +223,15 @@ int coroutine_fn blk_co_pwritev(BlockBackend *blk, int64_t offset,
         flags |= BDRV_REQ_FUA;
     }
     ret = bdrv_co_pwritev(blk->root, offset, bytes, qiov, flags);
-    blk->in_flight--;
+    blk_write_done(blk, &w);
     return ret;
 }
 
 int coroutine_fn blk_co_pwrite_zeroes(BlockBackend *blk, int64_t offset,
                                       int64_t bytes, BdrvRequestFlags flags)
 {
-    int ret = blk_admit(blk, offset, bytes);
+    BlkWrite w;
+    int ret = blk_admit_write(blk, &w, offset, bytes);
     if (ret < 0) {
         return ret;
     }
@@ -185,19 +239,20 @@ int coroutine_fn blk_co_pwrite_zeroes(BlockBackend *blk, int64_t offset,
     if (ret >= 0 && !blk->enable_write_cache) {
         ret = bdrv_co_flush(blk->root);
     }
-    blk->in_flight--;
+    blk_write_done(blk, &w);
     return ret;
 }
 
 int coroutine_fn blk_co_pdiscard(BlockBackend *blk, int64_t offset,
                                  int64_t bytes)
 {
-    int ret = blk_admit(blk, offset, bytes);
+    BlkWrite w;
+    int ret = blk_admit_write(blk, &w, offset, bytes);
     if (ret < 0) {
         return ret;
     }
     ret = bdrv_co_pdiscard(blk->root, offset, bytes);
-    blk->in_flight--;
+    blk_write_done(blk, &w);
     return ret;
 }
 
