@@ -1,0 +1,1141 @@
+/*
+ * test-qcow2.c - the qcow2 driver through the real block layer on real
+ * temporary files: L2 allocation, copy-on-write of partial clusters,
+ * discard and cluster reuse, zero clusters, backing chains, every cluster
+ * size and refcount width (with refcount table growth), compressed
+ * clusters (zlib and zstd), internal snapshots, resize, many requests in
+ * flight (overlapping writes must look serialized per request) and
+ * drained sections.
+ *
+ * Each scenario keeps a model of the guest disk, compares every read with
+ * it, and ends with bdrv_check and the real `qemu-img check` (no
+ * corruption, no leaks); most also compare qemu-img's view of the data.
+ */
+#include "image-test.h"
+
+typedef struct {
+    int unused;
+} Fixture;
+
+static void fixture_setup(Fixture *f, gconstpointer data)
+{
+    test_dir_setup();
+}
+
+static void fixture_teardown(Fixture *f, gconstpointer data)
+{
+    test_dir_cleanup();
+}
+
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+
+/* Closes blk and runs every offline check, including qemu-img's view. */
+static void finish_image(BlockBackend *blk, const char *path, const Model *m)
+{
+    check_blk(blk, false);
+    blk_unref(blk);
+    qemu_check(path, false);
+    qemu_compare(path, NULL, m);
+}
+
+static int block_status_at(BlockBackend *blk, uint64_t off, int64_t *pnum)
+{
+    int64_t map;
+    BlockDriverState *file;
+    int ret = bdrv_block_status(blk_bs(blk), off, 1 * MiB, pnum, &map, &file);
+    g_assert_cmpint(ret, >=, 0);
+    return ret;
+}
+
+/* ---- L2 allocation ---- */
+
+static void test_l2_allocation(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("l2.qcow2");
+    const uint64_t size = 8 * MiB;
+    img_create(path, size, "cluster_size=512");
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(size);
+    /* With 512-byte clusters one L2 table maps 32 KiB: touch all 256. */
+    for (uint64_t i = 0; i < 256; i++) {
+        write_pattern(blk, m, i * 32 * KiB + (i * 1031) % 31000, 700, i);
+    }
+    write_pattern(blk, m, 10 * 32 * KiB - 1000, 70000, 999);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    g_assert_cmpuint(img_header_field(path, 36, 4), ==, 256);   /* l1_size */
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+/* ---- copy-on-write of partial clusters ---- */
+
+static void write_partial_set(BlockBackend *blk, Model *m, uint32_t seed)
+{
+    write_pattern(blk, m, 1000, 3000, seed);
+    write_pattern(blk, m, 64 * KiB - 100, 200, seed + 1);
+    write_pattern(blk, m, 200000, 1, seed + 2);
+    write_pattern(blk, m, 3 * 64 * KiB + 5, 2 * 64 * KiB, seed + 3);
+    write_pattern(blk, m, 1500, 100, seed + 4);
+}
+
+static void test_cow_fresh_clusters(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("cow.qcow2");
+    img_create(path, 4 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    write_partial_set(blk, m, 1);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    /* Partial overwrites of allocated clusters happen in place. */
+    write_partial_set(blk, m, 20);
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+static void test_cow_from_snapshot(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("cowsn.qcow2");
+    img_create(path, 4 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    write_pattern(blk, m, 0, 1 * MiB, 7);
+    snapshot_create_ok(blk, "before");
+    Model *before = model_copy(m);
+    /* Clusters are shared with the snapshot: each write copies one. */
+    write_partial_set(blk, m, 30);
+    verify_model(blk, m);
+    snapshot_apply_ok(blk, "before");
+    verify_model(blk, before);
+    snapshot_apply_ok(blk, "before");        /* twice: still the same */
+    verify_model(blk, before);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, before);
+    qemu_compare(path, "before", before);
+    write_partial_set(blk, before, 40);
+    finish_image(blk, path, before);
+    model_free(m);
+    model_free(before);
+}
+
+/* Creates base (with data) and an overlay on it; returns the model. */
+static Model *make_base_and_overlay(const char *base, const char *top,
+                                    uint64_t base_size, uint64_t top_size,
+                                    const char *top_opts)
+{
+    img_create(base, base_size, NULL);
+    BlockBackend *b = img_open(base);
+    Model *m = model_new(base_size);
+    write_pattern(b, m, 0, base_size, 77);
+    blk_unref(b);
+    g_autofree char *opts = g_strdup_printf("backing_file=%s,backing_fmt=qcow2"
+                                            "%s%s", base, top_opts ? "," : "",
+                                            top_opts ? top_opts : "");
+    img_create(top, top_size, opts);
+    model_resize(m, top_size);
+    return m;
+}
+
+static void test_cow_from_backing(Fixture *f, gconstpointer data)
+{
+    g_autofree char *base = test_path("base.qcow2");
+    g_autofree char *top = test_path("top.qcow2");
+    Model *m = make_base_and_overlay(base, top, 2 * MiB, 2 * MiB,
+                                     "cluster_size=4096");
+    BlockBackend *blk = img_open(top);
+    verify_model(blk, m);
+    write_partial_set(blk, m, 50);
+    write_pattern(blk, m, 4096 + 10, 10, 51);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, top, false);
+    verify_model(blk, m);
+    finish_image(blk, top, m);
+    qemu_check(base, false);
+    model_free(m);
+}
+
+/* ---- discard and reuse ---- */
+
+static void test_discard_reuse(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("discard.qcow2");
+    img_create(path, 16 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(16 * MiB);
+    write_pattern(blk, m, 0, 4 * MiB, 3);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    uint64_t len_full = file_size(path);
+
+    g_assert_cmpint(blk_pdiscard(blk, 0, 4 * MiB), ==, 0);
+    memset(m->data, 0, 4 * MiB);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    verify_range(blk, m, 0, 4 * MiB);
+    int64_t pnum;
+    g_assert_false(block_status_at(blk, 0, &pnum) & BDRV_BLOCK_ALLOCATED);
+    check_blk(blk, false);
+
+    /* The freed clusters are used again: the file does not grow. */
+    write_pattern(blk, m, 8 * MiB, 4 * MiB, 4);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    g_assert_cmpuint(file_size(path), <=, len_full);
+
+    /* Discard covers whole clusters only; the edges keep their data. */
+    g_assert_cmpint(blk_pdiscard(blk, 8 * MiB + 1000, 200000), ==, 0);
+    memset(m->data + 8 * MiB + 64 * KiB, 0, 128 * KiB);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+/* ---- zero clusters ---- */
+
+static void test_zero_clusters(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("zero.qcow2");
+    img_create(path, 4 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    int64_t pnum;
+    write_pattern(blk, m, 0, 1 * MiB, 5);
+    zero_both(blk, m, 64 * KiB, 128 * KiB, 0);
+    g_assert_true(block_status_at(blk, 64 * KiB, &pnum) & BDRV_BLOCK_ZERO);
+    g_assert_cmpint(pnum, >=, 128 * KiB);
+    zero_both(blk, m, 512 * KiB, 256 * KiB, BDRV_REQ_MAY_UNMAP);
+    zero_both(blk, m, 1000, 3000, 0);                /* unaligned: written */
+    zero_both(blk, m, 2 * MiB, 64 * KiB, 0);         /* never allocated */
+    /* COW into a zero cluster must not resurrect the old data. */
+    write_pattern(blk, m, 64 * KiB + 100, 50, 6);
+    write_pattern(blk, m, 600 * KiB - 10, 20, 7);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+static void test_zero_over_backing(Fixture *f, gconstpointer data)
+{
+    g_autofree char *base = test_path("zb.qcow2");
+    g_autofree char *top = test_path("zt.qcow2");
+    Model *m = make_base_and_overlay(base, top, 1 * MiB, 1 * MiB, NULL);
+    BlockBackend *blk = img_open(top);
+    zero_both(blk, m, 0, 64 * KiB, 0);
+    write_pattern(blk, m, 100, 10, 8);         /* COW from a zero cluster */
+    zero_both(blk, m, 128 * KiB, 64 * KiB, BDRV_REQ_MAY_UNMAP);
+    write_pattern(blk, m, 256 * KiB, 64 * KiB, 9);
+    /* Discard in an overlay must not expose the backing file. */
+    g_assert_cmpint(blk_pdiscard(blk, 256 * KiB, 128 * KiB), ==, 0);
+    memset(m->data + 256 * KiB, 0, 128 * KiB);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, top, false);
+    verify_model(blk, m);
+    finish_image(blk, top, m);
+    model_free(m);
+}
+
+/* ---- backing chain of depth 3 ---- */
+
+static void test_backing_chain(Fixture *f, gconstpointer data)
+{
+    g_autofree char *base = test_path("c0.qcow2");
+    g_autofree char *mid = test_path("c1.qcow2");
+    g_autofree char *top = test_path("c2.qcow2");
+    Model *m = make_base_and_overlay(base, mid, 1 * MiB, 2 * MiB,
+                                     "cluster_size=4096");
+    BlockBackend *blk = img_open(mid);
+    write_pattern(blk, m, 256 * KiB, 512 * KiB, 10);
+    write_pattern(blk, m, 1536 * KiB, 256 * KiB, 11);  /* beyond the base */
+    write_pattern(blk, m, 1 * MiB - 100, 200, 12);     /* across its end */
+    verify_model(blk, m);
+    blk_unref(blk);
+
+    g_autofree char *opts = g_strdup_printf("backing_file=%s,backing_fmt=qcow2"
+                                            ",cluster_size=512", mid);
+    img_create(top, 4 * MiB, opts);       /* larger than its backing */
+    model_resize(m, 4 * MiB);
+    blk = img_open(top);
+    verify_model(blk, m);
+    write_pattern(blk, m, 100, 10, 13);                 /* COW from base */
+    write_pattern(blk, m, 300 * KiB + 7, 1000, 14);     /* COW from mid */
+    write_pattern(blk, m, 2 * MiB - 300, 600, 15);      /* across mid's end */
+    write_pattern(blk, m, 3 * MiB, 4096, 16);
+    zero_both(blk, m, 512 * KiB, 4096, 0);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, top, false);
+    verify_model(blk, m);
+    finish_image(blk, top, m);
+    qemu_check(mid, false);
+    qemu_check(base, false);
+    model_free(m);
+}
+
+/* ---- every cluster size ---- */
+
+static void random_writes(BlockBackend *blk, Model *m, GRand *r, int n,
+                          uint64_t max_len)
+{
+    for (int i = 0; i < n; i++) {
+        uint64_t len = 1 + g_rand_int_range(r, 0, max_len);
+        uint64_t off = g_rand_int_range(r, 0, m->size - len);
+        write_pattern(blk, m, off, len, g_rand_int(r));
+    }
+}
+
+static void exercise_cluster_size(uint64_t cs)
+{
+    g_autofree char *path = test_path("cs.qcow2");
+    g_autofree char *opts = g_strdup_printf("cluster_size=%" G_GUINT64_FORMAT,
+                                            cs);
+    const uint64_t size = 8 * MiB;
+    GRand *r = g_rand_new_with_seed(cs);
+    img_create(path, size, opts);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(size);
+    random_writes(blk, m, r, 24, 96 * KiB);
+    snapshot_create_ok(blk, "s");
+    random_writes(blk, m, r, 8, 32 * KiB);
+    g_assert_cmpint(blk_pdiscard(blk, 0, 4 * MiB), ==, 0);
+    memset(m->data, 0, 4 * MiB);
+    uint8_t *buf = g_malloc(cs);
+    compressible_fill(buf, cs, 3, 6 * MiB);
+    write_both(blk, m, 6 * MiB, cs, buf, BDRV_REQ_WRITE_COMPRESSED);
+    g_free(buf);
+    zero_both(blk, m, 5 * MiB, MAX(cs, 64 * KiB), 0);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    snapshot_delete_ok(blk, "s");
+    finish_image(blk, path, m);
+    model_free(m);
+    g_rand_free(r);
+    g_unlink(path);
+}
+
+static void test_cluster_sizes(Fixture *f, gconstpointer data)
+{
+    for (uint64_t cs = 512; cs <= 2 * MiB; cs *= 2) {
+        exercise_cluster_size(cs);
+    }
+}
+
+/* ---- refcount widths ---- */
+
+/* Takes snapshots with writes in between until one fails or `want`
+ * succeed; returns how many succeeded.  models[i] is snapshot i's data. */
+static int snapshot_until_full(BlockBackend *blk, Model *m, Model **models,
+                               int want)
+{
+    int n = 0;
+    for (; n < want; n++) {
+        g_autofree char *name = g_strdup_printf("s%d", n);
+        GError *err = NULL;
+        if (snapshot_create(blk, name, &err) < 0) {
+            g_assert_nonnull(err);
+            g_error_free(err);
+            break;
+        }
+        models[n] = model_copy(m);
+        write_pattern(blk, m, n * 8 * KiB, 6 * KiB, 100 + n);
+    }
+    return n;
+}
+
+static void exercise_refcount_bits(int bits)
+{
+    g_autofree char *path = test_path("rc.qcow2");
+    g_autofree char *opts = g_strdup_printf("refcount_bits=%d,"
+                                            "cluster_size=4096", bits);
+    Model *models[4] = { NULL };
+    img_create(path, 2 * MiB, opts);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(2 * MiB);
+    write_pattern(blk, m, 0, 256 * KiB, bits);
+    int n = snapshot_until_full(blk, m, models, 4);
+    /* A refcount of k + 1 (active + k snapshots) must fit the width. */
+    int fit = bits >= 3 ? 4 : (1 << bits) - 2;
+    g_assert_cmpint(n, ==, fit);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    for (int i = n - 1; i >= 0; i--) {
+        g_autofree char *name = g_strdup_printf("s%d", i);
+        snapshot_apply_ok(blk, name);
+        verify_model(blk, models[i]);
+        snapshot_delete_ok(blk, name);
+        memcpy(m->data, models[i]->data, m->size);
+        model_free(models[i]);
+    }
+    write_pattern(blk, m, 0, 64 * KiB, 5);
+    finish_image(blk, path, m);
+    model_free(m);
+    g_unlink(path);
+}
+
+static void test_refcount_widths(Fixture *f, gconstpointer data)
+{
+    for (int bits = 1; bits <= 64; bits *= 2) {
+        exercise_refcount_bits(bits);
+    }
+}
+
+/* 64-bit refcounts in 512-byte clusters: one refcount block covers 32 KiB
+ * and the first refcount table only 2 MiB of file, so writing 3 MiB
+ * must grow the table (twice). */
+static void test_refcount_table_growth_writes(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("grow.qcow2");
+    img_create(path, 8 * MiB, "cluster_size=512,refcount_bits=64");
+    g_assert_cmpuint(img_header_field(path, 56, 4), ==, 1);
+    BlockBackend *blk = img_open_opts(path, "cache.no-flush=on", NULL);
+    Model *m = model_new(8 * MiB);
+    for (uint64_t off = 0; off < 3 * MiB; off += 64 * KiB) {
+        write_pattern(blk, m, (off * 5) % (8 * MiB - 64 * KiB), 64 * KiB,
+                      off);
+    }
+    check_blk(blk, false);
+    blk_unref(blk);
+    g_assert_cmpuint(img_header_field(path, 56, 4), >, 1);
+    blk = img_open(path);
+    verify_model(blk, m);
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+/* 1-bit refcounts in 512-byte clusters: a refcount block covers 2 MiB and
+ * the first table 128 MiB; metadata preallocation of 160 MiB makes about
+ * 330000 allocations and grows the table. */
+static void test_refcount_table_growth_1bit(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("grow1.qcow2");
+    GError *err = NULL;
+    img_create(path, 1 * MiB, "cluster_size=512,refcount_bits=1");
+    BlockBackend *blk = img_open_opts(path, "cache.no-flush=on", NULL);
+    g_assert_cmpint(blk_truncate(blk, 160 * MiB, false,
+                                 PREALLOC_MODE_METADATA, &err), ==, 0);
+    g_assert_no_error(err);
+    Model *m = model_new(160 * MiB);
+    write_pattern(blk, m, 150 * MiB + 3, 10000, 1);
+    write_pattern(blk, m, 1000, 10000, 2);
+    check_blk(blk, false);
+    blk_unref(blk);
+    g_assert_cmpuint(img_header_field(path, 56, 4), >, 1);
+    qemu_check(path, false);
+    blk = img_open(path);
+    verify_range(blk, m, 150 * MiB, 1 * MiB);
+    verify_range(blk, m, 0, 1 * MiB);
+    int64_t pnum;
+    g_assert_true(block_status_at(blk, 100 * MiB, &pnum) &
+                  BDRV_BLOCK_ALLOCATED);
+    blk_unref(blk);
+    model_free(m);
+}
+
+/* ---- compressed clusters ---- */
+
+static void write_compressed(BlockBackend *blk, Model *m, uint64_t off,
+                             uint64_t len, uint32_t seed)
+{
+    uint8_t *buf = g_malloc(len);
+    compressible_fill(buf, len, seed, off);
+    write_both(blk, m, off, len, buf, BDRV_REQ_WRITE_COMPRESSED);
+    g_free(buf);
+}
+
+static void compressed_edge_cases(BlockBackend *blk, Model *m)
+{
+    uint8_t *buf = g_malloc(64 * KiB);
+    /* Incompressible data is stored uncompressed, still correct. */
+    pattern_fill(buf, 64 * KiB, 9, 20 * 64 * KiB);
+    write_both(blk, m, 20 * 64 * KiB, 64 * KiB, buf,
+               BDRV_REQ_WRITE_COMPRESSED);
+    /* Only whole clusters can be compressed. */
+    g_assert_cmpint(blk_pwrite(blk, 100, 64 * KiB, buf,
+                               BDRV_REQ_WRITE_COMPRESSED), ==, -EINVAL);
+    g_free(buf);
+}
+
+static void exercise_compression(const char *type)
+{
+    g_autofree char *path = test_path("comp.qcow2");
+    g_autofree char *opts = g_strdup_printf("compression_type=%s", type);
+    img_create(path, 4 * MiB, opts);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    write_compressed(blk, m, 0, 16 * 64 * KiB, 1);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    /* 16 clusters of compressible data take far less than 1 MiB. */
+    g_assert_cmpuint(file_size(path), <, 512 * KiB);
+    int64_t pnum;
+    g_assert_true(block_status_at(blk, 0, &pnum) & BDRV_BLOCK_COMPRESSED);
+    verify_model(blk, m);
+    write_pattern(blk, m, 3 * 64 * KiB + 100, 1000, 2);  /* COW */
+    write_compressed(blk, m, 5 * 64 * KiB, 64 * KiB, 3);  /* replace */
+    g_assert_cmpint(blk_pdiscard(blk, 7 * 64 * KiB, 64 * KiB), ==, 0);
+    memset(m->data + 7 * 64 * KiB, 0, 64 * KiB);
+    compressed_edge_cases(blk, m);
+    verify_model(blk, m);
+
+    snapshot_create_ok(blk, "c");
+    Model *snap = model_copy(m);
+    write_compressed(blk, m, 1 * 64 * KiB, 64 * KiB, 4);
+    write_pattern(blk, m, 2 * 64 * KiB, 10, 5);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    qemu_compare(path, "c", snap);
+    snapshot_apply_ok(blk, "c");
+    verify_model(blk, snap);
+    snapshot_delete_ok(blk, "c");
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, snap);
+    finish_image(blk, path, snap);
+    model_free(m);
+    model_free(snap);
+}
+
+static void test_compressed_zlib(Fixture *f, gconstpointer data)
+{
+    exercise_compression("zlib");
+}
+
+static void test_compressed_zstd(Fixture *f, gconstpointer data)
+{
+    exercise_compression("zstd");
+}
+
+/* Freed compressed clusters must be reusable without leaks. */
+static void test_compressed_discard_all(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("compd.qcow2");
+    img_create(path, 4 * MiB, "cluster_size=4096,compression_type=zstd");
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    for (int round = 0; round < 3; round++) {
+        write_compressed(blk, m, 0, 1 * MiB, round);
+        g_assert_cmpint(blk_pdiscard(blk, 0, 512 * KiB), ==, 0);
+        memset(m->data, 0, 512 * KiB);
+        g_assert_cmpint(blk_flush(blk), ==, 0);
+        verify_range(blk, m, 0, 1 * MiB);
+    }
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+/* ---- snapshots ---- */
+
+static void test_snapshot_basic(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("snap.qcow2");
+    img_create(path, 4 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    GError *err = NULL;
+    write_pattern(blk, m, 0, 1 * MiB, 1);
+    snapshot_create_ok(blk, "one");
+    Model *one = model_copy(m);
+    write_pattern(blk, m, 512 * KiB, 1 * MiB, 2);
+    zero_both(blk, m, 0, 64 * KiB, 0);
+    snapshot_create_ok(blk, "two");
+    Model *two = model_copy(m);
+    write_pattern(blk, m, 3 * MiB, 1000, 3);
+
+    /* Duplicate names are refused and change nothing. */
+    g_assert_cmpint(snapshot_create(blk, "one", &err), <, 0);
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_autofree char *names = snapshot_names(blk);
+    g_assert_cmpstr(names, ==, "one,two");
+    g_assert_cmpint(bdrv_snapshot_apply(blk_bs(blk), "nope", &err), <, 0);
+    g_clear_error(&err);
+    g_assert_cmpint(bdrv_snapshot_delete(blk_bs(blk), NULL, "nope", &err),
+                    <, 0);
+    g_clear_error(&err);
+    verify_model(blk, m);
+
+    snapshot_apply_ok(blk, "one");
+    verify_model(blk, one);
+    snapshot_apply_ok(blk, "two");
+    verify_model(blk, two);
+    blk = close_check_reopen(blk, path, false);
+    qemu_compare(path, "one", one);
+    snapshot_delete_ok(blk, "one");
+    g_autofree char *names2 = snapshot_names(blk);
+    g_assert_cmpstr(names2, ==, "two");
+    verify_model(blk, two);
+    blk = close_check_reopen(blk, path, false);
+    snapshot_delete_ok(blk, "two");
+    verify_model(blk, two);
+    finish_image(blk, path, two);
+    model_free(m);
+    model_free(one);
+    model_free(two);
+}
+
+/* Snapshot lookups by ID: ids are assigned 1, 2, ... */
+static void test_snapshot_ids(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("ids.qcow2");
+    img_create(path, 1 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(1 * MiB);
+    snapshot_create_ok(blk, "a");
+    write_pattern(blk, m, 0, 4096, 1);
+    snapshot_create_ok(blk, "b");
+    BdrvSnapshotInfo info = { 0 };
+    g_assert_true(bdrv_snapshot_find(blk_bs(blk), "2", &info));
+    g_assert_cmpstr(info.name, ==, "b");
+    bdrv_snapshot_info_clear(&info);
+    GError *err = NULL;
+    g_assert_cmpint(bdrv_snapshot_delete(blk_bs(blk), "1", NULL, &err), ==, 0);
+    g_assert_no_error(err);
+    g_assert_false(bdrv_snapshot_find(blk_bs(blk), "a", NULL));
+    snapshot_create_ok(blk, "c");
+    g_assert_true(bdrv_snapshot_find(blk_bs(blk), "3", &info));
+    g_assert_cmpstr(info.name, ==, "c");
+    bdrv_snapshot_info_clear(&info);
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+#define MANY_SNAPSHOTS 100
+
+static void test_snapshot_many(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("many.qcow2");
+    img_create(path, 4 * MiB, "cluster_size=4096");
+    BlockBackend *blk = img_open_opts(path, "cache.no-flush=on", NULL);
+    Model *m = model_new(4 * MiB);
+    Model *models[MANY_SNAPSHOTS];
+    GRand *r = g_rand_new_with_seed(42);
+    for (int i = 0; i < MANY_SNAPSHOTS; i++) {
+        random_writes(blk, m, r, 2, 16 * KiB);
+        g_autofree char *name = g_strdup_printf("snap%d", i);
+        snapshot_create_ok(blk, name);
+        models[i] = model_copy(m);
+    }
+    check_blk(blk, false);
+    blk_unref(blk);
+    qemu_check(path, false);
+    qemu_compare(path, "snap37", models[37]);
+    blk = img_open_opts(path, "cache.no-flush=on", NULL);
+    int order[] = { 50, 3, 99, 0 };
+    for (guint i = 0; i < G_N_ELEMENTS(order); i++) {
+        g_autofree char *name = g_strdup_printf("snap%d", order[i]);
+        snapshot_apply_ok(blk, name);
+        verify_model(blk, models[order[i]]);
+    }
+    /* Delete in a scrambled order; every survivor stays intact. */
+    for (int k = 0; k < MANY_SNAPSHOTS; k++) {
+        int i = (k * 37) % MANY_SNAPSHOTS;
+        g_autofree char *name = g_strdup_printf("snap%d", i);
+        snapshot_delete_ok(blk, name);
+        if (k % 25 == 24 && k + 1 < MANY_SNAPSHOTS) {
+            int j = ((k + 1) * 37) % MANY_SNAPSHOTS;
+            g_autofree char *other = g_strdup_printf("snap%d", j);
+            snapshot_apply_ok(blk, other);
+            verify_model(blk, models[j]);
+        }
+    }
+    for (int i = 0; i < MANY_SNAPSHOTS; i++) {
+        model_free(models[i]);
+    }
+    g_autofree char *names = snapshot_names(blk);
+    g_assert_cmpstr(names, ==, "");
+    check_blk(blk, false);
+    blk_unref(blk);
+    qemu_check(path, false);
+    g_rand_free(r);
+    model_free(m);
+}
+
+/* A snapshot remembers the disk size; apply restores it. */
+static void test_snapshot_and_resize(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("snrs.qcow2");
+    GError *err = NULL;
+    img_create(path, 8 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(8 * MiB);
+    write_pattern(blk, m, 7 * MiB, 1 * MiB, 1);
+    snapshot_create_ok(blk, "small");
+    Model *small = model_copy(m);
+    g_assert_cmpint(blk_truncate(blk, 16 * MiB, false, PREALLOC_MODE_OFF,
+                                 &err), ==, 0);
+    g_assert_no_error(err);
+    model_resize(m, 16 * MiB);
+    write_pattern(blk, m, 12 * MiB, 2 * MiB, 2);
+    verify_model(blk, m);
+    snapshot_apply_ok(blk, "small");
+    g_assert_cmpint(blk_getlength(blk), ==, 8 * MiB);
+    verify_model(blk, small);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, small);
+    finish_image(blk, path, small);
+    model_free(m);
+    model_free(small);
+}
+
+/* ---- resize ---- */
+
+static void test_resize(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("resize.qcow2");
+    GError *err = NULL;
+    img_create(path, 8 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(8 * MiB);
+    write_pattern(blk, m, 8 * MiB - 4096, 4096, 1);
+    g_assert_cmpint(blk_truncate(blk, 600 * MiB, false, PREALLOC_MODE_OFF,
+                                 &err), ==, 0);
+    g_assert_no_error(err);
+    model_resize(m, 600 * MiB);
+    write_pattern(blk, m, 599 * MiB, 1 * MiB, 2);   /* needs a longer L1 */
+    verify_range(blk, m, 0, 16 * MiB);
+    verify_range(blk, m, 590 * MiB, 10 * MiB);
+
+    /* Shrinking over allocated clusters is refused and changes nothing. */
+    g_assert_cmpint(blk_truncate(blk, 300 * MiB, false, PREALLOC_MODE_OFF,
+                                 &err), <, 0);
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_cmpint(blk_getlength(blk), ==, 600 * MiB);
+    verify_range(blk, m, 599 * MiB, 1 * MiB);
+
+    /* Once the tail is unused it can go. */
+    g_assert_cmpint(blk_pdiscard(blk, 599 * MiB, 1 * MiB), ==, 0);
+    g_assert_cmpint(blk_truncate(blk, 300 * MiB, false, PREALLOC_MODE_OFF,
+                                 &err), ==, 0);
+    g_assert_no_error(err);
+    model_resize(m, 300 * MiB);
+    g_assert_cmpint(blk_getlength(blk), ==, 300 * MiB);
+    uint8_t b[512];
+    g_assert_cmpint(blk_pread(blk, 300 * MiB, 512, b), <, 0);
+    g_assert_cmpint(blk_pwrite(blk, 300 * MiB - 256, 512, b, 0), <, 0);
+
+    /* Growing again shows zeroes, not the old data. */
+    g_assert_cmpint(blk_truncate(blk, 600 * MiB, false, PREALLOC_MODE_OFF,
+                                 &err), ==, 0);
+    model_resize(m, 600 * MiB);
+    verify_range(blk, m, 599 * MiB, 1 * MiB);
+    blk = close_check_reopen(blk, path, false);
+    g_assert_cmpint(blk_getlength(blk), ==, 600 * MiB);
+    verify_range(blk, m, 0, 8 * MiB);
+    verify_range(blk, m, 598 * MiB, 2 * MiB);
+    check_blk(blk, false);
+    blk_unref(blk);
+    qemu_check(path, false);
+    model_free(m);
+}
+
+/* Growing with metadata preallocation allocates without data. */
+static void test_resize_prealloc(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("prealloc.qcow2");
+    GError *err = NULL;
+    img_create(path, 1 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(1 * MiB);
+    write_pattern(blk, m, 0, 1 * MiB, 1);
+    g_assert_cmpint(blk_truncate(blk, 4 * MiB, false, PREALLOC_MODE_METADATA,
+                                 &err), ==, 0);
+    g_assert_no_error(err);
+    model_resize(m, 4 * MiB);
+    int64_t pnum;
+    g_assert_true(block_status_at(blk, 3 * MiB, &pnum) & BDRV_BLOCK_ALLOCATED);
+    verify_model(blk, m);
+    write_pattern(blk, m, 2 * MiB + 5, 100, 2);
+    finish_image(blk, path, m);
+    model_free(m);
+}
+
+/* ---- many requests in flight ---- */
+
+#define FILL_BYTE 0xee
+
+typedef struct Batch {
+    AioReq *reqs;
+    int n;
+    int completed;
+} Batch;
+
+/* n overlapping writes in [base, base + span), request i fills byte i+1. */
+static Batch *batch_new(GRand *r, int n, uint64_t base, uint64_t span,
+                        uint64_t max_len)
+{
+    Batch *b = g_new0(Batch, 1);
+    b->n = n;
+    b->reqs = g_new0(AioReq, n);
+    for (int i = 0; i < n; i++) {
+        AioReq *q = &b->reqs[i];
+        q->len = 1 + g_rand_int_range(r, 0, max_len);
+        q->off = base + g_rand_int_range(r, 0, span - q->len);
+        q->id = i;
+        q->buf = g_malloc(q->len);
+        q->completed = &b->completed;
+        memset(q->buf, i + 1, q->len);
+        iovec_init_buf(&q->qiov, q->buf, q->len);
+    }
+    return b;
+}
+
+static void batch_free(Batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        g_free(b->reqs[i].buf);
+    }
+    g_free(b->reqs);
+    g_free(b);
+}
+
+static void batch_submit_and_wait(BlockBackend *blk, Batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        blk_aio_pwritev(blk, b->reqs[i].off, &b->reqs[i].qiov, 0,
+                        aio_req_cb, &b->reqs[i]);
+    }
+    g_assert_cmpuint(blk_in_flight(blk), >, 0);
+    poll_until_count(&b->completed, b->n);
+    for (int i = 0; i < b->n; i++) {
+        g_assert_cmpint(b->reqs[i].ret, ==, 0);
+    }
+    g_assert_cmpuint(blk_in_flight(blk), ==, 0);
+}
+
+/* Is there an order of the requests that explains every byte?  Each byte
+ * names its last writer w, so every other request covering it came
+ * before w; the "came before" graph must be acyclic. */
+static bool acyclic(const bool *before, int n)
+{
+    int *indeg = g_new0(int, n);
+    bool *gone = g_new0(bool, n);
+    for (int a = 0; a < n; a++) {
+        for (int b = 0; b < n; b++) {
+            indeg[b] += before[a * n + b];
+        }
+    }
+    int removed = 0;
+    for (bool progress = true; progress;) {
+        progress = false;
+        for (int a = 0; a < n; a++) {
+            if (!gone[a] && indeg[a] == 0) {
+                gone[a] = progress = true;
+                removed++;
+                for (int b = 0; b < n; b++) {
+                    indeg[b] -= before[a * n + b];
+                }
+            }
+        }
+    }
+    g_free(indeg);
+    g_free(gone);
+    return removed == n;
+}
+
+static void assert_serializable(const Batch *b, const uint8_t *got,
+                                uint64_t base, uint64_t span)
+{
+    int n = b->n;
+    bool *before = g_new0(bool, n * n);
+    for (uint64_t i = 0; i < span; i++) {
+        uint64_t off = base + i;
+        int w = got[i] - 1;
+        bool covered = false;
+        for (int k = 0; k < n; k++) {
+            const AioReq *q = &b->reqs[k];
+            if (off < q->off || off >= q->off + q->len) {
+                continue;
+            }
+            covered = true;
+            if (k != w) {
+                before[k * n + w] = true;
+            }
+        }
+        if (!covered) {
+            g_assert_cmpint(got[i], ==, FILL_BYTE);
+            continue;
+        }
+        if (w < 0 || w >= n || off < b->reqs[w].off ||
+            off >= b->reqs[w].off + b->reqs[w].len) {
+            g_error("byte at %" G_GUINT64_FORMAT " is %#x: no request "
+                    "covering it wrote that", off, got[i]);
+        }
+    }
+    g_assert_true(acyclic(before, n));
+    g_free(before);
+}
+
+/* Runs a batch over a region prefilled with FILL_BYTE (by the caller)
+ * and folds the outcome into the model. */
+static void overlap_round(BlockBackend *blk, Model *m, GRand *r,
+                          uint64_t base, uint64_t span, uint64_t max_len)
+{
+    Batch *b = batch_new(r, 64, base, span, max_len);
+    batch_submit_and_wait(blk, b);
+    uint8_t *got = g_malloc(span);
+    g_assert_cmpint(blk_pread(blk, base, span, got), ==, 0);
+    assert_serializable(b, got, base, span);
+    memcpy(m->data + base, got, span);
+    g_free(got);
+    batch_free(b);
+}
+
+static void fill_region(BlockBackend *blk, Model *m, uint64_t off,
+                        uint64_t len)
+{
+    uint8_t *buf = g_malloc(len);
+    memset(buf, FILL_BYTE, len);
+    write_both(blk, m, off, len, buf, 0);
+    g_free(buf);
+}
+
+/* Fresh clusters: allocating writes racing each other. */
+static void test_qd_overlapping(Fixture *f, gconstpointer data)
+{
+    const char *opts = data;
+    g_autofree char *path = test_path("qd.qcow2");
+    g_autofree char *base_path = test_path("qdbase.qcow2");
+    img_create(base_path, 4 * MiB, NULL);
+    BlockBackend *blk = img_open(base_path);
+    Model *m = model_new(4 * MiB);
+    fill_region(blk, m, 2 * MiB, 2 * MiB);
+    blk_unref(blk);
+    g_autofree char *o = g_strdup_printf("%s,backing_file=%s,"
+                                         "backing_fmt=qcow2", opts, base_path);
+    img_create(path, 4 * MiB, o);
+    blk = img_open(path);
+    GRand *r = g_rand_new_with_seed(7);
+    /* 1: unallocated clusters over backing data: allocating writes with
+     * copy-on-write from the backing file, racing each other. */
+    overlap_round(blk, m, r, 3 * MiB, 256 * KiB, 48 * KiB);
+    /* 2: allocated clusters: in-place writes (and some allocating). */
+    fill_region(blk, m, 0, 256 * KiB);
+    g_assert_cmpint(blk_flush(blk), ==, 0);
+    overlap_round(blk, m, r, 0, 256 * KiB, 48 * KiB);
+    /* 3: clusters shared with a snapshot: every write copies. */
+    fill_region(blk, m, 1 * MiB, 256 * KiB);
+    snapshot_create_ok(blk, "qd");
+    overlap_round(blk, m, r, 1 * MiB, 256 * KiB, 48 * KiB);
+    /* 4: allocating writes over backing data, racing inside a few
+     * clusters (a single one with 64 KiB clusters). */
+    overlap_round(blk, m, r, 2 * MiB + 512 * KiB, 64 * KiB, 6 * KiB);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    finish_image(blk, path, m);
+    g_rand_free(r);
+    model_free(m);
+}
+
+/* 256 disjoint writes, flushes and reads in flight together. */
+typedef struct {
+    int completed;
+    int failures;
+} MixCount;
+
+static void mix_cb(void *opaque, int ret)
+{
+    MixCount *c = opaque;
+    c->completed++;
+    c->failures += ret < 0;
+}
+
+static void test_qd_disjoint_mixed(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("mix.qcow2");
+    img_create(path, 16 * MiB, "cluster_size=4096");
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(16 * MiB);
+    write_pattern(blk, m, 8 * MiB, 1 * MiB, 99);
+    enum { N = 256 };
+    uint8_t *bufs = g_malloc(N * 20 * KiB);
+    uint8_t *rbuf = g_malloc(1 * MiB);
+    IOVector *q = g_new(IOVector, N + 1);
+    MixCount c = { 0, 0 };
+    for (int i = 0; i < N; i++) {
+        uint64_t slot = (i * 97) % N;           /* scrambled order */
+        uint64_t off = slot * 30 * KiB + 100;
+        pattern_fill(bufs + i * 20 * KiB, 20 * KiB, i, off);
+        memcpy(m->data + off, bufs + i * 20 * KiB, 20 * KiB);
+        iovec_init_buf(&q[i], bufs + i * 20 * KiB, 20 * KiB);
+        blk_aio_pwritev(blk, off, &q[i], 0, mix_cb, &c);
+        if (i % 64 == 0) {
+            blk_aio_flush(blk, mix_cb, &c);
+        }
+    }
+    iovec_init_buf(&q[N], rbuf, 1 * MiB);
+    blk_aio_preadv(blk, 8 * MiB, &q[N], 0, mix_cb, &c);
+    g_assert_cmpuint(blk_in_flight(blk), >=, 32);
+    poll_until_count(&c.completed, N + 4 + 1);
+    g_assert_cmpint(c.failures, ==, 0);
+    assert_same_bytes(rbuf, m->data + 8 * MiB, 1 * MiB, 8 * MiB, "aio read");
+    verify_model(blk, m);
+    finish_image(blk, path, m);
+    g_free(bufs);
+    g_free(rbuf);
+    g_free(q);
+    model_free(m);
+}
+
+/* ---- drain ---- */
+
+static Batch *disjoint_batch(int n, uint64_t base, uint64_t stride)
+{
+    Batch *b = g_new0(Batch, 1);
+    b->n = n;
+    b->reqs = g_new0(AioReq, n);
+    for (int i = 0; i < n; i++) {
+        AioReq *q = &b->reqs[i];
+        q->off = base + i * stride;
+        q->len = stride / 2;
+        q->buf = g_malloc(q->len);
+        q->completed = &b->completed;
+        pattern_fill(q->buf, q->len, 500 + i, q->off);
+        iovec_init_buf(&q->qiov, q->buf, q->len);
+    }
+    return b;
+}
+
+static void batch_submit(BlockBackend *blk, Batch *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        blk_aio_pwritev(blk, b->reqs[i].off, &b->reqs[i].qiov, 0,
+                        aio_req_cb, &b->reqs[i]);
+    }
+}
+
+static void batch_into_model(const Batch *b, Model *m)
+{
+    for (int i = 0; i < b->n; i++) {
+        g_assert_cmpint(b->reqs[i].ret, ==, 0);
+        memcpy(m->data + b->reqs[i].off, b->reqs[i].buf, b->reqs[i].len);
+    }
+}
+
+/* Spins the loop for a while, as a held request would need. */
+static void spin_loop(int ms)
+{
+    gint64 end = g_get_monotonic_time() + ms * 1000;
+    while (g_get_monotonic_time() < end) {
+        aio_poll(false);
+        g_usleep(500);
+    }
+}
+
+static void test_drain(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("drain.qcow2");
+    img_create(path, 8 * MiB, "cluster_size=4096");
+    BlockBackend *blk = img_open(path);
+    BlockDriverState *bs = blk_bs(blk);
+    Model *m = model_new(8 * MiB);
+    Batch *first = disjoint_batch(32, 0, 64 * KiB);
+    batch_submit(blk, first);
+    g_assert_cmpuint(bdrv_in_flight(bs), >, 0);
+    g_assert_cmpint(first->completed, <, 32);
+
+    bdrv_drained_begin(bs);
+    /* Everything that was running has finished... */
+    g_assert_cmpint(first->completed, ==, 32);
+    g_assert_cmpuint(bdrv_in_flight(bs), ==, 0);
+    batch_into_model(first, m);
+    /* ...and new requests wait until the section ends. */
+    Batch *held = disjoint_batch(8, 4 * MiB, 64 * KiB);
+    batch_submit(blk, held);
+    bdrv_drained_begin(bs);                 /* nested */
+    bdrv_drained_end(bs);
+    spin_loop(30);
+    g_assert_cmpint(held->completed, ==, 0);
+    g_assert_cmpuint(bdrv_in_flight(bs), ==, 0);
+    uint8_t probe[512];
+    g_assert_cmpint(bdrv_pread(bs, 4 * MiB, 512, probe), ==, 0);
+    g_assert_true(buffer_is_zero(probe, 512));   /* not written yet */
+
+    bdrv_drained_end(bs);
+    poll_until_count(&held->completed, 8);
+    batch_into_model(held, m);
+    verify_model(blk, m);
+    finish_image(blk, path, m);
+    batch_free(first);
+    batch_free(held);
+    model_free(m);
+}
+
+/* Draining from inside a coroutine waits the same way. */
+typedef struct {
+    BlockDriverState *bs;
+    Batch *b;
+    int completed_at_drain;
+    unsigned in_flight_at_drain;
+} CoDrain;
+
+static void co_drain_entry(void *opaque)
+{
+    CoDrain *d = opaque;
+    bdrv_drained_begin(d->bs);
+    d->completed_at_drain = d->b->completed;
+    d->in_flight_at_drain = bdrv_in_flight(d->bs);
+    bdrv_drained_end(d->bs);
+}
+
+static void test_drain_in_coroutine(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("codrain.qcow2");
+    img_create(path, 8 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(8 * MiB);
+    Batch *b = disjoint_batch(32, 0, 128 * KiB);
+    batch_submit(blk, b);
+    CoDrain d = { blk_bs(blk), b, -1, 99 };
+    co_run_sync(co_drain_entry, &d);
+    g_assert_cmpint(d.completed_at_drain, ==, 32);
+    g_assert_cmpuint(d.in_flight_at_drain, ==, 0);
+    batch_into_model(b, m);
+    finish_image(blk, path, m);
+    batch_free(b);
+    model_free(m);
+}
+
+static void add(const char *name, void (*fn)(Fixture *, gconstpointer),
+                gconstpointer data)
+{
+    g_test_add(name, Fixture, data, fixture_setup, fn, fixture_teardown);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    add("/qcow2/l2-allocation", test_l2_allocation, NULL);
+    add("/qcow2/cow/fresh", test_cow_fresh_clusters, NULL);
+    add("/qcow2/cow/snapshot", test_cow_from_snapshot, NULL);
+    add("/qcow2/cow/backing", test_cow_from_backing, NULL);
+    add("/qcow2/discard-reuse", test_discard_reuse, NULL);
+    add("/qcow2/zero/plain", test_zero_clusters, NULL);
+    add("/qcow2/zero/over-backing", test_zero_over_backing, NULL);
+    add("/qcow2/backing-chain", test_backing_chain, NULL);
+    add("/qcow2/cluster-sizes", test_cluster_sizes, NULL);
+    add("/qcow2/refcount/widths", test_refcount_widths, NULL);
+    add("/qcow2/refcount/table-growth", test_refcount_table_growth_writes,
+        NULL);
+    add("/qcow2/refcount/table-growth-1bit", test_refcount_table_growth_1bit,
+        NULL);
+    add("/qcow2/compressed/zlib", test_compressed_zlib, NULL);
+    add("/qcow2/compressed/zstd", test_compressed_zstd, NULL);
+    add("/qcow2/compressed/discard", test_compressed_discard_all, NULL);
+    add("/qcow2/snapshot/basic", test_snapshot_basic, NULL);
+    add("/qcow2/snapshot/ids", test_snapshot_ids, NULL);
+    add("/qcow2/snapshot/many", test_snapshot_many, NULL);
+    add("/qcow2/snapshot/resize", test_snapshot_and_resize, NULL);
+    add("/qcow2/resize/grow-shrink", test_resize, NULL);
+    add("/qcow2/resize/prealloc", test_resize_prealloc, NULL);
+    add("/qcow2/aio/overlap-64k", test_qd_overlapping, "cluster_size=65536");
+    add("/qcow2/aio/overlap-4k", test_qd_overlapping, "cluster_size=4096");
+    add("/qcow2/aio/overlap-512", test_qd_overlapping, "cluster_size=512");
+    add("/qcow2/aio/disjoint-mixed", test_qd_disjoint_mixed, NULL);
+    add("/qcow2/drain/sections", test_drain, NULL);
+    add("/qcow2/drain/coroutine", test_drain_in_coroutine, NULL);
+    return g_test_run();
+}
