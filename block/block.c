@@ -394,12 +394,14 @@ void bdrv_unref(BlockDriverState *bs)
 char *bdrv_resolve_backing_path(const BlockDriverState *bs,
                                 const char *backing)
 {
-    if (g_path_is_absolute(backing) || !bs->filename ||
-        strstr(backing, "://")) {
+    /* Relative names are relative to the image's own folder, spelled as
+     * the image's name spells it ("base" beside "img" stays "base"). */
+    const char *slash = bs->filename ? strrchr(bs->filename, '/') : NULL;
+    if (g_path_is_absolute(backing) || !slash || strstr(backing, "://")) {
         return g_strdup(backing);
     }
-    g_autofree char *dir = g_path_get_dirname(bs->filename);
-    return g_build_filename(dir, backing, NULL);
+    return g_strdup_printf("%.*s%s", (int)(slash - bs->filename + 1),
+                           bs->filename, backing);
 }
 
 /* ---- probing ---- */

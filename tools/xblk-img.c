@@ -163,14 +163,19 @@ static int img_create(int argc, char **argv)
         bopts_set(o, "backing_fmt", base_fmt);
     }
     if (bopts_get(o, "backing_file") && !bopts_get(o, "backing_fmt")) {
-        /* Record the probed format so later opens need not guess. */
+        /* As qemu-img: guessing the backing format is a security risk,
+         * so it must be given; say what it looks like. */
         const char *b = bopts_get(o, "backing_file");
+        g_autofree char *dir = g_path_get_dirname(filename);
         g_autofree char *path = g_path_is_absolute(b) ? g_strdup(b)
-            : g_build_filename(g_path_get_dirname(filename), b, NULL);
+            : g_build_filename(dir, b, NULL);
         const char *probed = bdrv_probe_format(path, NULL);
+        error_report("%s: Backing file specified without backing format",
+                     filename);
         if (probed) {
-            bopts_set(o, "backing_fmt", probed);
+            fprintf(stderr, "Detected format of %s.\n", probed);
         }
+        return 1;
     }
     if (!bopts_get(o, "size") && !bopts_get(o, "backing_file")) {
         error_report("%s: Image creation needs a size parameter", filename);
@@ -244,6 +249,7 @@ static json_t *snapshot_json(const BdrvSnapshotInfo *sn)
     return o;
 }
 
+/* Key order follows qemu-img's output, so diffs against it stay quiet. */
 static json_t *image_info_json(BlockDriverState *bs)
 {
     json_t *o = json_object();
@@ -259,6 +265,10 @@ static json_t *image_info_json(BlockDriverState *bs)
     if (n >= 0) {
         bdrv_snapshot_list_free(list, n);
     }
+    if (bs->backing_file && bs->backing_format) {
+        json_object_set_new(o, "backing-filename-format",
+                            json_string(bs->backing_format));
+    }
     json_object_set_new(o, "virtual-size", json_integer(bdrv_getlength(bs)));
     json_object_set_new(o, "filename", json_string(bs->filename));
     int cs = bdrv_get_cluster_size(bs);
@@ -270,18 +280,15 @@ static json_t *image_info_json(BlockDriverState *bs)
     if (actual >= 0) {
         json_object_set_new(o, "actual-size", json_integer(actual));
     }
-    if (bs->backing_file) {
-        g_autofree char *full = bdrv_resolve_backing_path(bs, bs->backing_file);
-        json_object_set_new(o, "backing-filename", json_string(bs->backing_file));
-        json_object_set_new(o, "full-backing-filename", json_string(full));
-        if (bs->backing_format) {
-            json_object_set_new(o, "backing-filename-format",
-                                json_string(bs->backing_format));
-        }
-    }
     json_t *spec = bdrv_get_specific_info(bs);
     if (spec) {
         json_object_set_new(o, "format-specific", spec);
+    }
+    if (bs->backing_file) {
+        g_autofree char *full = bdrv_resolve_backing_path(bs, bs->backing_file);
+        json_object_set_new(o, "full-backing-filename", json_string(full));
+        json_object_set_new(o, "backing-filename",
+                            json_string(bs->backing_file));
     }
     json_object_set_new(o, "dirty-flag", json_false());
     return o;
