@@ -253,6 +253,10 @@ static json_t *snapshot_json(const BdrvSnapshotInfo *sn)
 static json_t *image_info_json(BlockDriverState *bs)
 {
     json_t *o = json_object();
+    if (bs->backing_file && bs->backing_format) {
+        json_object_set_new(o, "backing-filename-format",
+                            json_string(bs->backing_format));
+    }
     BdrvSnapshotInfo *list = NULL;
     int n = bdrv_snapshot_list(bs, &list);
     if (n > 0) {
@@ -264,10 +268,6 @@ static json_t *image_info_json(BlockDriverState *bs)
     }
     if (n >= 0) {
         bdrv_snapshot_list_free(list, n);
-    }
-    if (bs->backing_file && bs->backing_format) {
-        json_object_set_new(o, "backing-filename-format",
-                            json_string(bs->backing_format));
     }
     json_object_set_new(o, "virtual-size", json_integer(bdrv_getlength(bs)));
     json_object_set_new(o, "filename", json_string(bs->filename));

@@ -272,6 +272,27 @@ class XblkImgInterop(xtest.TmpDirTestCase):
         self.assertIn('lazy refcounts: true', qimg('info', img).stdout)
         self.assert_qemu_check_clean(img)
 
+    def test_info_matches_qemu(self):
+        os.chdir(self.dir)
+        qimg('create', '-f', 'raw', 'r.raw', '10M')
+        qimg('create', '-f', 'qcow2', '-o', 'compat=0.10', 'v2.qcow2', '1G')
+        qimg('create', '-f', 'qcow2', 'base.qcow2', '10M')
+        qimg('create', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2',
+             'top.qcow2', '20M')
+        qio('top.qcow2', 'write -P 1 0 1M')
+        qimg('snapshot', '-c', 'first', 'top.qcow2')
+        ximg('snapshot', '-c', 'second', 'top.qcow2')
+        qimg('create', '-f', 'qcow2', '-o', 'compression_type=zstd,'
+             'cluster_size=4k,refcount_bits=8', 'z.qcow2', '3M')
+        for img in ('r.raw', 'v2.qcow2', 'top.qcow2', 'z.qcow2'):
+            for extra in ([], ['--backing-chain']):
+                for out in ('human', 'json'):
+                    args = ['info', '--output=' + out] + extra + [img]
+                    self.assertEqual(ximg(*args).stdout, qimg(*args).stdout,
+                                     ' '.join(args))
+        self.assertEqual(ximg('snapshot', '-l', 'top.qcow2').stdout,
+                         qimg('snapshot', '-l', 'top.qcow2').stdout)
+
     def test_map_matches_qemu(self):
         img = self.path('m.qcow2')
         ximg('create', '-q', '-f', 'qcow2', img, '8M')
