@@ -509,10 +509,11 @@ static int img_check(int argc, char **argv)
         return 63;
     }
     bool repaired = res.corruptions_fixed || res.leaks_fixed;
+    /* Per-cluster findings go to stderr, as qemu-img prints them. */
+    fputs(res.log->str, stderr);
     if (fix && repaired && ret >= 0) {
         /* As qemu-img does: report the fixes, then check again. */
         if (!json && !quiet) {
-            fputs(res.log->str, stdout);
             printf("The following inconsistencies were found and repaired:"
                    "\n\n    %d leaked clusters\n    %d corruptions\n\n"
                    "Double checking the fixed image now...\n",
@@ -523,10 +524,6 @@ static int img_check(int argc, char **argv)
         ret = bdrv_check(bs, &res, 0);
         res.leaks_fixed = lf;
         res.corruptions_fixed = cf;
-    } else if (!json && !quiet) {
-        fputs(res.log->str, stdout);
-    } else if (json) {
-        fputs(res.log->str, stderr);
     }
     if (ret < 0) {
         res.check_errors++;
