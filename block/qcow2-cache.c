@@ -140,28 +140,29 @@ void qcow2_cache_foreach_dirty(Qcow2Cache *c,
     }
 }
 
-/* Doubles the number of slots.  Tables move, so no table may be pinned
+/* Grows the cache to n slots.  Tables move, so no table may be pinned
  * by pointer across this call: only called when none is handed out
- * except through the entries themselves (they keep their contents). */
-static void cache_grow(Qcow2Cache *c)
+ * except through the entries themselves (they keep their contents).
+ * Only occupied slots are copied: the new free slots stay untouched
+ * (their pages are faulted in on first use), so growing by a lot at
+ * once costs what the cached tables weigh, not the new capacity. */
+static void cache_grow_to(Qcow2Cache *c, int n)
 {
-    int old = c->size, n = c->size * 2;
+    int old = c->size;
+    g_assert(n > old);
     uint8_t *tables = bdrv_blockalign(c->bs->file->bs, n * c->table_size);
     CacheEntry *entries = g_new0(CacheEntry, n);
     g_hash_table_remove_all(c->index);
     for (int i = 0; i < n; i++) {
         entries[i].table = tables + i * c->table_size;
-        if (i < old) {
+        if (i < old && c->entries[i].offset) {
             g_assert(c->entries[i].ref == 0);
             memcpy(entries[i].table, c->entries[i].table, c->table_size);
             entries[i].offset = c->entries[i].offset;
             entries[i].dirty = c->entries[i].dirty;
             entries[i].lru = c->entries[i].lru;
             entries[i].hold = c->entries[i].hold;
-            if (entries[i].offset) {
-                g_hash_table_insert(c->index, &entries[i].offset,
-                                    &entries[i]);
-            }
+            g_hash_table_insert(c->index, &entries[i].offset, &entries[i]);
         }
     }
     bdrv_vfree(c->tables);
@@ -169,6 +170,12 @@ static void cache_grow(Qcow2Cache *c)
     c->tables = tables;
     c->entries = entries;
     c->size = n;
+}
+
+/* Doubles the number of slots (see cache_grow_to). */
+static void cache_grow(Qcow2Cache *c)
+{
+    cache_grow_to(c, c->size * 2);
 }
 
 int qcow2_cache_pinned(Qcow2Cache *c)
@@ -184,8 +191,13 @@ void qcow2_cache_reserve(Qcow2Cache *c, int free_slots)
 {
     /* Growing moves tables, so it must happen while nothing is pinned. */
     g_assert(qcow2_cache_pinned(c) == 0);
-    while (c->size < free_slots * 2) {
-        cache_grow(c);
+    int free = 0;
+    for (int i = 0; i < c->size; i++) {
+        free += c->entries[i].offset == 0;
+    }
+    if (free < free_slots) {
+        /* One step to the needed size, with a little slack. */
+        cache_grow_to(c, c->size + (free_slots - free) + 8);
     }
 }
 
