@@ -15,6 +15,7 @@
 #include "util/error.h"
 #include "util/main-loop.h"
 #include "util/progress.h"
+#include "util/version.h"
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -24,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define XBLK_VERSION "0.1.0"
+#define XBLK_VERSION XBLK_VERSION_STRING
 
 typedef struct ImgCmd {
     const char *name;
