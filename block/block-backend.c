@@ -15,6 +15,10 @@
 #include "block/block_int.h"
 #include "util/main-loop.h"
 #include <errno.h>
+#include <string.h>
+
+/* Backends with a name are devices; they are listed for query-block. */
+static GList *named_backends;
 
 struct BlockBackend {
     BlockDriverState *root;
@@ -81,6 +85,7 @@ void blk_unref(BlockBackend *blk)
         return;
     }
     blk_remove_bs(blk);
+    named_backends = g_list_remove(named_backends, blk);
     g_free(blk->name);
     g_free(blk);
 }
@@ -99,6 +104,30 @@ void blk_set_name(BlockBackend *blk, const char *name)
 {
     g_free(blk->name);
     blk->name = g_strdup(name);
+    named_backends = g_list_remove(named_backends, blk);
+    if (name && *name) {
+        named_backends = g_list_append(named_backends, blk);
+    }
+}
+
+BlockBackend *blk_next(BlockBackend *blk)
+{
+    if (!blk) {
+        return named_backends ? named_backends->data : NULL;
+    }
+    GList *l = g_list_find(named_backends, blk);
+    return l && l->next ? l->next->data : NULL;
+}
+
+BlockBackend *blk_by_name(const char *name)
+{
+    for (GList *l = named_backends; l; l = l->next) {
+        BlockBackend *blk = l->data;
+        if (!strcmp(blk->name, name)) {
+            return blk;
+        }
+    }
+    return NULL;
 }
 
 void blk_set_enable_write_cache(BlockBackend *blk, bool wce)

@@ -63,6 +63,9 @@ void blk_aio_pwritev(BlockBackend *blk, int64_t offset, IOVector *qiov,
 void blk_aio_flush(BlockBackend *blk, BlockCompletionFunc *cb, void *opaque);
 void blk_aio_pdiscard(BlockBackend *blk, int64_t offset, int64_t bytes,
                       BlockCompletionFunc *cb, void *opaque);
+/* Iterates over backends that have a name (devices): start with NULL. */
+BlockBackend *blk_next(BlockBackend *blk);
+BlockBackend *blk_by_name(const char *name);
 /* Requests submitted through this backend and not yet completed. */
 unsigned blk_in_flight(const BlockBackend *blk);
 
