@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static GList *all_nodes;
@@ -666,6 +667,77 @@ BlockDriverState *bdrv_open(const char *filename, BlockOpts *opts, int flags,
     return o.ret;
 }
 
+/*
+ * The files whose backing chains are being opened, outermost first, per
+ * coroutine (a chain opens recursively in the coroutine of its top).  A
+ * backing file name read from an image may lead back into the chain (a
+ * damaged or malicious header), which would recurse until the coroutine
+ * stack overflows; so may an absurdly long chain.  Both are refused.
+ */
+#define BDRV_MAX_BACKING_DEPTH 64
+
+typedef struct ChainFile {
+    dev_t dev;
+    ino_t ino;
+} ChainFile;
+
+static GHashTable *opening_chains;     /* Coroutine* -> GArray of ChainFile */
+
+static bool backing_chain_push(BlockDriverState *bs, const char *path,
+                               GError **errp)
+{
+    struct stat st;
+    if (!opening_chains) {
+        opening_chains = g_hash_table_new(g_direct_hash, g_direct_equal);
+    }
+    GArray *chain = g_hash_table_lookup(opening_chains, co_self());
+    if (!chain) {
+        chain = g_array_new(FALSE, FALSE, sizeof(ChainFile));
+        g_hash_table_insert(opening_chains, co_self(), chain);
+    }
+    if (chain->len >= BDRV_MAX_BACKING_DEPTH) {
+        error_setg(errp, "Backing chain of '%s' is deeper than %d images",
+                   bs->filename, BDRV_MAX_BACKING_DEPTH);
+        goto fail;
+    }
+    ChainFile f = { 0, 0 };     /* a file we cannot stat matches nothing */
+    if (bs->filename && stat(bs->filename, &st) == 0) {
+        f.dev = st.st_dev;
+        f.ino = st.st_ino;
+    }
+    g_array_append_val(chain, f);
+    if (stat(path, &st) == 0) {
+        for (guint i = 0; i < chain->len; i++) {
+            ChainFile *c = &g_array_index(chain, ChainFile, i);
+            if (c->dev == st.st_dev && c->ino == st.st_ino &&
+                (c->dev || c->ino)) {
+                g_array_set_size(chain, chain->len - 1);
+                error_setg(errp, "Backing file '%s' of '%s' leads back into "
+                           "its own backing chain", path, bs->filename);
+                goto fail;
+            }
+        }
+    }
+    return true;
+
+fail:
+    if (chain->len == 0) {
+        g_hash_table_remove(opening_chains, co_self());
+        g_array_free(chain, TRUE);
+    }
+    return false;
+}
+
+static void backing_chain_pop(void)
+{
+    GArray *chain = g_hash_table_lookup(opening_chains, co_self());
+    g_array_set_size(chain, chain->len - 1);
+    if (chain->len == 0) {
+        g_hash_table_remove(opening_chains, co_self());
+        g_array_free(chain, TRUE);
+    }
+}
+
 int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
                                    GError **errp)
 {
@@ -699,12 +771,16 @@ int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
             return 0;
         }
         g_autofree char *path = bdrv_resolve_backing_path(bs, bs->backing_file);
+        if (!backing_chain_push(bs, path, errp)) {
+            return -ELOOP;
+        }
         BlockOpts *bo = bopts_new();
         if (bs->backing_format) {
             bopts_set(bo, "driver", bs->backing_format);
         }
         GError *err = NULL;
         backing = bdrv_open_co(path, bo, bflags, &err);
+        backing_chain_pop();
         if (!backing) {
             error_setg(errp, "Could not open backing file: %s", err->message);
             g_error_free(err);
