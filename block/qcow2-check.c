@@ -29,10 +29,21 @@ typedef struct Check {
 
 #define LOG(c, ...) g_string_append_printf((c)->res->log, __VA_ARGS__)
 
+static bool offset_plausible(Check *c, uint64_t off);
+
 static void ref_inc(Check *c, uint64_t offset, uint64_t bytes)
 {
     Qcow2State *s = c->s;
     if (bytes == 0) {
+        return;
+    }
+    /* A reference far beyond the file is garbage read from a damaged
+     * table: counting it would size c->refs by it. */
+    if (offset + bytes < offset || !offset_plausible(c, offset + bytes - 1)) {
+        LOG(c, "ERROR: counting reference for region exceeding the end of "
+            "the file by one cluster or more: offset %#" G_GINT64_MODIFIER
+            "x size %#" G_GINT64_MODIFIER "x\n", offset, bytes);
+        c->res->corruptions++;
         return;
     }
     uint64_t first = offset >> s->cluster_bits;
