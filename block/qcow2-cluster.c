@@ -257,20 +257,24 @@ int coroutine_fn qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size,
     if (ret >= 0) {
         ret = qcow2_file_sync(bs);
     }
+    bool switched = false;
     if (ret >= 0) {
         uint8_t hdr[12];
         be32_write(hdr, new_size);
         be64_write(hdr + 4, new_off);
         ret = bdrv_co_pwrite(bs->file->bs, 36, sizeof(hdr), hdr, 0);
+        switched = ret >= 0;
     }
     if (ret >= 0) {
         ret = qcow2_file_sync(bs);
     }
-    if (ret < 0) {
+    if (!switched) {
         qcow2_free_deferred(bs, new_off, bytes);
         return ret;
     }
-    uint64_t old_off = s->l1_table_offset;
+    /* The file names the new table from here on, even if the sync failed:
+     * follow it, and leak the old table unless the switch is durable. */
+    uint64_t old_off = ret >= 0 ? s->l1_table_offset : 0;
     uint64_t old_bytes = ROUND_UP((uint64_t)s->l1_size * 8, s->cluster_size);
     if (new_size > s->l1_alloc) {
         s->l1_table = g_renew(uint64_t, s->l1_table, new_size);
@@ -283,7 +287,7 @@ int coroutine_fn qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size,
     if (old_off) {
         qcow2_free_deferred(bs, old_off, old_bytes);
     }
-    return 0;
+    return ret;
 }
 
 int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs,

@@ -207,15 +207,20 @@ static int coroutine_fn grow_refcount_table(BlockDriverState *bs,
     if (ret >= 0) {
         ret = qcow2_file_sync(bs);
     }
+    bool switched = false;
     if (ret >= 0) {
         ret = write_reftable_pointer(bs, table_start << s->cluster_bits, tc);
+        switched = ret >= 0;
     }
     if (ret >= 0) {
         ret = qcow2_file_sync(bs);
     }
-    if (ret < 0) {
+    if (!switched) {
         goto out;
     }
+    /* The file names the new table from here on, even if the sync failed:
+     * follow it, and leak the old table unless the switch is durable. */
+    int sync_ret = ret;
 
     uint64_t old_offset = s->refcount_table_offset;
     uint64_t old_bytes = (uint64_t)s->refcount_table_clusters <<
@@ -233,7 +238,8 @@ static int coroutine_fn grow_refcount_table(BlockDriverState *bs,
         s->zero_beyond = end;
     }
     /* The old table is unreferenced now; freeing it is a plain decrement. */
-    ret = qcow2_update_refcount(bs, old_offset, old_bytes, -1);
+    ret = sync_ret < 0 ? sync_ret
+                       : qcow2_update_refcount(bs, old_offset, old_bytes, -1);
 out:
     bdrv_vfree(block);
     bdrv_vfree(table);

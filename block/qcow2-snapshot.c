@@ -214,15 +214,23 @@ static void shadow_begin(BlockDriverState *bs)
     qcow2_cache_set_writeback(s->refblock_cache, false);
 }
 
-static void shadow_end(BlockDriverState *bs)
+/* Leaves shadow mode.  keep_excluded: the switch is in the file but not
+ * known durable, so the clusters it freed stay unused for this session
+ * (the old state may still be the one on disk). */
+static void shadow_finish(BlockDriverState *bs, bool keep_excluded)
 {
     Qcow2State *s = bs->opaque;
     s->shadow_pending = false;
-    if (s->shadow_excluded) {
+    if (s->shadow_excluded && !keep_excluded) {
         g_hash_table_remove_all(s->shadow_excluded);
     }
     qcow2_cache_set_writeback(s->l2_cache, true);
     qcow2_cache_set_writeback(s->refblock_cache, true);
+}
+
+static void shadow_end(BlockDriverState *bs)
+{
+    shadow_finish(bs, false);
 }
 
 typedef struct {
@@ -407,6 +415,7 @@ static int coroutine_fn shadow_switch(BlockDriverState *bs,
     if (ret >= 0) {
         ret = qcow2_file_sync(bs);
     }
+    bool switched = false;
     if (ret >= 0) {
         /* The switch: size, L1, refcount table, snapshot table at once. */
         uint8_t h[48];
@@ -419,14 +428,17 @@ static int coroutine_fn shadow_switch(BlockDriverState *bs,
         be32_write(h + 36, n);
         be64_write(h + 40, sn_off);
         ret = bdrv_co_pwrite(bs->file->bs, 24, sizeof(h), h, 0);
+        switched = ret >= 0;
     }
     if (ret >= 0) {
         ret = qcow2_file_sync(bs);
     }
-    if (ret < 0) {
+    if (!switched) {
         goto out;
     }
-    /* The new state is durable. */
+    /* The file holds the new state from the header write on: adopt it even
+     * if the sync failed (then it is not known durable: the old locations
+     * leak and what the switch freed is not reused). */
     s->refcount_table_offset = rt_off;
     s->refcount_table_clusters = rt_clusters;
     uint64_t entries = (rt_clusters << s->cluster_bits) / 8;
@@ -443,13 +455,15 @@ static int coroutine_fn shadow_switch(BlockDriverState *bs,
     s->snapshots_size = sn_size;
     list = NULL;
     g_hash_table_remove_all(s->l1_dirty);
-    shadow_end(bs);
+    shadow_finish(bs, ret < 0);
     /* Old locations are now plain leaks: release them in place. */
-    for (guint i = 0; i < old_blocks->len; i++) {
+    for (guint i = 0; i < old_blocks->len && ret >= 0; i++) {
         qcow2_update_refcount(bs, g_array_index(old_blocks, uint64_t, i),
                               s->cluster_size, -1);
     }
-    qcow2_update_refcount(bs, old_rt_off, old_rt_bytes, -1);
+    if (ret >= 0) {
+        qcow2_update_refcount(bs, old_rt_off, old_rt_bytes, -1);
+    }
 out:
     g_free(sn_buf);
     g_array_free(old_blocks, TRUE);
@@ -469,6 +483,9 @@ out:
 static void coroutine_fn reload_after_failure(BlockDriverState *bs)
 {
     Qcow2State *s = bs->opaque;
+    if (!s->shadow_pending) {
+        return;     /* nothing changed, or shadow_switch adopted the file */
+    }
     shadow_end(bs);
     qcow2_cache_empty(s->l2_cache);
     qcow2_cache_empty(s->refblock_cache);
@@ -1197,8 +1214,8 @@ static int coroutine_fn qcow2_snapshot_apply(BlockDriverState *bs,
         ret = apply_locked(bs, idx, errp);
         if (ret < 0) {
             reload_after_failure(bs);
-        } else {
-            ret = qcow2_flush_metadata(bs);
+        } else if ((ret = qcow2_flush_metadata(bs)) < 0) {
+            error_setg_errno(errp, -ret, "Could not flush metadata");
         }
     }
     s->cbuf_desc = UINT64_MAX;
@@ -1240,8 +1257,8 @@ static int coroutine_fn qcow2_snapshot_delete(BlockDriverState *bs,
         ret = delete_locked(bs, idx, errp);
         if (ret < 0) {
             reload_after_failure(bs);
-        } else {
-            ret = qcow2_flush_metadata(bs);
+        } else if ((ret = qcow2_flush_metadata(bs)) < 0) {
+            error_setg_errno(errp, -ret, "Could not flush metadata");
         }
     }
     co_mutex_unlock(&s->lock);
