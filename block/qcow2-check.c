@@ -304,7 +304,10 @@ static void check_refcount_structure(Check *c)
     }
 }
 
-/* Reads the on-disk refcount of cluster i; -1 on a broken structure. */
+/* Reads the on-disk refcount of cluster i: 0 when read, 1 when the
+ * refcount structure cannot describe it (broken), or a negative errno
+ * when reading failed, which counts as a check error (never as a clean
+ * answer). */
 static int coroutine_fn disk_refcount(Check *c, uint64_t i, uint64_t *rc)
 {
     Qcow2State *s = c->s;
@@ -321,9 +324,15 @@ static int coroutine_fn disk_refcount(Check *c, uint64_t i, uint64_t *rc)
     }
     if ((e & REFT_RESERVED_MASK) || !IS_ALIGNED(off, s->cluster_size) ||
         off >= c->file_clusters << s->cluster_bits) {
-        return -EIO;
+        return 1;
     }
-    return qcow2_get_refcount(c->bs, i, rc);
+    int ret = qcow2_get_refcount(c->bs, i, rc);
+    if (ret < 0) {
+        LOG(c, "ERROR: could not read the refcount of cluster %"
+            G_GUINT64_FORMAT "\n", i);
+        c->res->check_errors++;
+    }
+    return ret;
 }
 
 /* Places a fresh refcount table and blocks after all referenced clusters
@@ -429,8 +438,9 @@ static int coroutine_fn compare_refcounts(Check *c, uint64_t *highest)
     for (uint64_t i = 0; i < n; i++) {
         uint64_t rc;
         uint64_t ref = i < c->nb_refs ? c->refs[i] : 0;
-        if (disk_refcount(c, i, &rc) < 0) {
-            if (ref) {
+        int r = disk_refcount(c, i, &rc);
+        if (r != 0) {
+            if (r > 0 && ref) {
                 c->refcount_broken = true;
             }
             continue;
@@ -479,7 +489,7 @@ static int coroutine_fn check_oflag_copied(Check *c)
         if (!l2_off || (e & L1E_RESERVED_MASK) ||
             !IS_ALIGNED(l2_off, s->cluster_size) ||
             l2_off >= c->file_clusters << s->cluster_bits ||
-            disk_refcount(c, l2_off >> s->cluster_bits, &rc) < 0) {
+            disk_refcount(c, l2_off >> s->cluster_bits, &rc) != 0) {
             continue;
         }
         if ((rc == 1) != !!(e & QCOW_OFLAG_COPIED)) {
@@ -508,7 +518,7 @@ static int coroutine_fn check_oflag_copied(Check *c)
             uint64_t off = le & L2E_OFFSET_MASK;
             if ((t != QCOW2_CLUSTER_NORMAL && t != QCOW2_CLUSTER_ZERO_ALLOC) ||
                 !IS_ALIGNED(off, s->cluster_size) ||
-                disk_refcount(c, off >> s->cluster_bits, &rc) < 0) {
+                disk_refcount(c, off >> s->cluster_bits, &rc) != 0) {
                 continue;
             }
             if ((rc == 1) != !!(le & QCOW_OFLAG_COPIED)) {
