@@ -283,7 +283,7 @@ static void check_refcount_structure(Check *c)
     for (uint64_t i = 0; i < s->refcount_table_size; i++) {
         uint64_t e = s->refcount_table[i];
         uint64_t off = e & REFT_OFFSET_MASK;
-        if (!off) {
+        if (!off && !(e & REFT_RESERVED_MASK)) {
             continue;
         }
         if ((e & REFT_RESERVED_MASK) || !IS_ALIGNED(off, s->cluster_size)) {
@@ -301,6 +301,37 @@ static void check_refcount_structure(Check *c)
             continue;
         }
         ref_inc(c, off, s->cluster_size);
+    }
+}
+
+/* Each refcount block and refcount table cluster must be used by nothing
+ * else: one shared with data or another table gets rewritten through that
+ * other use.  Called once every reference is counted. */
+static void check_refcount_sharing(Check *c)
+{
+    Qcow2State *s = c->s;
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        uint64_t e = s->refcount_table[i];
+        uint64_t idx = (e & REFT_OFFSET_MASK) >> s->cluster_bits;
+        if (!(e & REFT_OFFSET_MASK) || (e & REFT_RESERVED_MASK) ||
+            !IS_ALIGNED(e & REFT_OFFSET_MASK, s->cluster_size) ||
+            idx >= c->nb_refs || c->refs[idx] <= 1) {
+            continue;
+        }
+        LOG(c, "ERROR refcount block %" G_GUINT64_FORMAT " is also used "
+            "by other metadata or data (references=%u)\n", i, c->refs[idx]);
+        c->res->corruptions++;
+        c->refcount_broken = true;
+    }
+    uint64_t t = s->refcount_table_offset >> s->cluster_bits;
+    for (uint64_t i = t; i < t + s->refcount_table_clusters; i++) {
+        if (i < c->nb_refs && c->refs[i] > 1) {
+            LOG(c, "ERROR refcount table cluster %" G_GUINT64_FORMAT " is "
+                "also used by other metadata or data (references=%u)\n",
+                i, c->refs[i]);
+            c->res->corruptions++;
+            c->refcount_broken = true;
+        }
     }
 }
 
@@ -581,6 +612,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
         ret = check_bitmaps(&c);
     }
     check_refcount_structure(&c);
+    check_refcount_sharing(&c);
     uint64_t highest = 0;
     if (ret >= 0) {
         ret = compare_refcounts(&c, &highest);
@@ -594,6 +626,8 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
             res->corruptions = 0;
             res->leaks_fixed += res->leaks;
             res->leaks = 0;
+            /* The fresh refcounts can now judge OFLAG_COPIED. */
+            c.refcount_broken = false;
         }
     } else if (ret >= 0 && !(c.refcount_broken)) {
         ret = qcow2_cache_write(bs, s->refblock_cache);
