@@ -588,6 +588,10 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
     if (bs->read_only) {
         fix = 0;
     }
+    if (s->stale) {
+        res->check_errors++;
+        return -EIO;        /* memory does not describe the file */
+    }
     co_mutex_lock(&s->lock);
     int ret = 0;
     if (!bs->read_only) {

@@ -612,6 +612,9 @@ int coroutine_fn qcow2_flush_metadata(BlockDriverState *bs)
 {
     Qcow2State *s = bs->opaque;
     int ret;
+    if (s->stale) {
+        return -EIO;    /* nothing in memory may reach the file */
+    }
     if (s->pending_create) {
         /* Nothing may be written in place before the shadow switch. */
         ret = qcow2_snapshot_finish_pending(bs);

@@ -478,20 +478,15 @@ out:
     return ret;
 }
 
-/* After a failed shadow operation the in-memory state is ahead of the
- * disk: throw it away and read the on-disk (old) state again. */
-static void coroutine_fn reload_after_failure(BlockDriverState *bs)
+/* Reads the header fields, the active L1 table and the refcount table
+ * from the file again. */
+static int coroutine_fn reload_tables(BlockDriverState *bs)
 {
     Qcow2State *s = bs->opaque;
-    if (!s->shadow_pending) {
-        return;     /* nothing changed, or shadow_switch adopted the file */
-    }
-    shadow_end(bs);
-    qcow2_cache_empty(s->l2_cache);
-    qcow2_cache_empty(s->refblock_cache);
     uint8_t h[72];
-    if (bdrv_co_pread(bs->file->bs, 0, sizeof(h), h, 0) < 0) {
-        return;
+    int ret = bdrv_co_pread(bs->file->bs, 0, sizeof(h), h, 0);
+    if (ret < 0) {
+        return ret;
     }
     s->size = be64_read(h + 24);
     s->l1_size = be32_read(h + 36);
@@ -501,18 +496,40 @@ static void coroutine_fn reload_after_failure(BlockDriverState *bs)
     g_free(s->l1_table);
     s->l1_alloc = MAX(s->l1_size, 1);
     s->l1_table = g_new0(uint64_t, s->l1_alloc);
-    if (s->l1_size && bdrv_co_pread(bs->file->bs, s->l1_table_offset,
-                                    (uint64_t)s->l1_size * 8, s->l1_table,
-                                    0) >= 0) {
-        for (uint32_t i = 0; i < s->l1_size; i++) {
-            s->l1_table[i] = be64_read(&s->l1_table[i]);
+    if (s->l1_size) {
+        ret = bdrv_co_pread(bs->file->bs, s->l1_table_offset,
+                            (uint64_t)s->l1_size * 8, s->l1_table, 0);
+        if (ret < 0) {
+            return ret;
         }
     }
-    g_free(s->refcount_table);
-    s->refcount_table = NULL;
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        s->l1_table[i] = be64_read(&s->l1_table[i]);
+    }
+    g_clear_pointer(&s->refcount_table, g_free);
     g_array_free(s->pending_frees, TRUE);
     g_hash_table_destroy(s->pending_free_clusters);
-    qcow2_refcount_init(bs, NULL);
+    s->pending_frees = NULL;
+    s->pending_free_clusters = NULL;
+    return qcow2_refcount_init(bs, NULL);
+}
+
+/* After a failed shadow operation the in-memory state is ahead of the
+ * disk: throw it away and read the on-disk (old) state again.  If that
+ * cannot be read, the node goes stale (fails every request) rather than
+ * act on the abandoned state. */
+static void coroutine_fn reload_after_failure(BlockDriverState *bs)
+{
+    Qcow2State *s = bs->opaque;
+    if (!s->shadow_pending) {
+        return;     /* nothing changed, or shadow_switch adopted the file */
+    }
+    shadow_end(bs);
+    qcow2_cache_empty(s->l2_cache);
+    qcow2_cache_empty(s->refblock_cache);
+    if (reload_tables(bs) < 0) {
+        s->stale = true;
+    }
     g_hash_table_remove_all(s->l1_dirty);
     s->free_cluster_index = 1;
     s->free_byte_offset = 0;

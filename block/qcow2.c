@@ -838,6 +838,9 @@ static int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset,
                                         BdrvRequestFlags flags)
 {
     Qcow2State *s = bs->opaque;
+    if (s->stale) {
+        return -EIO;
+    }
     if ((uint64_t)offset + bytes > s->size) {
         /* Beyond the virtual size reads as zeroes (generic callers check). */
         uint64_t valid = (uint64_t)offset < s->size ? s->size - offset : 0;
@@ -1015,7 +1018,7 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
                                          BdrvRequestFlags flags)
 {
     Qcow2State *s = bs->opaque;
-    if (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
+    if ((s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) || s->stale) {
         return -EIO;
     }
     if ((uint64_t)offset + bytes > s->size) {
@@ -1158,7 +1161,7 @@ static int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs,
 {
     Qcow2State *s = bs->opaque;
     uint64_t cs = s->cluster_size;
-    if (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
+    if ((s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) || s->stale) {
         return -EIO;
     }
     /* Zero flags need v3 and whole clusters (a partial last cluster at
@@ -1181,7 +1184,7 @@ static int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs,
 {
     Qcow2State *s = bs->opaque;
     uint64_t cs = s->cluster_size;
-    if (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
+    if ((s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) || s->stale) {
         return -EIO;
     }
     /* Only whole clusters can be discarded; shrink to them. */
@@ -1203,6 +1206,9 @@ static int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs,
 static int coroutine_fn qcow2_co_make_empty(BlockDriverState *bs)
 {
     Qcow2State *s = bs->opaque;
+    if (s->stale) {
+        return -EIO;
+    }
     co_mutex_lock(&s->lock);
     wait_for_allocs(s, 0, MAX(s->size, 1));
     int ret = qcow2_zero_or_discard(bs, 0, qcow2_size_to_clusters(s, s->size),
@@ -1221,6 +1227,9 @@ static int coroutine_fn qcow2_co_block_status(BlockDriverState *bs,
     Qcow2State *s = bs->opaque;
     uint64_t n, host, l2e;
     Qcow2ClusterType type;
+    if (s->stale) {
+        return -EIO;
+    }
     co_mutex_lock(&s->lock);
     int ret = qcow2_get_host_offset(bs, offset, bytes, &n, &host, &type,
                                     &l2e);
@@ -1384,6 +1393,10 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs,
     Qcow2State *s = bs->opaque;
     uint64_t old = s->size;
     int ret;
+    if (s->stale) {
+        error_setg(errp, "The image must be reopened after an I/O error");
+        return -EIO;
+    }
     if (!IS_ALIGNED((uint64_t)offset, 512)) {
         error_setg(errp, "The new size must be a multiple of 512");
         return -EINVAL;

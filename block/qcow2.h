@@ -181,6 +181,10 @@ typedef struct Qcow2State {
      * it (qcow2_alloc_clusters), whatever the clusters are used for. */
     uint64_t zero_beyond;
     bool corrupt_reported;
+    /* A failed snapshot operation could not read the on-disk state back:
+     * memory holds an abandoned state, so every request fails (-EIO)
+     * until the image is reopened.  The file itself is consistent. */
+    bool stale;
     bool metadata_dirty;          /* something to write on flush */
 
     /* Shadow commit in progress (see qcow2-snapshot.c): metadata is
