@@ -617,6 +617,12 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
     }
     check_refcount_structure(&c);
     check_refcount_sharing(&c);
+    if (res->check_errors) {
+        /* A table could not be read (or the metadata not be flushed):
+         * the counts are incomplete, and "repairing" refcounts down to
+         * them would corrupt the image.  Report only. */
+        fix = c.fix = 0;
+    }
     uint64_t highest = 0;
     if (ret >= 0) {
         ret = compare_refcounts(&c, &highest);
