@@ -453,6 +453,9 @@ static int coroutine_fn rebuild_refcounts(Check *c)
         s->refcount_table_clusters = tc;
         qcow2_cache_empty(s->refblock_cache);
         s->free_cluster_index = 1;
+        /* The file grew: the new blocks must count as inside it. */
+        c->file_clusters = MAX(c->file_clusters,
+                               (table_off >> s->cluster_bits) + tc);
     } else {
         c->res->check_errors++;
     }
