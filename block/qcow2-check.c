@@ -584,6 +584,44 @@ static int coroutine_fn check_oflag_copied(Check *c)
     return 0;
 }
 
+/*
+ * The snapshot table could be read only in part (qcow2_read_snapshots in
+ * check mode): -r all writes the entries that could be read as a new
+ * table.  Their clusters were counted; those of the lost entries were
+ * leaks, repaired before this runs.
+ */
+static int coroutine_fn repair_snapshot_table(Check *c)
+{
+    Qcow2State *s = c->s;
+    if (!(c->fix & BDRV_FIX_ERRORS) || c->refcount_broken) {
+        LOG(c, "ERROR snapshot table is corrupt; %u snapshot(s) could be "
+            "read\n", s->nb_snapshots);
+        c->res->corruptions++;
+        return 0;
+    }
+    uint64_t old_off = s->snapshots_offset, old_size = s->snapshots_size;
+    LOG(c, "Repairing snapshot table: keeping the %u snapshot(s) that could "
+        "be read\n", s->nb_snapshots);
+    int ret = qcow2_write_snapshot_table(c->bs);
+    if (ret < 0) {
+        c->res->check_errors++;
+        return ret;
+    }
+    s->snapshot_table_broken = false;
+    c->res->corruptions_fixed++;
+    if (old_size) {
+        /* The old table was counted as used; nothing uses it now. */
+        ret = qcow2_update_refcount(c->bs, old_off, old_size, -1);
+        if (ret >= 0) {
+            ret = qcow2_cache_write(c->bs, s->refblock_cache);
+        }
+        if (ret < 0) {
+            c->res->check_errors++;
+        }
+    }
+    return 0;
+}
+
 int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
                                 BdrvCheckMode fix)
 {
@@ -650,6 +688,9 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
     }
     if (ret >= 0 && !c.refcount_broken) {
         ret = check_oflag_copied(&c);
+    }
+    if (ret >= 0 && s->snapshot_table_broken) {
+        ret = repair_snapshot_table(&c);
     }
     for (uint64_t i = highest; i < c.nb_refs; i++) {
         if (c.refs[i]) {

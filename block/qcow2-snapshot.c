@@ -70,11 +70,18 @@ int coroutine_fn qcow2_read_snapshots(BlockDriverState *bs, GError **errp)
     int64_t flen = bdrv_getlength(bs->file->bs);
     uint64_t pos = s->snapshots_offset;
     uint32_t n = s->nb_snapshots;
+    /* Opened for check, the entries before a bad one are kept and the
+     * table is marked for rewriting instead of refusing the image. */
+    bool check = bs->open_flags & BDRV_O_CHECK;
     s->nb_snapshots = 0;                 /* counts parsed entries */
     for (uint32_t i = 0; i < n; i++) {
         uint8_t h[SN_HEADER_SIZE];
         if (pos - s->snapshots_offset > QCOW2_MAX_SNAPSHOT_TABLE ||
             pos + sizeof(h) > (uint64_t)flen) {
+            if (check) {
+                s->snapshot_table_broken = true;
+                break;
+            }
             error_setg(errp, "Snapshot table exceeds the image file");
             return -EINVAL;
         }
@@ -95,24 +102,39 @@ int coroutine_fn qcow2_read_snapshots(BlockDriverState *bs, GError **errp)
         sn->extra_data_size = be32_read(h + 36);
         sn->icount = UINT64_MAX;
         sn->disk_size = s->size;
-        if (sn->extra_data_size > QCOW2_MAX_SNAPSHOT_EXTRA) {
+        if (sn->extra_data_size > QCOW2_MAX_SNAPSHOT_EXTRA && !check) {
             error_setg(errp, "Too much extra metadata in snapshot table "
                        "entry %u", i);
             return -EFBIG;
         }
         uint64_t var = (uint64_t)sn->extra_data_size + id_size + name_size;
         if (pos + sizeof(h) + var > (uint64_t)flen) {
+            if (check) {
+                s->snapshot_table_broken = true;
+                memset(sn, 0, sizeof(*sn));
+                break;
+            }
             error_setg(errp, "Snapshot table exceeds the image file");
             return -EINVAL;
         }
-        uint8_t *v = g_malloc(MAX(var, 1));
-        ret = bdrv_co_pread(bs->file->bs, pos + sizeof(h), var, v, 0);
+        /* Too much extra data (check only): keep the known fields. */
+        uint32_t ex = MIN(sn->extra_data_size, QCOW2_MAX_SNAPSHOT_EXTRA);
+        if (ex < sn->extra_data_size) {
+            ex = MIN(sn->extra_data_size, 24);
+            s->snapshot_table_broken = true;
+        }
+        uint8_t *v = g_malloc((uint64_t)ex + id_size + name_size + 1);
+        ret = bdrv_co_pread(bs->file->bs, pos + sizeof(h), ex, v, 0);
+        if (ret >= 0) {
+            ret = bdrv_co_pread(bs->file->bs,
+                                pos + sizeof(h) + sn->extra_data_size,
+                                id_size + name_size, v + ex, 0);
+        }
         if (ret < 0) {
             g_free(v);
             error_setg_errno(errp, -ret, "Could not read snapshot table");
             return ret;
         }
-        uint32_t ex = sn->extra_data_size;
         if (ex >= 8) {
             sn->vm_state_size = be64_read(v);
         }
@@ -132,6 +154,10 @@ int coroutine_fn qcow2_read_snapshots(BlockDriverState *bs, GError **errp)
         s->nb_snapshots++;
         pos += ROUND_UP(sizeof(h) + var, 8);
         if (qcow2_is_v3(s) && ex < 16) {
+            if (check) {
+                s->snapshot_table_broken = true;   /* rewritten with 24 */
+                continue;
+            }
             error_setg(errp, "Snapshot %s has too little extra data for a "
                        "v3 image", sn->id_str);
             return -EINVAL;
@@ -139,6 +165,41 @@ int coroutine_fn qcow2_read_snapshots(BlockDriverState *bs, GError **errp)
     }
     s->snapshots_size = pos - s->snapshots_offset;
     return 0;
+}
+
+int coroutine_fn qcow2_write_snapshot_table(BlockDriverState *bs)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t size = 0;
+    int64_t off = 0;
+    int ret = 0;
+    uint8_t *buf = qcow2_serialize_snapshots(s, s->snapshots, s->nb_snapshots,
+                                             &size);
+    if (s->nb_snapshots) {
+        off = qcow2_alloc_clusters(bs, DIV_ROUND_UP(size, s->cluster_size));
+        ret = off < 0 ? (int)off : 0;
+        /* The new table's refcount is durable before the header uses it. */
+        if (ret >= 0) {
+            ret = qcow2_cache_write(bs, s->refblock_cache);
+        }
+        if (ret >= 0) {
+            ret = bdrv_co_pwrite(bs->file->bs, off, size, buf, 0);
+        }
+        if (ret >= 0) {
+            ret = qcow2_file_sync(bs);
+        }
+    }
+    g_free(buf);
+    if (ret < 0) {
+        return ret;
+    }
+    s->snapshots_offset = off;
+    s->snapshots_size = s->nb_snapshots ? size : 0;
+    ret = qcow2_update_header(bs);
+    if (ret >= 0) {
+        ret = qcow2_file_sync(bs);
+    }
+    return ret;
 }
 
 uint8_t *qcow2_serialize_snapshots(Qcow2State *s, Qcow2Snapshot *list,

@@ -495,15 +495,28 @@ static int coroutine_fn qcow2_read_header(BlockDriverState *bs, int flags,
         ret = -EINVAL;
         goto out;
     }
+    /* Opened for check, a bad snapshot table is reported and repaired
+     * by check instead of refusing the image. */
     if (s->nb_snapshots > QCOW2_MAX_SNAPSHOTS) {
-        error_setg(errp, "Too many snapshots");
-        ret = -EINVAL;
-        goto out;
+        if (flags & BDRV_O_CHECK) {
+            s->nb_snapshots = QCOW2_MAX_SNAPSHOTS;
+            s->snapshot_table_broken = true;
+        } else {
+            error_setg(errp, "Too many snapshots");
+            ret = -EINVAL;
+            goto out;
+        }
     }
     if (s->nb_snapshots && !IS_ALIGNED(s->snapshots_offset, s->cluster_size)) {
-        error_setg(errp, "Invalid snapshot table offset");
-        ret = -EINVAL;
-        goto out;
+        if (flags & BDRV_O_CHECK) {
+            s->nb_snapshots = 0;
+            s->snapshots_offset = 0;
+            s->snapshot_table_broken = true;
+        } else {
+            error_setg(errp, "Invalid snapshot table offset");
+            ret = -EINVAL;
+            goto out;
+        }
     }
     ret = 0;
 out:

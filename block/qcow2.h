@@ -181,6 +181,10 @@ typedef struct Qcow2State {
      * it (qcow2_alloc_clusters), whatever the clusters are used for. */
     uint64_t zero_beyond;
     bool corrupt_reported;
+    /* Opened for check with a snapshot table that could not be read
+     * whole: s->snapshots holds the entries that could; check -r all
+     * writes them as a new table (qcow2_write_snapshot_table). */
+    bool snapshot_table_broken;
     /* A failed snapshot operation could not read the on-disk state back:
      * memory holds an abandoned state, so every request fails (-EIO)
      * until the image is reopened.  The file itself is consistent. */
@@ -344,6 +348,10 @@ void qcow2_free_snapshots(Qcow2State *s);
 uint8_t *qcow2_serialize_snapshots(Qcow2State *s, Qcow2Snapshot *list,
                                    uint32_t n, uint64_t *size);
 extern const BdrvSnapshotOps qcow2_snapshot_ops;
+
+/* Writes s->snapshots as a new snapshot table and switches the header to
+ * it; the old table's clusters are the caller's to release. */
+int coroutine_fn qcow2_write_snapshot_table(BlockDriverState *bs);
 
 /* Completes a snapshot creation that was committed (flush calls it). */
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs);

@@ -130,7 +130,8 @@ static inline uint64_t file_size(const char *path)
  * in the wrong place or from the wrong write is caught. */
 static inline uint8_t pattern_byte(uint32_t seed, uint64_t off)
 {
-    uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)seed * 0xbf58476d1ce4e5b9ULL;
+    uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ULL ^
+                 (uint64_t)seed * 0xbf58476d1ce4e5b9ULL;
     x ^= x >> 29;
     return (uint8_t)(x ^ (x >> 17));
 }
