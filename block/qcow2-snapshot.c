@@ -151,17 +151,24 @@ int coroutine_fn qcow2_read_snapshots(BlockDriverState *bs, GError **errp)
         sn->id_str = g_strndup((char *)v + ex, id_size);
         sn->name = g_strndup((char *)v + ex + id_size, name_size);
         g_free(v);
+        if ((qcow2_is_v3(s) && ex < 16) || (check && !id_size)) {
+            if (!check) {
+                error_setg(errp, "Snapshot %s has too little extra data for "
+                           "a v3 image", sn->id_str);
+            }
+            g_free(sn->id_str);
+            g_free(sn->name);
+            g_free(sn->unknown_extra);
+            memset(sn, 0, sizeof(*sn));
+            if (!check) {
+                return -EINVAL;
+            }
+            /* Implausible: the table is damaged from here on. */
+            s->snapshot_table_broken = true;
+            break;
+        }
         s->nb_snapshots++;
         pos += ROUND_UP(sizeof(h) + var, 8);
-        if (qcow2_is_v3(s) && ex < 16) {
-            if (check) {
-                s->snapshot_table_broken = true;   /* rewritten with 24 */
-                continue;
-            }
-            error_setg(errp, "Snapshot %s has too little extra data for a "
-                       "v3 image", sn->id_str);
-            return -EINVAL;
-        }
     }
     s->snapshots_size = pos - s->snapshots_offset;
     return 0;
