@@ -284,6 +284,26 @@ static int op_l2_alloc(Env *e)
     return op_write(e, 3 * MiB + 1000, 70 * KiB, 3);
 }
 
+/* Entry i of the table whose offset is the header field at hdr_off (40:
+ * active L1, 48: refcount table), read from the file. */
+static uint64_t table_entry(const char *path, int hdr_off, uint64_t i)
+{
+    g_autofree char *data = NULL;
+    gsize len;
+    g_assert_true(g_file_get_contents(path, &data, &len, NULL));
+    uint64_t table = be64_read(data + hdr_off);
+    g_assert_cmpuint(table + 8 * i + 8, <=, len);
+    return be64_read(data + table + 8 * i);
+}
+
+/* The write did get its L2 table (3 MiB / 32 KiB per table). */
+static void verify_l2_alloc(Env *e, int ret)
+{
+    if (ret == 0) {
+        g_assert_cmpuint(table_entry(e->path, 40, 96), !=, 0);
+    }
+}
+
 /* 512-byte clusters with 16-bit refcounts: a refcount block covers
  * 128 KiB, so the op needs a new one. */
 static void setup_refblock(Env *e)
@@ -294,6 +314,13 @@ static void setup_refblock(Env *e)
 static int op_refblock(Env *e)
 {
     return op_write(e, 1 * MiB, 64 * KiB, 5);
+}
+
+static void verify_refblock(Env *e, int ret)
+{
+    if (ret == 0) {
+        g_assert_cmpuint(table_entry(e->path, 48, 1), !=, 0);
+    }
 }
 
 /* 512-byte clusters with 64-bit refcounts: the first refcount table
@@ -700,9 +727,9 @@ static int op_qd32(Env *e)
 
 static const FaultCase cases[] = {
     { "l2-alloc", "cluster_size=512", NULL, 4 * MiB, false, setup_small,
-      op_l2_alloc },
+      op_l2_alloc, verify_l2_alloc },
     { "refblock", "cluster_size=512", NULL, 4 * MiB, false, setup_refblock,
-      op_refblock },
+      op_refblock, verify_refblock },
     { "reftable", "cluster_size=512,refcount_bits=64",
       "refcount-cache-size=1M", 4 * MiB, false,
       setup_reftable, op_reftable, verify_reftable },

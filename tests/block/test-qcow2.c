@@ -1099,6 +1099,92 @@ static void test_drain_in_coroutine(Fixture *f, gconstpointer data)
     model_free(m);
 }
 
+/* ---- snapshots with requests in flight ---- */
+
+/* 64 allocating writes (each needing new L2 tables with 512-byte
+ * clusters) are in flight when bdrv_snapshot_create starts: its prepare
+ * races with them, its commit waits for them, so the snapshot holds
+ * every one of them. */
+static void test_snapshot_while_writing(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("busy.qcow2");
+    img_create(path, 8 * MiB, "cluster_size=512");
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(8 * MiB);
+    write_pattern(blk, m, 0, 64 * KiB, 1);
+    Batch *b = disjoint_batch(64, 64 * KiB, 96 * KiB);
+    batch_submit(blk, b);
+    snapshot_create_ok(blk, "busy");
+    poll_until_count(&b->completed, 64);
+    batch_into_model(b, m);
+    Model *snap = model_copy(m);
+    write_pattern(blk, m, 0, 1 * MiB, 2);
+    verify_model(blk, m);
+    snapshot_apply_ok(blk, "busy");
+    verify_model(blk, snap);
+    finish_image(blk, path, snap);
+    batch_free(b);
+    model_free(m);
+    model_free(snap);
+}
+
+/* The pause model of a save state: prepare while the guest writes,
+ * commit while drained, then the guest writes again during finish. */
+typedef struct {
+    BlockBackend *blk;
+    Batch *before, *after;
+} PauseCo;
+
+static void coroutine_fn pause_entry(void *opaque)
+{
+    PauseCo *p = opaque;
+    BlockDriverState *bs = blk_bs(p->blk);
+    BdrvSnapshotInfo sn = { .name = "paused",
+                            .icount = BDRV_SNAPSHOT_NO_ICOUNT };
+    BdrvSnapshotCreate *st;
+    GError *err = NULL;
+    batch_submit(p->blk, p->before);        /* racing with prepare */
+    g_assert_cmpint(bdrv_co_snapshot_create_prepare(bs, &sn, &st, &err), ==,
+                    0);
+    g_assert_no_error(err);
+    bdrv_drained_begin(bs);
+    g_assert_cmpint(p->before->completed, ==, p->before->n);
+    bdrv_snapshot_create_commit(bs, st);
+    bdrv_drained_end(bs);
+    batch_submit(p->blk, p->after);         /* racing with finish */
+    g_assert_cmpint(bdrv_co_snapshot_create_finish(bs, st, &err), ==, 0);
+    g_assert_no_error(err);
+}
+
+static void test_snapshot_pause_model(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("pause.qcow2");
+    img_create(path, 8 * MiB, "cluster_size=4096");
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(8 * MiB);
+    write_pattern(blk, m, 0, 2 * MiB, 1);
+    /* "after" overlaps "before" (copy-on-write of shared clusters) and
+     * reaches fresh clusters and L2 tables beyond 2 MiB. */
+    PauseCo p = { blk, disjoint_batch(32, 100 * KiB, 96 * KiB),
+                  disjoint_batch(48, 101 * KiB, 128 * KiB) };
+    co_run_sync(pause_entry, &p);
+    poll_until_count(&p.after->completed, p.after->n);
+    batch_into_model(p.before, m);
+    Model *snap = model_copy(m);
+    batch_into_model(p.after, m);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    qemu_compare(path, "paused", snap);
+    snapshot_apply_ok(blk, "paused");
+    verify_model(blk, snap);
+    finish_image(blk, path, snap);
+    batch_free(p.before);
+    batch_free(p.after);
+    model_free(m);
+    model_free(snap);
+}
+
 static void add(const char *name, void (*fn)(Fixture *, gconstpointer),
                 gconstpointer data)
 {
@@ -1137,5 +1223,7 @@ int main(int argc, char **argv)
     add("/qcow2/aio/disjoint-mixed", test_qd_disjoint_mixed, NULL);
     add("/qcow2/drain/sections", test_drain, NULL);
     add("/qcow2/drain/coroutine", test_drain_in_coroutine, NULL);
+    add("/qcow2/snapshot/while-writing", test_snapshot_while_writing, NULL);
+    add("/qcow2/snapshot/pause-model", test_snapshot_pause_model, NULL);
     return g_test_run();
 }
