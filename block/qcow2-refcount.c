@@ -55,18 +55,27 @@ int coroutine_fn qcow2_refcount_init(BlockDriverState *bs, GError **errp)
 {
     Qcow2State *s = bs->opaque;
     uint64_t bytes = (uint64_t)s->refcount_table_clusters << s->cluster_bits;
-    if (bytes > QCOW2_MAX_REFTABLE_SIZE) {
+    if ((bs->open_flags & BDRV_O_CHECK) &&
+        (bytes == 0 || bytes > QCOW2_MAX_REFTABLE_SIZE ||
+         !IS_ALIGNED(s->refcount_table_offset, s->cluster_size))) {
+        /* Unusable: check finds every cluster undescribed and -r all
+         * rebuilds the refcount structure. */
+        s->refcount_table_clusters = 0;
+        bytes = 0;
+    } else if (bytes > QCOW2_MAX_REFTABLE_SIZE) {
         error_setg(errp, "Reference count table too large");
         return -EINVAL;
     }
-    if (bytes == 0 || !IS_ALIGNED(s->refcount_table_offset, s->cluster_size)) {
+    if (!(bs->open_flags & BDRV_O_CHECK) &&
+        (bytes == 0 ||
+         !IS_ALIGNED(s->refcount_table_offset, s->cluster_size))) {
         error_setg(errp, "Invalid reference count table offset");
         return -EINVAL;
     }
     s->refcount_table_size = bytes / 8;
-    s->refcount_table = g_malloc(bytes);
-    int ret = bdrv_co_pread(bs->file->bs, s->refcount_table_offset, bytes,
-                            s->refcount_table, 0);
+    s->refcount_table = g_malloc(MAX(bytes, 8));
+    int ret = bytes ? bdrv_co_pread(bs->file->bs, s->refcount_table_offset,
+                                    bytes, s->refcount_table, 0) : 0;
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Could not read refcount table");
         return ret;

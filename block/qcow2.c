@@ -507,7 +507,8 @@ static int coroutine_fn qcow2_read_header(BlockDriverState *bs, int flags,
             goto out;
         }
     }
-    if (s->nb_snapshots && !IS_ALIGNED(s->snapshots_offset, s->cluster_size)) {
+    if ((s->nb_snapshots || (flags & BDRV_O_CHECK)) &&
+        !IS_ALIGNED(s->snapshots_offset, s->cluster_size)) {
         if (flags & BDRV_O_CHECK) {
             s->nb_snapshots = 0;
             s->snapshots_offset = 0;
