@@ -378,6 +378,12 @@ int coroutine_fn qcow2_update_refcount(BlockDriverState *bs, uint64_t offset,
                 if (c < s->free_cluster_index) {
                     s->free_cluster_index = c;
                 }
+                /* A freed cluster may be reused for anything: compressed
+                 * chunks must not be packed into it any more. */
+                if (s->free_byte_offset &&
+                    s->free_byte_offset >> s->cluster_bits == c) {
+                    s->free_byte_offset = 0;
+                }
                 /* A freed metadata table must not be written back. */
                 qcow2_cache_discard(s->l2_cache, c << s->cluster_bits);
             }
