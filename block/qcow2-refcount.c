@@ -407,7 +407,8 @@ static bool cluster_reserved(Qcow2State *s, uint64_t c)
 {
     return qcow2_cluster_pending_free(s, c) ||
            (s->shadow_excluded &&
-            g_hash_table_contains(s->shadow_excluded, &c));
+            g_hash_table_contains(s->shadow_excluded,
+                                  QCOW2_CLUSTER_KEY(c)));
 }
 
 /*

@@ -262,9 +262,7 @@ static int coroutine_fn shadow_release(BlockDriverState *bs, uint64_t offset,
     uint64_t first = offset >> s->cluster_bits;
     uint64_t last = (offset + bytes - 1) >> s->cluster_bits;
     for (uint64_t c = first; c <= last; c++) {
-        uint64_t *key = g_new(uint64_t, 1);
-        *key = c;
-        g_hash_table_add(s->shadow_excluded, key);
+        g_hash_table_add(s->shadow_excluded, QCOW2_CLUSTER_KEY(c));
     }
     return qcow2_update_refcount(bs, offset, bytes, -1);
 }
@@ -273,9 +271,8 @@ static void shadow_begin(BlockDriverState *bs)
 {
     Qcow2State *s = bs->opaque;
     if (!s->shadow_excluded) {
-        s->shadow_excluded = g_hash_table_new_full(g_int64_hash,
-                                                   g_int64_equal, g_free,
-                                                   NULL);
+        s->shadow_excluded = g_hash_table_new(g_direct_hash,
+                                              g_direct_equal);
     }
     s->shadow_pending = true;
     qcow2_cache_set_writeback(s->l2_cache, false);
@@ -366,9 +363,8 @@ static int coroutine_fn relocate_refcounts(BlockDriverState *bs,
             fresh_add(fresh, nb);
             g_array_append_val(old_blocks, old);
             /* The old location stays counted until after the switch. */
-            uint64_t *key = g_new(uint64_t, 1);
-            *key = old >> s->cluster_bits;
-            g_hash_table_add(s->shadow_excluded, key);
+            g_hash_table_add(s->shadow_excluded,
+                             QCOW2_CLUSTER_KEY(old >> s->cluster_bits));
         }
         g_array_free(d.offsets, TRUE);
         if (ret < 0) {
@@ -1053,27 +1049,54 @@ static int coroutine_fn table_data_refs(BlockDriverState *bs, uint64_t t,
     /* Copy out: refcount updates may evict cache entries. */
     uint64_t *copy = g_memdup2(l2, s->cluster_size);
     qcow2_cache_put(s->l2_cache, (void **)&l2);
-    for (uint64_t j = 0; j < s->l2_size && ret >= 0; j++) {
-        uint64_t e = be64_read(&copy[j]);
-        Qcow2ClusterType ty = qcow2_cluster_type(s, e);
+    /* Host-contiguous clusters are updated as one range: the same
+     * updates in the same order, with one refcount block lookup per run
+     * instead of one per cluster. */
+    uint64_t run_off = 0, run_len = 0;
+    for (uint64_t j = 0; j <= s->l2_size && ret >= 0; j++) {
         uint64_t off = 0, len = 0;
-        if (ty == QCOW2_CLUSTER_NORMAL || ty == QCOW2_CLUSTER_ZERO_ALLOC) {
-            off = e & L2E_OFFSET_MASK;
-            len = s->cluster_size;
-            if (!IS_ALIGNED(off, s->cluster_size)) {
-                ret = -EIO;
-                break;
+        bool whole = false;
+        if (j < s->l2_size) {
+            uint64_t e = be64_read(&copy[j]);
+            Qcow2ClusterType ty = qcow2_cluster_type(s, e);
+            if (ty == QCOW2_CLUSTER_NORMAL ||
+                ty == QCOW2_CLUSTER_ZERO_ALLOC) {
+                off = e & L2E_OFFSET_MASK;
+                len = s->cluster_size;
+                whole = true;
+                if (!IS_ALIGNED(off, s->cluster_size)) {
+                    ret = -EIO;
+                    break;
+                }
+            } else if (ty == QCOW2_CLUSTER_COMPRESSED) {
+                uint64_t h, b;
+                qcow2_compressed_range(s, e, &h, &b);
+                off = h & ~511ULL;
+                len = (h & 511) + b;
+            } else {
+                continue;
             }
-        } else if (ty == QCOW2_CLUSTER_COMPRESSED) {
-            uint64_t h, b;
-            qcow2_compressed_range(s, e, &h, &b);
-            off = h & ~511ULL;
-            len = (h & 511) + b;
-        } else {
+            if (whole && run_len && off == run_off + run_len) {
+                run_len += len;
+                continue;
+            }
+        }
+        if (run_len) {
+            ret = delta < 0 ? shadow_release(bs, run_off, run_len)
+                            : qcow2_update_refcount(bs, run_off, run_len,
+                                                    delta);
+            run_len = 0;
+        }
+        if (ret < 0 || !len) {
             continue;
         }
-        ret = delta < 0 ? shadow_release(bs, off, len)
-                        : qcow2_update_refcount(bs, off, len, delta);
+        if (whole) {
+            run_off = off;
+            run_len = len;
+        } else {
+            ret = delta < 0 ? shadow_release(bs, off, len)
+                            : qcow2_update_refcount(bs, off, len, delta);
+        }
     }
     g_free(copy);
     return ret;

@@ -196,7 +196,7 @@ typedef struct Qcow2State {
      * view but live in the on-disk one, must not be reused until the
      * header switch: cluster index -> 1 */
     bool shadow_pending;
-    GHashTable *shadow_excluded;
+    GHashTable *shadow_excluded;  /* keys: QCOW2_CLUSTER_KEY(index) */
     struct BdrvSnapshotCreate *pending_create;
 
     /* last decompressed cluster, keyed by its L2 descriptor */
@@ -204,6 +204,11 @@ typedef struct Qcow2State {
     uint8_t *cbuf;
     int64_t decompress_ops;
 } Qcow2State;
+
+/* A cluster index as a hash key stored in the pointer itself (no
+ * allocation per key; g_direct_hash tables). */
+G_STATIC_ASSERT(sizeof(gpointer) >= sizeof(uint64_t));
+#define QCOW2_CLUSTER_KEY(c) ((gpointer)(uintptr_t)(c))
 
 static inline uint64_t qcow2_offset_into_cluster(Qcow2State *s, uint64_t off)
 {
