@@ -39,13 +39,68 @@ HELPER_BINS := $(HELPER_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
+# QAPI: scripts/qapi-gen compiles the schema (qapi/qapi-schema.json and the
+# files it includes) into C under $(BUILD)/qapi/, archived as libqapi.a.
+# The test schema tests/qapi/qapi-schema-test.json goes to
+# $(BUILD)/tests/qapi/schema/ (prefix test-, built-ins taken from libqapi.a)
+# and is linked into the tests/qapi/test-* programs.
+QAPI_GEN := scripts/qapi-gen
+QAPI_SCHEMA := $(wildcard qapi/*.json)
+QAPI_MODS := qapi-types qapi-visit qapi-commands qapi-events qapi-introspect \
+	qapi-builtin-types qapi-builtin-visit
+QAPI_STAMP := $(BUILD)/qapi/qapi-gen.stamp
+QAPI_GEN_C := $(QAPI_MODS:%=$(BUILD)/qapi/%.c)
+QAPI_GEN_H := $(QAPI_MODS:%=$(BUILD)/qapi/%.h)
+QAPI_OBJS := $(QAPI_GEN_C:.c=.o)
+LIBQAPI := $(BUILD)/libqapi.a
+
+QAPI_TEST_SCHEMA := $(wildcard tests/qapi/*.json tests/qapi/include/*.json)
+QAPI_TEST_DIR := $(BUILD)/tests/qapi/schema
+QAPI_TEST_STAMP := $(QAPI_TEST_DIR)/test-qapi-gen.stamp
+QAPI_TEST_MODS := qapi-types qapi-visit qapi-commands qapi-events \
+	qapi-introspect
+QAPI_TEST_C := $(QAPI_TEST_MODS:%=$(QAPI_TEST_DIR)/test-%.c)
+QAPI_TEST_H := $(QAPI_TEST_MODS:%=$(QAPI_TEST_DIR)/test-%.h)
+QAPI_TEST_OBJS := $(QAPI_TEST_C:.c=.o)
+QAPI_TEST_BINS := $(filter $(BUILD)/tests/qapi/%,$(TEST_BINS))
+
 .PHONY: all check check-unit check-asan check-long bench clean distclean install
 
-all: $(LIBXBLK) $(TOOLS) $(TEST_BINS) $(HELPER_BINS) $(BENCH_BINS)
+all: $(LIBXBLK) $(LIBQAPI) $(TOOLS) $(TEST_BINS) $(HELPER_BINS) $(BENCH_BINS)
 
-$(BUILD)/%.o: %.c $(BUILD)/config.mak
+# Order-only: the generated headers exist before anything that may include
+# them compiles (the .d files track the real dependencies afterwards).
+$(BUILD)/%.o: %.c $(BUILD)/config.mak | $(QAPI_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# The generator rewrites only files whose text changed, then the stamp.
+$(QAPI_STAMP): $(QAPI_SCHEMA) $(QAPI_GEN)
+	@mkdir -p $(dir $@)
+	python3 $(QAPI_GEN) -o $(BUILD)/qapi qapi/qapi-schema.json
+$(QAPI_GEN_C) $(QAPI_GEN_H): $(QAPI_STAMP) ;
+
+$(BUILD)/qapi/%.o: $(BUILD)/qapi/%.c $(BUILD)/config.mak
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIBQAPI): $(QAPI_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(QAPI_TEST_STAMP): $(QAPI_TEST_SCHEMA) $(QAPI_GEN)
+	@mkdir -p $(dir $@)
+	python3 $(QAPI_GEN) -o $(QAPI_TEST_DIR) -p test- -B \
+		tests/qapi/qapi-schema-test.json
+$(QAPI_TEST_C) $(QAPI_TEST_H): $(QAPI_TEST_STAMP) ;
+
+$(QAPI_TEST_DIR)/%.o: $(QAPI_TEST_DIR)/%.c $(BUILD)/config.mak | $(QAPI_STAMP)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(QAPI_TEST_BINS:%=%.o): | $(QAPI_TEST_STAMP)
+
+$(QAPI_TEST_BINS): $(BUILD)/tests/qapi/%: $(BUILD)/tests/qapi/%.o \
+		$(QAPI_TEST_OBJS) $(LIBQAPI) $(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(LIBXBLK): $(LIB_OBJS)
 	@rm -f $@
@@ -79,10 +134,11 @@ install: all
 
 clean:
 	rm -rf $(BUILD)/util $(BUILD)/block $(BUILD)/tools $(BUILD)/tests \
-	       $(BUILD)/bench $(BUILD)/*.a $(TOOLS)
+	       $(BUILD)/bench $(BUILD)/qapi $(BUILD)/*.a $(TOOLS)
 
 distclean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:%=%.d) $(HELPER_BINS:%=%.d) \
-	$(BENCH_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d)
+	$(BENCH_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d) \
+	$(QAPI_OBJS:.o=.d) $(QAPI_TEST_OBJS:.o=.d)
