@@ -27,8 +27,13 @@ LIB_SRCS := $(wildcard util/*.c block/*.c) tools/img-common.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBXBLK := $(BUILD)/libxblk.a
 
-TOOL_NAMES := $(patsubst tools/%.c,%,$(wildcard tools/xblk-*.c))
-TOOLS := $(TOOL_NAMES:%=$(BUILD)/%)
+# The monitor and the machine layer: only the emulator host links them.
+SYS_SRCS := $(wildcard monitor/*.c hw/*.c)
+SYS_OBJS := $(SYS_SRCS:%.c=$(BUILD)/%.o)
+LIBSYS := $(BUILD)/libsys.a
+
+TOOL_NAMES := $(filter-out xblk-system,$(patsubst tools/%.c,%,$(wildcard tools/xblk-*.c)))
+TOOLS := $(TOOL_NAMES:%=$(BUILD)/%) $(BUILD)/xblk-system
 
 TEST_SRCS := $(wildcard tests/*/test-*.c)
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
@@ -106,6 +111,14 @@ $(LIBXBLK): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(LIBSYS): $(SYS_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/xblk-system: $(BUILD)/tools/xblk-system.o $(LIBSYS) $(LIBQAPI) \
+		$(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
 $(BUILD)/xblk-%: $(BUILD)/tools/xblk-%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -134,11 +147,12 @@ install: all
 
 clean:
 	rm -rf $(BUILD)/util $(BUILD)/block $(BUILD)/tools $(BUILD)/tests \
-	       $(BUILD)/bench $(BUILD)/qapi $(BUILD)/*.a $(TOOLS)
+	       $(BUILD)/bench $(BUILD)/qapi $(BUILD)/monitor $(BUILD)/hw \
+	       $(BUILD)/*.a $(TOOLS)
 
 distclean:
 	rm -rf build
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:%=%.d) $(HELPER_BINS:%=%.d) \
 	$(BENCH_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d) \
-	$(QAPI_OBJS:.o=.d) $(QAPI_TEST_OBJS:.o=.d)
+	$(QAPI_OBJS:.o=.d) $(QAPI_TEST_OBJS:.o=.d) $(SYS_OBJS:.o=.d)

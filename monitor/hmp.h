@@ -1,0 +1,14 @@
+/*
+ * hmp.h - the human monitor's text commands, reached over QMP through
+ * human-monitor-command.  Output is the text an HMP user would see.
+ */
+#ifndef XBLK_MONITOR_HMP_H
+#define XBLK_MONITOR_HMP_H
+
+#include <glib.h>
+
+/* Runs one command line; returns its output (possibly "").  Unknown
+ * commands produce QEMU's "unknown command" text, not an error. */
+char *hmp_execute(const char *line, GError **errp);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * qmp-cmds.c - implementations of the QMP commands of the control,
+ * run-state and block areas of the schema.  Complex replies are built as
+ * JSON with QEMU's member names and passed through the generated visitor,
+ * which checks them against the schema on the way.
+ */
+#include "block/block-backend.h"
+#include "block/block_int.h"
+#include "block/blockdev.h"
+#include "block/snapshot.h"
+#include "hw/runstate.h"
+#include "monitor/hmp.h"
+#include "monitor/monitor.h"
+#include "qapi/qapi-commands.h"
+#include "qapi/qapi-events.h"
+#include "qapi/qapi-introspect.h"
+#include "qapi/qapi-visit.h"
+#include "util/error.h"
+#include "util/version.h"
+#include <errno.h>
+#include <string.h>
+
+/* ---- control ---- */
+
+void qmp_qmp_capabilities(bool has_enable, QMPCapabilityList *enable,
+                          GError **errp)
+{
+    /* Negotiation state lives in the server; nothing to enable beyond
+     * what every client gets. */
+}
+
+VersionInfo *qmp_query_version(GError **errp)
+{
+    json_t *j = json_pack("{s:{s:i,s:i,s:i},s:s}", "qemu", "micro", 0,
+                          "minor", 2, "major", 7, "package",
+                          "xblk " XBLK_VERSION_STRING);
+    VersionInfo *v = NULL;
+    visit_VersionInfo_from_json(j, "return", &v, errp);
+    json_decref(j);
+    return v;
+}
+
+static void add_command_info(const char *name, void *opaque)
+{
+    json_array_append_new(opaque, json_pack("{s:s}", "name", name));
+}
+
+CommandInfoList *qmp_query_commands(GError **errp)
+{
+    json_t *arr = json_array();
+    qmp_command_foreach(monitor_commands(), add_command_info, arr);
+    CommandInfoList *l = NULL;
+    visit_CommandInfoList_from_json(arr, "return", &l, errp);
+    json_decref(arr);
+    return l;
+}
+
+/* query-qmp-schema returns the generated introspection text as is. */
+static void marshal_query_qmp_schema(json_t *args, json_t **ret,
+                                     GError **errp)
+{
+    if (json_object_size(args)) {
+        error_setg(errp, "Parameter '%s' is unexpected",
+                   json_object_iter_key(json_object_iter(args)));
+        return;
+    }
+    json_error_t je;
+    *ret = json_loads(qapi_introspect_json(), 0, &je);
+    if (!*ret) {
+        error_setg(errp, "introspection data is damaged: %s", je.text);
+    }
+}
+
+void qmp_cmds_register_extra(QmpCommandList *cmds)
+{
+    qmp_register_command(cmds, "query-qmp-schema", marshal_query_qmp_schema,
+                         QCO_ALLOW_PRECONFIG);
+}
+
+void qmp_quit(GError **errp)
+{
+    runstate_request_shutdown(SHUTDOWN_HOST_QMP_QUIT);
+}
+
+/* ---- run state ---- */
+
+StatusInfo *qmp_query_status(GError **errp)
+{
+    json_t *j = json_pack("{s:b,s:b,s:s}", "running", runstate_is_running(),
+                          "singlestep", 0, "status",
+                          runstate_name(runstate_get()));
+    StatusInfo *s = NULL;
+    visit_StatusInfo_from_json(j, "return", &s, errp);
+    json_decref(j);
+    return s;
+}
+
+void qmp_stop(GError **errp)
+{
+    XblkRunState st = runstate_get();
+    if (st == XBLK_RUN_STATE_RUNNING) {
+        runstate_set(XBLK_RUN_STATE_PAUSED);
+        qapi_event_send_stop();
+    } else if (st == XBLK_RUN_STATE_PRELAUNCH) {
+        runstate_set(XBLK_RUN_STATE_PAUSED);
+    }
+}
+
+void qmp_cont(GError **errp)
+{
+    XblkRunState st = runstate_get();
+    if (st == XBLK_RUN_STATE_SHUTDOWN) {
+        error_setg(errp, "Resetting the Virtual Machine is required");
+        return;
+    }
+    if (st != XBLK_RUN_STATE_RUNNING) {
+        runstate_set(XBLK_RUN_STATE_RUNNING);
+        qapi_event_send_resume();
+    }
+}
+
+/* ---- block ---- */
+
+static json_t *snapshots_json(BlockDriverState *bs)
+{
+    BdrvSnapshotInfo *list = NULL;
+    int n = bdrv_snapshot_list(bs, &list);
+    if (n <= 0) {
+        return NULL;
+    }
+    json_t *arr = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
+                              "id", list[i].id_str, "name", list[i].name,
+                              "vm-state-size",
+                              (json_int_t)list[i].vm_state_size,
+                              "date-sec", (json_int_t)list[i].date_sec,
+                              "date-nsec", (json_int_t)list[i].date_nsec,
+                              "vm-clock-sec",
+                              (json_int_t)(list[i].vm_clock_nsec /
+                                           1000000000ULL),
+                              "vm-clock-nsec",
+                              (json_int_t)(list[i].vm_clock_nsec %
+                                           1000000000ULL));
+        if (list[i].icount != BDRV_SNAPSHOT_NO_ICOUNT) {
+            json_object_set_new(o, "icount",
+                                json_integer((json_int_t)list[i].icount));
+        }
+        json_array_append_new(arr, o);
+    }
+    bdrv_snapshot_list_free(list, n);
+    return arr;
+}
+
+/* ImageInfo of bs, and with `chain` its backing images too. */
+static json_t *image_info_json(BlockDriverState *bs, bool chain)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "filename", json_string(bs->filename));
+    json_object_set_new(o, "format", json_string(bdrv_get_format_name(bs)));
+    json_object_set_new(o, "dirty-flag", json_false());
+    int64_t actual = bdrv_get_allocated_file_size(bs);
+    if (actual >= 0) {
+        json_object_set_new(o, "actual-size", json_integer(actual));
+    }
+    json_object_set_new(o, "virtual-size", json_integer(bdrv_getlength(bs)));
+    int cs = bdrv_get_cluster_size(bs);
+    if (cs > 0) {
+        json_object_set_new(o, "cluster-size", json_integer(cs));
+    }
+    if (bs->backing_file) {
+        g_autofree char *full = bdrv_resolve_backing_path(bs, bs->backing_file);
+        json_object_set_new(o, "backing-filename",
+                            json_string(bs->backing_file));
+        json_object_set_new(o, "full-backing-filename", json_string(full));
+        if (bs->backing_format) {
+            json_object_set_new(o, "backing-filename-format",
+                                json_string(bs->backing_format));
+        }
+    }
+    json_t *sn = snapshots_json(bs);
+    if (sn) {
+        json_object_set_new(o, "snapshots", sn);
+    }
+    json_t *spec = bdrv_get_specific_info(bs);
+    if (spec) {
+        json_object_set_new(o, "format-specific", spec);
+    }
+    if (chain && bdrv_backing_bs(bs)) {
+        json_object_set_new(o, "backing-image",
+                            image_info_json(bdrv_backing_bs(bs), true));
+    }
+    return o;
+}
+
+static json_t *device_info_json(BlockDriverState *bs, bool chain)
+{
+    int depth = 0;
+    for (BlockDriverState *b = bdrv_backing_bs(bs); b; b = bdrv_backing_bs(b)) {
+        depth++;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "file", json_string(bs->filename));
+    json_object_set_new(o, "node-name", json_string(bs->node_name));
+    json_object_set_new(o, "ro", json_boolean(bs->read_only));
+    json_object_set_new(o, "drv", json_string(bdrv_get_format_name(bs)));
+    if (bs->backing_file) {
+        json_object_set_new(o, "backing_file", json_string(bs->backing_file));
+    }
+    json_object_set_new(o, "backing_file_depth", json_integer(depth));
+    json_object_set_new(o, "encrypted", json_false());
+    json_object_set_new(o, "detect_zeroes", json_string("off"));
+    static const char *zero_keys[] = { "bps", "bps_rd", "bps_wr", "iops",
+                                       "iops_rd", "iops_wr" };
+    for (size_t i = 0; i < G_N_ELEMENTS(zero_keys); i++) {
+        json_object_set_new(o, zero_keys[i], json_integer(0));
+    }
+    json_object_set_new(o, "image", image_info_json(bs, chain));
+    json_object_set_new(o, "cache", json_pack("{s:b,s:b,s:b}", "writeback", 1,
+                                              "direct", !!(bs->open_flags &
+                                                           BDRV_O_NOCACHE),
+                                              "no-flush", !!(bs->open_flags &
+                                                             BDRV_O_NO_FLUSH)));
+    json_object_set_new(o, "write_threshold", json_integer(0));
+    return o;
+}
+
+BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat,
+                                                 GError **errp)
+{
+    json_t *arr = json_array();
+    for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
+         bs = bdrv_next_node(bs)) {
+        if (!bs->auto_node_name) {
+            json_array_append_new(arr, device_info_json(bs, !(has_flat &&
+                                                              flat)));
+        }
+    }
+    BlockDeviceInfoList *l = NULL;
+    visit_BlockDeviceInfoList_from_json(arr, "return", &l, errp);
+    json_decref(arr);
+    return l;
+}
+
+BlockInfoList *qmp_query_block(GError **errp)
+{
+    json_t *arr = json_array();
+    for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
+        json_t *o = json_pack("{s:s,s:s,s:b,s:b}", "device", blk_name(blk),
+                              "type", "unknown", "removable", 0, "locked", 0);
+        if (blk_bs(blk)) {
+            json_object_set_new(o, "inserted",
+                                device_info_json(blk_bs(blk), true));
+        }
+        json_array_append_new(arr, o);
+    }
+    BlockInfoList *l = NULL;
+    visit_BlockInfoList_from_json(arr, "return", &l, errp);
+    json_decref(arr);
+    return l;
+}
+
+void qmp_blockdev_add(BlockdevOptions *options, GError **errp)
+{
+    json_t *j = visit_BlockdevOptions_to_json(options);
+    BlockOpts *o = bopts_new();
+    if (!bopts_from_json(o, NULL, j, errp)) {
+        bopts_free(o);
+    } else {
+        blockdev_add(o, errp);
+    }
+    json_decref(j);
+}
+
+void qmp_blockdev_del(const char *node_name, GError **errp)
+{
+    blockdev_del(node_name, errp);
+}
+
+void qmp_block_resize(bool has_device, const char *device,
+                      bool has_node_name, const char *node_name,
+                      int64_t size, GError **errp)
+{
+    BlockDriverState *bs = NULL;
+    if (has_device && device) {
+        BlockBackend *blk = blk_by_name(device);
+        bs = blk ? blk_bs(blk) : NULL;
+    }
+    if (!bs && has_node_name && node_name) {
+        bs = bdrv_find_node(node_name);
+    }
+    if (!bs) {
+        error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                   has_device && device ? device : "",
+                   has_node_name && node_name ? node_name : "");
+        return;
+    }
+    if (size < 0) {
+        error_setg(errp, "Parameter 'size' expects a >0 size");
+        return;
+    }
+    if (bs->read_only) {
+        error_setg(errp, "Node '%s' is read only", bs->node_name);
+        return;
+    }
+    bdrv_drained_begin(bs);
+    bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, errp);
+    bdrv_drained_end(bs);
+}
+
+char *qmp_human_monitor_command(const char *command_line,
+                                bool has_cpu_index, int64_t cpu_index,
+                                GError **errp)
+{
+    if (has_cpu_index && cpu_index != 0) {
+        error_setg(errp, "Parameter 'cpu-index' expects a CPU index");
+        return NULL;
+    }
+    return hmp_execute(command_line, errp);
+}

@@ -1,0 +1,631 @@
+/*
+ * qmp-server.c - QMP over unix and loopback TCP sockets on the main loop.
+ *
+ * Each client has a JsonStream splitting its input, a queue of complete
+ * requests and an output buffer.  Requests run one at a time from a
+ * bottom half (never nested inside another command that polls the loop),
+ * so commands never see each other half-done.  A client that stops
+ * reading has its input paused once 8 MiB of output wait, and is dropped
+ * beyond 64 MiB; nobody else notices either.
+ */
+#include "monitor/json-stream.h"
+#include "monitor/monitor.h"
+#include "util/error.h"
+#include "util/main-loop.h"
+#include "util/version.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define QMP_OUT_PAUSE (8u << 20)
+#define QMP_OUT_DROP (64u << 20)
+
+typedef struct QmpListener {
+    int fd;
+    guint watch;
+    char *unix_path;
+} QmpListener;
+
+typedef struct QmpClient {
+    int fd;
+    guint in_watch;
+    guint out_watch;
+    JsonStream stream;
+    GQueue requests;         /* of GString*: raw texts, or NULL+error */
+    GString *out;
+    bool negotiated;
+    bool closing;
+} QmpClient;
+
+typedef struct QueuedRequest {
+    GString *text;           /* NULL: parse error in error */
+    char *error;
+} QueuedRequest;
+
+static GPtrArray *listeners;
+static GList *clients;
+static QmpCommandList *commands;
+static bool dispatching;
+static bool dispatch_scheduled;
+
+QmpCommandList *monitor_commands(void)
+{
+    if (!commands) {
+        commands = qmp_command_list_new();
+    }
+    return commands;
+}
+
+unsigned monitor_client_count(void)
+{
+    return g_list_length(clients);
+}
+
+/* ---- output ---- */
+
+static void client_close(QmpClient *c);
+static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque);
+
+static void client_update_input(QmpClient *c)
+{
+    bool want = !c->closing && c->out->len < QMP_OUT_PAUSE;
+    if (want && !c->in_watch) {
+        c->in_watch = g_unix_fd_add(c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                    client_readable, c);
+    } else if (!want && c->in_watch) {
+        g_source_remove(c->in_watch);
+        c->in_watch = 0;
+    }
+}
+
+static bool client_flush(QmpClient *c)
+{
+    while (c->out->len > 0) {
+        ssize_t n = send(c->fd, c->out->str, c->out->len,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return true;
+            }
+            return false;     /* peer gone */
+        }
+        g_string_erase(c->out, 0, n);
+    }
+    return true;
+}
+
+static gboolean client_writable(gint fd, GIOCondition cond, gpointer opaque)
+{
+    QmpClient *c = opaque;
+    if (!client_flush(c)) {
+        c->out_watch = 0;
+        client_close(c);
+        return G_SOURCE_REMOVE;
+    }
+    client_update_input(c);
+    if (c->out->len == 0) {
+        c->out_watch = 0;
+        if (c->closing) {
+            client_close(c);
+        }
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void client_send_text(QmpClient *c, const char *text)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    g_string_append(c->out, text);
+    g_string_append(c->out, "\r\n");
+    if (c->out->len > QMP_OUT_DROP) {
+        client_close(c);      /* never reads: cut it loose */
+        return;
+    }
+    if (!client_flush(c)) {
+        client_close(c);
+        return;
+    }
+    if (c->out->len > 0 && !c->out_watch) {
+        c->out_watch = g_unix_fd_add(c->fd, G_IO_OUT, client_writable, c);
+    }
+    client_update_input(c);
+}
+
+static void client_send_json(QmpClient *c, json_t *j, const char *raw_id)
+{
+    char *s = json_dumps(j, JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    if (raw_id) {
+        /* Splice the id back exactly as the client wrote it. */
+        size_t len = strlen(s);
+        g_autofree char *t = g_strdup_printf("%.*s, \"id\": %s}",
+                                             (int)(len - 1), s, raw_id);
+        client_send_text(c, t);
+    } else {
+        client_send_text(c, s);
+    }
+    free(s);
+}
+
+/* ---- input ---- */
+
+/* Finds the raw text of the top-level member `key` of an object text. */
+static char *raw_member(const char *t, size_t len, const char *key)
+{
+    int depth = 0;
+    size_t klen = strlen(key);
+    bool expect_key = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = t[i];
+        if (ch == '"') {
+            size_t start = i++;
+            for (; i < len && t[i] != '"'; i++) {
+                if (t[i] == '\\') {
+                    i++;
+                }
+            }
+            if (depth == 1 && expect_key && i - start - 1 == klen &&
+                !strncmp(t + start + 1, key, klen)) {
+                size_t j = i + 1;
+                while (j < len && g_ascii_isspace(t[j])) {
+                    j++;
+                }
+                if (j >= len || t[j] != ':') {
+                    continue;
+                }
+                j++;
+                while (j < len && g_ascii_isspace(t[j])) {
+                    j++;
+                }
+                size_t vstart = j;
+                int d = 0;
+                bool str = false;
+                for (; j < len; j++) {
+                    if (str) {
+                        if (t[j] == '\\') {
+                            j++;
+                        } else if (t[j] == '"') {
+                            str = false;
+                        }
+                        continue;
+                    }
+                    if (t[j] == '"') {
+                        str = true;
+                    } else if (t[j] == '{' || t[j] == '[') {
+                        d++;
+                    } else if (t[j] == '}' || t[j] == ']') {
+                        if (d == 0) {
+                            break;
+                        }
+                        d--;
+                    } else if (t[j] == ',' && d == 0) {
+                        break;
+                    }
+                }
+                size_t vend = j;
+                while (vend > vstart && g_ascii_isspace(t[vend - 1])) {
+                    vend--;
+                }
+                return g_strndup(t + vstart, vend - vstart);
+            }
+            expect_key = false;
+            continue;
+        }
+        if (ch == '{') {
+            depth++;
+            expect_key = depth == 1;
+        } else if (ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            depth--;
+        } else if (ch == ',' && depth == 1) {
+            expect_key = true;
+        }
+    }
+    return NULL;
+}
+
+static json_t *parse_request(const char *text, size_t len, char **error)
+{
+    json_error_t je;
+    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                           &je);
+    if (!j && strstr(je.text, "too big")) {
+        /* Integers beyond int64 (an id, a uint64 size): keep them as
+         * numbers rather than refusing the request. */
+        j = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
+                       &je);
+    }
+    if (!j) {
+        *error = g_strdup(je.text);
+    }
+    return j;
+}
+
+static void error_to_client(QmpClient *c, const char *msg)
+{
+    json_t *e = json_pack("{s:{s:s,s:s}}", "error", "class", "GenericError",
+                          "desc", msg);
+    client_send_json(c, e, NULL);
+    json_decref(e);
+}
+
+static void process_request(QmpClient *c, QueuedRequest *r)
+{
+    if (!r->text) {
+        g_autofree char *m = g_strdup_printf("JSON parse error, %s", r->error);
+        error_to_client(c, m);
+        return;
+    }
+    char *perr = NULL;
+    json_t *req = parse_request(r->text->str, r->text->len, &perr);
+    if (!req) {
+        g_autofree char *m = g_strdup_printf("JSON parse error, %s", perr);
+        g_free(perr);
+        error_to_client(c, m);
+        return;
+    }
+    g_autofree char *raw_id = json_is_object(req) && json_object_get(req, "id")
+                              ? raw_member(r->text->str, r->text->len, "id")
+                              : NULL;
+    bool negotiate = false;
+    json_t *reply = qmp_dispatch(monitor_commands(), req, c->negotiated,
+                                 &negotiate);
+    if (negotiate) {
+        c->negotiated = true;
+    }
+    if (reply) {
+        client_send_json(c, reply, raw_id);
+        json_decref(reply);
+    }
+    json_decref(req);
+}
+
+static void queued_free(QueuedRequest *r)
+{
+    if (r->text) {
+        g_string_free(r->text, TRUE);
+    }
+    g_free(r->error);
+    g_free(r);
+}
+
+static void dispatch_bh(void *opaque);
+
+static void schedule_dispatch(void)
+{
+    if (!dispatch_scheduled) {
+        dispatch_scheduled = true;
+        aio_bh_schedule(dispatch_bh, NULL);
+    }
+}
+
+/* Runs queued requests, one client request at a time, round-robin. */
+static void dispatch_bh(void *opaque)
+{
+    dispatch_scheduled = false;
+    if (dispatching) {
+        return;              /* the outer invocation picks them up */
+    }
+    dispatching = true;
+    bool progress = true;
+    while (progress) {
+        progress = false;
+        GList *snapshot = g_list_copy(clients);
+        for (GList *l = snapshot; l; l = l->next) {
+            QmpClient *c = l->data;
+            if (!g_list_find(clients, c) || c->closing) {
+                continue;
+            }
+            QueuedRequest *r = g_queue_pop_head(&c->requests);
+            if (r) {
+                process_request(c, r);
+                queued_free(r);
+                progress = true;
+            }
+        }
+        g_list_free(snapshot);
+    }
+    dispatching = false;
+}
+
+static void stream_emit(void *opaque, const char *text, size_t len,
+                        const char *error)
+{
+    QmpClient *c = opaque;
+    QueuedRequest *r = g_new0(QueuedRequest, 1);
+    if (text) {
+        r->text = g_string_new_len(text, len);
+    } else {
+        r->error = g_strdup(error);
+    }
+    g_queue_push_tail(&c->requests, r);
+    schedule_dispatch();
+}
+
+static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
+{
+    QmpClient *c = opaque;
+    char buf[65536];
+    ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+        c->in_watch = 0;
+        client_close(c);
+        return G_SOURCE_REMOVE;
+    }
+    json_stream_feed(&c->stream, buf, n);
+    return G_SOURCE_CONTINUE;
+}
+
+static json_t *greeting(void)
+{
+    return json_pack("{s:{s:{s:{s:i,s:i,s:i},s:s},s:[s]}}", "QMP", "version",
+                     "qemu", "micro", 0, "minor", 2, "major", 7, "package",
+                     "xblk " XBLK_VERSION_STRING, "capabilities", "oob");
+}
+
+static void client_close(QmpClient *c)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    if (c->in_watch) {
+        g_source_remove(c->in_watch);
+    }
+    if (c->out_watch) {
+        g_source_remove(c->out_watch);
+    }
+    close(c->fd);
+    c->fd = -1;
+    clients = g_list_remove(clients, c);
+    json_stream_destroy(&c->stream);
+    QueuedRequest *r;
+    while ((r = g_queue_pop_head(&c->requests))) {
+        queued_free(r);
+    }
+    g_string_free(c->out, TRUE);
+    /* Freed from a bottom half: a dispatch in progress may hold it. */
+    aio_bh_schedule(g_free, c);
+}
+
+static gboolean listener_accept(gint fd, GIOCondition cond, gpointer opaque)
+{
+    int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (cfd < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    QmpClient *c = g_new0(QmpClient, 1);
+    c->fd = cfd;
+    c->out = g_string_new(NULL);
+    g_queue_init(&c->requests);
+    json_stream_init(&c->stream, stream_emit, c);
+    clients = g_list_append(clients, c);
+    json_t *g = greeting();
+    client_send_json(c, g, NULL);
+    json_decref(g);
+    client_update_input(c);
+    return G_SOURCE_CONTINUE;
+}
+
+void qapi_event_emit(const char *event_name, json_t *data)
+{
+    gint64 now = g_get_real_time();
+    json_t *ev = json_object();
+    json_object_set_new(ev, "timestamp",
+                        json_pack("{s:I,s:I}", "seconds",
+                                  (json_int_t)(now / G_USEC_PER_SEC),
+                                  "microseconds",
+                                  (json_int_t)(now % G_USEC_PER_SEC)));
+    json_object_set_new(ev, "event", json_string(event_name));
+    if (data) {
+        json_object_set_new(ev, "data", data);
+    }
+    GList *snapshot = g_list_copy(clients);
+    for (GList *l = snapshot; l; l = l->next) {
+        QmpClient *c = l->data;
+        if (g_list_find(clients, c) && c->negotiated) {
+            client_send_json(c, ev, NULL);
+        }
+    }
+    g_list_free(snapshot);
+    json_decref(ev);
+}
+
+/* ---- listening ---- */
+
+static bool parse_spec_opts(char **parts, bool *wait, GError **errp)
+{
+    *wait = true;
+    bool server = false;
+    for (int i = 1; parts[i]; i++) {
+        if (!strcmp(parts[i], "server") || !strcmp(parts[i], "server=on")) {
+            server = true;
+        } else if (!strcmp(parts[i], "server=off")) {
+            server = false;
+        } else if (!strcmp(parts[i], "wait=off") ||
+                   !strcmp(parts[i], "nowait")) {
+            *wait = false;
+        } else if (!strcmp(parts[i], "wait=on") || !strcmp(parts[i], "wait")) {
+            *wait = true;
+        } else {
+            error_setg(errp, "Invalid parameter '%s'", parts[i]);
+            return false;
+        }
+    }
+    if (!server) {
+        error_setg(errp, "QMP sockets must be servers here (server=on)");
+        return false;
+    }
+    return true;
+}
+
+static int listen_unix(const char *path, GError **errp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(path);        /* a stale socket from an earlier run */
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    mode_t old = umask(0177);     /* created 0600: only the owner connects */
+    int ret = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    if (ret < 0 || listen(fd, 16) < 0) {
+        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    return fd;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return false;
+}
+
+static int listen_tcp(const char *hostport, GError **errp)
+{
+    const char *colon = strrchr(hostport, ':');
+    if (!colon) {
+        error_setg(errp, "TCP address '%s' lacks a port", hostport);
+        return -1;
+    }
+    g_autofree char *host = g_strndup(hostport, colon - hostport);
+    if (host[0] == '[') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = 0;
+    }
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE }, *res;
+    int gai = getaddrinfo(*host ? host : "127.0.0.1", colon + 1, &hints, &res);
+    if (gai) {
+        error_setg(errp, "address resolution failed for %s: %s", hostport,
+                   gai_strerror(gai));
+        return -1;
+    }
+    if (!is_loopback(res->ai_addr)) {
+        freeaddrinfo(res);
+        error_setg(errp, "QMP over TCP is only allowed on loopback "
+                   "addresses");
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    }
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+        listen(fd, 16) < 0) {
+        error_setg_errno(errp, errno, "Failed to bind socket to %s",
+                         hostport);
+        if (fd >= 0) {
+            close(fd);
+        }
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+bool monitor_add_qmp(const char *spec, GError **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
+    bool wait;
+    if (!parse_spec_opts(parts, &wait, errp)) {
+        return false;
+    }
+    QmpListener *l = g_new0(QmpListener, 1);
+    if (g_str_has_prefix(parts[0], "unix:")) {
+        l->unix_path = g_strdup(parts[0] + 5);
+        l->fd = listen_unix(l->unix_path, errp);
+    } else if (g_str_has_prefix(parts[0], "tcp:")) {
+        l->fd = listen_tcp(parts[0] + 4, errp);
+    } else {
+        error_setg(errp, "QMP address '%s' must start with unix: or tcp:",
+                   parts[0]);
+        l->fd = -1;
+    }
+    if (l->fd < 0) {
+        g_free(l->unix_path);
+        g_free(l);
+        return false;
+    }
+    l->watch = g_unix_fd_add(l->fd, G_IO_IN, listener_accept, l);
+    if (!listeners) {
+        listeners = g_ptr_array_new();
+    }
+    g_ptr_array_add(listeners, l);
+    if (wait) {
+        AIO_POLL_WHILE(monitor_client_count() == 0);
+    }
+    return true;
+}
+
+void monitor_flush_all(void)
+{
+    for (int i = 0; i < 1000; i++) {
+        bool pending = false;
+        for (GList *l = clients; l; l = l->next) {
+            QmpClient *c = l->data;
+            pending |= c->out->len > 0;
+        }
+        if (!pending) {
+            return;
+        }
+        aio_poll(false);
+        g_usleep(1000);
+    }
+}
+
+void monitor_cleanup(void)
+{
+    monitor_flush_all();
+    while (clients) {
+        client_close(clients->data);
+    }
+    for (guint i = 0; listeners && i < listeners->len; i++) {
+        QmpListener *l = g_ptr_array_index(listeners, i);
+        g_source_remove(l->watch);
+        close(l->fd);
+        if (l->unix_path) {
+            unlink(l->unix_path);
+            g_free(l->unix_path);
+        }
+        g_free(l);
+    }
+    if (listeners) {
+        g_ptr_array_set_size(listeners, 0);
+    }
+}
