@@ -229,12 +229,10 @@ BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat,
                                                  GError **errp)
 {
     json_t *arr = json_array();
+    /* Every node has a name, generated ones ("#block123") included. */
     for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
          bs = bdrv_next_node(bs)) {
-        if (!bs->auto_node_name) {
-            json_array_append_new(arr, device_info_json(bs, !(has_flat &&
-                                                              flat)));
-        }
+        json_array_append_new(arr, device_info_json(bs, !(has_flat && flat)));
     }
     BlockDeviceInfoList *l = NULL;
     visit_BlockDeviceInfoList_from_json(arr, "return", &l, errp);
