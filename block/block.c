@@ -617,6 +617,12 @@ static BlockDriverState *bdrv_open_co(const char *filename, BlockOpts *opts,
 
     bs = bdrv_new_node(drv, g_steal_pointer(&node_name), flags);
     if (file) {
+        /* List parents before the children they opened, as QEMU does. */
+        GList *pos = g_list_find(all_nodes, file);
+        if (pos && file->refcnt == 1) {
+            all_nodes = g_list_remove(all_nodes, bs);
+            all_nodes = g_list_insert_before(all_nodes, pos, bs);
+        }
         bdrv_attach_child(bs, file, "file");
         file = NULL;
         bs->filename = g_strdup(bs->file->bs->filename);
