@@ -21,6 +21,7 @@ typedef struct Check {
     BdrvCheckResult *res;
     BdrvCheckMode fix;
     uint64_t file_clusters;
+    uint64_t file_len;        /* bytes */
     uint32_t *refs;           /* computed references per cluster */
     uint64_t nb_refs;
     bool refcount_broken;     /* refcount table/blocks unusable */
@@ -88,11 +89,22 @@ static int coroutine_fn check_l2(Check *c, uint64_t l2_off, bool active,
         case QCOW2_CLUSTER_COMPRESSED: {
             uint64_t host, bytes;
             qcow2_compressed_range(s, e, &host, &bytes);
-            if ((e & QCOW_OFLAG_COPIED) || !offset_plausible(c, host)) {
-                LOG(c, "ERROR: compressed cluster %" G_GUINT64_FORMAT
+            /* (data ending a cluster or more past the end of the file
+             * was lost to a truncation) */
+            if ((e & QCOW_OFLAG_COPIED) || !offset_plausible(c, host) ||
+                host + bytes >= c->file_len + s->cluster_size) {
+                bool repair = c->fix & BDRV_FIX_ERRORS;
+                LOG(c, "%s: compressed cluster %" G_GUINT64_FORMAT
                     " has an invalid descriptor %#" G_GINT64_MODIFIER "x\n",
+                    repair ? "Repairing" : "ERROR",
                     guest >> s->cluster_bits, e);
-                c->res->corruptions++;
+                if (repair) {
+                    be64_write(&l2[i], qcow2_is_v3(s) ? QCOW_OFLAG_ZERO : 0);
+                    dirty = true;
+                    c->res->corruptions_fixed++;
+                } else {
+                    c->res->corruptions++;
+                }
                 break;
             }
             ref_inc(c, host & ~511ULL, (host & 511) + bytes);
@@ -105,13 +117,16 @@ static int coroutine_fn check_l2(Check *c, uint64_t l2_off, bool active,
         case QCOW2_CLUSTER_NORMAL:
         case QCOW2_CLUSTER_ZERO_ALLOC: {
             uint64_t off = e & L2E_OFFSET_MASK;
+            bool beyond = off >= c->file_clusters << s->cluster_bits;
             if ((e & L2E_STD_RESERVED_MASK) ||
                 !IS_ALIGNED(off, s->cluster_size) ||
-                !offset_plausible(c, off)) {
+                !offset_plausible(c, off) || beyond) {
                 bool repair = c->fix & BDRV_FIX_ERRORS;
-                LOG(c, "%s offset=%" G_GINT64_MODIFIER "x: Cluster is not "
-                    "properly aligned or has reserved bits set; L2 entry "
-                    "corrupted.\n", repair ? "Repairing" : "ERROR", off);
+                LOG(c, "%s offset=%" G_GINT64_MODIFIER "x: %s; L2 entry "
+                    "corrupted.\n", repair ? "Repairing" : "ERROR", off,
+                    beyond ? "Cluster is beyond the end of the image file"
+                           : "Cluster is not properly aligned or has "
+                             "reserved bits set");
                 if (repair) {
                     be64_write(&l2[i], qcow2_is_v3(s) ? QCOW_OFLAG_ZERO : 0);
                     dirty = true;
@@ -146,11 +161,36 @@ static int coroutine_fn check_l2(Check *c, uint64_t l2_off, bool active,
     return 0;
 }
 
+/* -r all: an L1 entry that cannot point at an L2 table is cleared (the
+ * guest range then reads from the backing file, or as zeroes). */
+static void clear_l1_entry(Check *c, uint64_t l1_off, uint64_t *l1,
+                           uint32_t i, bool active)
+{
+    Qcow2State *s = c->s;
+    l1[i] = 0;
+    if (active) {
+        g_hash_table_add(s->l1_dirty, GSIZE_TO_POINTER((gsize)i + 1));
+        if (qcow2_write_l1_entries(c->bs) < 0) {
+            c->res->check_errors++;
+            return;
+        }
+    } else {
+        uint64_t zero = 0;
+        if (bdrv_co_pwrite(c->bs->file->bs, l1_off + (uint64_t)i * 8, 8,
+                           &zero, 0) < 0) {
+            c->res->check_errors++;
+            return;
+        }
+    }
+    c->res->corruptions_fixed++;
+}
+
 /* Counts an L1 table (given in host order) and everything below it. */
 static int coroutine_fn check_l1(Check *c, uint64_t l1_off, uint64_t *l1,
                                  uint32_t l1_size, bool active)
 {
     Qcow2State *s = c->s;
+    bool repair = c->fix & BDRV_FIX_ERRORS;
     ref_inc(c, l1_off, (uint64_t)l1_size * 8);
     for (uint32_t i = 0; i < l1_size; i++) {
         uint64_t l2_off = l1[i] & L1E_OFFSET_MASK;
@@ -160,18 +200,29 @@ static int coroutine_fn check_l1(Check *c, uint64_t l1_off, uint64_t *l1,
         if ((l1[i] & L1E_RESERVED_MASK) ||
             !IS_ALIGNED(l2_off, s->cluster_size) ||
             !offset_plausible(c, l2_off) || l2_off < s->cluster_size) {
-            LOG(c, "ERROR l2_offset=%" G_GINT64_MODIFIER "x: Table is not "
-                "cluster aligned; L1 entry corrupted\n", l2_off);
-            c->res->corruptions++;
+            LOG(c, "%s l2_offset=%" G_GINT64_MODIFIER "x: Table is not "
+                "cluster aligned; L1 entry corrupted\n",
+                repair ? "Repairing" : "ERROR", l2_off);
+            if (repair) {
+                clear_l1_entry(c, l1_off, l1, i, active);
+            } else {
+                c->res->corruptions++;
+            }
+            continue;
+        }
+        if (l2_off >= c->file_clusters << s->cluster_bits) {
+            LOG(c, "%s l2_offset=%" G_GINT64_MODIFIER "x: Table is "
+                "beyond the end of the image file\n",
+                repair ? "Repairing" : "ERROR", l2_off);
+            if (repair) {
+                clear_l1_entry(c, l1_off, l1, i, active);
+            } else {
+                ref_inc(c, l2_off, s->cluster_size);
+                c->res->corruptions++;
+            }
             continue;
         }
         ref_inc(c, l2_off, s->cluster_size);
-        if (l2_off >= c->file_clusters << s->cluster_bits) {
-            LOG(c, "ERROR l2_offset=%" G_GINT64_MODIFIER "x: Table is "
-                "beyond the end of the image file\n", l2_off);
-            c->res->corruptions++;
-            continue;
-        }
         int ret = check_l2(c, l2_off, active, i);
         if (ret < 0) {
             return ret;
@@ -183,16 +234,37 @@ static int coroutine_fn check_l1(Check *c, uint64_t l1_off, uint64_t *l1,
 static int coroutine_fn check_snapshots(Check *c)
 {
     Qcow2State *s = c->s;
-    ref_inc(c, s->snapshots_offset, s->snapshots_size);
+    bool repair = c->fix & BDRV_FIX_ERRORS;
+    uint32_t kept = 0;
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
         Qcow2Snapshot *sn = &s->snapshots[i];
+        if (kept < i) {
+            s->snapshots[kept] = *sn;     /* compact over dropped ones */
+            sn = &s->snapshots[kept];
+        }
+        kept++;
+        /* An L1 table ending a cluster or more past the end of the file
+         * was lost to a truncation. */
         if (!IS_ALIGNED(sn->l1_table_offset, s->cluster_size) ||
             (uint64_t)sn->l1_size * 8 > QCOW2_MAX_L1_SIZE ||
-            !offset_plausible(c, sn->l1_table_offset)) {
-            LOG(c, "ERROR snapshot %s (%s) l1_offset=%#" G_GINT64_MODIFIER
-                "x: L1 table is not cluster aligned; snapshot table entry "
-                "corrupted\n", sn->id_str, sn->name, sn->l1_table_offset);
-            c->res->corruptions++;
+            !offset_plausible(c, sn->l1_table_offset) ||
+            (sn->l1_size && sn->l1_table_offset + (uint64_t)sn->l1_size * 8 >=
+             c->file_len + s->cluster_size)) {
+            LOG(c, "%s snapshot %s (%s) l1_offset=%#" G_GINT64_MODIFIER
+                "x: L1 table is not cluster aligned or beyond the end of the "
+                "file; snapshot table entry corrupted%s\n",
+                repair ? "Repairing" : "ERROR", sn->id_str, sn->name,
+                sn->l1_table_offset, repair ? " (snapshot dropped)" : "");
+            if (repair) {
+                /* The table repair at the end writes the others. */
+                g_free(sn->id_str);
+                g_free(sn->name);
+                g_free(sn->unknown_extra);
+                kept--;
+                s->snapshot_table_broken = true;
+            } else {
+                c->res->corruptions++;
+            }
             continue;
         }
         uint64_t *l1 = g_new0(uint64_t, MAX(sn->l1_size, 1));
@@ -212,8 +284,18 @@ static int coroutine_fn check_snapshots(Check *c)
         ret = check_l1(c, sn->l1_table_offset, l1, sn->l1_size, false);
         g_free(l1);
         if (ret < 0) {
+            s->nb_snapshots = kept + (s->nb_snapshots - i - 1);
+            memmove(&s->snapshots[kept], &s->snapshots[i + 1],
+                    (s->nb_snapshots - kept) * sizeof(*sn));
             return ret;
         }
+    }
+    s->nb_snapshots = kept;
+    /* A damaged table's extent is not to be trusted (entries parsed
+     * from garbage may span other clusters): one that -r all replaces
+     * counts as unused, its clusters as leaks. */
+    if (!(s->snapshot_table_broken && repair)) {
+        ref_inc(c, s->snapshots_offset, s->snapshots_size);
     }
     return 0;
 }
@@ -586,9 +668,9 @@ static int coroutine_fn check_oflag_copied(Check *c)
 
 /*
  * The snapshot table could be read only in part (qcow2_read_snapshots in
- * check mode): -r all writes the entries that could be read as a new
- * table.  Their clusters were counted; those of the lost entries were
- * leaks, repaired before this runs.
+ * check mode), or check_snapshots dropped entries: -r all writes the
+ * entries kept as a new table.  Their clusters were counted; those of the
+ * lost entries and of the old table were leaks, repaired before this.
  */
 static int coroutine_fn repair_snapshot_table(Check *c)
 {
@@ -599,9 +681,9 @@ static int coroutine_fn repair_snapshot_table(Check *c)
         c->res->corruptions++;
         return 0;
     }
-    uint64_t old_off = s->snapshots_offset, old_size = s->snapshots_size;
     LOG(c, "Repairing snapshot table: keeping the %u snapshot(s) that could "
         "be read\n", s->nb_snapshots);
+    /* (the old table was not counted: its clusters are free already) */
     int ret = qcow2_write_snapshot_table(c->bs);
     if (ret < 0) {
         c->res->check_errors++;
@@ -609,16 +691,6 @@ static int coroutine_fn repair_snapshot_table(Check *c)
     }
     s->snapshot_table_broken = false;
     c->res->corruptions_fixed++;
-    if (old_size) {
-        /* The old table was counted as used; nothing uses it now. */
-        ret = qcow2_update_refcount(c->bs, old_off, old_size, -1);
-        if (ret >= 0) {
-            ret = qcow2_cache_write(c->bs, s->refblock_cache);
-        }
-        if (ret < 0) {
-            c->res->check_errors++;
-        }
-    }
     return 0;
 }
 
@@ -644,6 +716,7 @@ int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,
     Check c = { .bs = bs, .s = s, .res = res, .fix = fix };
     int64_t flen = bdrv_getlength(bs->file->bs);
     c.file_clusters = DIV_ROUND_UP((uint64_t)MAX(flen, 0), s->cluster_size);
+    c.file_len = (uint64_t)MAX(flen, 0);
     c.nb_refs = MAX(c.file_clusters, 1);
     c.refs = g_new0(uint32_t, c.nb_refs);
 
