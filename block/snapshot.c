@@ -141,12 +141,16 @@ int bdrv_snapshot_create(BlockDriverState *bs, const BdrvSnapshotInfo *sn,
     return c.ret;
 }
 
+/* Requests in flight belong to the state being left: a write landing in
+ * a cluster the revert freed could hit data reusing it.  Drain first. */
 static void coroutine_fn snapshot_apply_entry(void *opaque)
 {
     SnapCo *c = opaque;
+    bdrv_drained_begin(c->bs);
     bdrv_inc_in_flight(c->bs);
     c->ret = c->bs->drv->snapshot->apply(c->bs, c->a, c->errp);
     bdrv_dec_in_flight(c->bs);
+    bdrv_drained_end(c->bs);
 }
 
 int bdrv_snapshot_apply(BlockDriverState *bs, const char *id_or_name,
