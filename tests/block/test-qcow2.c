@@ -1129,6 +1129,37 @@ static void test_snapshot_while_writing(Fixture *f, gconstpointer data)
     model_free(snap);
 }
 
+/* Requests submitted before a snapshot is applied (or deleted) are part
+ * of the state being left: none may land in the reverted one. */
+static void test_apply_while_writing(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("applybusy.qcow2");
+    img_create(path, 8 * MiB, "cluster_size=4096");
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(8 * MiB);
+    write_pattern(blk, m, 0, 4 * MiB, 1);
+    snapshot_create_ok(blk, "base");
+    Model *base = model_copy(m);
+    snapshot_create_ok(blk, "other");
+    write_pattern(blk, m, 0, 4 * MiB, 2);     /* private clusters again */
+    Batch *b = disjoint_batch(64, 0, 64 * KiB);   /* in-place writes */
+    batch_submit(blk, b);
+    snapshot_apply_ok(blk, "base");
+    poll_until_count(&b->completed, 64);
+    verify_model(blk, base);
+    Batch *d = disjoint_batch(64, 4 * MiB, 64 * KiB);
+    batch_submit(blk, d);
+    snapshot_delete_ok(blk, "other");
+    poll_until_count(&d->completed, 64);
+    batch_into_model(d, base);
+    verify_model(blk, base);
+    finish_image(blk, path, base);
+    batch_free(b);
+    batch_free(d);
+    model_free(m);
+    model_free(base);
+}
+
 /* The pause model of a save state: prepare while the guest writes,
  * commit while drained, then the guest writes again during finish. */
 typedef struct {
@@ -1414,6 +1445,8 @@ int main(int argc, char **argv)
     add("/qcow2/drain/coroutine", test_drain_in_coroutine, NULL);
     add("/qcow2/snapshot/while-writing", test_snapshot_while_writing, NULL);
     add("/qcow2/snapshot/pause-model", test_snapshot_pause_model, NULL);
+    add("/qcow2/snapshot/apply-while-writing", test_apply_while_writing,
+        NULL);
     for (guint i = 0; i < G_N_ELEMENTS(random_cases); i++) {
         const RandomCase *c = &random_cases[i];
         g_autofree char *name = g_strdup_printf("/qcow2/random/%u-%"
