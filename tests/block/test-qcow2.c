@@ -931,7 +931,7 @@ static void test_qd_overlapping(Fixture *f, gconstpointer data)
     model_free(m);
 }
 
-/* 256 disjoint writes, flushes and reads in flight together. */
+/* 256 disjoint writes, flushes, a read and discards in flight together. */
 typedef struct {
     int completed;
     int failures;
@@ -951,6 +951,7 @@ static void test_qd_disjoint_mixed(Fixture *f, gconstpointer data)
     BlockBackend *blk = img_open(path);
     Model *m = model_new(16 * MiB);
     write_pattern(blk, m, 8 * MiB, 1 * MiB, 99);
+    write_pattern(blk, m, 12 * MiB, 1 * MiB, 98);
     enum { N = 256 };
     uint8_t *bufs = g_malloc(N * 20 * KiB);
     uint8_t *rbuf = g_malloc(1 * MiB);
@@ -969,8 +970,12 @@ static void test_qd_disjoint_mixed(Fixture *f, gconstpointer data)
     }
     iovec_init_buf(&q[N], rbuf, 1 * MiB);
     blk_aio_preadv(blk, 8 * MiB, &q[N], 0, mix_cb, &c);
+    for (int k = 0; k < 16; k++) {
+        blk_aio_pdiscard(blk, 12 * MiB + k * 64 * KiB, 64 * KiB, mix_cb, &c);
+    }
+    memset(m->data + 12 * MiB, 0, 1 * MiB);
     g_assert_cmpuint(blk_in_flight(blk), >=, 32);
-    poll_until_count(&c.completed, N + 4 + 1);
+    poll_until_count(&c.completed, N + 4 + 1 + 16);
     g_assert_cmpint(c.failures, ==, 0);
     assert_same_bytes(rbuf, m->data + 8 * MiB, 1 * MiB, 8 * MiB, "aio read");
     verify_model(blk, m);
