@@ -497,8 +497,8 @@ static BlockDriverState *bdrv_open_file_child(const char *filename,
     if (ref) {
         BlockDriverState *child = bdrv_find_node(ref);
         if (!child) {
-            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND,
-                      "Cannot find device='' nor node-name='%s'", ref);
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       ref, ref);
             return NULL;
         }
         bdrv_ref(child);
@@ -761,8 +761,8 @@ int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
         }
         backing = bdrv_find_node(ref);
         if (!backing) {
-            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND,
-                      "Cannot find device='' nor node-name='%s'", ref);
+            error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                       ref, ref);
             return -ENOENT;
         }
         bdrv_ref(backing);

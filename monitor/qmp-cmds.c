@@ -79,6 +79,8 @@ void qmp_cmds_register_extra(QmpCommandList *cmds)
 
 void qmp_quit(GError **errp)
 {
+    /* QEMU announces the shutdown before it answers the command. */
+    qapi_event_send_shutdown(false, SHUTDOWN_CAUSE_HOST_QMP_QUIT);
     runstate_request_shutdown(SHUTDOWN_HOST_QMP_QUIT);
 }
 

@@ -115,9 +115,10 @@ int main(int argc, char **argv)
     }
     ShutdownRequest why = runstate_shutdown_requested();
     runstate_set(XBLK_RUN_STATE_SHUTDOWN);
-    qapi_event_send_shutdown(false, why == SHUTDOWN_HOST_QMP_QUIT
-                                    ? SHUTDOWN_CAUSE_HOST_QMP_QUIT
-                                    : SHUTDOWN_CAUSE_HOST_SIGNAL);
+    if (why != SHUTDOWN_HOST_QMP_QUIT) {
+        /* quit has announced itself already */
+        qapi_event_send_shutdown(false, SHUTDOWN_CAUSE_HOST_SIGNAL);
+    }
     monitor_flush_all();
     blockdev_close_all();
     monitor_cleanup();
