@@ -31,6 +31,18 @@ static inline void test_dir_setup(void)
     g_assert_no_error(err);
 }
 
+/* A folder in memory (/dev/shm) when the host's durability does not
+ * matter to the test and many images are made: no real fdatasync. */
+static inline void test_dir_setup_in_memory(void)
+{
+    char tmpl[] = "/dev/shm/xblk-test-XXXXXX";
+    if (g_file_test("/dev/shm", G_FILE_TEST_IS_DIR) && g_mkdtemp(tmpl)) {
+        test_dir = g_strdup(tmpl);
+        return;
+    }
+    test_dir_setup();
+}
+
 static inline void test_dir_cleanup(void)
 {
     GDir *d = g_dir_open(test_dir, 0, NULL);

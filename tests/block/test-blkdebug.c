@@ -770,7 +770,7 @@ typedef struct {
 static void run_sweep(gconstpointer data)
 {
     const SweepArg *a = data;
-    test_dir_setup();
+    test_dir_setup_in_memory();
     sweep(a->c, a->kind);
     test_dir_cleanup();
 }

@@ -1,0 +1,600 @@
+/*
+ * test-powerloss.c - crash consistency of qcow2 under power loss (DESIGN
+ * rule 2): at every write or flush an operation issues, the power fails.
+ *
+ * A test-only filter driver, "powerloss", sits under the image.  Writes
+ * it receives stay in a volatile list (reads see them) until a flush
+ * applies them to the file below, as a disk's write cache would.  When
+ * the nth write or flush arrives the power fails: that request and all
+ * later ones fail (the software runs on, as if already dead), and of the
+ * writes still volatile only a subset reaches the file - none of them,
+ * or a random selection (a disk may persist its cache in any order).  The image is then reopened and must
+ * pass bdrv_check and `qemu-img check` without corruption (leaks are
+ * allowed), keep every byte flushed before the operation, and show
+ * snapshots whole or not at all.
+ */
+#include "image-test.h"
+#include "util/cutils.h"
+
+#define KiB (1ULL << 10)
+#define MiB (1ULL << 20)
+#define MAX_EVENTS 600
+
+/* ---- the powerloss filter ---- */
+
+typedef struct VolatileWrite {
+    uint64_t offset;
+    uint64_t len;
+    uint8_t *data;
+} VolatileWrite;
+
+typedef struct PowerState {
+    GArray *cache;          /* of VolatileWrite, oldest first */
+    uint64_t events;        /* writes and flushes seen */
+    uint64_t fail_at;       /* 0: never */
+    bool dead;
+} PowerState;
+
+static int coroutine_fn pl_open(BlockDriverState *bs, BlockOpts *opts,
+                                int flags, GError **errp)
+{
+    PowerState *s = bs->opaque;
+    s->cache = g_array_new(FALSE, FALSE, sizeof(VolatileWrite));
+    bs->request_alignment = bs->file->bs->request_alignment;
+    return 0;
+}
+
+static void cache_clear(PowerState *s)
+{
+    for (guint i = 0; i < s->cache->len; i++) {
+        g_free(g_array_index(s->cache, VolatileWrite, i).data);
+    }
+    g_array_set_size(s->cache, 0);
+}
+
+static void coroutine_fn pl_close(BlockDriverState *bs)
+{
+    PowerState *s = bs->opaque;
+    cache_clear(s);
+    g_array_free(s->cache, TRUE);
+}
+
+/* Counts a write or flush; true when the power is (now) off. */
+static bool pl_event_fails(PowerState *s)
+{
+    if (!s->dead && s->fail_at && ++s->events >= s->fail_at) {
+        s->dead = true;
+    }
+    return s->dead;
+}
+
+static int coroutine_fn pl_preadv(BlockDriverState *bs, int64_t offset,
+                                  int64_t bytes, IOVector *qiov,
+                                  BdrvRequestFlags flags)
+{
+    PowerState *s = bs->opaque;
+    if (s->dead) {
+        return -EIO;
+    }
+    int64_t flen = bdrv_getlength(bs->file->bs);
+    int64_t n = MAX(0, MIN(bytes, flen - offset));
+    iovec_memset(qiov, 0, 0, bytes);
+    if (n > 0) {
+        IOVector sub;
+        iovec_init(&sub, qiov->niov);
+        iovec_concat(&sub, qiov, 0, n);
+        int ret = bdrv_co_preadv(bs->file->bs, offset, n, &sub, 0);
+        iovec_destroy(&sub);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    for (guint i = 0; i < s->cache->len; i++) {
+        VolatileWrite *w = &g_array_index(s->cache, VolatileWrite, i);
+        uint64_t a = MAX((uint64_t)offset, w->offset);
+        uint64_t b = MIN((uint64_t)(offset + bytes), w->offset + w->len);
+        if (a < b) {
+            iovec_from_buf(qiov, a - offset, w->data + (a - w->offset), b - a);
+        }
+    }
+    return 0;
+}
+
+static void cache_add(PowerState *s, uint64_t offset, uint64_t len,
+                      uint8_t *data)
+{
+    VolatileWrite w = { offset, len, data };
+    g_array_append_val(s->cache, w);
+}
+
+static int coroutine_fn pl_pwritev(BlockDriverState *bs, int64_t offset,
+                                   int64_t bytes, IOVector *qiov,
+                                   BdrvRequestFlags flags)
+{
+    PowerState *s = bs->opaque;
+    if (pl_event_fails(s)) {
+        return -EIO;
+    }
+    uint8_t *data = g_malloc(bytes);
+    iovec_to_buf(qiov, 0, data, bytes);
+    cache_add(s, offset, bytes, data);
+    return 0;
+}
+
+static int coroutine_fn pl_pwrite_zeroes(BlockDriverState *bs,
+                                         int64_t offset, int64_t bytes,
+                                         BdrvRequestFlags flags)
+{
+    PowerState *s = bs->opaque;
+    if (pl_event_fails(s)) {
+        return -EIO;
+    }
+    cache_add(s, offset, bytes, g_malloc0(bytes));
+    return 0;
+}
+
+/* Moves the volatile writes selected by keep (all when NULL) to the file,
+ * in order, and forgets the rest. */
+static int coroutine_fn cache_persist(BlockDriverState *bs, GRand *keep)
+{
+    PowerState *s = bs->opaque;
+    int ret = 0;
+    for (guint i = 0; i < s->cache->len && ret >= 0; i++) {
+        VolatileWrite *w = &g_array_index(s->cache, VolatileWrite, i);
+        if (!keep || g_rand_boolean(keep)) {
+            ret = bdrv_co_pwrite(bs->file->bs, w->offset, w->len, w->data, 0);
+        }
+    }
+    cache_clear(s);
+    return ret;
+}
+
+static int coroutine_fn pl_flush(BlockDriverState *bs)
+{
+    PowerState *s = bs->opaque;
+    if (pl_event_fails(s)) {
+        return -EIO;
+    }
+    return cache_persist(bs, NULL);
+}
+
+static int64_t pl_get_length(BlockDriverState *bs)
+{
+    PowerState *s = bs->opaque;
+    int64_t len = bdrv_getlength(bs->file->bs);
+    for (guint i = 0; s->cache && i < s->cache->len; i++) {
+        VolatileWrite *w = &g_array_index(s->cache, VolatileWrite, i);
+        len = MAX(len, (int64_t)(w->offset + w->len));
+    }
+    return len;
+}
+
+static int coroutine_fn pl_truncate(BlockDriverState *bs, int64_t offset,
+                                    bool exact, PreallocMode prealloc,
+                                    GError **errp)
+{
+    PowerState *s = bs->opaque;
+    if (s->dead) {
+        return -EIO;
+    }
+    if (offset <= pl_get_length(bs)) {
+        return 0;               /* growing only: later writes extend it */
+    }
+    return bdrv_co_truncate(bs->file->bs, offset, exact, prealloc, errp);
+}
+
+static int coroutine_fn pl_pdiscard(BlockDriverState *bs, int64_t offset,
+                                    int64_t bytes)
+{
+    return 0;                   /* a hint: keeping the data is correct */
+}
+
+static const BlockDriver bdrv_powerloss = {
+    .format_name = "powerloss",
+    .instance_size = sizeof(PowerState),
+    .is_filter = true,
+    .open = pl_open,
+    .close = pl_close,
+    .co_preadv = pl_preadv,
+    .co_pwritev = pl_pwritev,
+    .co_pwrite_zeroes = pl_pwrite_zeroes,
+    .co_pdiscard = pl_pdiscard,
+    .co_flush_to_os = pl_flush,
+    .co_truncate = pl_truncate,
+    .get_length = pl_get_length,
+};
+
+typedef struct {
+    BlockDriverState *bs;
+    GRand *keep;
+} PersistCo;
+
+static void coroutine_fn persist_entry(void *opaque)
+{
+    PersistCo *p = opaque;
+    g_assert_cmpint(cache_persist(p->bs, p->keep), ==, 0);
+}
+
+/* ---- one run ---- */
+
+typedef struct Env {
+    char *path;
+    BlockBackend *blk;
+    BlockDriverState *pl;
+    Model *m;           /* flushed before the operation */
+    Model *alt;         /* the state once the operation succeeded */
+    uint64_t vol_off, vol_len;
+    bool whole;         /* the image is m or alt, nothing in between */
+    Model *snap;        /* what snapshot "mid" holds, if any */
+} Env;
+
+typedef struct CrashCase {
+    const char *name;
+    const char *opts;
+    uint64_t size;
+    void (*setup)(Env *e);
+    void (*op)(Env *e);
+    void (*verify)(Env *e);
+} CrashCase;
+
+static BlockBackend *open_powerloss(Env *e)
+{
+    BlockOpts *o = bopts_new();
+    GError *err = NULL;
+    bopts_set(o, "driver", "qcow2");
+    bopts_set(o, "discard", "unmap");
+    bopts_set(o, "file.driver", "powerloss");
+    bopts_set(o, "file.file.filename", e->path);
+    bopts_set(o, "cache.no-flush", "on");
+    BlockBackend *blk = blk_new_open(NULL, o, BDRV_O_RDWR, &err);
+    g_assert_no_error(err);
+    e->pl = bdrv_file_bs(blk_bs(blk));
+    g_assert_cmpstr(bdrv_get_format_name(e->pl), ==, "powerloss");
+    return blk;
+}
+
+/* Power fails now: a subset of the volatile writes survives. */
+static void power_fail(Env *e, uint64_t seed)
+{
+    PowerState *s = e->pl->opaque;
+    GRand *keep = seed ? g_rand_new_with_seed(seed) : NULL;
+    PersistCo p = { e->pl, keep };
+    if (keep) {
+        co_run_sync(persist_entry, &p);
+        g_rand_free(keep);
+    } else {
+        cache_clear(s);
+    }
+    s->dead = true;
+    blk_unref(e->blk);          /* whatever close writes is lost */
+    e->blk = NULL;
+}
+
+static bool blk_matches(BlockBackend *blk, const Model *m)
+{
+    if (blk_getlength(blk) != (int64_t)m->size) {
+        return false;
+    }
+    uint8_t *buf = g_malloc(m->size);
+    g_assert_cmpint(blk_pread(blk, 0, m->size, buf), ==, 0);
+    bool same = memcmp(buf, m->data, m->size) == 0;
+    g_free(buf);
+    return same;
+}
+
+static void verify_data(Env *e, BlockBackend *blk)
+{
+    if (e->whole) {
+        g_assert_true(blk_matches(blk, e->m) || blk_matches(blk, e->alt));
+        return;
+    }
+    uint64_t size = e->m->size;
+    uint8_t *buf = g_malloc(size);
+    g_assert_cmpint(blk_pread(blk, 0, size, buf), ==, 0);
+    for (uint64_t i = 0; i < size; i++) {
+        bool vol = i >= e->vol_off && i < e->vol_off + e->vol_len;
+        if (!vol && buf[i] != e->m->data[i]) {
+            g_error("byte %" G_GUINT64_FORMAT " is %#x, flushed %#x", i,
+                    buf[i], e->m->data[i]);
+        }
+    }
+    g_free(buf);
+}
+
+/* Runs the case with the power failing at event n (0: never); returns
+ * whether it failed during the operation. */
+static bool run_once(const CrashCase *c, uint64_t n, uint64_t seed)
+{
+    Env e = { .path = test_path("pl.qcow2") };
+    g_unlink(e.path);
+    img_create(e.path, c->size, c->opts);
+    e.m = model_new(c->size);
+    e.blk = open_powerloss(&e);
+    c->setup(&e);
+    g_assert_cmpint(blk_flush(e.blk), ==, 0);
+    blk_unref(e.blk);
+    e.blk = open_powerloss(&e);
+    e.alt = e.alt ? e.alt : model_copy(e.m);
+    PowerState *s = e.pl->opaque;
+    s->fail_at = n;
+    c->op(&e);
+    bool failed = s->dead;
+    power_fail(&e, seed);
+    qemu_check(e.path, true);
+    BlockBackend *blk = img_open(e.path);
+    check_blk(blk, true);
+    verify_data(&e, blk);
+    e.blk = blk;
+    if (c->verify) {
+        c->verify(&e);
+    }
+    blk_unref(e.blk);
+    model_free(e.m);
+    model_free(e.alt);
+    model_free(e.snap);
+    g_free(e.path);
+    return failed;
+}
+
+static void sweep(gconstpointer data)
+{
+    const CrashCase *c = data;
+    test_dir_setup_in_memory();
+    for (uint64_t n = 1; n < MAX_EVENTS; n++) {
+        /* All volatile writes lost, then a random subset kept. */
+        bool failed = run_once(c, n, 0);
+        run_once(c, n, n * 7919);
+        if (!failed) {
+            break;
+        }
+        g_assert_cmpuint(n, <, MAX_EVENTS - 1);
+    }
+    test_dir_cleanup();
+}
+
+/* ---- the cases ---- */
+
+/* Results count only while the power is on; after it failed the
+ * software may see any error. */
+static void check_ok(Env *e, int ret)
+{
+    PowerState *s = e->pl->opaque;
+    if (!s->dead) {
+        g_assert_cmpint(ret, ==, 0);
+    }
+}
+
+/* Checks an operation reporting through err as well. */
+static void snapshot_op(Env *e, int ret, GError *err)
+{
+    PowerState *s = e->pl->opaque;
+    if (!s->dead) {
+        g_assert_no_error(err);
+    }
+    g_clear_error(&err);
+    check_ok(e, ret);
+}
+
+static void op_write(Env *e, uint64_t off, uint64_t len, uint32_t seed)
+{
+    uint8_t *buf = g_malloc(len);
+    pattern_fill(buf, len, seed, off);
+    memcpy(e->alt->data + off, buf, len);
+    e->vol_off = off;
+    e->vol_len = len;
+    check_ok(e, blk_pwrite(e->blk, off, len, buf, 0));
+    check_ok(e, blk_flush(e->blk));
+    g_free(buf);
+}
+
+static void setup_small(Env *e)
+{
+    write_pattern(e->blk, e->m, 0, 64 * KiB, 1);
+    write_pattern(e->blk, e->m, 200 * KiB, 10 * KiB, 2);
+}
+
+/* 512-byte clusters: a new L2 table (32 KiB each) and data clusters. */
+static void op_alloc(Env *e)
+{
+    op_write(e, 3 * MiB + 1000, 70 * KiB, 3);
+}
+
+/* 64 KiB clusters: new data clusters under an L2 table that exists. */
+static void op_alloc_in_l2(Env *e)
+{
+    op_write(e, 300 * KiB + 100, 200 * KiB, 15);
+}
+
+/* 16-bit refcounts in 512-byte clusters: a new refcount block. */
+static void setup_refblock(Env *e)
+{
+    write_pattern(e->blk, e->m, 0, 100 * KiB, 4);
+}
+
+static void op_refblock(Env *e)
+{
+    op_write(e, 1 * MiB, 64 * KiB, 5);
+}
+
+/* 64-bit refcounts in 512-byte clusters: the refcount table grows. */
+static void setup_reftable(Env *e)
+{
+    for (uint64_t off = 0; off < 1940 * KiB; off += 97 * KiB) {
+        write_pattern(e->blk, e->m, off, 97 * KiB, 6);
+    }
+}
+
+static void op_reftable(Env *e)
+{
+    op_write(e, 2 * MiB, 48 * KiB, 7);
+}
+
+static void setup_data(Env *e)
+{
+    write_pattern(e->blk, e->m, 0, 1 * MiB, 8);
+}
+
+/* Freed clusters are reused only once the discard is durable. */
+static void op_discard_reuse(Env *e)
+{
+    memset(e->alt->data + 256 * KiB, 0, 512 * KiB);
+    e->vol_off = 256 * KiB;
+    e->vol_len = 1280 * KiB;
+    check_ok(e, blk_pdiscard(e->blk, 256 * KiB, 512 * KiB));
+    uint8_t *buf = g_malloc(512 * KiB);
+    pattern_fill(buf, 512 * KiB, 9, 1 * MiB);
+    memcpy(e->alt->data + 1 * MiB, buf, 512 * KiB);
+    check_ok(e, blk_pwrite(e->blk, 1 * MiB, 512 * KiB, buf, 0));
+    check_ok(e, blk_flush(e->blk));
+    g_free(buf);
+}
+
+static void op_zero(Env *e)
+{
+    memset(e->alt->data + 128 * KiB, 0, 256 * KiB);
+    e->vol_off = 128 * KiB;
+    e->vol_len = 256 * KiB;
+    check_ok(e, blk_pwrite_zeroes(e->blk, 128 * KiB, 256 * KiB,
+                                  BDRV_REQ_MAY_UNMAP));
+    check_ok(e, blk_flush(e->blk));
+}
+
+static void op_compressed(Env *e)
+{
+    uint8_t *buf = g_malloc(256 * KiB);
+    compressible_fill(buf, 256 * KiB, 10, 512 * KiB);
+    memcpy(e->alt->data + 512 * KiB, buf, 256 * KiB);
+    e->vol_off = 512 * KiB;
+    e->vol_len = 256 * KiB;
+    check_ok(e, blk_pwrite(e->blk, 512 * KiB, 256 * KiB, buf,
+                           BDRV_REQ_WRITE_COMPRESSED));
+    check_ok(e, blk_flush(e->blk));
+    g_free(buf);
+}
+
+/* 4 KiB clusters: growing from 2 to 32 L1 entries moves the L1 table. */
+static void op_grow(Env *e)
+{
+    GError *err = NULL;
+    e->whole = true;
+    model_resize(e->alt, 64 * MiB);
+    int ret = blk_truncate(e->blk, 64 * MiB, false, PREALLOC_MODE_OFF, &err);
+    snapshot_op(e, ret, err);
+    check_ok(e, blk_flush(e->blk));
+}
+
+static void setup_snapshot(Env *e)
+{
+    write_pattern(e->blk, e->m, 0, 256 * KiB, 11);
+    snapshot_create_ok(e->blk, "old");
+}
+
+/* "old" holds pattern 11 in its first 256 KiB. */
+static void verify_old(Env *e)
+{
+    uint8_t *want = g_malloc(256 * KiB), *got = g_malloc(256 * KiB);
+    snapshot_apply_ok(e->blk, "old");
+    pattern_fill(want, 256 * KiB, 11, 0);
+    g_assert_cmpint(blk_pread(e->blk, 0, 256 * KiB, got), ==, 0);
+    assert_same_bytes(got, want, 256 * KiB, 0, "snapshot 'old'");
+    g_free(want);
+    g_free(got);
+}
+
+static void op_cow_snapshot(Env *e)
+{
+    op_write(e, 100 * KiB + 7, 70 * KiB, 12);
+}
+
+static void op_create(Env *e)
+{
+    GError *err = NULL;
+    int ret = snapshot_create(e->blk, "new", &err);
+    snapshot_op(e, ret, err);
+}
+
+static void verify_create(Env *e)
+{
+    if (bdrv_snapshot_find(blk_bs(e->blk), "new", NULL)) {
+        snapshot_apply_ok(e->blk, "new");
+        verify_model(e->blk, e->m);
+    }
+    verify_old(e);
+}
+
+static void setup_two_states(Env *e)
+{
+    setup_snapshot(e);
+    e->alt = model_copy(e->m);
+    write_pattern(e->blk, e->m, 128 * KiB, 256 * KiB, 13);
+    zero_both(e->blk, e->m, 0, 64 * KiB, 0);
+}
+
+static void op_apply(Env *e)
+{
+    GError *err = NULL;
+    e->whole = true;
+    int ret = bdrv_snapshot_apply(blk_bs(e->blk), "old", &err);
+    snapshot_op(e, ret, err);
+}
+
+static void setup_three_states(Env *e)
+{
+    setup_two_states(e);
+    snapshot_create_ok(e->blk, "mid");
+    e->snap = model_copy(e->m);
+    model_free(e->alt);
+    e->alt = NULL;
+    write_pattern(e->blk, e->m, 300 * KiB, 100 * KiB, 14);
+}
+
+static void op_delete(Env *e)
+{
+    GError *err = NULL;
+    int ret = bdrv_snapshot_delete(blk_bs(e->blk), NULL, "old", &err);
+    snapshot_op(e, ret, err);
+}
+
+static void verify_delete(Env *e)
+{
+    if (bdrv_snapshot_find(blk_bs(e->blk), "old", NULL)) {
+        verify_old(e);
+    }
+    snapshot_apply_ok(e->blk, "mid");
+    verify_model(e->blk, e->snap);
+}
+
+static const CrashCase cases[] = {
+    { "alloc", "cluster_size=512", 4 * MiB, setup_small, op_alloc },
+    { "alloc-in-l2", NULL, 1 * MiB, setup_small, op_alloc_in_l2 },
+    { "refblock", "cluster_size=512", 4 * MiB, setup_refblock,
+      op_refblock },
+    { "reftable", "cluster_size=512,refcount_bits=64", 4 * MiB,
+      setup_reftable, op_reftable },
+    { "discard-reuse", "cluster_size=4096", 2 * MiB, setup_data,
+      op_discard_reuse },
+    { "write-zeroes", NULL, 2 * MiB, setup_data, op_zero },
+    { "compressed", "compression_type=zstd", 1 * MiB, setup_data,
+      op_compressed },
+    { "grow", "cluster_size=4096", 4 * MiB, setup_small, op_grow },
+    { "cow-snapshot", NULL, 1 * MiB, setup_snapshot, op_cow_snapshot,
+      verify_old },
+    { "snapshot-create", NULL, 1 * MiB, setup_snapshot, op_create,
+      verify_create },
+    { "snapshot-apply", NULL, 1 * MiB, setup_two_states, op_apply,
+      verify_old },
+    { "snapshot-delete", NULL, 1 * MiB, setup_three_states, op_delete,
+      verify_delete },
+};
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    bdrv_register(&bdrv_powerloss);
+    for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *name = g_strdup_printf("/powerloss/%s",
+                                                cases[i].name);
+        g_test_add_data_func(name, &cases[i], sweep);
+    }
+    return g_test_run();
+}
