@@ -670,13 +670,14 @@ int coroutine_fn qcow2_flush_metadata(BlockDriverState *bs)
             }
         }
     }
-    /* 3. decrements, once no durable table references the clusters */
+    /* 3. decrements, once no durable table references the clusters.
+     * Sync even when no table was dirty here: the tables that dropped
+     * the references may have been written by cache eviction since the
+     * last sync, and a decrement must never overtake them. */
     if (s->pending_frees->len > 0) {
-        if (tables_dirty) {
-            ret = qcow2_file_sync(bs);
-            if (ret < 0) {
-                return ret;
-            }
+        ret = qcow2_file_sync(bs);
+        if (ret < 0) {
+            return ret;
         }
         ret = qcow2_apply_pending_frees(bs);
         if (ret < 0) {
