@@ -231,16 +231,20 @@ typedef struct Env {
 typedef struct CrashCase {
     const char *name;
     const char *opts;
+    const char *open_opts;      /* extra qcow2 options, or NULL */
     uint64_t size;
     void (*setup)(Env *e);
     void (*op)(Env *e);
     void (*verify)(Env *e);
 } CrashCase;
 
-static BlockBackend *open_powerloss(Env *e)
+static BlockBackend *open_powerloss(Env *e, const char *extra)
 {
     BlockOpts *o = bopts_new();
     GError *err = NULL;
+    if (extra) {
+        g_assert_true(bopts_parse(o, extra, &err));
+    }
     bopts_set(o, "driver", "qcow2");
     bopts_set(o, "discard", "unmap");
     bopts_set(o, "file.driver", "powerloss");
@@ -309,11 +313,11 @@ static bool run_once(const CrashCase *c, uint64_t n, uint64_t seed)
     g_unlink(e.path);
     img_create(e.path, c->size, c->opts);
     e.m = model_new(c->size);
-    e.blk = open_powerloss(&e);
+    e.blk = open_powerloss(&e, c->open_opts);
     c->setup(&e);
     g_assert_cmpint(blk_flush(e.blk), ==, 0);
     blk_unref(e.blk);
-    e.blk = open_powerloss(&e);
+    e.blk = open_powerloss(&e, c->open_opts);
     e.alt = e.alt ? e.alt : model_copy(e.m);
     PowerState *s = e.pl->opaque;
     s->fail_at = n;
@@ -403,6 +407,29 @@ static void op_alloc(Env *e)
 static void op_alloc_in_l2(Env *e)
 {
     op_write(e, 300 * KiB + 100, 200 * KiB, 15);
+}
+
+/* 512-byte clusters, an L2 cache of 4 tables: data in 16 tables. */
+static void setup_spread(Env *e)
+{
+    for (uint64_t i = 0; i < 16; i++) {
+        write_pattern(e->blk, e->m, i * 32 * KiB, 16 * KiB, 16 + i);
+    }
+}
+
+/* The table a discard changed is evicted (written) before the flush that
+ * frees its clusters: the frees must still wait for it to be durable. */
+static void op_discard_evicted(Env *e)
+{
+    uint8_t buf[512];
+    memset(e->alt->data + 4 * KiB, 0, 8 * KiB);
+    e->vol_off = 4 * KiB;
+    e->vol_len = 8 * KiB;
+    check_ok(e, blk_pdiscard(e->blk, 4 * KiB, 8 * KiB));
+    for (uint64_t i = 1; i < 16; i++) {
+        check_ok(e, blk_pread(e->blk, i * 32 * KiB, sizeof(buf), buf));
+    }
+    check_ok(e, blk_flush(e->blk));
 }
 
 /* 16-bit refcounts in 512-byte clusters: a new refcount block. */
@@ -565,25 +592,27 @@ static void verify_delete(Env *e)
 }
 
 static const CrashCase cases[] = {
-    { "alloc", "cluster_size=512", 4 * MiB, setup_small, op_alloc },
-    { "alloc-in-l2", NULL, 1 * MiB, setup_small, op_alloc_in_l2 },
-    { "refblock", "cluster_size=512", 4 * MiB, setup_refblock,
+    { "alloc", "cluster_size=512", NULL, 4 * MiB, setup_small, op_alloc },
+    { "discard-evicted", "cluster_size=512", "l2-cache-size=2048", 1 * MiB,
+      setup_spread, op_discard_evicted },
+    { "alloc-in-l2", NULL, NULL, 1 * MiB, setup_small, op_alloc_in_l2 },
+    { "refblock", "cluster_size=512", NULL, 4 * MiB, setup_refblock,
       op_refblock },
-    { "reftable", "cluster_size=512,refcount_bits=64", 4 * MiB,
+    { "reftable", "cluster_size=512,refcount_bits=64", NULL, 4 * MiB,
       setup_reftable, op_reftable },
-    { "discard-reuse", "cluster_size=4096", 2 * MiB, setup_data,
+    { "discard-reuse", "cluster_size=4096", NULL, 2 * MiB, setup_data,
       op_discard_reuse },
-    { "write-zeroes", NULL, 2 * MiB, setup_data, op_zero },
-    { "compressed", "compression_type=zstd", 1 * MiB, setup_data,
+    { "write-zeroes", NULL, NULL, 2 * MiB, setup_data, op_zero },
+    { "compressed", "compression_type=zstd", NULL, 1 * MiB, setup_data,
       op_compressed },
-    { "grow", "cluster_size=4096", 4 * MiB, setup_small, op_grow },
-    { "cow-snapshot", NULL, 1 * MiB, setup_snapshot, op_cow_snapshot,
+    { "grow", "cluster_size=4096", NULL, 4 * MiB, setup_small, op_grow },
+    { "cow-snapshot", NULL, NULL, 1 * MiB, setup_snapshot, op_cow_snapshot,
       verify_old },
-    { "snapshot-create", NULL, 1 * MiB, setup_snapshot, op_create,
+    { "snapshot-create", NULL, NULL, 1 * MiB, setup_snapshot, op_create,
       verify_create },
-    { "snapshot-apply", NULL, 1 * MiB, setup_two_states, op_apply,
+    { "snapshot-apply", NULL, NULL, 1 * MiB, setup_two_states, op_apply,
       verify_old },
-    { "snapshot-delete", NULL, 1 * MiB, setup_three_states, op_delete,
+    { "snapshot-delete", NULL, NULL, 1 * MiB, setup_three_states, op_delete,
       verify_delete },
 };
 
