@@ -4,7 +4,8 @@
  * Opens a qcow2 image read-write and loops forever issuing a seeded random
  * mix of requests: writes of random sizes and offsets (partial-cluster,
  * multi-cluster, beyond existing allocations), compressed writes,
- * write-zeroes, discards, flushes, internal snapshot create and delete,
+ * write-zeroes, discards, flushes, internal snapshot create, revert and
+ * delete,
  * and phases with several writes in flight at once (blk_aio_pwritev).
  * The test SIGKILLs it at a random instant and checks what survived.
  *
@@ -25,6 +26,9 @@
  *   S name             snapshot created
  *   E name             snapshot creation failed (only with -f)
  *   d name / D name    snapshot deletion starts / done
+ *   a name / A name    revert to a snapshot starts / done: from A on the
+ *                      disk durably holds the snapshot's content
+ *   e name             revert failed, the disk is unchanged (only with -f)
  * Any unexpected error is reported on stderr and exits with status 1, so
  * the test can tell an early exit from its own kill.
  *
@@ -32,7 +36,7 @@
  *                           [-p prefix] [-f] [-n] [-m max_ops] IMAGE
  *   -q  sequence numbers start after first_seq (runs on the same image)
  *   -p  prefix of snapshot names (unique per run on the same image)
- *   -f  snapshot creation may fail (narrow refcounts: -ERANGE)
+ *   -f  snapshot creation and revert may fail (narrow refcounts: -ERANGE)
  *   -n  no snapshots
  *   -m  stop after about max_ops operations, close the image and print
  *       "F seq" (a deterministic run for reproducing failures)
@@ -266,6 +270,25 @@ static void snapshot_create(bool may_fail)
     snapshots[nb_snapshots++] = g_strdup(name);
 }
 
+/* Reverts the disk to a snapshot.  Nothing is in flight, so once it
+ * returns the disk durably holds the snapshot's content. */
+static void snapshot_apply(bool may_fail)
+{
+    char *name = snapshots[rnd_below(nb_snapshots)];
+    GError *err = NULL;
+    printf("a %s\n", name);
+    int ret = bdrv_snapshot_apply(blk_bs(blk), name, &err);
+    if (ret < 0) {
+        if (!may_fail) {
+            die("snapshot apply", ret, err);
+        }
+        g_clear_error(&err);
+        printf("e %s\n", name);
+        return;
+    }
+    printf("A %s\n", name);
+}
+
 static void snapshot_delete(void)
 {
     int i = (int)rnd_below(nb_snapshots);
@@ -369,8 +392,10 @@ int main(int argc, char **argv)
             printf("F %" PRIu64 "\n", seq);
         } else if (no_snapshots) {
             continue;
-        } else if (r < 980 && nb_snapshots < MAX_SNAPSHOTS) {
+        } else if (r < 975 && nb_snapshots < MAX_SNAPSHOTS) {
             snapshot_create(snap_may_fail);
+        } else if (r < 985 && nb_snapshots > 0) {
+            snapshot_apply(snap_may_fail);
         } else if (nb_snapshots > 0) {
             snapshot_delete();
         }

@@ -17,6 +17,8 @@ run SIGKILLed at a random instant.  After every kill:
      (`qemu-img snapshot -a` works on a copy, whose check is clean) and
      holds exactly the content at the instant it was taken; a snapshot
      whose creation (deletion) was acknowledged is present (absent).
+     The writer also reverts to snapshots: a completed revert is durable
+     like a flush, one in progress may have happened or not.
 
 The next run continues on the crashed image from the content found, so
 leaked clusters and adopted snapshots are exercised too.  At the end
@@ -79,6 +81,16 @@ def describe(data):
         return '%s seq=%d off=%d%s' % (tag.decode(), seq, off,
                                        '' if whole else ' (torn)')
     return 'garbage %s...' % bytes(data[:16]).hex()
+
+
+def runs(state):
+    """(code, first, end) for each run of equal codes in a state."""
+    out, start = [], 0
+    for i in range(1, len(state) + 1):
+        if i == len(state) or state[i] != state[start]:
+            out.append((state[start], start, i))
+            start = i
+    return out
 
 
 def parse_log(path):
@@ -311,13 +323,15 @@ class KillTest(xtest.TmpDirTestCase):
         self.assertNotIn('AddressSanitizer', errtext, ctx)
         self.assertNotIn('runtime error', errtext, ctx)
 
-        # Replay the log into the model.
+        # Replay the log into the model.  A durable point is a flush ("F")
+        # or a completed revert ("A"): the disk then holds exactly `cur`.
         events = parse_log(log)
-        last_f = max((i for i, e in enumerate(events) if e[0] == 'F'),
+        last_f = max((i for i, e in enumerate(events) if e[0] in 'FA'),
                      default=-1)
         cur = list(state)
         flushed = list(state) if last_f < 0 else None
         later = []          # (code, first sector, end sector) after flush
+        reverting = None    # candidates of a revert in progress
         started, created, deleting, deleted, failed = set(), set(), set(), \
             set(), set()
         maxseq = seqbase
@@ -343,6 +357,19 @@ class KillTest(xtest.TmpDirTestCase):
                 deleting.add(e[1])
             elif kind == 'D':
                 deleted.add(e[1])
+            elif kind == 'a':
+                # Until it completes, each sector may hold the snapshot's
+                # content (the switch is atomic, but runs are simplest).
+                reverting = runs(snapstates[e[1]])
+                if i > last_f:
+                    later += reverting
+            elif kind == 'A':
+                cur = list(snapstates[e[1]])
+                reverting = None
+            elif kind == 'e':
+                if i > last_f:
+                    later = [x for x in later if x not in reverting]
+                reverting = None
             if i == last_f:
                 flushed = list(cur)
         self.assertEqual(len(cur), nsect)
