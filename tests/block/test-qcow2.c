@@ -526,6 +526,35 @@ static void test_compressed_discard_all(Fixture *f, gconstpointer data)
     model_free(m);
 }
 
+/* ---- version 2 images ---- */
+
+/* compat=0.10 has no zero flag: zeroes are written as data, discard
+ * leaves clusters unallocated, and snapshots still work. */
+static void test_v2_image(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("v2.qcow2");
+    img_create(path, 4 * MiB, "compat=0.10,cluster_size=4096");
+    g_assert_cmpuint(img_header_field(path, 4, 4), ==, 2);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    write_pattern(blk, m, 0, 1 * MiB, 1);
+    zero_both(blk, m, 64 * KiB, 64 * KiB, 0);
+    g_assert_cmpint(blk_pdiscard(blk, 256 * KiB, 64 * KiB), ==, 0);
+    memset(m->data + 256 * KiB, 0, 64 * KiB);
+    write_compressed(blk, m, 2 * MiB, 64 * KiB, 2);
+    snapshot_create_ok(blk, "v2snap");
+    Model *snap = model_copy(m);
+    write_pattern(blk, m, 1000, 100 * KiB, 3);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    snapshot_apply_ok(blk, "v2snap");
+    verify_model(blk, snap);
+    g_assert_cmpuint(img_header_field(path, 4, 4), ==, 2);
+    finish_image(blk, path, snap);
+    model_free(m);
+    model_free(snap);
+}
+
 /* ---- snapshots ---- */
 
 static void test_snapshot_basic(Fixture *f, gconstpointer data)
@@ -1436,6 +1465,7 @@ int main(int argc, char **argv)
     add("/qcow2/compressed/zlib", test_compressed_zlib, NULL);
     add("/qcow2/compressed/zstd", test_compressed_zstd, NULL);
     add("/qcow2/compressed/discard", test_compressed_discard_all, NULL);
+    add("/qcow2/v2", test_v2_image, NULL);
     add("/qcow2/snapshot/basic", test_snapshot_basic, NULL);
     add("/qcow2/snapshot/ids", test_snapshot_ids, NULL);
     add("/qcow2/snapshot/many", test_snapshot_many, NULL);
