@@ -8,10 +8,10 @@
  * the nth write or flush arrives the power fails: that request and all
  * later ones fail (the software runs on, as if already dead), and of the
  * writes still volatile only a subset reaches the file - none of them,
- * or a random selection (a disk may persist its cache in any order).  The image is then reopened and must
- * pass bdrv_check and `qemu-img check` without corruption (leaks are
- * allowed), keep every byte flushed before the operation, and show
- * snapshots whole or not at all.
+ * or a random selection (a disk may persist its cache in any order).
+ * The image is then reopened and must pass bdrv_check and `qemu-img
+ * check` without corruption (leaks are allowed), keep every byte flushed
+ * before the operation, and show snapshots whole or not at all.
  */
 #include "image-test.h"
 #include "util/cutils.h"

@@ -557,13 +557,31 @@ static void test_v2_image(Fixture *f, gconstpointer data)
 
 /* ---- snapshots ---- */
 
+/* Duplicate names and unknown snapshots are refused and change nothing. */
+static void refused_snapshot_ops(BlockBackend *blk, const Model *m)
+{
+    GError *err = NULL;
+    g_assert_cmpint(snapshot_create(blk, "one", &err), <, 0);
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_autofree char *names = snapshot_names(blk);
+    g_assert_cmpstr(names, ==, "one,two");
+    g_assert_cmpint(bdrv_snapshot_apply(blk_bs(blk), "nope", &err), <, 0);
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_cmpint(bdrv_snapshot_delete(blk_bs(blk), NULL, "nope", &err),
+                    <, 0);
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    verify_model(blk, m);
+}
+
 static void test_snapshot_basic(Fixture *f, gconstpointer data)
 {
     g_autofree char *path = test_path("snap.qcow2");
     img_create(path, 4 * MiB, NULL);
     BlockBackend *blk = img_open(path);
     Model *m = model_new(4 * MiB);
-    GError *err = NULL;
     write_pattern(blk, m, 0, 1 * MiB, 1);
     snapshot_create_ok(blk, "one");
     Model *one = model_copy(m);
@@ -572,20 +590,7 @@ static void test_snapshot_basic(Fixture *f, gconstpointer data)
     snapshot_create_ok(blk, "two");
     Model *two = model_copy(m);
     write_pattern(blk, m, 3 * MiB, 1000, 3);
-
-    /* Duplicate names are refused and change nothing. */
-    g_assert_cmpint(snapshot_create(blk, "one", &err), <, 0);
-    g_assert_nonnull(err);
-    g_clear_error(&err);
-    g_autofree char *names = snapshot_names(blk);
-    g_assert_cmpstr(names, ==, "one,two");
-    g_assert_cmpint(bdrv_snapshot_apply(blk_bs(blk), "nope", &err), <, 0);
-    g_clear_error(&err);
-    g_assert_cmpint(bdrv_snapshot_delete(blk_bs(blk), NULL, "nope", &err),
-                    <, 0);
-    g_clear_error(&err);
-    verify_model(blk, m);
-
+    refused_snapshot_ops(blk, m);
     snapshot_apply_ok(blk, "one");
     verify_model(blk, one);
     snapshot_apply_ok(blk, "two");
@@ -593,8 +598,8 @@ static void test_snapshot_basic(Fixture *f, gconstpointer data)
     blk = close_check_reopen(blk, path, false);
     qemu_compare(path, "one", one);
     snapshot_delete_ok(blk, "one");
-    g_autofree char *names2 = snapshot_names(blk);
-    g_assert_cmpstr(names2, ==, "two");
+    g_autofree char *names = snapshot_names(blk);
+    g_assert_cmpstr(names, ==, "two");
     verify_model(blk, two);
     blk = close_check_reopen(blk, path, false);
     snapshot_delete_ok(blk, "two");
@@ -633,6 +638,28 @@ static void test_snapshot_ids(Fixture *f, gconstpointer data)
 
 #define MANY_SNAPSHOTS 100
 
+static void apply_and_verify(BlockBackend *blk, Model **models, int i)
+{
+    g_autofree char *name = g_strdup_printf("snap%d", i);
+    snapshot_apply_ok(blk, name);
+    verify_model(blk, models[i]);
+}
+
+/* Deletes in a scrambled order; survivors checked now and then. */
+static void delete_scrambled(BlockBackend *blk, Model **models)
+{
+    for (int k = 0; k < MANY_SNAPSHOTS; k++) {
+        int i = (k * 37) % MANY_SNAPSHOTS;
+        g_autofree char *name = g_strdup_printf("snap%d", i);
+        snapshot_delete_ok(blk, name);
+        if (k % 25 == 24 && k + 1 < MANY_SNAPSHOTS) {
+            apply_and_verify(blk, models, ((k + 1) * 37) % MANY_SNAPSHOTS);
+        }
+    }
+    g_autofree char *names = snapshot_names(blk);
+    g_assert_cmpstr(names, ==, "");
+}
+
 static void test_snapshot_many(Fixture *f, gconstpointer data)
 {
     g_autofree char *path = test_path("many.qcow2");
@@ -654,27 +681,12 @@ static void test_snapshot_many(Fixture *f, gconstpointer data)
     blk = img_open_opts(path, "cache.no-flush=on", NULL);
     int order[] = { 50, 3, 99, 0 };
     for (guint i = 0; i < G_N_ELEMENTS(order); i++) {
-        g_autofree char *name = g_strdup_printf("snap%d", order[i]);
-        snapshot_apply_ok(blk, name);
-        verify_model(blk, models[order[i]]);
+        apply_and_verify(blk, models, order[i]);
     }
-    /* Delete in a scrambled order; every survivor stays intact. */
-    for (int k = 0; k < MANY_SNAPSHOTS; k++) {
-        int i = (k * 37) % MANY_SNAPSHOTS;
-        g_autofree char *name = g_strdup_printf("snap%d", i);
-        snapshot_delete_ok(blk, name);
-        if (k % 25 == 24 && k + 1 < MANY_SNAPSHOTS) {
-            int j = ((k + 1) * 37) % MANY_SNAPSHOTS;
-            g_autofree char *other = g_strdup_printf("snap%d", j);
-            snapshot_apply_ok(blk, other);
-            verify_model(blk, models[j]);
-        }
-    }
+    delete_scrambled(blk, models);
     for (int i = 0; i < MANY_SNAPSHOTS; i++) {
         model_free(models[i]);
     }
-    g_autofree char *names = snapshot_names(blk);
-    g_assert_cmpstr(names, ==, "");
     check_blk(blk, false);
     blk_unref(blk);
     qemu_check(path, false);
@@ -711,45 +723,49 @@ static void test_snapshot_and_resize(Fixture *f, gconstpointer data)
 
 /* ---- resize ---- */
 
+/* Resizes image and model; asserts the outcome. */
+static void resize_both(BlockBackend *blk, Model *m, uint64_t size)
+{
+    GError *err = NULL;
+    g_assert_cmpint(blk_truncate(blk, size, false, PREALLOC_MODE_OFF, &err),
+                    ==, 0);
+    g_assert_no_error(err);
+    g_assert_cmpint(blk_getlength(blk), ==, size);
+    model_resize(m, size);
+}
+
+/* Shrinking over allocated clusters is refused and changes nothing. */
+static void shrink_refused(BlockBackend *blk, Model *m, uint64_t size)
+{
+    GError *err = NULL;
+    g_assert_cmpint(blk_truncate(blk, size, false, PREALLOC_MODE_OFF, &err),
+                    <, 0);
+    g_assert_nonnull(err);
+    g_clear_error(&err);
+    g_assert_cmpint(blk_getlength(blk), ==, m->size);
+    verify_range(blk, m, m->size - 1 * MiB, 1 * MiB);
+}
+
 static void test_resize(Fixture *f, gconstpointer data)
 {
     g_autofree char *path = test_path("resize.qcow2");
-    GError *err = NULL;
     img_create(path, 8 * MiB, NULL);
     BlockBackend *blk = img_open(path);
     Model *m = model_new(8 * MiB);
     write_pattern(blk, m, 8 * MiB - 4096, 4096, 1);
-    g_assert_cmpint(blk_truncate(blk, 600 * MiB, false, PREALLOC_MODE_OFF,
-                                 &err), ==, 0);
-    g_assert_no_error(err);
-    model_resize(m, 600 * MiB);
+    resize_both(blk, m, 600 * MiB);
     write_pattern(blk, m, 599 * MiB, 1 * MiB, 2);   /* needs a longer L1 */
     verify_range(blk, m, 0, 16 * MiB);
     verify_range(blk, m, 590 * MiB, 10 * MiB);
-
-    /* Shrinking over allocated clusters is refused and changes nothing. */
-    g_assert_cmpint(blk_truncate(blk, 300 * MiB, false, PREALLOC_MODE_OFF,
-                                 &err), <, 0);
-    g_assert_nonnull(err);
-    g_clear_error(&err);
-    g_assert_cmpint(blk_getlength(blk), ==, 600 * MiB);
-    verify_range(blk, m, 599 * MiB, 1 * MiB);
-
+    shrink_refused(blk, m, 300 * MiB);
     /* Once the tail is unused it can go. */
     g_assert_cmpint(blk_pdiscard(blk, 599 * MiB, 1 * MiB), ==, 0);
-    g_assert_cmpint(blk_truncate(blk, 300 * MiB, false, PREALLOC_MODE_OFF,
-                                 &err), ==, 0);
-    g_assert_no_error(err);
-    model_resize(m, 300 * MiB);
-    g_assert_cmpint(blk_getlength(blk), ==, 300 * MiB);
-    uint8_t b[512];
+    resize_both(blk, m, 300 * MiB);
+    uint8_t b[512] = { 0 };
     g_assert_cmpint(blk_pread(blk, 300 * MiB, 512, b), <, 0);
     g_assert_cmpint(blk_pwrite(blk, 300 * MiB - 256, 512, b, 0), <, 0);
-
     /* Growing again shows zeroes, not the old data. */
-    g_assert_cmpint(blk_truncate(blk, 600 * MiB, false, PREALLOC_MODE_OFF,
-                                 &err), ==, 0);
-    model_resize(m, 600 * MiB);
+    resize_both(blk, m, 600 * MiB);
     verify_range(blk, m, 599 * MiB, 1 * MiB);
     blk = close_check_reopen(blk, path, false);
     g_assert_cmpint(blk_getlength(blk), ==, 600 * MiB);
