@@ -943,7 +943,10 @@ int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs)
     BdrvSnapshotCreate *st = s->pending_create;
     int ret;
     if (!st || !st->committed) {
-        return st ? -EIO : 0;
+        /* Prepared only: the guest still runs and its flushes proceed.
+         * A failed commit left a shadow state that must not be written
+         * in place: only finish (which reloads) or abort may clean up. */
+        return st && s->shadow_pending ? -EIO : 0;
     }
     s->pending_create = NULL;
     ret = write_l1(bs, st->l1s_offset, st->l1s, st->sn.l1_size);
