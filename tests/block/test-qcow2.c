@@ -1210,8 +1210,9 @@ static void test_apply_while_writing(Fixture *f, gconstpointer data)
     model_free(base);
 }
 
-/* The pause model of a save state: prepare while the guest writes,
- * commit while drained, then the guest writes again during finish. */
+/* The pause model of a save state: prepare while the guest writes (and
+ * flushes), commit while drained, then the guest writes again during
+ * finish. */
 typedef struct {
     BlockBackend *blk;
     Batch *before, *after;
@@ -1229,6 +1230,8 @@ static void coroutine_fn pause_entry(void *opaque)
     g_assert_cmpint(bdrv_co_snapshot_create_prepare(bs, &sn, &st, &err), ==,
                     0);
     g_assert_no_error(err);
+    /* The guest still runs between prepare and commit: it may flush. */
+    g_assert_cmpint(blk_co_flush(p->blk), ==, 0);
     bdrv_drained_begin(bs);
     g_assert_cmpint(p->before->completed, ==, p->before->n);
     bdrv_snapshot_create_commit(bs, st);
