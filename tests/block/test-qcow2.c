@@ -1270,6 +1270,140 @@ static void test_snapshot_pause_model(Fixture *f, gconstpointer data)
     model_free(snap);
 }
 
+/* ---- concurrent chains of requests ---- */
+
+/* Each chain issues random requests one after another inside its own
+ * byte range; 32 chains run at once.  Ranges are not cluster aligned, so
+ * neighbours share clusters and race to allocate, copy and free them;
+ * snapshots are taken while they run. */
+typedef struct Chain {
+    BlockBackend *blk;
+    Model *m;
+    uint64_t base, len, cs;
+    GRand *r;
+    int *done;
+} Chain;
+
+static int coroutine_fn chain_write(Chain *c, uint64_t off, uint64_t len,
+                                    const uint8_t *buf,
+                                    BdrvRequestFlags flags)
+{
+    IOVector q;
+    iovec_init_buf(&q, (void *)buf, len);
+    memcpy(c->m->data + off, buf, len);
+    return blk_co_pwritev(c->blk, off, len, &q, flags);
+}
+
+static void coroutine_fn chain_data(Chain *c, uint64_t off, uint64_t len)
+{
+    uint8_t *b = g_malloc(len);
+    pattern_fill(b, len, g_rand_int(c->r), off);
+    g_assert_cmpint(chain_write(c, off, len, b, 0), ==, 0);
+    g_free(b);
+}
+
+/* A compressed write or a discard of one whole cluster of the range. */
+static void coroutine_fn chain_cluster_op(Chain *c)
+{
+    uint64_t first = ROUND_UP(c->base, c->cs);
+    uint64_t end = ROUND_DOWN(c->base + c->len, c->cs);
+    if (end <= first) {
+        return;
+    }
+    uint64_t a = first + c->cs * g_rand_int_range(c->r, 0,
+                                                  (end - first) / c->cs);
+    if (g_rand_boolean(c->r)) {
+        g_assert_cmpint(blk_co_pdiscard(c->blk, a, c->cs), ==, 0);
+        memset(c->m->data + a, 0, c->cs);
+        return;
+    }
+    uint8_t *b = g_malloc(c->cs);
+    compressible_fill(b, c->cs, g_rand_int(c->r), a);
+    g_assert_cmpint(chain_write(c, a, c->cs, b, BDRV_REQ_WRITE_COMPRESSED),
+                    ==, 0);
+    g_free(b);
+}
+
+static void coroutine_fn chain_read(Chain *c, uint64_t off, uint64_t len)
+{
+    uint8_t *b = g_malloc(len);
+    IOVector q;
+    iovec_init_buf(&q, b, len);
+    g_assert_cmpint(blk_co_preadv(c->blk, off, len, &q, 0), ==, 0);
+    assert_same_bytes(b, c->m->data + off, len, off, "chain read");
+    g_free(b);
+}
+
+static void coroutine_fn chain_step(Chain *c)
+{
+    int k = g_rand_int_range(c->r, 0, 100);
+    uint64_t len = 1 + g_rand_int_range(c->r, 0, c->len);
+    uint64_t off = c->base + g_rand_int_range(c->r, 0, c->len - len + 1);
+    if (k < 55) {
+        chain_data(c, off, len);
+    } else if (k < 70) {
+        g_assert_cmpint(blk_co_pwrite_zeroes(c->blk, off, len,
+                                             BDRV_REQ_MAY_UNMAP), ==, 0);
+        memset(c->m->data + off, 0, len);
+    } else if (k < 80) {
+        chain_cluster_op(c);
+    } else if (k < 85) {
+        g_assert_cmpint(blk_co_flush(c->blk), ==, 0);
+    } else {
+        chain_read(c, off, len);
+    }
+}
+
+static void coroutine_fn chain_entry(void *opaque)
+{
+    Chain *c = opaque;
+    for (int i = 0; i < 40; i++) {
+        chain_step(c);
+    }
+    (*c->done)++;
+}
+
+static void run_chains(BlockBackend *blk, Model *m, uint64_t cs, GRand *r,
+                       int round)
+{
+    enum { N = 32 };
+    Chain c[N];
+    int done = 0;
+    uint64_t stride = m->size / N;
+    for (int i = 0; i < N; i++) {
+        uint64_t skew = g_rand_int_range(r, 0, 700);
+        c[i] = (Chain){ blk, m, i * stride + skew, stride - 1400, cs,
+                        g_rand_new_with_seed(round * 100 + i), &done };
+        co_enter(co_create(chain_entry, &c[i]));
+    }
+    if (round % 2) {
+        g_autofree char *name = g_strdup_printf("round%d", round);
+        snapshot_create_ok(blk, name);
+    }
+    poll_until_count(&done, N);
+    for (int i = 0; i < N; i++) {
+        g_rand_free(c[i].r);
+    }
+}
+
+static void test_concurrent_chains(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("chains.qcow2");
+    uint64_t cs = 4096;
+    img_create(path, 16 * MiB, "cluster_size=4096");
+    BlockBackend *blk = img_open_opts(path, "cache.no-flush=on", NULL);
+    Model *m = model_new(16 * MiB);
+    GRand *r = g_rand_new_with_seed(1);
+    for (int round = 0; round < 4; round++) {
+        run_chains(blk, m, cs, r, round);
+        verify_model(blk, m);
+        check_blk(blk, false);
+    }
+    finish_image(blk, path, m);
+    g_rand_free(r);
+    model_free(m);
+}
+
 /* ---- random operations against the model ---- */
 
 #define RR_SNAPSHOTS 8
@@ -1495,6 +1629,7 @@ int main(int argc, char **argv)
     add("/qcow2/aio/overlap-4k", test_qd_overlapping, "cluster_size=4096");
     add("/qcow2/aio/overlap-512", test_qd_overlapping, "cluster_size=512");
     add("/qcow2/aio/disjoint-mixed", test_qd_disjoint_mixed, NULL);
+    add("/qcow2/aio/concurrent-chains", test_concurrent_chains, NULL);
     add("/qcow2/drain/sections", test_drain, NULL);
     add("/qcow2/drain/coroutine", test_drain_in_coroutine, NULL);
     add("/qcow2/snapshot/while-writing", test_snapshot_while_writing, NULL);
