@@ -305,18 +305,47 @@ static int coroutine_fn install_refblocks(BlockDriverState *bs,
             ret = qcow2_file_sync(bs);
         }
     }
-    for (uint64_t i = 0; i < k && ret >= 0; i++) {
-        uint64_t off = pos[i] << s->cluster_bits;
-        if (!s->shadow_pending) {
-            uint8_t entry[8];
-            be64_write(entry, off);
-            ret = bdrv_co_pwrite(bs->file->bs,
-                                 s->refcount_table_offset + missing[i] * 8, 8,
-                                 entry, 0);
-            if (ret < 0) {
-                break;
+    /*
+     * Table entries, in rounds separated by syncs: an entry goes out only
+     * once the range holding its block is described on disk - a range
+     * that had a block, the block's own range, or one whose entry an
+     * earlier round made durable.  The blocks lie after the run, often in
+     * another new range; written in one go, a crash could keep the entry
+     * of a block whose own refcount lives in a block not yet in the table.
+     */
+    bool *done = g_new0(bool, k);
+    bool *ready = g_new0(bool, k);
+    for (uint64_t left = k; left > 0 && ret >= 0 && !s->shadow_pending;) {
+        uint64_t n = 0;
+        for (uint64_t i = 0; i < k; i++) {
+            uint64_t host = pos[i] >> s->refblock_bits;
+            ready[i] = !done[i];
+            for (uint64_t j = 0; j < k && ready[i]; j++) {
+                if (missing[j] == host && j != i && !done[j]) {
+                    ready[i] = false;
+                }
+            }
+            n += ready[i];
+        }
+        for (uint64_t i = 0; i < k && ret >= 0; i++) {
+            if (!done[i] && (ready[i] || n == 0)) {  /* (n == 0: never) */
+                uint8_t entry[8];
+                be64_write(entry, pos[i] << s->cluster_bits);
+                ret = bdrv_co_pwrite(bs->file->bs,
+                                     s->refcount_table_offset + missing[i] * 8,
+                                     8, entry, 0);
+                done[i] = true;
+                left--;
             }
         }
+        if (ret >= 0 && left > 0) {
+            ret = qcow2_file_sync(bs);
+        }
+    }
+    g_free(done);
+    g_free(ready);
+    for (uint64_t i = 0; i < k && ret >= 0; i++) {
+        uint64_t off = pos[i] << s->cluster_bits;
         s->refcount_table[missing[i]] = off;
         if (s->zero_beyond < off + s->cluster_size) {
             s->zero_beyond = off + s->cluster_size;
