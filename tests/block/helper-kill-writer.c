@@ -33,19 +33,25 @@
  * the test can tell an early exit from its own kill.
  *
  * Usage: helper-kill-writer [-s seed] [-c cluster_size] [-q first_seq]
- *                           [-p prefix] [-f] [-n] [-m max_ops] IMAGE
+ *                           [-p prefix] [-f] [-n] [-m max_ops] [-P writes]
+ *                           IMAGE
  *   -q  sequence numbers start after first_seq (runs on the same image)
  *   -p  prefix of snapshot names (unique per run on the same image)
  *   -f  snapshot creation and revert may fail (narrow refcounts: -ERANGE)
  *   -n  no snapshots
  *   -m  stop after about max_ops operations, close the image and print
  *       "F seq" (a deterministic run for reproducing failures)
+ *   -P  simulate a power loss after that many writes to the image file
+ *       (see the powercut filter below): prints "P n", exits with 99
  * Snapshots already in the image are adopted: they may be deleted too.
  */
 #include "block/block-backend.h"
+#include "block/block_int.h"
 #include "block/snapshot.h"
+#include "util/cutils.h"
 #include "util/main-loop.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +236,169 @@ static void aio_phase(void)
     }
 }
 
+/*
+ * ---- power loss: the "powercut" filter between qcow2 and its file ----
+ *
+ * It journals every write that no flush has yet made durable, with the
+ * sectors it overwrote.  When the cut comes (after the Nth write), it
+ * holds new writes, waits for those in flight, and rewrites each sector
+ * touched since the last completed flush to one of its versions (what
+ * the last flush left, or what any later write put there, chosen by the
+ * seed): what a disk with a volatile cache may hold after losing power.
+ * Then the process exits with status 99 at once.
+ */
+#define POWERCUT_EXIT 99
+
+typedef struct PcWrite {
+    uint64_t offset;        /* sector-aligned extent */
+    uint64_t bytes;
+    uint8_t *pre;           /* its content before the write */
+} PcWrite;
+
+typedef struct PcState {
+    GArray *journal;        /* of PcWrite, oldest first */
+    uint64_t writes;
+    unsigned in_flight;
+    bool cutting;
+    CoQueue held;           /* writes after the cut: never issued */
+} PcState;
+
+static uint64_t powercut_after;     /* 0: never */
+
+static void pc_drop(PcState *s, guint n)
+{
+    for (guint i = 0; i < n; i++) {
+        g_free(g_array_index(s->journal, PcWrite, i).pre);
+    }
+    g_array_remove_range(s->journal, 0, n);
+}
+
+static int coroutine_fn pc_open(BlockDriverState *bs, BlockOpts *opts,
+                                int flags, GError **errp)
+{
+    PcState *s = bs->opaque;
+    s->journal = g_array_new(FALSE, FALSE, sizeof(PcWrite));
+    co_queue_init(&s->held);
+    bs->request_alignment = bs->file->bs->request_alignment;
+    bs->buf_alignment = bs->file->bs->buf_alignment;
+    return 0;
+}
+
+static void coroutine_fn pc_close(BlockDriverState *bs)
+{
+    PcState *s = bs->opaque;
+    pc_drop(s, s->journal->len);
+    g_array_free(s->journal, TRUE);
+}
+
+static int coroutine_fn pc_co_preadv(BlockDriverState *bs, int64_t offset,
+                                     int64_t bytes, IOVector *qiov,
+                                     BdrvRequestFlags flags)
+{
+    return bdrv_co_preadv(bs->file->bs, offset, bytes, qiov, flags);
+}
+
+static void coroutine_fn pc_cut(BlockDriverState *bs)
+{
+    PcState *s = bs->opaque;
+    GHashTable *done = g_hash_table_new(g_int64_hash, g_int64_equal);
+    int fd = open(bs->file->bs->filename, O_WRONLY);
+    if (fd < 0) {
+        die("powercut open", -errno, NULL);
+    }
+    /* For each sector: the journal entries touching it, oldest first;
+     * version k < m is entry k's pre-image, version m what is there. */
+    for (guint i = 0; i < s->journal->len; i++) {
+        PcWrite *w = &g_array_index(s->journal, PcWrite, i);
+        for (uint64_t sec = w->offset; sec < w->offset + w->bytes;
+             sec += SECTOR) {
+            if (g_hash_table_contains(done, &sec)) {
+                continue;
+            }
+            uint64_t *key = g_new(uint64_t, 1);
+            *key = sec;
+            g_hash_table_add(done, key);
+            GPtrArray *versions = g_ptr_array_new();
+            for (guint j = i; j < s->journal->len; j++) {
+                PcWrite *v = &g_array_index(s->journal, PcWrite, j);
+                if (sec >= v->offset && sec < v->offset + v->bytes) {
+                    g_ptr_array_add(versions, v->pre + (sec - v->offset));
+                }
+            }
+            uint64_t k = rnd_below(versions->len + 1);
+            if (k < versions->len &&
+                pwrite(fd, versions->pdata[k], SECTOR, sec) != SECTOR) {
+                die("powercut write", -errno, NULL);
+            }
+            g_ptr_array_free(versions, TRUE);
+        }
+    }
+    printf("P %" PRIu64 "\n", s->writes);
+    _exit(POWERCUT_EXIT);
+}
+
+static int coroutine_fn pc_co_pwritev(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, IOVector *qiov,
+                                      BdrvRequestFlags flags)
+{
+    PcState *s = bs->opaque;
+    while (s->cutting) {
+        co_queue_wait(&s->held, NULL);
+    }
+    PcWrite w;
+    w.offset = offset - offset % SECTOR;
+    w.bytes = ROUND_UP((uint64_t)offset + bytes, SECTOR) - w.offset;
+    w.pre = g_malloc(w.bytes);
+    int ret = bdrv_co_pread(bs->file->bs, w.offset, w.bytes, w.pre, 0);
+    if (ret < 0) {
+        g_free(w.pre);
+        return ret;
+    }
+    g_array_append_val(s->journal, w);
+    s->in_flight++;
+    ret = bdrv_co_pwritev(bs->file->bs, offset, bytes, qiov, flags);
+    s->in_flight--;
+    if (powercut_after && ++s->writes >= powercut_after && !s->cutting) {
+        s->cutting = true;
+        while (s->in_flight > 0) {
+            co_yield_to_loop();
+        }
+        pc_cut(bs);
+    }
+    return ret;
+}
+
+static int coroutine_fn pc_co_flush(BlockDriverState *bs)
+{
+    PcState *s = bs->opaque;
+    /* What was written before the flush is durable once it completes. */
+    guint n = s->journal->len;
+    int ret = bdrv_co_flush(bs->file->bs);
+    if (ret >= 0) {
+        pc_drop(s, n);
+    }
+    return ret;
+}
+
+static int coroutine_fn pc_co_truncate(BlockDriverState *bs, int64_t offset,
+                                       bool exact, PreallocMode prealloc,
+                                       GError **errp)
+{
+    return bdrv_co_truncate(bs->file->bs, offset, exact, prealloc, errp);
+}
+
+static const BlockDriver bdrv_powercut = {
+    .format_name = "powercut",
+    .instance_size = sizeof(PcState),
+    .is_filter = true,
+    .open = pc_open,
+    .close = pc_close,
+    .co_preadv = pc_co_preadv,
+    .co_pwritev = pc_co_pwritev,
+    .co_flush_to_os = pc_co_flush,
+    .co_truncate = pc_co_truncate,
+};
+
 static char *snapshots[MAX_SNAPSHOTS];
 static int nb_snapshots;
 static int snap_counter;
@@ -311,13 +480,14 @@ int main(int argc, char **argv)
     uint64_t max_ops = 0, ops = 0;
     int c;
     cluster_size = 65536;
-    while ((c = getopt(argc, argv, "s:c:q:p:m:fn")) != -1) {
+    while ((c = getopt(argc, argv, "s:c:q:p:m:P:fn")) != -1) {
         switch (c) {
         case 's': seed = strtoull(optarg, NULL, 0); break;
         case 'c': cluster_size = strtoull(optarg, NULL, 0); break;
         case 'q': seq = strtoull(optarg, NULL, 0); break;
         case 'p': snap_prefix = optarg; break;
         case 'm': max_ops = strtoull(optarg, NULL, 0); break;
+        case 'P': powercut_after = strtoull(optarg, NULL, 0); break;
         case 'f': snap_may_fail = true; break;
         case 'n': no_snapshots = true; break;
         default:
@@ -332,7 +502,16 @@ int main(int argc, char **argv)
     rng_state = seed * 0x9E3779B97F4A7C15ULL + 1;
 
     GError *err = NULL;
-    blk = blk_new_open(argv[optind], NULL, BDRV_O_RDWR | BDRV_O_UNMAP, &err);
+    BlockOpts *opts = NULL;
+    if (powercut_after) {
+        bdrv_register(&bdrv_powercut);
+        opts = bopts_new();
+        bopts_set(opts, "driver", "qcow2");
+        bopts_set(opts, "file.driver", "powercut");
+        bopts_set(opts, "file.file.filename", argv[optind]);
+    }
+    blk = blk_new_open(powercut_after ? NULL : argv[optind], opts,
+                       BDRV_O_RDWR | BDRV_O_UNMAP, &err);
     if (!blk) {
         die("open", -EIO, err);
     }
@@ -404,6 +583,6 @@ int main(int argc, char **argv)
 
 usage:
     fprintf(stderr, "usage: %s [-s seed] [-c cluster_size] [-q first_seq] "
-            "[-p prefix] [-f] [-n] [-m max_ops] IMAGE\n", argv[0]);
+            "[-p prefix] [-f] [-n] [-m max_ops] [-P writes] IMAGE\n", argv[0]);
     return 2;
 }

@@ -20,6 +20,11 @@ run SIGKILLed at a random instant.  After every kill:
      The writer also reverts to snapshots: a completed revert is durable
      like a flush, one in progress may have happened or not.
 
+Two cases simulate a power loss instead (helper-kill-writer -P): a
+filter under qcow2 journals the writes no flush has made durable and, at
+a random write, rewrites each such sector to one of its versions, as a
+disk losing its volatile cache may leave it; the same checks follow.
+
 The next run continues on the crashed image from the content found, so
 leaked clusters and adopted snapshots are exercised too.  At the end
 `xblk-img check -r all` must repair the image to a leak-free state.
@@ -47,6 +52,7 @@ SEED = int(os.environ.get('XBLK_SEED') or random.SystemRandom().randrange(1 << 3
 IMAGES, GENERATIONS = (12, 4) if LONG else (2, 3)
 
 SECTOR = 512
+POWERCUT_EXIT = 99   # helper-kill-writer -P: power lost as simulated
 INIT = 0        # content code: what the image showed at creation
 ZERO = -1       # content code: zeroes
 # positive codes: the sequence number of the write that put the sector down
@@ -293,7 +299,7 @@ class KillTest(xtest.TmpDirTestCase):
     # ---- one run of the writer ----
 
     def run_writer(self, img, cfg, rnd, gen, state, snapstates, ondisk,
-                   seqbase, base):
+                   seqbase, base, powercut=False):
         nsect = cfg.size // SECTOR
         log = self.path('gen%d.log' % gen)
         errlog = self.path('gen%d.err' % gen)
@@ -302,24 +308,47 @@ class KillTest(xtest.TmpDirTestCase):
                 str(seqbase), '-p', 'g%d' % gen]
         if cfg.snapshots_may_fail:
             args.append('-f')
+        if powercut:
+            # The writer loses power after that many writes to the file:
+            # often in the first requests, else anywhere in a few hundred.
+            cut = rnd.randint(1, 60) if rnd.random() < 0.25 \
+                else rnd.randint(1, 4000)
+            args += ['-P', str(cut)]
+            ctx = 'seed %d, %s, run %d (writer -s %d -P %d)' % (
+                SEED, cfg, gen, wseed, cut)
+        else:
+            # Mostly mid-run kills; a few right after start (during open
+            # or the first requests).
+            delay = rnd.uniform(0.0, 0.05) if rnd.random() < 0.15 \
+                else rnd.uniform(0.05, 0.7)
+            ctx = 'seed %d, %s, run %d (writer -s %d, kill after %.3fs)' % (
+                SEED, cfg, gen, wseed, delay)
         args.append(img)
-        # Mostly mid-run kills; a few right after start (during open or
-        # the first requests).
-        delay = rnd.uniform(0.0, 0.05) if rnd.random() < 0.15 \
-            else rnd.uniform(0.05, 0.7)
-        ctx = 'seed %d, %s, run %d (writer -s %d, kill after %.3fs)' % (
-            SEED, cfg, gen, wseed, delay)
         with open(log, 'wb') as out, open(errlog, 'wb') as err:
             p = subprocess.Popen(args, stdout=out, stderr=err,
                                  stdin=subprocess.DEVNULL)
-            time.sleep(delay)
-            os.kill(p.pid, signal.SIGKILL)
-            p.wait()
+            if powercut:
+                try:
+                    p.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                    self.fail('%s: no power cut within 120s' % ctx)
+            else:
+                time.sleep(delay)
+                os.kill(p.pid, signal.SIGKILL)
+                p.wait()
         with open(errlog, 'rb') as f:
             errtext = f.read().decode(errors='replace')
-        self.assertEqual(p.returncode, -signal.SIGKILL,
-                         '%s: the writer exited on its own (%d) before the '
-                         'kill:\n%s' % (ctx, p.returncode, errtext))
+        if powercut:
+            self.assertEqual(p.returncode, POWERCUT_EXIT,
+                             '%s: the writer exited with %d instead of '
+                             'losing power:\n%s' % (ctx, p.returncode,
+                                                    errtext))
+        else:
+            self.assertEqual(p.returncode, -signal.SIGKILL,
+                             '%s: the writer exited on its own (%d) before '
+                             'the kill:\n%s' % (ctx, p.returncode, errtext))
         self.assertNotIn('AddressSanitizer', errtext, ctx)
         self.assertNotIn('runtime error', errtext, ctx)
 
@@ -427,7 +456,7 @@ class KillTest(xtest.TmpDirTestCase):
         self.verify_state(data, state, [], base, ctx + ' (applied)')
         os.unlink(copy)
 
-    def rounds(self, make_cfg):
+    def rounds(self, make_cfg, powercut=False):
         rnd = random.Random('%d-%s' % (SEED, self.id()))
         for _ in range(IMAGES):
             cfg = make_cfg(rnd)
@@ -440,7 +469,7 @@ class KillTest(xtest.TmpDirTestCase):
                 try:
                     state, ondisk, seqbase = self.run_writer(
                         img, cfg, rnd, gen, state, snapstates, ondisk,
-                        seqbase, base)
+                        seqbase, base, powercut)
                 except AssertionError:
                     self.keep_failed()
                     raise
@@ -480,6 +509,16 @@ class KillTest(xtest.TmpDirTestCase):
 
     def test_backing_qcow2(self):
         self.rounds(lambda r: Config(r, backing='qcow2'))
+
+    def test_power_loss(self):
+        self.rounds(lambda r: Config(r, backing=r.choice([None, None,
+                                                          'qcow2'])),
+                    powercut=True)
+
+    def test_power_loss_small_clusters(self):
+        self.rounds(lambda r: Config(r, cluster_size=r.choice([512, 4096]),
+                                     refcount_bits=r.choice([2, 16, 64])),
+                    powercut=True)
 
     def test_compat_v2(self):
         self.rounds(lambda r: Config(r, compat='0.10',
