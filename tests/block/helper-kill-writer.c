@@ -371,9 +371,16 @@ static int coroutine_fn pc_co_pwritev(BlockDriverState *bs, int64_t offset,
 static int coroutine_fn pc_co_flush(BlockDriverState *bs)
 {
     PcState *s = bs->opaque;
-    /* What was written before the flush is durable once it completes. */
+    /* What was written before the flush is durable once it completes -
+     * unless the power went first. */
+    while (s->cutting) {
+        co_queue_wait(&s->held, NULL);
+    }
     guint n = s->journal->len;
     int ret = bdrv_co_flush(bs->file->bs);
+    while (s->cutting) {
+        co_queue_wait(&s->held, NULL);
+    }
     if (ret >= 0) {
         pc_drop(s, n);
     }
