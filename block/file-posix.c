@@ -12,9 +12,15 @@
  * cache and refuses (EAGAIN) whenever it would have to wait for the disk;
  * what it could not read goes to the worker pool.  A cached read thus
  * costs no thread round trip, and the loop still never blocks on I/O.
+ *
+ * With aio=io_uring (the default when built with liburing) reads, writes,
+ * flushes and zero/discard fallocates go to the process's io_uring
+ * (util/aio-uring.c) instead of the worker pool; the pool remains the
+ * fallback when the ring cannot be set up or refuses an operation.
  */
 #include "block/block_int.h"
 #include "util/cutils.h"
+#include "util/aio-uring.h"
 #include "util/main-loop.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +34,7 @@ typedef struct FileState {
     int fd;
     int64_t size;           /* cached file length, updated on our writes */
     bool direct;
+    bool use_uring;         /* aio=io_uring and the ring is usable */
     CoMutex rmw_lock;
 } FileState;
 
@@ -129,8 +136,92 @@ static int file_worker(void *opaque)
     return -EINVAL;
 }
 
-static int coroutine_fn file_submit(FileReq *r)
+/* The read/write loop of file_do_rw on the ring: short transfers are
+ * resubmitted for the rest, a read at EOF zero-fills. */
+static int coroutine_fn file_uring_rw(FileReq *r)
 {
+    struct iovec local[64];
+    int niov = MIN(r->niov, 64);
+    struct iovec *iov = local;
+    int64_t done = 0;
+    memcpy(local, r->iov, niov * sizeof(struct iovec));
+    while (done < r->bytes) {
+        int n = aio_uring_rw(r->fd, r->op == FILE_WRITE, iov, niov,
+                             r->offset + done);
+        if (n < 0) {
+            if (n == -EINTR || n == -EAGAIN) {
+                continue;
+            }
+            if (done == 0 && (n == -EINVAL || n == -EOPNOTSUPP)) {
+                return 1;  /* let the worker pool try */
+            }
+            return n;
+        }
+        if (n == 0) {
+            if (r->op == FILE_WRITE) {
+                return -ENOSPC;
+            }
+            for (int i = 0; i < niov; i++) {
+                memset(iov[i].iov_base, 0, iov[i].iov_len);
+            }
+            return 0;
+        }
+        done += n;
+        while (n > 0 && niov > 0) {
+            if ((size_t)n >= iov->iov_len) {
+                n -= iov->iov_len;
+                iov++;
+                niov--;
+            } else {
+                iov->iov_base = (char *)iov->iov_base + n;
+                iov->iov_len -= n;
+                n = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Returns 1 when the ring cannot do r, the result otherwise. */
+static int coroutine_fn file_uring_submit(FileReq *r)
+{
+    int ret;
+    switch (r->op) {
+    case FILE_READ:
+    case FILE_WRITE:
+        return file_uring_rw(r);
+    case FILE_FLUSH:
+        ret = aio_uring_fdatasync(r->fd);
+        break;
+    case FILE_ZERO:
+        if (r->unmap) {
+            return 1;   /* the worker knows the fallbacks */
+        }
+        ret = aio_uring_fallocate(r->fd, FALLOC_FL_ZERO_RANGE, r->offset,
+                                  r->bytes);
+        break;
+    case FILE_DISCARD:
+        ret = aio_uring_fallocate(r->fd,
+                                  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                  r->offset, r->bytes);
+        break;
+    default:
+        return 1;
+    }
+    if (ret == -EINVAL || ret == -EOPNOTSUPP || ret == -ENOSYS) {
+        return 1;
+    }
+    return ret;
+}
+
+static int coroutine_fn file_submit(FileState *s, FileReq *r)
+{
+    if (s->use_uring && aio_uring_available()) {
+        int ret = file_uring_submit(r);
+        if (ret <= 0) {
+            return ret;
+        }
+    }
     return worker_pool_run(file_worker, r);
 }
 
@@ -205,7 +296,7 @@ static int coroutine_fn file_rw_aligned(BlockDriverState *bs, FileOp op,
             }
         }
         if (r.bytes > 0) {
-            ret = file_submit(&r);
+            ret = file_submit(s, &r);
         }
         if (ret < 0) {
             return ret;
@@ -295,7 +386,7 @@ static int coroutine_fn file_co_pwrite_zeroes(BlockDriverState *bs,
     if (r.unmap && offset + bytes > s->size) {
         r.unmap = false;
     }
-    int ret = file_submit(&r);
+    int ret = file_submit(s, &r);
     if (ret >= 0) {
         file_note_end(bs, offset + bytes);
     }
@@ -308,14 +399,14 @@ static int coroutine_fn file_co_pdiscard(BlockDriverState *bs, int64_t offset,
     FileState *s = bs->opaque;
     FileReq r = { .op = FILE_DISCARD, .fd = s->fd, .offset = offset,
                   .bytes = bytes };
-    return file_submit(&r);
+    return file_submit(s, &r);
 }
 
 static int coroutine_fn file_co_flush_to_disk(BlockDriverState *bs)
 {
     FileState *s = bs->opaque;
     FileReq r = { .op = FILE_FLUSH, .fd = s->fd };
-    return file_submit(&r);
+    return file_submit(s, &r);
 }
 
 static int coroutine_fn file_co_block_status(BlockDriverState *bs,
@@ -356,7 +447,7 @@ static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset,
         return 0;
     }
     FileReq r = { .op = FILE_TRUNCATE, .fd = s->fd, .offset = offset };
-    int ret = file_submit(&r);
+    int ret = file_submit(s, &r);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to resize file");
         return ret;
@@ -365,7 +456,7 @@ static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset,
     if (offset > old && prealloc == PREALLOC_MODE_FALLOC) {
         FileReq f = { .op = FILE_FALLOC, .fd = s->fd, .offset = old,
                       .bytes = offset - old };
-        ret = file_submit(&f);
+        ret = file_submit(s, &f);
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Could not preallocate data");
         }
@@ -424,7 +515,15 @@ static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
                                   int flags, GError **errp)
 {
     FileState *s = bs->opaque;
-    g_free(bopts_take(opts, "aio"));
+    char *aio = bopts_take(opts, "aio");
+    if (!aio || !strcmp(aio, "io_uring")) {
+        s->use_uring = true;
+    } else if (strcmp(aio, "threads") && strcmp(aio, "native")) {
+        error_setg(errp, "Parameter 'aio' does not accept value '%s'", aio);
+        g_free(aio);
+        return -EINVAL;
+    }
+    g_free(aio);
     g_free(bopts_take(opts, "locking"));
     int oflags = O_CLOEXEC | ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY);
     if (flags & BDRV_O_NOCACHE) {
