@@ -155,6 +155,29 @@ static int coroutine_fn write_reftable_pointer(BlockDriverState *bs,
 }
 
 /*
+ * In a shadow commit the refcount table grows in memory only: the switch
+ * writes a new table sized for it anyway (relocate_refcounts), while
+ * writing the header or freeing the old table now would change the
+ * on-disk state before the switch - and the switch frees the old table
+ * itself.  The missing refcount blocks are then installed in memory too.
+ */
+static int shadow_extend_refcount_table(BlockDriverState *bs,
+                                        uint64_t min_entries)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t old = s->refcount_table_size;
+    uint64_t n = ROUND_UP(MAX(min_entries, old + old / 2 + 1),
+                          s->cluster_size / 8);
+    if (n * 8 > QCOW2_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+    s->refcount_table = g_renew(uint64_t, s->refcount_table, n);
+    memset(s->refcount_table + old, 0, (n - old) * 8);
+    s->refcount_table_size = n;
+    return 0;
+}
+
+/*
  * Moves the refcount table to a bigger one that covers at least
  * min_entries refblocks.  The new table and the refblocks describing it
  * are placed right after everything the old table can describe, so they
@@ -555,7 +578,9 @@ int64_t coroutine_fn qcow2_alloc_clusters(BlockDriverState *bs, uint64_t n)
         if (missing[k - 1] >= s->refcount_table_size) {
             uint64_t min_entries = missing[k - 1] + 1;
             g_free(missing);
-            ret = grow_refcount_table(bs, min_entries);
+            ret = s->shadow_pending
+                  ? shadow_extend_refcount_table(bs, min_entries)
+                  : grow_refcount_table(bs, min_entries);
             if (ret < 0) {
                 return ret;
             }
