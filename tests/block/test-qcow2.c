@@ -436,6 +436,41 @@ static void test_refcount_table_growth_1bit(Fixture *f, gconstpointer data)
     model_free(m);
 }
 
+/* 512-byte clusters with 64-bit refcounts: the refcount table grows at
+ * 2 MiB and then at 4 MiB of file.  A snapshot apply whose copies of 256
+ * L2 tables cross the 4 MiB mark grows it inside the shadow commit (the
+ * fill sizes put the mark at different moments of the commit). */
+static void apply_across_reftable_growth(uint64_t fill)
+{
+    g_autofree char *path = test_path("growsn.qcow2");
+    img_create(path, 8 * MiB, "cluster_size=512,refcount_bits=64");
+    BlockBackend *blk = img_open_opts(path, "cache.no-flush=on", NULL);
+    Model *m = model_new(8 * MiB);
+    for (uint64_t i = 0; i < 256; i++) {
+        write_pattern(blk, m, i * 32 * KiB + 100, 512, 2 + i);
+    }
+    snapshot_create_ok(blk, "g0");
+    Model *g0 = model_copy(m);
+    write_pattern(blk, m, 0, fill, 1);
+    snapshot_apply_ok(blk, "g0");
+    verify_model(blk, g0);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, g0);
+    snapshot_delete_ok(blk, "g0");
+    finish_image(blk, path, g0);
+    model_free(g0);
+    model_free(m);
+    g_unlink(path);
+}
+
+static void test_refcount_table_growth_in_snapshots(Fixture *f,
+                                                    gconstpointer data)
+{
+    for (uint64_t fill = 3350; fill <= 3550; fill += 50) {
+        apply_across_reftable_growth(fill * KiB);
+    }
+}
+
 /* ---- compressed clusters ---- */
 
 static void write_compressed(BlockBackend *blk, Model *m, uint64_t off,
@@ -1615,6 +1650,8 @@ int main(int argc, char **argv)
         NULL);
     add("/qcow2/refcount/table-growth-1bit", test_refcount_table_growth_1bit,
         NULL);
+    add("/qcow2/refcount/table-growth-in-snapshots",
+        test_refcount_table_growth_in_snapshots, NULL);
     add("/qcow2/compressed/zlib", test_compressed_zlib, NULL);
     add("/qcow2/compressed/zstd", test_compressed_zstd, NULL);
     add("/qcow2/compressed/discard", test_compressed_discard_all, NULL);
