@@ -1441,10 +1441,17 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs,
         }
     } else {
         co_mutex_lock(&s->lock);
-        ret = qcow2_grow_l1_table(bs, qcow2_l1_size_for(offset,
-                                                         s->cluster_bits),
+        /* A snapshot being taken reserved its L1 space for the current
+         * size, and its commit must not see the L1 table move. */
+        ret = s->pending_create || s->shadow_pending ? -EBUSY :
+              qcow2_grow_l1_table(bs, qcow2_l1_size_for(offset,
+                                                        s->cluster_bits),
                                   true);
         co_mutex_unlock(&s->lock);
+        if (ret == -EBUSY) {
+            error_setg(errp, "Cannot grow while a snapshot is being taken");
+            return ret;
+        }
         if (ret < 0) {
             error_setg_errno(errp, -ret, "Failed to grow the L1 table");
             return ret;
