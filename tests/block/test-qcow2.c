@@ -1276,6 +1276,56 @@ static void coroutine_fn pause_entry(void *opaque)
     g_assert_no_error(err);
 }
 
+/* A resize while a snapshot is prepared or committed but not finished:
+ * refused, or else the snapshot and the image stay whole. */
+typedef struct {
+    BlockBackend *blk;
+    int ret_before_commit, ret_after_commit;
+} ResizeCo;
+
+static void coroutine_fn resize_entry(void *opaque)
+{
+    ResizeCo *r = opaque;
+    BlockDriverState *bs = blk_bs(r->blk);
+    BdrvSnapshotInfo sn = { .name = "sized",
+                            .icount = BDRV_SNAPSHOT_NO_ICOUNT };
+    BdrvSnapshotCreate *st;
+    GError *err = NULL;
+    g_assert_cmpint(bdrv_co_snapshot_create_prepare(bs, &sn, &st, &err), ==,
+                    0);
+    r->ret_before_commit = bdrv_co_truncate(bs, 64 * MiB, false,
+                                            PREALLOC_MODE_OFF, NULL);
+    bdrv_drained_begin(bs);
+    bdrv_snapshot_create_commit(bs, st);
+    bdrv_drained_end(bs);
+    r->ret_after_commit = bdrv_co_truncate(bs, 128 * MiB, false,
+                                           PREALLOC_MODE_OFF, NULL);
+    g_assert_cmpint(bdrv_co_snapshot_create_finish(bs, st, &err), ==, 0);
+    g_assert_no_error(err);
+}
+
+static void test_resize_during_snapshot(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("rsnap.qcow2");
+    img_create(path, 4 * MiB, "cluster_size=512");
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    write_pattern(blk, m, 0, 4 * MiB, 1);
+    ResizeCo r = { blk, 1, 1 };
+    co_run_sync(resize_entry, &r);
+    Model *snap = model_copy(m);
+    int64_t len = blk_getlength(blk);
+    g_assert_true(len == 4 * MiB || len == 64 * MiB || len == 128 * MiB);
+    model_resize(m, len);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    snapshot_apply_ok(blk, "sized");
+    verify_model(blk, snap);
+    finish_image(blk, path, snap);
+    model_free(m);
+    model_free(snap);
+}
+
 static void test_snapshot_pause_model(Fixture *f, gconstpointer data)
 {
     g_autofree char *path = test_path("pause.qcow2");
@@ -1671,6 +1721,8 @@ int main(int argc, char **argv)
     add("/qcow2/drain/coroutine", test_drain_in_coroutine, NULL);
     add("/qcow2/snapshot/while-writing", test_snapshot_while_writing, NULL);
     add("/qcow2/snapshot/pause-model", test_snapshot_pause_model, NULL);
+    add("/qcow2/snapshot/resize-while-pending", test_resize_during_snapshot,
+        NULL);
     add("/qcow2/snapshot/apply-while-writing", test_apply_while_writing,
         NULL);
     for (guint i = 0; i < G_N_ELEMENTS(random_cases); i++) {
