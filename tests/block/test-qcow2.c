@@ -1326,6 +1326,73 @@ static void test_resize_during_snapshot(Fixture *f, gconstpointer data)
     model_free(snap);
 }
 
+/* Between commit and finish the guest discards, zeroes and writes
+ * compressed clusters over data the snapshot shares. */
+typedef struct {
+    BlockBackend *blk;
+    Model *m;
+    Model *snap;
+} MixedPauseCo;
+
+static void coroutine_fn pause_mixed_ops(MixedPauseCo *p)
+{
+    uint8_t *buf = g_malloc(64 * KiB);
+    IOVector q;
+    g_assert_cmpint(blk_co_pdiscard(p->blk, 128 * KiB, 128 * KiB), ==, 0);
+    memset(p->m->data + 128 * KiB, 0, 128 * KiB);
+    g_assert_cmpint(blk_co_pwrite_zeroes(p->blk, 512 * KiB, 64 * KiB, 0), ==,
+                    0);
+    memset(p->m->data + 512 * KiB, 0, 64 * KiB);
+    compressible_fill(buf, 64 * KiB, 7, 1 * MiB);
+    iovec_init_buf(&q, buf, 64 * KiB);
+    g_assert_cmpint(blk_co_pwritev(p->blk, 1 * MiB, 64 * KiB, &q,
+                                   BDRV_REQ_WRITE_COMPRESSED), ==, 0);
+    memcpy(p->m->data + 1 * MiB, buf, 64 * KiB);
+    g_free(buf);
+}
+
+static void coroutine_fn pause_mixed_entry(void *opaque)
+{
+    MixedPauseCo *p = opaque;
+    BlockDriverState *bs = blk_bs(p->blk);
+    BdrvSnapshotInfo sn = { .name = "mixed",
+                            .icount = BDRV_SNAPSHOT_NO_ICOUNT };
+    BdrvSnapshotCreate *st;
+    GError *err = NULL;
+    g_assert_cmpint(bdrv_co_snapshot_create_prepare(bs, &sn, &st, &err), ==,
+                    0);
+    bdrv_drained_begin(bs);
+    bdrv_snapshot_create_commit(bs, st);
+    bdrv_drained_end(bs);
+    /* Other snapshot operations wait for this one. */
+    g_assert_cmpint(bdrv_co_snapshot_create_prepare(bs, &sn, &st, &err), <,
+                    0);
+    g_clear_error(&err);
+    pause_mixed_ops(p);
+    g_assert_cmpint(bdrv_co_snapshot_create_finish(bs, st, &err), ==, 0);
+    g_assert_no_error(err);
+}
+
+static void test_snapshot_pause_mixed(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("pausemix.qcow2");
+    img_create(path, 4 * MiB, NULL);
+    BlockBackend *blk = img_open(path);
+    Model *m = model_new(4 * MiB);
+    write_pattern(blk, m, 0, 2 * MiB, 1);
+    MixedPauseCo p = { blk, m, model_copy(m) };
+    co_run_sync(pause_mixed_entry, &p);
+    verify_model(blk, m);
+    blk = close_check_reopen(blk, path, false);
+    verify_model(blk, m);
+    qemu_compare(path, "mixed", p.snap);
+    snapshot_apply_ok(blk, "mixed");
+    verify_model(blk, p.snap);
+    finish_image(blk, path, p.snap);
+    model_free(m);
+    model_free(p.snap);
+}
+
 static void test_snapshot_pause_model(Fixture *f, gconstpointer data)
 {
     g_autofree char *path = test_path("pause.qcow2");
@@ -1721,6 +1788,7 @@ int main(int argc, char **argv)
     add("/qcow2/drain/coroutine", test_drain_in_coroutine, NULL);
     add("/qcow2/snapshot/while-writing", test_snapshot_while_writing, NULL);
     add("/qcow2/snapshot/pause-model", test_snapshot_pause_model, NULL);
+    add("/qcow2/snapshot/pause-mixed", test_snapshot_pause_mixed, NULL);
     add("/qcow2/snapshot/resize-while-pending", test_resize_during_snapshot,
         NULL);
     add("/qcow2/snapshot/apply-while-writing", test_apply_while_writing,
