@@ -17,6 +17,15 @@
  * flushes and zero/discard fallocates go to the process's io_uring
  * (util/aio-uring.c) instead of the worker pool; the pool remains the
  * fallback when the ring cannot be set up or refuses an operation.
+ *
+ * Write-behind: without O_DIRECT, once FILE_WRITE_BEHIND_BYTES have been
+ * written since the last kick, a worker starts write-out of the span they
+ * touched (sync_file_range(SYNC_FILE_RANGE_WRITE), no waiting).  The disk
+ * then works while we keep writing, and a later flush -- the one a
+ * snapshot's write-out or close has to wait for -- finds little left to
+ * do.  It changes no data and no ordering: only flushes make data
+ * durable, as before.  At most one kick runs at a time; it counts in the
+ * node's in_flight so that a drain or close waits for it.
  */
 #include "block/block_int.h"
 #include "util/cutils.h"
@@ -36,10 +45,15 @@ typedef struct FileState {
     bool direct;
     bool use_uring;         /* aio=io_uring and the ring is usable */
     CoMutex rmw_lock;
+    /* Write-behind: span and amount written since the last kick. */
+    int64_t wb_lo, wb_hi, wb_pending;
+    bool wb_running;
 } FileState;
 
+#define FILE_WRITE_BEHIND_BYTES (1 << 20)
+
 typedef enum { FILE_READ, FILE_WRITE, FILE_FLUSH, FILE_ZERO, FILE_DISCARD,
-               FILE_TRUNCATE, FILE_FALLOC } FileOp;
+               FILE_TRUNCATE, FILE_FALLOC, FILE_WRITE_BEHIND } FileOp;
 
 typedef struct FileReq {
     FileOp op;
@@ -132,6 +146,9 @@ static int file_worker(void *opaque)
         int ret = posix_fallocate(r->fd, r->offset, r->bytes);
         return -ret;
     }
+    case FILE_WRITE_BEHIND:
+        return sync_file_range(r->fd, r->offset, r->bytes,
+                               SYNC_FILE_RANGE_WRITE) < 0 ? -errno : 0;
     }
     return -EINVAL;
 }
@@ -355,6 +372,42 @@ static void file_note_end(BlockDriverState *bs, int64_t end)
     }
 }
 
+static void coroutine_fn file_write_behind_co(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    FileState *s = bs->opaque;
+    FileReq r = { .op = FILE_WRITE_BEHIND, .fd = s->fd };
+    do {
+        r.offset = s->wb_lo;
+        r.bytes = s->wb_hi - s->wb_lo;
+        s->wb_lo = INT64_MAX;
+        s->wb_hi = s->wb_pending = 0;
+        /* Only a hint: an error here changes nothing and is not reported;
+         * the next flush reports what really failed. */
+        worker_pool_run(file_worker, &r);
+    } while (s->wb_pending >= FILE_WRITE_BEHIND_BYTES);
+    s->wb_running = false;
+    bdrv_dec_in_flight(bs);
+}
+
+/* Called inside a write request (so in_flight > 0 while we add to it). */
+static void coroutine_fn file_write_behind_note(BlockDriverState *bs,
+                                                int64_t offset, int64_t bytes)
+{
+    FileState *s = bs->opaque;
+    if (s->direct) {
+        return;
+    }
+    s->wb_lo = MIN(s->wb_lo, offset);
+    s->wb_hi = MAX(s->wb_hi, offset + bytes);
+    s->wb_pending += bytes;
+    if (s->wb_pending >= FILE_WRITE_BEHIND_BYTES && !s->wb_running) {
+        s->wb_running = true;
+        bdrv_inc_in_flight(bs);
+        co_enter(co_create(file_write_behind_co, bs));
+    }
+}
+
 static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset,
                                         int64_t bytes, IOVector *qiov,
                                         BdrvRequestFlags flags)
@@ -367,6 +420,7 @@ static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset,
     }
     if (ret >= 0) {
         file_note_end(bs, offset + bytes);
+        file_write_behind_note(bs, offset, bytes);
     }
     return ret;
 }
@@ -552,6 +606,7 @@ static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
     }
     s->size = st.st_size;
     s->direct = flags & BDRV_O_NOCACHE;
+    s->wb_lo = INT64_MAX;
     if (s->direct) {
         file_probe_alignment(bs);
     }
