@@ -9,6 +9,7 @@
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define ROUND_UP(n, d) ((((n) + (d) - 1) / (d)) * (d))
 #define ROUND_DOWN(n, d) (((n) / (d)) * (d))
@@ -23,6 +24,14 @@
 bool parse_size(const char *str, uint64_t default_mult, uint64_t *out);
 /* "1 GiB", "196 KiB", "512 B": qemu-img's style (3 significant digits). */
 char *size_to_str(uint64_t bytes);
+
+/* CLOCK_MONOTONIC in nanoseconds, for measuring short intervals. */
+static inline int64_t get_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static inline uint16_t be16_read(const void *p)
 {

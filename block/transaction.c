@@ -1,0 +1,220 @@
+/*
+ * transaction.c - runs the phases of a transaction (see transaction.h)
+ * and keeps the cost of the last one for x-query-transaction-stats.
+ *
+ * Invariants: commit runs only after every prepare succeeded, all commits
+ * run inside one drained section, and nothing between the first
+ * drained_begin and the last drained_end may yield except the drain's
+ * own wait for in-flight requests.
+ */
+#include "block/transaction.h"
+#include "block/block_int.h"
+#include "util/cutils.h"
+#include "util/error.h"
+#include <errno.h>
+
+typedef struct TxnAction {
+    const TxnActionDriver *drv;
+    void *opaque;
+    bool prepared;
+    bool finished;              /* its finish succeeded */
+    int64_t commit_ns;
+} TxnAction;
+
+struct Transaction {
+    TxnCompletionMode mode;
+    GArray *actions;            /* TxnAction */
+    int ret;
+    GError **errp;
+};
+
+static TxnStats txn_stats;
+
+Transaction *txn_new(TxnCompletionMode mode)
+{
+    Transaction *t = g_new0(Transaction, 1);
+    t->mode = mode;
+    t->actions = g_array_new(FALSE, TRUE, sizeof(TxnAction));
+    return t;
+}
+
+TxnCompletionMode txn_completion_mode(const Transaction *t)
+{
+    return t->mode;
+}
+
+void txn_add(Transaction *t, const TxnActionDriver *drv, void *opaque)
+{
+    TxnAction a = { .drv = drv, .opaque = opaque };
+    g_array_append_val(t->actions, a);
+}
+
+static TxnAction *txn_action(Transaction *t, guint i)
+{
+    return &g_array_index(t->actions, TxnAction, i);
+}
+
+static int coroutine_fn txn_prepare_all(Transaction *t, GError **errp)
+{
+    for (guint i = 0; i < t->actions->len; i++) {
+        TxnAction *a = txn_action(t, i);
+        if (t->mode == TXN_COMPLETION_GROUPED && !a->drv->supports_grouped) {
+            error_setg(errp, "Action '%s' does not support Transaction "
+                       "property completion-mode = grouped", a->drv->type);
+            return -ENOTSUP;
+        }
+    }
+    for (guint i = 0; i < t->actions->len; i++) {
+        TxnAction *a = txn_action(t, i);
+        int ret = a->drv->prepare(a->opaque, t, errp);
+        if (ret < 0) {
+            g_assert(!errp || *errp);
+            return ret;
+        }
+        a->prepared = true;
+    }
+    return 0;
+}
+
+static void coroutine_fn txn_abort_prepared(Transaction *t)
+{
+    for (guint i = t->actions->len; i-- > 0;) {
+        TxnAction *a = txn_action(t, i);
+        if (a->prepared) {
+            a->drv->abort(a->opaque);
+        }
+    }
+}
+
+static void txn_add_unique(GPtrArray *all, GPtrArray *more)
+{
+    for (guint i = 0; i < more->len; i++) {
+        gpointer bs = g_ptr_array_index(more, i);
+        if (!g_ptr_array_find(all, bs, NULL)) {
+            g_ptr_array_add(all, bs);
+        }
+    }
+}
+
+/* The drained section: every commit, nothing else. */
+static void coroutine_fn txn_commit_all(Transaction *t)
+{
+    g_autoptr(GPtrArray) nodes = g_ptr_array_new();
+    for (guint i = 0; i < t->actions->len; i++) {
+        TxnAction *a = txn_action(t, i);
+        if (a->drv->add_nodes) {
+            g_autoptr(GPtrArray) mine = g_ptr_array_new();
+            a->drv->add_nodes(a->opaque, mine);
+            txn_add_unique(nodes, mine);
+        }
+    }
+    int64_t start = get_clock_ns();
+    for (guint i = 0; i < nodes->len; i++) {
+        bdrv_drained_begin(g_ptr_array_index(nodes, i));
+    }
+    for (guint i = 0; i < t->actions->len; i++) {
+        TxnAction *a = txn_action(t, i);
+        int64_t c0 = get_clock_ns();
+        a->drv->commit(a->opaque);
+        a->commit_ns = get_clock_ns() - c0;
+    }
+    for (guint i = nodes->len; i-- > 0;) {
+        bdrv_drained_end(g_ptr_array_index(nodes, i));
+    }
+    txn_stats.drained_ns = get_clock_ns() - start;
+}
+
+static int coroutine_fn txn_finish_all(Transaction *t, GError **errp)
+{
+    int ret = 0;
+    for (guint i = 0; i < t->actions->len; i++) {
+        TxnAction *a = txn_action(t, i);
+        if (!a->drv->finish) {
+            continue;
+        }
+        GError *err = NULL;
+        int r = a->drv->finish(a->opaque, &err);
+        if (r < 0) {
+            if (ret == 0) {
+                ret = r;
+                g_propagate_error(errp, err);
+            } else {
+                g_clear_error(&err);
+            }
+        } else {
+            a->finished = true;
+        }
+    }
+    if (ret < 0) {
+        for (guint i = t->actions->len; i-- > 0;) {
+            TxnAction *a = txn_action(t, i);
+            if (a->finished && a->drv->undo) {
+                a->drv->undo(a->opaque);
+            }
+        }
+    }
+    return ret;
+}
+
+static void txn_record_actions(Transaction *t)
+{
+    g_free(txn_stats.actions);
+    txn_stats.n_actions = t->actions->len;
+    txn_stats.actions = g_new0(TxnActionStats, t->actions->len);
+    for (guint i = 0; i < t->actions->len; i++) {
+        txn_stats.actions[i].type = txn_action(t, i)->drv->type;
+        txn_stats.actions[i].commit_ns = txn_action(t, i)->commit_ns;
+    }
+}
+
+static void coroutine_fn txn_co_run(void *opaque)
+{
+    Transaction *t = opaque;
+    int64_t t0 = get_clock_ns();
+    txn_stats.valid = true;
+    txn_stats.committed = false;
+    txn_stats.drained_ns = txn_stats.finish_ns = 0;
+
+    t->ret = txn_prepare_all(t, t->errp);
+    int64_t t1 = get_clock_ns();
+    txn_stats.prepare_ns = t1 - t0;
+    if (t->ret < 0) {
+        txn_abort_prepared(t);
+    } else {
+        txn_commit_all(t);
+        txn_stats.committed = true;
+        int64_t t2 = get_clock_ns();
+        t->ret = txn_finish_all(t, t->errp);
+        txn_stats.finish_ns = get_clock_ns() - t2;
+    }
+    txn_record_actions(t);
+    for (guint i = 0; i < t->actions->len; i++) {
+        TxnAction *a = txn_action(t, i);
+        if (a->drv->clean) {
+            a->drv->clean(a->opaque);
+        }
+    }
+    txn_stats.total_ns = get_clock_ns() - t0;
+}
+
+int txn_run(Transaction *t, GError **errp)
+{
+    t->errp = errp;
+    co_run_sync(txn_co_run, t);
+    int ret = t->ret;
+    g_array_free(t->actions, TRUE);
+    g_free(t);
+    return ret;
+}
+
+int txn_run_single(const TxnActionDriver *drv, void *opaque, GError **errp)
+{
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add(t, drv, opaque);
+    return txn_run(t, errp);
+}
+
+const TxnStats *txn_last_stats(void)
+{
+    return &txn_stats;
+}
