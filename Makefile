@@ -6,7 +6,7 @@
 #   make check      unit + integration tests, ends with "N passed, N failed"
 #   make check-asan the same tests built with ASan/UBSan under build/asan
 #   make check-long the long soaks (kill test with hundreds of rounds)
-#   make bench      benchmarks against qemu-img, JSON + table
+#   make bench      benchmarks against qemu-img and qemu-system, JSON + table
 
 BUILD ?= build
 -include $(BUILD)/config.mak
@@ -140,6 +140,7 @@ check-asan:
 
 bench: all
 	@python3 bench/run-bench --build $(BUILD)
+	@python3 bench/run-txn-bench --build $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
