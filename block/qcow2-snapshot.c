@@ -861,18 +861,31 @@ static int coroutine_fn create_commit_locked(BlockDriverState *bs,
             qcow2_cache_put(s->l2_cache, (void **)&src);
             break;
         }
+        /* The drained section waits on this loop: take one reference per
+         * run of consecutive host clusters rather than per cluster. */
+        uint64_t run_start = 0, run_bytes = 0;
         for (uint64_t j = 0; j < s->l2_size && ret >= 0; j++) {
             uint64_t e = be64_read(&src[j]);
             Qcow2ClusterType ty = qcow2_cluster_type(s, e);
             if (ty == QCOW2_CLUSTER_NORMAL || ty == QCOW2_CLUSTER_ZERO_ALLOC) {
+                uint64_t host = e & L2E_OFFSET_MASK;
                 e &= ~QCOW_OFLAG_COPIED;
-                ret = qcow2_update_refcount(bs, e & L2E_OFFSET_MASK, 1, 1);
+                if (run_bytes && host == run_start + run_bytes) {
+                    run_bytes += s->cluster_size;
+                } else {
+                    ret = qcow2_update_refcount(bs, run_start, run_bytes, 1);
+                    run_start = host;
+                    run_bytes = s->cluster_size;
+                }
             } else if (ty == QCOW2_CLUSTER_COMPRESSED) {
                 uint64_t h, b;
                 qcow2_compressed_range(s, e, &h, &b);
                 ret = qcow2_update_refcount(bs, h & ~511ULL, (h & 511) + b, 1);
             }
             be64_write(&dst[j], e);
+        }
+        if (ret >= 0) {
+            ret = qcow2_update_refcount(bs, run_start, run_bytes, 1);
         }
         qcow2_cache_mark_dirty(s->l2_cache, dst);
         qcow2_cache_put(s->l2_cache, (void **)&dst);
