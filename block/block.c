@@ -6,6 +6,7 @@
  * bs->refcnt counts the caller references plus one per parent edge; a node
  * is closed (drv->close) exactly once, when refcnt drops to zero.
  */
+#include "block/dirty-bitmap.h"
 #include "block/block_int.h"
 #include "util/cutils.h"
 #include "util/main-loop.h"
@@ -432,6 +433,7 @@ const char *bdrv_probe_format(const char *filename, GError **errp)
     int fd = open(filename, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         error_setg_errno(errp, errno, "Could not open '%s'", filename);
+    bdrv_dirty_bitmap_release_all(bs);  /* after close stored them */
         return NULL;
     }
     ssize_t n = pread(fd, buf, sizeof(buf), 0);

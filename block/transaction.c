@@ -124,29 +124,58 @@ static void coroutine_fn txn_commit_all(Transaction *t)
     txn_stats.drained_ns = get_clock_ns() - start;
 }
 
+typedef struct TxnFinishCo {
+    Transaction *t;
+    TxnAction *a;
+    int ret;
+    GError *err;
+    unsigned *pending;
+    Coroutine *waiter;
+} TxnFinishCo;
+
+static void coroutine_fn txn_finish_entry(void *opaque)
+{
+    TxnFinishCo *f = opaque;
+    f->ret = f->a->drv->finish(f->a->opaque, &f->err);
+    f->a->finished = f->ret >= 0;
+    if (--*f->pending == 0 && f->waiter) {
+        co_wake(f->waiter);
+    }
+}
+
+/* The write-outs of different actions are independent (each waits on its
+ * own disk's flushes), so they run side by side; the reply reports the
+ * error of the first failing action in transaction order. */
 static int coroutine_fn txn_finish_all(Transaction *t, GError **errp)
 {
-    int ret = 0;
-    for (guint i = 0; i < t->actions->len; i++) {
+    guint n = t->actions->len;
+    g_autofree TxnFinishCo *fs = g_new0(TxnFinishCo, n);
+    unsigned pending = 1;       /* ours, dropped after spawning */
+    for (guint i = 0; i < n; i++) {
         TxnAction *a = txn_action(t, i);
         if (!a->drv->finish) {
             continue;
         }
-        GError *err = NULL;
-        int r = a->drv->finish(a->opaque, &err);
-        if (r < 0) {
-            if (ret == 0) {
-                ret = r;
-                g_propagate_error(errp, err);
-            } else {
-                g_clear_error(&err);
-            }
-        } else {
-            a->finished = true;
+        fs[i] = (TxnFinishCo){ .t = t, .a = a, .pending = &pending,
+                               .waiter = co_self() };
+        pending++;
+        co_enter(co_create(txn_finish_entry, &fs[i]));
+    }
+    if (--pending > 0) {
+        co_yield();
+    }
+    g_assert(pending == 0);
+    int ret = 0;
+    for (guint i = 0; i < n; i++) {
+        if (fs[i].ret < 0 && ret == 0) {
+            ret = fs[i].ret;
+            g_propagate_error(errp, fs[i].err);
+            fs[i].err = NULL;
         }
+        g_clear_error(&fs[i].err);
     }
     if (ret < 0) {
-        for (guint i = t->actions->len; i-- > 0;) {
+        for (guint i = n; i-- > 0;) {
             TxnAction *a = txn_action(t, i);
             if (a->finished && a->drv->undo) {
                 a->drv->undo(a->opaque);
