@@ -8,6 +8,7 @@
  */
 #include "block/dirty-bitmap.h"
 #include "block/block_int.h"
+#include "block/block-backend.h"
 #include "util/cutils.h"
 #include "util/main-loop.h"
 #include <errno.h>
@@ -282,7 +283,7 @@ BlockDriverState *bdrv_next_node(BlockDriverState *bs)
     return l && l->next ? l->next->data : NULL;
 }
 
-static bool node_name_valid(const char *name)
+bool bdrv_node_name_valid(const char *name)
 {
     if (!g_ascii_isalpha(name[0]) || strlen(name) > 31) {
         return false;
@@ -352,6 +353,71 @@ void bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing)
     }
 }
 
+/* ---- graph switches (external snapshots) ---- */
+
+bool bdrv_is_in_subtree(BlockDriverState *root, BlockDriverState *bs)
+{
+    if (root == bs) {
+        return true;
+    }
+    return (root->file && bdrv_is_in_subtree(root->file->bs, bs)) ||
+           (root->backing && bdrv_is_in_subtree(root->backing->bs, bs));
+}
+
+/* Re-points one parent edge; the quiesce count the parent imposed moves
+ * with it, so drained sections still end where they began. */
+static void bdrv_move_edge(BdrvChild *c, BlockDriverState *to)
+{
+    BlockDriverState *from = c->bs;
+    bdrv_ref(to);
+    for (int i = 0; i < c->parent->quiesce_counter; i++) {
+        bdrv_drained_begin(to);
+    }
+    from->parents = g_list_remove(from->parents, c);
+    c->bs = to;
+    to->parents = g_list_append(to->parents, c);
+    for (int i = 0; i < c->parent->quiesce_counter; i++) {
+        bdrv_drained_end(from);
+    }
+    bdrv_unref(from);
+}
+
+void bdrv_replace_node(BlockDriverState *from, BlockDriverState *to)
+{
+    g_assert(from->refcnt > 1 || !from->parents);
+    GList *edges = g_list_copy(from->parents);
+    for (GList *l = edges; l; l = l->next) {
+        BdrvChild *c = l->data;
+        /* The edge from `to` itself (its backing) must not loop. */
+        if (c->parent != to) {
+            bdrv_move_edge(c, to);
+        }
+    }
+    g_list_free(edges);
+    GList *blks = g_list_copy(from->backends);
+    for (GList *l = blks; l; l = l->next) {
+        blk_replace_root(l->data, to);
+    }
+    g_list_free(blks);
+}
+
+void bdrv_append(BlockDriverState *overlay, BlockDriverState *top)
+{
+    g_assert(!overlay->backing);
+    bdrv_replace_node(top, overlay);
+    bdrv_ref(top);
+    bdrv_attach_child(overlay, top, "backing");
+}
+
+void bdrv_unappend(BlockDriverState *overlay, BlockDriverState *top)
+{
+    g_assert(overlay->backing && overlay->backing->bs == top);
+    bdrv_ref(top);              /* the backing edge held one */
+    bdrv_detach_child(overlay, overlay->backing);
+    bdrv_replace_node(overlay, top);
+    bdrv_unref(top);
+}
+
 static void coroutine_fn bdrv_close_entry(void *opaque)
 {
     BlockDriverState *bs = opaque;
@@ -367,6 +433,7 @@ static void bdrv_delete(BlockDriverState *bs)
         AIO_POLL_WHILE(bs->in_flight > 0);
         co_run_sync(bdrv_close_entry, bs);
     }
+    bdrv_dirty_bitmap_release_all(bs);  /* after close stored them */
     if (bs->backing) {
         bdrv_detach_child(bs, bs->backing);
     }
@@ -433,7 +500,6 @@ const char *bdrv_probe_format(const char *filename, GError **errp)
     int fd = open(filename, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         error_setg_errno(errp, errno, "Could not open '%s'", filename);
-    bdrv_dirty_bitmap_release_all(bs);  /* after close stored them */
         return NULL;
     }
     ssize_t n = pread(fd, buf, sizeof(buf), 0);
@@ -571,7 +637,7 @@ static BlockDriverState *bdrv_open_co(const char *filename, BlockOpts *opts,
         filename = opt_filename;
     }
     if (node_name) {
-        if (!node_name_valid(node_name)) {
+        if (!bdrv_node_name_valid(node_name)) {
             error_setg(errp, "Invalid node-name: '%s'", node_name);
             goto fail;
         }
