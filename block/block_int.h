@@ -109,6 +109,15 @@ struct BlockDriver {
     bool supports_compressed_writes;
 
     const BdrvSnapshotOps *snapshot;
+
+    /* Persistent dirty bitmaps (block/dirty-bitmap.h): whether a new one
+     * named name can be stored (QEMU's errors); removing one from the
+     * image at once.  Storing happens in close. */
+    bool (*can_store_new_dirty_bitmap)(BlockDriverState *bs,
+                                       const char *name,
+                                       uint32_t granularity, GError **errp);
+    int coroutine_fn (*co_remove_persistent_dirty_bitmap)(
+        BlockDriverState *bs, const char *name, GError **errp);
 };
 
 struct BlockDriverState {
@@ -136,6 +145,10 @@ struct BlockDriverState {
     /* O_DIRECT needs aligned offsets, lengths and buffers. */
     uint32_t request_alignment;
     uint32_t buf_alignment;
+
+    /* BdrvDirtyBitmap*, newest first (block/dirty-bitmap.c); the write
+     * path marks them when the list is not empty. */
+    GList *dirty_bitmaps;
 
     /* statistics, for query-blockstats later */
     uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, flush_ops;

@@ -9,6 +9,7 @@
  * allowed during a drain: they belong to requests already counted above.
  */
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "util/cutils.h"
 #include "util/main-loop.h"
 #include <errno.h>
@@ -63,6 +64,20 @@ void bdrv_vfree(void *p)
     free(p);
 }
 
+/*
+ * Dirty bitmaps see every write, write-zeroes and discard that reached the
+ * driver, failed ones included: a failed request may have changed part
+ * of the range, and a spurious bit only costs a copy (as QEMU does).
+ * Inline so that a node without bitmaps pays one test.
+ */
+static inline void bdrv_mark_dirty(BlockDriverState *bs, int64_t offset,
+                                   int64_t bytes)
+{
+    if (bs->dirty_bitmaps) {
+        bdrv_dirty_bitmap_mark(bs, offset, bytes);
+    }
+}
+
 static int bdrv_check_byte_request(int64_t offset, int64_t bytes)
 {
     if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
@@ -107,6 +122,7 @@ int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset,
     g_assert((int64_t)qiov->size == bytes);
     bdrv_inc_in_flight(bs);
     ret = bs->drv->co_pwritev(bs, offset, bytes, qiov, flags);
+    bdrv_mark_dirty(bs, offset, bytes);
     bs->wr_bytes += bytes;
     bs->wr_ops++;
     if (ret >= 0 && (flags & BDRV_REQ_FUA)) {
@@ -150,6 +166,7 @@ int coroutine_fn bdrv_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
         flags &= ~BDRV_REQ_MAY_UNMAP;
     }
     bdrv_inc_in_flight(bs);
+    int64_t req_offset = offset, req_bytes = bytes;
     ret = -ENOTSUP;
     if (bs->drv->co_pwrite_zeroes) {
         ret = bs->drv->co_pwrite_zeroes(bs, offset, bytes, flags);
@@ -171,6 +188,7 @@ int coroutine_fn bdrv_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
         }
         bdrv_vfree(buf);
     }
+    bdrv_mark_dirty(bs, req_offset, req_bytes);
     /* Drivers do not honour FUA on zeroes: flush here, as pwritev does. */
     if (ret >= 0 && (flags & BDRV_REQ_FUA)) {
         ret = bdrv_co_flush(bs);
@@ -194,6 +212,7 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset,
     }
     bdrv_inc_in_flight(bs);
     ret = bs->drv->co_pdiscard(bs, offset, bytes);
+    bdrv_mark_dirty(bs, offset, bytes);
     bdrv_dec_in_flight(bs);
     return ret == -ENOTSUP ? 0 : ret;
 }
@@ -271,6 +290,9 @@ int coroutine_fn bdrv_co_truncate(BlockDriverState *bs, int64_t offset,
     }
     bdrv_inc_in_flight(bs);
     int ret = bs->drv->co_truncate(bs, offset, exact, prealloc, errp);
+    if (ret >= 0 && bs->dirty_bitmaps) {
+        bdrv_dirty_bitmap_truncate_all(bs, offset);
+    }
     bdrv_dec_in_flight(bs);
     return ret;
 }
