@@ -79,6 +79,19 @@ void blk_remove_bs(BlockBackend *blk)
     bdrv_unref(bs);
 }
 
+/* No waiting here: the caller has both nodes drained, so nothing of
+ * blk's is in flight and queued requests re-read blk->root on wake-up. */
+void blk_replace_root(BlockBackend *blk, BlockDriverState *bs)
+{
+    BlockDriverState *old = blk->root;
+    g_assert(old);
+    bdrv_ref(bs);
+    old->backends = g_list_remove(old->backends, blk);
+    blk->root = bs;
+    bs->backends = g_list_append(bs->backends, blk);
+    bdrv_unref(old);
+}
+
 void blk_unref(BlockBackend *blk)
 {
     if (!blk || --blk->refcnt > 0) {

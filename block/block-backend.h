@@ -21,6 +21,8 @@ BlockBackend *blk_new_open(const char *filename, BlockOpts *opts, int flags,
 void blk_insert_bs(BlockBackend *blk, BlockDriverState *bs);
 void blk_remove_bs(BlockBackend *blk);
 void blk_unref(BlockBackend *blk);
+/* Points blk at bs instead of its root, in memory (graph switches). */
+void blk_replace_root(BlockBackend *blk, BlockDriverState *bs);
 BlockDriverState *blk_bs(BlockBackend *blk);
 const char *blk_name(const BlockBackend *blk);
 void blk_set_name(BlockBackend *blk, const char *name);

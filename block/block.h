@@ -111,6 +111,22 @@ bool bdrv_is_read_only(const BlockDriverState *bs);
 int bdrv_get_flags(const BlockDriverState *bs);
 /* Replaces bs's backing child (NULL removes it).  Takes a new reference. */
 void bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing);
+/*
+ * Graph switch for external snapshots; in memory only, so callable inside
+ * a drained section over both nodes (it neither yields nor fails).
+ * bdrv_replace_node() moves every parent edge and every BlockBackend of
+ * `from` to `to`; references owned by the monitor stay where they are, as
+ * in QEMU.  bdrv_append() puts `overlay` (without backing) in the place
+ * of `top` and makes `top` its backing node; bdrv_unappend() is its exact
+ * inverse.  Callers hold a reference to both nodes throughout.
+ */
+void bdrv_replace_node(BlockDriverState *from, BlockDriverState *to);
+void bdrv_append(BlockDriverState *overlay, BlockDriverState *top);
+void bdrv_unappend(BlockDriverState *overlay, BlockDriverState *top);
+/* Whether bs is in the subtree below (or equal to) root. */
+bool bdrv_is_in_subtree(BlockDriverState *root, BlockDriverState *bs);
+/* Whether name is a valid user node name (letter first, [A-Za-z0-9-_.+]). */
+bool bdrv_node_name_valid(const char *name);
 /* The backing file name recorded in the image header, if any. */
 const char *bdrv_get_backing_filename(const BlockDriverState *bs);
 const char *bdrv_get_backing_format(const BlockDriverState *bs);

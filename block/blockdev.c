@@ -6,6 +6,7 @@
  */
 #include "block/blockdev.h"
 #include "block/block_int.h"
+#include "block/blockjob.h"
 #include <errno.h>
 #include <string.h>
 
@@ -121,6 +122,17 @@ bool blockdev_del(const char *node_name, GError **errp)
     if (!blockdev_is_monitor_owned(bs)) {
         error_setg(errp, "Node %s is not owned by the monitor", node_name);
         return false;
+    }
+    if (block_job_node_busy(bs, errp)) {
+        return false;
+    }
+    for (GList *l = bs->parents; l; l = l->next) {
+        BdrvChild *c = l->data;
+        if (!strcmp(c->role, "backing")) {
+            error_setg(errp, "Node '%s' is busy: node is used as backing hd "
+                       "of '%s'", node_name, c->parent->node_name);
+            return false;
+        }
     }
     if (bs->parents || bs->backends || bs->refcnt > 1) {
         error_setg(errp, "Node %s is in use", node_name);

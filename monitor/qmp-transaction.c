@@ -1,0 +1,229 @@
+/*
+ * qmp-transaction.c - QMP `transaction`, the standalone commands of its
+ * actions (each a transaction of one action), and
+ * x-query-transaction-stats.
+ *
+ * The dispatcher maps each TransactionActionKind to a function that
+ * queues the matching txn_add_* action (table txn_dispatch below).  Kinds
+ * without an implementation queue an action that fails in prepare, so a
+ * transaction naming them rolls back like any other failure.
+ */
+#include "block/snapshot.h"
+#include "block/transaction.h"
+#include "block/txn-snapshot.h"
+#include "qapi/qapi-commands.h"
+#include "qapi/qapi-visit.h"
+#include "util/error.h"
+#include <errno.h>
+
+/* ---- kinds not implemented yet ---- */
+
+static int coroutine_fn unimpl_prepare(void *opaque, Transaction *txn,
+                                       GError **errp)
+{
+    error_setg(errp, "Action '%s' is not supported in this build yet",
+               (const char *)opaque);
+    return -ENOTSUP;
+}
+
+static void unimpl_commit(void *opaque)
+{
+    g_assert_not_reached();
+}
+
+static void coroutine_fn unimpl_abort(void *opaque)
+{
+}
+
+static const TxnActionDriver unimpl_driver = {
+    .type = "unsupported",
+    .supports_grouped = true,   /* report "not supported", not "grouped" */
+    .prepare = unimpl_prepare,
+    .commit = unimpl_commit,
+    .abort = unimpl_abort,
+};
+
+static void add_unimplemented(Transaction *t, TransactionAction *a)
+{
+    txn_add(t, &unimpl_driver, (void *)TransactionActionKind_str[a->type]);
+}
+
+/* ---- one function per kind ---- */
+
+static void add_abort(Transaction *t, TransactionAction *a)
+{
+    txn_add_abort(t);
+}
+
+static void add_snapshot_sync(Transaction *t, TransactionAction *a)
+{
+    BlockdevSnapshotSync *s = a->u.blockdev_snapshot_sync.data;
+    txn_add_snapshot_sync(t, s->has_device ? s->device : NULL,
+                          s->has_node_name ? s->node_name : NULL,
+                          s->snapshot_file,
+                          s->has_snapshot_node_name ? s->snapshot_node_name
+                                                    : NULL,
+                          s->has_format ? s->format : NULL,
+                          s->has_mode && s->mode == NEW_IMAGE_MODE_EXISTING);
+}
+
+static void add_snapshot(Transaction *t, TransactionAction *a)
+{
+    BlockdevSnapshot *s = a->u.blockdev_snapshot.data;
+    txn_add_snapshot(t, s->node, s->overlay);
+}
+
+static void add_snapshot_internal(Transaction *t, TransactionAction *a)
+{
+    BlockdevSnapshotInternal *s = a->u.blockdev_snapshot_internal_sync.data;
+    txn_add_snapshot_internal(t, s->device, s->name);
+}
+
+typedef void TxnDispatchFunc(Transaction *t, TransactionAction *a);
+
+/* Bitmap and backup actions slot in here (NULL: not implemented yet). */
+static TxnDispatchFunc *const txn_dispatch[TRANSACTION_ACTION_KIND__MAX] = {
+    [TRANSACTION_ACTION_KIND_ABORT] = add_abort,
+    [TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT] = add_snapshot,
+    [TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT_INTERNAL_SYNC] =
+        add_snapshot_internal,
+    [TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT_SYNC] = add_snapshot_sync,
+};
+
+void qmp_transaction(TransactionActionList *actions, bool has_properties,
+                     TransactionProperties *properties, GError **errp)
+{
+    TxnCompletionMode mode = TXN_COMPLETION_INDIVIDUAL;
+    if (has_properties && properties->has_completion_mode &&
+        properties->completion_mode == ACTION_COMPLETION_MODE_GROUPED) {
+        mode = TXN_COMPLETION_GROUPED;
+    }
+    Transaction *t = txn_new(mode);
+    for (TransactionActionList *l = actions; l; l = l->next) {
+        TxnDispatchFunc *fn = txn_dispatch[l->value->type];
+        if (fn) {
+            fn(t, l->value);
+        } else {
+            add_unimplemented(t, l->value);
+        }
+    }
+    txn_run(t, errp);
+}
+
+/* ---- standalone commands ---- */
+
+static void run_one(void (*add)(Transaction *t, TransactionAction *a),
+                    TransactionAction *a, GError **errp)
+{
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    add(t, a);
+    txn_run(t, errp);
+}
+
+void qmp_blockdev_snapshot_sync(bool has_device, const char *device,
+                                bool has_node_name, const char *node_name,
+                                const char *snapshot_file,
+                                bool has_snapshot_node_name,
+                                const char *snapshot_node_name,
+                                bool has_format, const char *format,
+                                bool has_mode, NewImageMode mode,
+                                GError **errp)
+{
+    BlockdevSnapshotSync s = {
+        .has_device = has_device, .device = (char *)device,
+        .has_node_name = has_node_name, .node_name = (char *)node_name,
+        .snapshot_file = (char *)snapshot_file,
+        .has_snapshot_node_name = has_snapshot_node_name,
+        .snapshot_node_name = (char *)snapshot_node_name,
+        .has_format = has_format, .format = (char *)format,
+        .has_mode = has_mode, .mode = mode,
+    };
+    TransactionAction a = { .type = TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT_SYNC };
+    a.u.blockdev_snapshot_sync.data = &s;
+    run_one(add_snapshot_sync, &a, errp);
+}
+
+void qmp_blockdev_snapshot(const char *node, const char *overlay,
+                           GError **errp)
+{
+    BlockdevSnapshot s = { .node = (char *)node, .overlay = (char *)overlay };
+    TransactionAction a = { .type = TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT };
+    a.u.blockdev_snapshot.data = &s;
+    run_one(add_snapshot, &a, errp);
+}
+
+void qmp_blockdev_snapshot_internal_sync(const char *device,
+                                         const char *name, GError **errp)
+{
+    BlockdevSnapshotInternal s = { .device = (char *)device,
+                                   .name = (char *)name };
+    TransactionAction a = {
+        .type = TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT_INTERNAL_SYNC };
+    a.u.blockdev_snapshot_internal_sync.data = &s;
+    run_one(add_snapshot_internal, &a, errp);
+}
+
+SnapshotInfo *qmp_blockdev_snapshot_delete_internal_sync(const char *device,
+                                                         bool has_id,
+                                                         const char *id,
+                                                         bool has_name,
+                                                         const char *name,
+                                                         GError **errp)
+{
+    BdrvSnapshotInfo sn = { 0 };
+    if (!txn_snapshot_delete_internal(device, has_id ? id : NULL,
+                                      has_name ? name : NULL, &sn, errp)) {
+        return NULL;
+    }
+    json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I}",
+                          "id", sn.id_str, "name", sn.name,
+                          "vm-state-size", (json_int_t)sn.vm_state_size,
+                          "date-sec", (json_int_t)sn.date_sec,
+                          "date-nsec", (json_int_t)sn.date_nsec,
+                          "vm-clock-sec",
+                          (json_int_t)(sn.vm_clock_nsec / 1000000000ULL),
+                          "vm-clock-nsec",
+                          (json_int_t)(sn.vm_clock_nsec % 1000000000ULL));
+    if (sn.icount != BDRV_SNAPSHOT_NO_ICOUNT) {
+        json_object_set_new(j, "icount", json_integer((json_int_t)sn.icount));
+    }
+    bdrv_snapshot_info_clear(&sn);
+    SnapshotInfo *info = NULL;
+    visit_SnapshotInfo_from_json(j, "return", &info, errp);
+    json_decref(j);
+    return info;
+}
+
+/* ---- x-query-transaction-stats ---- */
+
+TransactionStats *qmp_x_query_transaction_stats(GError **errp)
+{
+    const TxnStats *st = txn_last_stats();
+    if (!st->valid) {
+        error_setg(errp, "No transaction has run yet");
+        return NULL;
+    }
+    json_t *acts = json_array();
+    for (unsigned i = 0; i < st->n_actions; i++) {
+        /* Placeholder kinds (not implemented) never reach a commit. */
+        if (TransactionActionKind_parse(st->actions[i].type) < 0) {
+            continue;
+        }
+        json_array_append_new(acts, json_pack("{s:s,s:I}", "type",
+                                              st->actions[i].type,
+                                              "commit-ns",
+                                              (json_int_t)st->actions[i]
+                                                  .commit_ns));
+    }
+    json_t *j = json_pack("{s:b,s:I,s:I,s:I,s:I,s:o}",
+                          "committed", st->committed,
+                          "prepare-ns", (json_int_t)st->prepare_ns,
+                          "drained-ns", (json_int_t)st->drained_ns,
+                          "finish-ns", (json_int_t)st->finish_ns,
+                          "total-ns", (json_int_t)st->total_ns,
+                          "actions", acts);
+    TransactionStats *ts = NULL;
+    visit_TransactionStats_from_json(j, "return", &ts, errp);
+    json_decref(j);
+    return ts;
+}
