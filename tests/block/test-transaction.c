@@ -1,0 +1,598 @@
+/*
+ * test-transaction.c - the transaction core (block/transaction.c) and the
+ * snapshot actions (block/txn-snapshot.c).
+ *
+ * Core: a fake action driver records its calls, so the phase order and
+ * guarantees are checked exactly (abort in reverse on a prepare failure,
+ * one of commit/abort per prepared action, clean always, undo when a
+ * finish fails, stats filled).
+ *
+ * Snapshots on real qcow2 files: a writer thread keeps handing writes to
+ * the main loop (aio_bh_schedule) while a transaction snapshots three
+ * disks; a marker action in the same transaction notes, inside the
+ * drained section, which writes were acknowledged.  Each snapshot must
+ * hold exactly those.  Failures injected at each step (overlay creation,
+ * flush, ENOSPC, a later action failing) must leave the graph, the
+ * contents (sha256) and the folder's files as they were.
+ */
+#include "block/blkdebug.h"
+#include "block/block-backend.h"
+#include "block/block_int.h"
+#include "block/transaction.h"
+#include "block/txn-snapshot.h"
+#include "util/main-loop.h"
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NDISK 3
+#define DISK_SIZE (4 << 20)
+#define BLK 4096
+#define NWRITES 300
+
+/* ---- fake actions ---- */
+
+typedef struct Fake {
+    GString *log;
+    int id;
+    bool fail_prepare, fail_finish;
+} Fake;
+
+static void fake_log(Fake *f, const char *what)
+{
+    g_string_append_printf(f->log, "%s%d ", what, f->id);
+}
+
+static int coroutine_fn fake_prepare(void *o, Transaction *t, GError **errp)
+{
+    Fake *f = o;
+    fake_log(f, "P");
+    if (f->fail_prepare) {
+        error_setg(errp, "prepare %d failed", f->id);
+        return -EIO;
+    }
+    return 0;
+}
+
+static void fake_commit(void *o) { fake_log(o, "C"); }
+static void coroutine_fn fake_abort(void *o) { fake_log(o, "A"); }
+static void coroutine_fn fake_undo(void *o) { fake_log(o, "U"); }
+static void fake_clean(void *o) { fake_log(o, "X"); g_free(o); }
+
+static int coroutine_fn fake_finish(void *o, GError **errp)
+{
+    Fake *f = o;
+    fake_log(f, "F");
+    if (f->fail_finish) {
+        error_setg(errp, "finish %d failed", f->id);
+        return -EIO;
+    }
+    return 0;
+}
+
+static const TxnActionDriver fake_driver = {
+    .type = "abort", .prepare = fake_prepare, .commit = fake_commit,
+    .abort = fake_abort, .finish = fake_finish, .undo = fake_undo,
+    .clean = fake_clean,
+};
+
+static void add_fake(Transaction *t, GString *log, int id, bool fp, bool ff)
+{
+    Fake *f = g_new0(Fake, 1);
+    *f = (Fake){ log, id, fp, ff };
+    txn_add(t, &fake_driver, f);
+}
+
+/* The finish phase may run actions side by side: compare as sets there. */
+static void assert_log(GString *log, const char *expect)
+{
+    g_autofree char *got = g_strstrip(g_strdup(log->str));
+    g_auto(GStrv) a = g_strsplit(got, " ", -1);
+    g_auto(GStrv) b = g_strsplit(expect, " ", -1);
+    g_assert_cmpuint(g_strv_length(a), ==, g_strv_length(b));
+    for (guint i = 0; a[i]; i++) {
+        if (a[i][0] == 'F' || a[i][0] == 'U') {
+            g_assert_true(g_strv_contains((const char *const *)b, a[i]));
+        } else {
+            g_assert_cmpstr(a[i], ==, b[i]);
+        }
+    }
+}
+
+static void test_core_success(void)
+{
+    g_autoptr(GString) log = g_string_new(NULL);
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    for (int i = 1; i <= 3; i++) {
+        add_fake(t, log, i, false, false);
+    }
+    g_assert_cmpint(txn_run(t, NULL), ==, 0);
+    assert_log(log, "P1 P2 P3 C1 C2 C3 F1 F2 F3 X1 X2 X3");
+    const TxnStats *st = txn_last_stats();
+    g_assert_true(st->valid && st->committed);
+    g_assert_cmpuint(st->n_actions, ==, 3);
+    g_assert_cmpint(st->total_ns, >=, st->drained_ns);
+    g_assert_cmpint(st->total_ns, >, 0);
+}
+
+static void test_core_prepare_fails(void)
+{
+    g_autoptr(GString) log = g_string_new(NULL);
+    GError *err = NULL;
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    add_fake(t, log, 1, false, false);
+    add_fake(t, log, 2, false, false);
+    add_fake(t, log, 3, true, false);
+    add_fake(t, log, 4, false, false);
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_assert_cmpstr(err->message, ==, "prepare 3 failed");
+    g_error_free(err);
+    /* 3 failed: 2 and 1 abort in reverse; 4 never prepared; all clean */
+    assert_log(log, "P1 P2 P3 A2 A1 X1 X2 X3 X4");
+    g_assert_false(txn_last_stats()->committed);
+    g_assert_cmpint(txn_last_stats()->drained_ns, ==, 0);
+}
+
+static void test_core_finish_fails(void)
+{
+    g_autoptr(GString) log = g_string_new(NULL);
+    GError *err = NULL;
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    add_fake(t, log, 1, false, false);
+    add_fake(t, log, 2, false, true);
+    add_fake(t, log, 3, false, false);
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_assert_cmpstr(err->message, ==, "finish 2 failed");
+    g_error_free(err);
+    assert_log(log, "P1 P2 P3 C1 C2 C3 F1 F2 F3 U3 U1 X1 X2 X3");
+}
+
+static void test_core_grouped(void)
+{
+    GError *err = NULL;
+    Transaction *t = txn_new(TXN_COMPLETION_GROUPED);
+    txn_add_snapshot_internal(t, "nosuch", "s");
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_assert_cmpstr(err->message, ==, "Action "
+                    "'blockdev-snapshot-internal-sync' does not support "
+                    "Transaction property completion-mode = grouped");
+    g_error_free(err);
+}
+
+/* ---- disks ---- */
+
+typedef struct Disks {
+    char *dir;
+    char *path[NDISK];
+    BlockDriverState *bs[NDISK];   /* the format nodes opened */
+    BlockDriverState *dbg[NDISK];  /* blkdebug under each */
+    BlockBackend *blk[NDISK];
+} Disks;
+
+static void disks_open(Disks *d)
+{
+    d->dir = g_dir_make_tmp("xblk-txn-XXXXXX", NULL);
+    for (int i = 0; i < NDISK; i++) {
+        d->path[i] = g_strdup_printf("%s/d%d.qcow2", d->dir, i);
+        g_autoptr(BlockOpts) co = bopts_new();
+        bopts_set(co, "size", "4194304");
+        g_assert_cmpint(bdrv_create("qcow2", d->path[i], co, NULL), ==, 0);
+        BlockOpts *o = bopts_new();
+        g_autofree char *nn = g_strdup_printf("n%d", i);
+        g_autofree char *dn = g_strdup_printf("dbg%d", i);
+        bopts_set(o, "driver", "qcow2");
+        bopts_set(o, "node-name", nn);
+        bopts_set(o, "file.driver", "blkdebug");
+        bopts_set(o, "file.node-name", dn);
+        bopts_set(o, "file.file.driver", "file");
+        bopts_set(o, "file.file.filename", d->path[i]);
+        GError *err = NULL;
+        d->bs[i] = bdrv_open(NULL, o, BDRV_O_RDWR, &err);
+        g_assert_no_error(err);
+        d->dbg[i] = bdrv_find_node(dn);
+        d->blk[i] = blk_new();
+        blk_insert_bs(d->blk[i], d->bs[i]);
+        g_autofree char *name = g_strdup_printf("disk%d", i);
+        blk_set_name(d->blk[i], name);
+    }
+}
+
+static void disks_close(Disks *d)
+{
+    for (int i = 0; i < NDISK; i++) {
+        blk_unref(d->blk[i]);
+        bdrv_unref(d->bs[i]);
+    }
+}
+
+static void disks_free(Disks *d)
+{
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", d->dir);
+    g_assert_cmpint(system(cmd), ==, 0);
+    for (int i = 0; i < NDISK; i++) {
+        g_free(d->path[i]);
+    }
+    g_free(d->dir);
+}
+
+static char *blk_sha256(BlockBackend *blk)
+{
+    g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_SHA256);
+    g_autofree uint8_t *buf = g_malloc(1 << 20);
+    for (int64_t off = 0; off < DISK_SIZE; off += 1 << 20) {
+        g_assert_cmpint(blk_pread(blk, off, 1 << 20, buf), ==, 0);
+        g_checksum_update(c, buf, 1 << 20);
+    }
+    return g_strdup(g_checksum_get_string(c));
+}
+
+static gint cmp_names(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *dir_listing(const char *dir)
+{
+    g_autoptr(GDir) g = g_dir_open(dir, 0, NULL);
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    const char *n;
+    while ((n = g_dir_read_name(g))) {
+        g_ptr_array_add(names, g_strdup(n));
+    }
+    g_ptr_array_sort(names, cmp_names);
+    g_ptr_array_add(names, NULL);
+    return g_strjoinv(",", (char **)names->pdata);
+}
+
+/* Runs t, which must fail, and checks that nothing changed. */
+static void expect_rollback(Disks *d, Transaction *t, const char *msg_part)
+{
+    char *hash[NDISK];
+    BlockDriverState *root[NDISK];
+    for (int i = 0; i < NDISK; i++) {
+        hash[i] = blk_sha256(d->blk[i]);
+        root[i] = blk_bs(d->blk[i]);
+    }
+    g_autofree char *files = dir_listing(d->dir);
+    GError *err = NULL;
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_assert_nonnull(err);
+    if (!strstr(err->message, msg_part)) {
+        g_error("error '%s' lacks '%s'", err->message, msg_part);
+    }
+    g_error_free(err);
+    for (int i = 0; i < NDISK; i++) {
+        blkdebug_clear_rules(d->dbg[i]);
+        g_assert_true(blk_bs(d->blk[i]) == root[i]);
+        g_assert_null(bdrv_backing_bs(root[i]));
+        g_autofree char *h = blk_sha256(d->blk[i]);
+        g_assert_cmpstr(h, ==, hash[i]);
+        g_free(hash[i]);
+        BdrvSnapshotInfo *list;
+        int n = bdrv_snapshot_list(root[i], &list);
+        g_assert_cmpint(n, ==, 0);
+        bdrv_snapshot_list_free(list, n);
+    }
+    g_autofree char *after = dir_listing(d->dir);
+    g_assert_cmpstr(after, ==, files);
+    g_assert_null(bdrv_find_node("ov0"));
+}
+
+static void fill(Disks *d)
+{
+    uint8_t buf[BLK];
+    for (int i = 0; i < NDISK; i++) {
+        memset(buf, 0x40 + i, sizeof(buf));
+        g_assert_cmpint(blk_pwrite(d->blk[i], 0, BLK, buf, 0), ==, 0);
+    }
+}
+
+static void test_fail_each_step(void)
+{
+    Disks d = { 0 };
+    disks_open(&d);
+    fill(&d);
+    g_autofree char *ov0 = g_strdup_printf("%s/ov0.qcow2", d.dir);
+    g_autofree char *ov1 = g_strdup_printf("%s/ov1.qcow2", d.dir);
+
+    /* overlay creation fails (no such folder), after two prepared */
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_internal(t, "disk0", "s");
+    txn_add_snapshot_sync(t, "disk1", NULL, ov0, "ov0", NULL, false);
+    txn_add_snapshot_sync(t, "disk2", NULL, "/nonexistent/x.qcow2", "ov2",
+                          NULL, false);
+    expect_rollback(&d, t, "Could not create '/nonexistent/x.qcow2'");
+
+    /* I/O error on the flush of the old top */
+    BlkdebugRule flush_eio = { .ops = BLKDBG_OP_FLUSH, .offset = -1,
+                               .err = EIO };
+    blkdebug_add_rule(d.dbg[2], &flush_eio);
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_sync(t, "disk0", NULL, ov0, "ov0", NULL, false);
+    txn_add_snapshot_sync(t, "disk2", NULL, ov1, "ov1", NULL, false);
+    expect_rollback(&d, t, "An IO error has occurred");
+    g_assert_cmpuint(blkdebug_injected(d.dbg[2]), >, 0);
+
+    /* ENOSPC while the internal snapshot allocates */
+    BlkdebugRule nospc = { .ops = BLKDBG_OP_WRITE | BLKDBG_OP_ZERO,
+                           .offset = -1, .err = ENOSPC };
+    blkdebug_add_rule(d.dbg[1], &nospc);
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_sync(t, "disk0", NULL, ov0, "ov0", NULL, false);
+    txn_add_snapshot_internal(t, "disk1", "s");
+    expect_rollback(&d, t, "");
+    g_assert_cmpuint(blkdebug_injected(d.dbg[1]), >, 0);
+
+    /* duplicate names, missing and read-only nodes, a later abort */
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_internal(t, "disk0", "s");
+    txn_add_snapshot_internal(t, "disk0", "s");
+    expect_rollback(&d, t, "Snapshot with name 's' already exists on "
+                    "device 'disk0'");
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_sync(t, "disk0", NULL, ov0, "ov0", NULL, false);
+    txn_add_snapshot_sync(t, NULL, "n1", ov1, "n2", NULL, false);
+    expect_rollback(&d, t, "New overlay node-name already in use");
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_sync(t, "disk0", NULL, ov0, "ov0", NULL, false);
+    txn_add_snapshot_internal(t, "nosuch", "s");
+    expect_rollback(&d, t, "Cannot find device='nosuch' nor "
+                    "node-name='nosuch'");
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_sync(t, "disk0", NULL, ov0, "ov0", NULL, false);
+    txn_add_snapshot_internal(t, "disk1", "s");
+    txn_add_abort(t);
+    expect_rollback(&d, t, "Transaction aborted using Abort action");
+
+    /* read-only node */
+    d.bs[2]->read_only = true;
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_internal(t, "disk0", "s");
+    txn_add_snapshot_internal(t, "disk2", "s");
+    expect_rollback(&d, t, "Device 'disk2' is read only");
+    d.bs[2]->read_only = false;
+
+    disks_close(&d);
+    disks_free(&d);
+}
+
+/* ---- snapshots under a writer thread ---- */
+
+typedef struct Write {
+    int disk;
+    int64_t off;
+    uint8_t pat;
+    IOVector qiov;
+    uint8_t *buf;
+    bool acked;
+    bool acked_before_commit;
+} Write;
+
+static Disks *wdisks;
+static Write writes[NWRITES];
+static int n_acked;
+
+static void write_done(void *opaque, int ret)
+{
+    Write *w = opaque;
+    g_assert_cmpint(ret, ==, 0);
+    w->acked = true;
+    iovec_destroy(&w->qiov);
+    g_free(w->buf);
+    n_acked++;
+}
+
+static void write_submit(void *opaque)
+{
+    Write *w = opaque;
+    iovec_init_buf(&w->qiov, w->buf, BLK);
+    blk_aio_pwritev(wdisks->blk[w->disk], w->off, &w->qiov, 0, write_done,
+                    w);
+}
+
+static gpointer writer_thread(gpointer opaque)
+{
+    for (int i = 0; i < NWRITES; i++) {
+        aio_bh_schedule(write_submit, &writes[i]);
+        g_usleep(100);
+    }
+    return NULL;
+}
+
+/* The marker: its commit runs inside the transaction's drained section. */
+static void marker_commit(void *o)
+{
+    for (int i = 0; i < NWRITES; i++) {
+        writes[i].acked_before_commit = writes[i].acked;
+    }
+}
+static int coroutine_fn marker_prepare(void *o, Transaction *t, GError **e)
+{
+    return 0;
+}
+static void coroutine_fn marker_abort(void *o) { }
+static void marker_nodes(void *o, GPtrArray *nodes)
+{
+    for (int i = 0; i < NDISK; i++) {
+        g_ptr_array_add(nodes, blk_bs(wdisks->blk[i]));
+    }
+}
+static const TxnActionDriver marker_driver = {
+    .type = "abort", .prepare = marker_prepare, .add_nodes = marker_nodes,
+    .commit = marker_commit, .abort = marker_abort,
+};
+
+static void writes_init(void)
+{
+    n_acked = 0;
+    for (int i = 0; i < NWRITES; i++) {
+        Write *w = &writes[i];
+        *w = (Write){ .disk = i % NDISK,
+                      .off = (int64_t)(i / NDISK) * BLK,
+                      .pat = (uint8_t)(1 + i % 250) };
+        w->buf = g_malloc(BLK);
+        memset(w->buf, w->pat, BLK);
+    }
+}
+
+/* Runs t (plus the marker) while the writer thread writes. */
+static void run_under_writes(Disks *d, Transaction *t)
+{
+    wdisks = d;
+    writes_init();
+    GThread *th = g_thread_new("writer", writer_thread, NULL);
+    AIO_POLL_WHILE(n_acked < NWRITES / 4);
+    txn_add(t, &marker_driver, NULL);
+    GError *err = NULL;
+    g_assert_cmpint(txn_run(t, &err), ==, 0);
+    g_assert_no_error(err);
+    g_thread_join(th);
+    AIO_POLL_WHILE(n_acked < NWRITES);
+    int before = 0;
+    for (int i = 0; i < NWRITES; i++) {
+        before += writes[i].acked_before_commit;
+    }
+    g_assert_cmpint(before, >, 0);
+    g_assert_cmpint(before, <, NWRITES);
+}
+
+static uint8_t *read_raw(const char *src, const char *snap)
+{
+    g_autofree char *out = g_strdup_printf("%s.raw", src);
+    g_autofree char *l = snap ? g_strdup_printf("-l snapshot.name=%s", snap)
+                              : g_strdup("");
+    g_autofree char *cmd = g_strdup_printf("qemu-img convert -U %s -O raw "
+                                           "'%s' '%s'", l, src, out);
+    g_assert_cmpint(system(cmd), ==, 0);
+    gchar *data;
+    gsize len;
+    g_assert_true(g_file_get_contents(out, &data, &len, NULL));
+    g_assert_cmpuint(len, ==, DISK_SIZE);
+    unlink(out);
+    return (uint8_t *)data;
+}
+
+/* snapshot content of disk i: exactly the writes acknowledged before the
+ * commit (newest = highest index for a block is not needed: each block
+ * is written once). */
+static void check_image(const uint8_t *img, int disk, bool before)
+{
+    for (int i = disk; i < NWRITES; i += NDISK) {
+        Write *w = &writes[i];
+        uint8_t expect = (!before || w->acked_before_commit) ? w->pat : 0;
+        for (int k = 0; k < BLK; k += 512) {
+            if (img[w->off + k] != expect) {
+                g_error("disk %d write %d: %02x, expected %02x", disk, i,
+                        img[w->off + k], expect);
+            }
+        }
+    }
+}
+
+static void check_qemu_img(const char *path)
+{
+    g_autofree char *cmd = g_strdup_printf("qemu-img check -U '%s' "
+                                           ">/dev/null", path);
+    g_assert_cmpint(system(cmd), ==, 0);
+}
+
+static void test_internal_under_writes(void)
+{
+    Disks d = { 0 };
+    disks_open(&d);
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    for (int i = 0; i < NDISK; i++) {
+        g_autofree char *dev = g_strdup_printf("disk%d", i);
+        txn_add_snapshot_internal(t, dev, "snap");
+    }
+    run_under_writes(&d, t);
+    g_assert_true(txn_last_stats()->committed);
+    g_assert_cmpint(txn_last_stats()->drained_ns, >, 0);
+    disks_close(&d);
+    for (int i = 0; i < NDISK; i++) {
+        check_qemu_img(d.path[i]);
+        g_autofree uint8_t *snap = read_raw(d.path[i], "snap");
+        check_image(snap, i, true);
+        g_autofree uint8_t *now = read_raw(d.path[i], NULL);
+        check_image(now, i, false);
+    }
+    disks_free(&d);
+}
+
+static void test_external_under_writes(void)
+{
+    Disks d = { 0 };
+    disks_open(&d);
+    char *ov[NDISK];
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    for (int i = 0; i < NDISK; i++) {
+        g_autofree char *dev = g_strdup_printf("disk%d", i);
+        g_autofree char *nn = g_strdup_printf("ov%d", i);
+        ov[i] = g_strdup_printf("%s/ov%d.qcow2", d.dir, i);
+        txn_add_snapshot_sync(t, dev, NULL, ov[i], nn, NULL, false);
+    }
+    run_under_writes(&d, t);
+    for (int i = 0; i < NDISK; i++) {
+        /* the overlay is on top, the old node beneath it */
+        g_autofree char *nn = g_strdup_printf("ov%d", i);
+        g_assert_true(blk_bs(d.blk[i]) == bdrv_find_node(nn));
+        g_assert_true(bdrv_backing_bs(blk_bs(d.blk[i])) == d.bs[i]);
+    }
+    disks_close(&d);
+    for (int i = 0; i < NDISK; i++) {
+        check_qemu_img(d.path[i]);
+        check_qemu_img(ov[i]);
+        g_autofree uint8_t *base = read_raw(d.path[i], NULL);
+        check_image(base, i, true);
+        g_autofree uint8_t *top = read_raw(ov[i], NULL);
+        check_image(top, i, false);
+        g_free(ov[i]);
+    }
+    disks_free(&d);
+}
+
+/* blockdev-snapshot, and undo of a graph switch when a finish fails. */
+static void test_external_undo(void)
+{
+    Disks d = { 0 };
+    disks_open(&d);
+    fill(&d);
+    g_autofree char *ov0 = g_strdup_printf("%s/ov0.qcow2", d.dir);
+    g_autoptr(GString) log = g_string_new(NULL);
+    char *hash = blk_sha256(d.blk[0]);
+    g_autofree char *files = dir_listing(d.dir);
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_snapshot_sync(t, "disk0", NULL, ov0, "ov0", NULL, false);
+    add_fake(t, log, 1, false, true);
+    GError *err = NULL;
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_clear_error(&err);
+    g_assert_true(blk_bs(d.blk[0]) == d.bs[0]);
+    g_assert_null(bdrv_find_node("ov0"));
+    g_autofree char *h = blk_sha256(d.blk[0]);
+    g_assert_cmpstr(h, ==, hash);
+    g_autofree char *after = dir_listing(d.dir);
+    g_assert_cmpstr(after, ==, files);
+    g_free(hash);
+    disks_close(&d);
+    disks_free(&d);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/transaction/core/success", test_core_success);
+    g_test_add_func("/transaction/core/prepare-fails",
+                    test_core_prepare_fails);
+    g_test_add_func("/transaction/core/finish-fails", test_core_finish_fails);
+    g_test_add_func("/transaction/core/grouped", test_core_grouped);
+    g_test_add_func("/transaction/snapshot/fail-each-step",
+                    test_fail_each_step);
+    g_test_add_func("/transaction/snapshot/internal-under-writes",
+                    test_internal_under_writes);
+    g_test_add_func("/transaction/snapshot/external-under-writes",
+                    test_external_under_writes);
+    g_test_add_func("/transaction/snapshot/external-undo",
+                    test_external_undo);
+    return g_test_run();
+}
