@@ -9,6 +9,7 @@
  */
 #include "block/transaction.h"
 #include "block/block_int.h"
+#include "block/job.h"
 #include "util/cutils.h"
 #include "util/error.h"
 #include <errno.h>
@@ -23,6 +24,7 @@ typedef struct TxnAction {
 
 struct Transaction {
     TxnCompletionMode mode;
+    JobTxn *job_txn;            /* grouped: created by txn_job_txn() */
     GArray *actions;            /* TxnAction */
     int ret;
     GError **errp;
@@ -41,6 +43,17 @@ Transaction *txn_new(TxnCompletionMode mode)
 TxnCompletionMode txn_completion_mode(const Transaction *t)
 {
     return t->mode;
+}
+
+JobTxn *txn_job_txn(Transaction *t)
+{
+    if (t->mode != TXN_COMPLETION_GROUPED) {
+        return NULL;
+    }
+    if (!t->job_txn) {
+        t->job_txn = job_txn_new();
+    }
+    return t->job_txn;
 }
 
 void txn_add(Transaction *t, const TxnActionDriver *drv, void *opaque)
@@ -231,6 +244,7 @@ int txn_run(Transaction *t, GError **errp)
     t->errp = errp;
     co_run_sync(txn_co_run, t);
     int ret = t->ret;
+    job_txn_unref(t->job_txn);
     g_array_free(t->actions, TRUE);
     g_free(t);
     return ret;

@@ -32,6 +32,7 @@
 #define XBLK_BLOCK_TRANSACTION_H
 
 #include "block/block.h"
+#include "block/job.h"
 #include "util/coroutine.h"
 #include <glib.h>
 #include <stdbool.h>
@@ -65,6 +66,12 @@ typedef enum TxnCompletionMode {
 
 Transaction *txn_new(TxnCompletionMode mode);
 TxnCompletionMode txn_completion_mode(const Transaction *t);
+/* The job group of a grouped transaction, created on first use: actions
+ * that start jobs (backup) add them with job_txn_add_job() in prepare so
+ * that they succeed or fail together.  NULL for completion-mode
+ * individual.  The transaction drops its reference when it ends; the
+ * jobs keep theirs. */
+JobTxn *txn_job_txn(Transaction *t);
 /* Queues an action; the transaction owns opaque from here on (clean). */
 void txn_add(Transaction *t, const TxnActionDriver *drv, void *opaque);
 /* Runs every phase and frees t.  From a coroutine or not (then it polls
