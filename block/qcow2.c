@@ -728,6 +728,7 @@ static void coroutine_fn qcow2_close(BlockDriverState *bs)
     Qcow2State *s = bs->opaque;
     if (!bs->read_only && s->l2_cache) {
         co_mutex_lock(&s->lock);
+        qcow2_bitmaps_close(bs);
         int ret = qcow2_flush_metadata(bs);
         co_mutex_unlock(&s->lock);
         if (ret >= 0) {
@@ -1805,6 +1806,9 @@ const BlockDriver bdrv_qcow2 = {
     .get_length = qcow2_get_length,
     .get_specific_info = qcow2_get_specific_info,
     .get_cluster_size = qcow2_get_cluster_size,
+    .can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
+    .co_remove_persistent_dirty_bitmap =
+        qcow2_co_remove_persistent_dirty_bitmap,
     .co_check = qcow2_co_check,
     .co_change_backing_file = qcow2_co_change_backing_file,
     .co_make_empty = qcow2_co_make_empty,

@@ -375,6 +375,13 @@ int coroutine_fn qcow2_co_amend(BlockDriverState *bs, BlockOpts *opts,
 /* qcow2-bitmap.c */
 int coroutine_fn qcow2_bitmaps_open(BlockDriverState *bs, GError **errp);
 json_t *qcow2_bitmaps_info(Qcow2State *s);
+/* Stores every persistent dirty bitmap (clean close); s->lock held. */
+void coroutine_fn qcow2_bitmaps_close(BlockDriverState *bs);
+int coroutine_fn qcow2_co_remove_persistent_dirty_bitmap(BlockDriverState *bs,
+                                                         const char *name,
+                                                         GError **errp);
+bool qcow2_can_store_new_dirty_bitmap(BlockDriverState *bs, const char *name,
+                                      uint32_t granularity, GError **errp);
 
 /* qcow2-check.c */
 int coroutine_fn qcow2_co_check(BlockDriverState *bs, BdrvCheckResult *res,

@@ -7,6 +7,7 @@
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/blockdev.h"
+#include "block/dirty-bitmap.h"
 #include "block/snapshot.h"
 #include "hw/runstate.h"
 #include "monitor/hmp.h"
@@ -224,6 +225,10 @@ static json_t *device_info_json(BlockDriverState *bs, bool chain)
                                               "no-flush", !!(bs->open_flags &
                                                              BDRV_O_NO_FLUSH)));
     json_object_set_new(o, "write_threshold", json_integer(0));
+    json_t *bitmaps = bdrv_dirty_bitmap_query(bs);
+    if (bitmaps) {
+        json_object_set_new(o, "dirty-bitmaps", bitmaps);
+    }
     return o;
 }
 

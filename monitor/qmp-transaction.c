@@ -11,6 +11,7 @@
 #include "block/snapshot.h"
 #include "block/transaction.h"
 #include "block/txn-snapshot.h"
+#include "monitor/qmp-bitmap.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-visit.h"
 #include "util/error.h"
@@ -79,6 +80,37 @@ static void add_snapshot_internal(Transaction *t, TransactionAction *a)
     txn_add_snapshot_internal(t, s->device, s->name);
 }
 
+static void add_bitmap_add(Transaction *t, TransactionAction *a)
+{
+    BlockDirtyBitmapAdd *b = a->u.block_dirty_bitmap_add.data;
+    txn_add_bitmap_add(t, b->node, b->name, b->has_granularity,
+                       b->granularity > UINT32_MAX ? 1 : b->granularity,
+                       b->has_persistent && b->persistent,
+                       b->has_disabled && b->disabled);
+}
+
+#define BITMAP_ACTION(fn, member, add)                          \
+    static void fn(Transaction *t, TransactionAction *a)        \
+    {                                                           \
+        BlockDirtyBitmap *b = a->u.member.data;                 \
+        add(t, b->node, b->name);                               \
+    }
+BITMAP_ACTION(add_bitmap_remove, block_dirty_bitmap_remove,
+              txn_add_bitmap_remove)
+BITMAP_ACTION(add_bitmap_clear, block_dirty_bitmap_clear, txn_add_bitmap_clear)
+BITMAP_ACTION(add_bitmap_enable, block_dirty_bitmap_enable,
+              txn_add_bitmap_enable)
+BITMAP_ACTION(add_bitmap_disable, block_dirty_bitmap_disable,
+              txn_add_bitmap_disable)
+
+static void add_bitmap_merge(Transaction *t, TransactionAction *a)
+{
+    BlockDirtyBitmapMerge *b = a->u.block_dirty_bitmap_merge.data;
+    size_t n;
+    g_autofree TxnBitmapSource *src = qmp_bitmap_sources(b->bitmaps, &n);
+    txn_add_bitmap_merge(t, b->node, b->target, src, n);
+}
+
 typedef void TxnDispatchFunc(Transaction *t, TransactionAction *a);
 
 /* Bitmap and backup actions slot in here (NULL: not implemented yet). */
@@ -88,6 +120,12 @@ static TxnDispatchFunc *const txn_dispatch[TRANSACTION_ACTION_KIND__MAX] = {
     [TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT_INTERNAL_SYNC] =
         add_snapshot_internal,
     [TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT_SYNC] = add_snapshot_sync,
+    [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_ADD] = add_bitmap_add,
+    [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_REMOVE] = add_bitmap_remove,
+    [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_CLEAR] = add_bitmap_clear,
+    [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_ENABLE] = add_bitmap_enable,
+    [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_DISABLE] = add_bitmap_disable,
+    [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_MERGE] = add_bitmap_merge,
 };
 
 void qmp_transaction(TransactionActionList *actions, bool has_properties,

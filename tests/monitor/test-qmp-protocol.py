@@ -182,10 +182,7 @@ class QmpProtocol(xtest.TmpDirTestCase):
         # The rest of issue 4's contract is in the schema before it runs.
         self.assertEqual(cmds - names, {
             'drive-backup',
-            'blockdev-backup', 'block-dirty-bitmap-add',
-            'block-dirty-bitmap-remove', 'block-dirty-bitmap-clear',
-            'block-dirty-bitmap-enable', 'block-dirty-bitmap-disable',
-            'block-dirty-bitmap-merge'})
+            'blockdev-backup'})
 
     def test_blockdev_add_query_resize_del(self):
         img = self.path('d.qcow2')
