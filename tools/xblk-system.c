@@ -7,6 +7,7 @@
  * It runs in the foreground until `quit` over QMP, SIGTERM or SIGINT, then
  * emits SHUTDOWN, flushes and closes every image, and exits 0.
  */
+#include "block/block-events.h"
 #include "block/blockdev.h"
 #include "hw/runstate.h"
 #include "monitor/monitor.h"
@@ -102,6 +103,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     qmp_init_marshal(monitor_commands());
     qmp_cmds_register_extra(monitor_commands());
+    /* Jobs report their events through the monitor. */
+    block_event_set_sink(qapi_event_emit);
     if (!parse_args(argc, argv)) {
         blockdev_close_all();
         monitor_cleanup();
