@@ -1742,6 +1742,10 @@ static int coroutine_fn qcow2_create(const char *filename, BlockOpts *opts,
     if (ret < 0) {
         return ret;
     }
+    /* Nobody uses the image before create returns, and a half-made image
+     * is garbage whatever order its pieces reached the disk in: the steps
+     * below skip their ordering flushes (cache.no-flush) and one flush of
+     * the file at the end makes the whole image durable. */
     fo = bopts_new();
     bopts_set(fo, "driver", "file");
     BlockDriverState *file = bdrv_open(filename, fo, BDRV_O_RDWR, errp);
@@ -1749,17 +1753,19 @@ static int coroutine_fn qcow2_create(const char *filename, BlockOpts *opts,
         return -EIO;
     }
     ret = write_empty_image(file, &p);
-    bdrv_unref(file);
     if (ret < 0) {
+        bdrv_unref(file);
         error_setg_errno(errp, -ret, "Could not write qcow2 header");
         return ret;
     }
 
     BlockOpts *qo = bopts_new();
     bopts_set(qo, "driver", "qcow2");
-    BlockDriverState *bs = bdrv_open(filename, qo,
-                                     BDRV_O_RDWR | BDRV_O_NO_BACKING, errp);
+    BlockDriverState *bs = bdrv_open(filename, qo, BDRV_O_RDWR |
+                                     BDRV_O_NO_BACKING | BDRV_O_NO_FLUSH,
+                                     errp);
     if (!bs) {
+        bdrv_unref(file);
         return -EIO;
     }
     if (p.backing_file) {
@@ -1775,6 +1781,13 @@ static int coroutine_fn qcow2_create(const char *filename, BlockOpts *opts,
     ret = qcow2_co_truncate(bs, p.size, true, p.prealloc, errp);
 out:
     bdrv_unref(bs);
+    if (ret >= 0) {
+        ret = bdrv_co_flush(file);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not flush the new image");
+        }
+    }
+    bdrv_unref(file);
     return ret;
 }
 

@@ -10,6 +10,11 @@
  * undo can put the old graph back when another action's finish fails
  * (DESIGN rule 3).
  *
+ * A new overlay file is created under a hidden temporary name in the
+ * same folder and renamed into place once complete, so a process killed
+ * while creating it leaves no half-made image under the user's name;
+ * finish makes the folder entry durable before the reply.
+ *
  * Internal snapshots map onto bdrv_co_snapshot_create_prepare / _commit /
  * _finish / _abort; undo deletes the snapshot again.
  *
@@ -20,7 +25,10 @@
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "util/error.h"
+#include "util/main-loop.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -82,6 +90,7 @@ typedef struct ExtSnap {
     char *overlay_name;         /* blockdev-snapshot */
     BlockDriverState *top, *overlay;
     bool created;               /* we created `file` (remove on rollback) */
+    bool renamed;               /* created by rename: sync its folder */
     bool appended;              /* the graph switch is in place */
 } ExtSnap;
 
@@ -115,6 +124,41 @@ static int coroutine_fn ext_sync_check(ExtSnap *s, const BlockDriver **drv,
     return 0;
 }
 
+typedef struct ExtFileOp {
+    const char *from, *to;      /* rename from -> to; fsync folder `to` */
+} ExtFileOp;
+
+static int ext_rename_worker(void *opaque)
+{
+    ExtFileOp *op = opaque;
+    return rename(op->from, op->to) < 0 ? -errno : 0;
+}
+
+static int ext_sync_dir_worker(void *opaque)
+{
+    ExtFileOp *op = opaque;
+    g_autofree char *dir = g_path_get_dirname(op->to);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int ret = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return ret;
+}
+
+/* Errors of the creation name the file the user asked for. */
+static void ext_rename_in_error(GError *err, const char *tmp,
+                                const char *file)
+{
+    if (err && strstr(err->message, tmp)) {
+        GString *m = g_string_new(err->message);
+        g_string_replace(m, tmp, file, 0);
+        g_free(err->message);
+        err->message = g_string_free(m, FALSE);
+    }
+}
+
 static int coroutine_fn ext_sync_create(ExtSnap *s, GError **errp)
 {
     g_autoptr(BlockOpts) o = bopts_new();
@@ -123,12 +167,31 @@ static int coroutine_fn ext_sync_create(ExtSnap *s, GError **errp)
     bopts_set(o, "size", size);
     bopts_set(o, "backing_file", s->top->filename);
     bopts_set(o, "backing_fmt", bdrv_get_format_name(s->top));
-    /* An existing file is overwritten, as QEMU does, but is not ours to
-     * delete on rollback. */
-    bool existed = access(s->file, F_OK) == 0;
-    int ret = bdrv_create(s->format, s->file, o, errp);
-    s->created = !existed && access(s->file, F_OK) == 0;
-    return ret < 0 ? ret : 0;
+    /* An existing file is overwritten in place, as QEMU does, and is not
+     * ours to delete on rollback. */
+    if (access(s->file, F_OK) == 0) {
+        return MIN(bdrv_create(s->format, s->file, o, errp), 0);
+    }
+    g_autofree char *dir = g_path_get_dirname(s->file);
+    g_autofree char *base = g_path_get_basename(s->file);
+    g_autofree char *tmp = g_strdup_printf("%s/.%s.xblk-new", dir, base);
+    GError *err = NULL;
+    int ret = bdrv_create(s->format, tmp, o, &err);
+    if (ret >= 0) {
+        ExtFileOp op = { tmp, s->file };
+        ret = worker_pool_run(ext_rename_worker, &op);
+        if (ret < 0) {
+            error_setg_errno(&err, -ret, "Could not create '%s'", s->file);
+        }
+    }
+    if (ret < 0) {
+        unlink(tmp);
+        ext_rename_in_error(err, tmp, s->file);
+        g_propagate_error(errp, err);
+        return ret;
+    }
+    s->created = s->renamed = true;
+    return 0;
 }
 
 static int coroutine_fn ext_sync_open(ExtSnap *s, GError **errp)
@@ -260,7 +323,19 @@ static void coroutine_fn ext_abort(void *opaque)
 
 static int coroutine_fn ext_finish(void *opaque, GError **errp)
 {
-    return 0;
+    ExtSnap *s = opaque;
+    if (!s->renamed) {
+        return 0;
+    }
+    /* Guest writes now go to the overlay; its name must survive a power
+     * cut before the reply says the snapshot exists. */
+    ExtFileOp op = { NULL, s->file };
+    int ret = worker_pool_run(ext_sync_dir_worker, &op);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not sync the folder of '%s'",
+                         s->file);
+    }
+    return ret;
 }
 
 /* Another action's finish failed: the old top goes back on top.  Guest
