@@ -390,9 +390,17 @@ static void write_submit(void *opaque)
                     w);
 }
 
+/* Set when the marker's prepare ran (right before the drained commit):
+ * the writer holds back its second half until then, so that on a loaded
+ * machine some writes still land after the commit. */
+static gint txn_reached_prepare;
+
 static gpointer writer_thread(gpointer opaque)
 {
     for (int i = 0; i < NWRITES; i++) {
+        while (i >= NWRITES / 2 && !g_atomic_int_get(&txn_reached_prepare)) {
+            g_usleep(100);
+        }
         aio_bh_schedule(write_submit, &writes[i]);
         g_usleep(100);
     }
@@ -408,6 +416,7 @@ static void marker_commit(void *o)
 }
 static int coroutine_fn marker_prepare(void *o, Transaction *t, GError **e)
 {
+    g_atomic_int_set(&txn_reached_prepare, 1);
     return 0;
 }
 static void coroutine_fn marker_abort(void *o) { }
@@ -440,12 +449,15 @@ static void run_under_writes(Disks *d, Transaction *t)
 {
     wdisks = d;
     writes_init();
+    g_atomic_int_set(&txn_reached_prepare, 0);
     GThread *th = g_thread_new("writer", writer_thread, NULL);
     AIO_POLL_WHILE(n_acked < NWRITES / 4);
     txn_add(t, &marker_driver, NULL);
     GError *err = NULL;
-    g_assert_cmpint(txn_run(t, &err), ==, 0);
+    int ret = txn_run(t, &err);
+    g_atomic_int_set(&txn_reached_prepare, 1);    /* let the writer end */
     g_assert_no_error(err);
+    g_assert_cmpint(ret, ==, 0);
     g_thread_join(th);
     AIO_POLL_WHILE(n_acked < NWRITES);
     int before = 0;
