@@ -67,6 +67,55 @@ static TxnAction *txn_action(Transaction *t, guint i)
     return &g_array_index(t->actions, TxnAction, i);
 }
 
+typedef struct TxnPrepareCo {
+    Transaction *t;
+    TxnAction *a;
+    int ret;
+    GError *err;
+    unsigned *pending;
+    Coroutine *waiter;
+} TxnPrepareCo;
+
+static void coroutine_fn txn_prepare_entry(void *opaque)
+{
+    TxnPrepareCo *p = opaque;
+    p->ret = p->a->drv->prepare(p->a->opaque, p->t, &p->err);
+    if (--*p->pending == 0 && p->waiter) {
+        co_wake(p->waiter);
+    }
+}
+
+/* Prepares actions [first, end) side by side; returns the first failure
+ * in order.  Every action whose prepare succeeded is marked prepared. */
+static int coroutine_fn txn_prepare_run(Transaction *t, guint first,
+                                        guint end, GError **errp)
+{
+    guint n = end - first;
+    g_autofree TxnPrepareCo *ps = g_new0(TxnPrepareCo, n);
+    unsigned pending = n + 1;   /* +1: ours, dropped after spawning */
+    for (guint i = 0; i < n; i++) {
+        ps[i] = (TxnPrepareCo){ .t = t, .a = txn_action(t, first + i),
+                                .pending = &pending, .waiter = co_self() };
+        co_enter(co_create(txn_prepare_entry, &ps[i]));
+    }
+    if (--pending > 0) {
+        co_yield();
+    }
+    g_assert(pending == 0);
+    int ret = 0;
+    for (guint i = 0; i < n; i++) {
+        if (ps[i].ret >= 0) {
+            ps[i].a->prepared = true;
+        } else if (ret == 0) {
+            ret = ps[i].ret;
+            g_propagate_error(errp, ps[i].err);
+            ps[i].err = NULL;
+        }
+        g_clear_error(&ps[i].err);
+    }
+    return ret;
+}
+
 static int coroutine_fn txn_prepare_all(Transaction *t, GError **errp)
 {
     for (guint i = 0; i < t->actions->len; i++) {
@@ -77,14 +126,20 @@ static int coroutine_fn txn_prepare_all(Transaction *t, GError **errp)
             return -ENOTSUP;
         }
     }
-    for (guint i = 0; i < t->actions->len; i++) {
-        TxnAction *a = txn_action(t, i);
-        int ret = a->drv->prepare(a->opaque, t, errp);
+    for (guint i = 0; i < t->actions->len;) {
+        guint end = i + 1;
+        if (txn_action(t, i)->drv->parallel_prepare) {
+            while (end < t->actions->len &&
+                   txn_action(t, end)->drv->parallel_prepare) {
+                end++;
+            }
+        }
+        int ret = txn_prepare_run(t, i, end, errp);
         if (ret < 0) {
             g_assert(!errp || *errp);
             return ret;
         }
-        a->prepared = true;
+        i = end;
     }
     return 0;
 }

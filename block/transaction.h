@@ -5,7 +5,8 @@
  *
  * A transaction runs its actions in four phases:
  *
- *   prepare   each action in order.  May yield, do I/O and fail: create
+ *   prepare   each action in order (runs of parallel_prepare actions side
+ *             by side).  May yield, do I/O and fail: create
  *             and open overlays, flush, allocate, build new metadata off
  *             to the side.  Nothing a guest or client can observe changes.
  *             If one fails, the prepared ones abort in reverse order and
@@ -44,6 +45,13 @@ typedef struct TxnActionDriver {
     const char *type;           /* the QMP action name */
     /* Whether the action can join completion-mode "grouped". */
     bool supports_grouped;
+    /* Whether prepare may overlap the prepares of neighbouring actions
+     * that say so too: it neither creates anything a later action looks
+     * up nor depends on an earlier action's prepare.  Such runs prepare
+     * side by side (their I/O waits overlap); the outcome is the one of
+     * running them in order: the first failure in order is reported and
+     * every action that prepared is aborted. */
+    bool parallel_prepare;
     int coroutine_fn (*prepare)(void *opaque, Transaction *txn,
                                 GError **errp);
     /* Appends the nodes the commit must find quiesced (the action holds

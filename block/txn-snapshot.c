@@ -91,8 +91,57 @@ typedef struct ExtSnap {
     BlockDriverState *top, *overlay;
     bool created;               /* we created `file` (remove on rollback) */
     bool renamed;               /* created by rename: sync its folder */
+    bool reserved;              /* snap_node_name and file are reserved */
     bool appended;              /* the graph switch is in place */
 } ExtSnap;
+
+/*
+ * Node names and files that snapshot-sync prepares are about to create.
+ * Prepares of neighbouring actions run side by side (parallel_prepare),
+ * so a name must be claimed when it is checked, not when the overlay
+ * opens, for the second of two actions naming it to fail as it would if
+ * they ran one after the other.
+ */
+static GHashTable *ext_reserved;
+
+static bool ext_reserve(ExtSnap *s, GError **errp)
+{
+    if (!ext_reserved) {
+        ext_reserved = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                             g_free, NULL);
+    }
+    g_autofree char *name_key = s->snap_node_name ?
+        g_strconcat("node:", s->snap_node_name, NULL) : NULL;
+    g_autofree char *file_key = g_strconcat("file:", s->file, NULL);
+    if (name_key && g_hash_table_contains(ext_reserved, name_key)) {
+        error_setg(errp, "New overlay node-name already in use");
+        return false;
+    }
+    if (g_hash_table_contains(ext_reserved, file_key)) {
+        error_setg(errp, "Could not create '%s': File exists", s->file);
+        return false;
+    }
+    if (name_key) {
+        g_hash_table_add(ext_reserved, g_steal_pointer(&name_key));
+    }
+    g_hash_table_add(ext_reserved, g_steal_pointer(&file_key));
+    s->reserved = true;
+    return true;
+}
+
+static void ext_unreserve(ExtSnap *s)
+{
+    if (!s->reserved) {
+        return;
+    }
+    if (s->snap_node_name) {
+        g_autofree char *k = g_strconcat("node:", s->snap_node_name, NULL);
+        g_hash_table_remove(ext_reserved, k);
+    }
+    g_autofree char *k = g_strconcat("file:", s->file, NULL);
+    g_hash_table_remove(ext_reserved, k);
+    s->reserved = false;
+}
 
 static int coroutine_fn ext_sync_check(ExtSnap *s, const BlockDriver **drv,
                                        GError **errp)
@@ -121,7 +170,8 @@ static int coroutine_fn ext_sync_check(ExtSnap *s, const BlockDriver **drv,
                    s->format);
         return -ENOTSUP;
     }
-    return 0;
+    /* Last and without yielding since the first lookup above. */
+    return ext_reserve(s, errp) ? 0 : -EEXIST;
 }
 
 typedef struct ExtFileOp {
@@ -356,6 +406,7 @@ static void coroutine_fn ext_undo(void *opaque)
 static void ext_clean(void *opaque)
 {
     ExtSnap *s = opaque;
+    ext_unreserve(s);
     /* Whoever holds the overlay now (the top's old parents, the monitor)
      * keeps it; with no holder it closes, as in QEMU. */
     bdrv_unref(s->overlay);
@@ -371,6 +422,7 @@ static void ext_clean(void *opaque)
 
 static const TxnActionDriver ext_sync_driver = {
     .type = "blockdev-snapshot-sync",
+    .parallel_prepare = true,
     .prepare = ext_prepare,
     .add_nodes = ext_add_nodes,
     .commit = ext_commit,
@@ -491,14 +543,18 @@ static int coroutine_fn int_prepare(void *opaque, Transaction *txn,
         .date_nsec = (uint32_t)(now % G_USEC_PER_SEC) * 1000,
         .icount = BDRV_SNAPSHOT_NO_ICOUNT,
     };
+    /* Claimed before the first yield: a neighbouring action preparing
+     * side by side with the same name must see it taken. */
+    int_pending = g_list_prepend(int_pending, s);
+    s->link = int_pending;
     ret = bdrv_co_snapshot_create_prepare(s->bs, &sn, &s->state, errp);
     if (ret < 0) {
+        int_pending = g_list_delete_link(int_pending, s->link);
+        s->link = NULL;
         s->bs = NULL;
         return ret;
     }
     bdrv_ref(s->bs);
-    int_pending = g_list_prepend(int_pending, s);
-    s->link = int_pending;
     return 0;
 }
 
@@ -552,6 +608,7 @@ static void int_clean(void *opaque)
 
 static const TxnActionDriver int_driver = {
     .type = "blockdev-snapshot-internal-sync",
+    .parallel_prepare = true,
     .prepare = int_prepare,
     .add_nodes = int_add_nodes,
     .commit = int_commit,

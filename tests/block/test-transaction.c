@@ -133,6 +133,66 @@ static void test_core_prepare_fails(void)
     g_assert_cmpint(txn_last_stats()->drained_ns, ==, 0);
 }
 
+/* Parallel prepares: each yields to the loop once, so a run overlaps;
+ * the outcome must be the in-order one. */
+static int par_running, par_max;
+
+static int coroutine_fn par_prepare(void *o, Transaction *t, GError **errp)
+{
+    Fake *f = o;
+    par_running++;
+    par_max = MAX(par_max, par_running);
+    co_yield_to_loop();
+    par_running--;
+    fake_log(f, "P");
+    if (f->fail_prepare) {
+        error_setg(errp, "prepare %d failed", f->id);
+        return -EIO;
+    }
+    return 0;
+}
+
+static const TxnActionDriver par_driver = {
+    .type = "abort", .parallel_prepare = true, .prepare = par_prepare,
+    .commit = fake_commit, .abort = fake_abort, .clean = fake_clean,
+};
+
+static void add_par(Transaction *t, GString *log, int id, bool fp)
+{
+    Fake *f = g_new0(Fake, 1);
+    *f = (Fake){ log, id, fp, false };
+    txn_add(t, &par_driver, f);
+}
+
+static void test_core_parallel_prepare(void)
+{
+    g_autoptr(GString) log = g_string_new(NULL);
+    GError *err = NULL;
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    par_max = 0;
+    add_par(t, log, 1, false);
+    add_par(t, log, 2, false);
+    add_par(t, log, 3, false);
+    g_assert_cmpint(txn_run(t, NULL), ==, 0);
+    g_assert_cmpint(par_max, ==, 3);
+    assert_log(log, "P1 P2 P3 C1 C2 C3 X1 X2 X3");
+
+    /* 2 and 3 fail side by side: 2's error; 1 and 4 (which prepared in
+     * the same run) abort in reverse; the sequential action 5 after the
+     * run never prepares. */
+    g_string_truncate(log, 0);
+    t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    add_par(t, log, 1, false);
+    add_par(t, log, 2, true);
+    add_par(t, log, 3, true);
+    add_par(t, log, 4, false);
+    add_fake(t, log, 5, false, false);
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_assert_cmpstr(err->message, ==, "prepare 2 failed");
+    g_error_free(err);
+    assert_log(log, "P1 P2 P3 P4 A4 A1 X1 X2 X3 X4 X5");
+}
+
 static void test_core_finish_fails(void)
 {
     g_autoptr(GString) log = g_string_new(NULL);
@@ -597,6 +657,8 @@ int main(int argc, char **argv)
     g_test_add_func("/transaction/core/prepare-fails",
                     test_core_prepare_fails);
     g_test_add_func("/transaction/core/finish-fails", test_core_finish_fails);
+    g_test_add_func("/transaction/core/parallel-prepare",
+                    test_core_parallel_prepare);
     g_test_add_func("/transaction/core/grouped", test_core_grouped);
     g_test_add_func("/transaction/snapshot/fail-each-step",
                     test_fail_each_step);
