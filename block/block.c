@@ -556,12 +556,14 @@ static bool bdrv_parse_common_opts(BlockOpts *opts, int *flags,
     return true;
 }
 
-/* Opens or looks up the `file` child of a format or filter node. */
+/* Opens or looks up the `file` child of a format or filter node; key is
+ * the option that names it ("file", or "image" for blkdebug). */
 static BlockDriverState *bdrv_open_file_child(const char *filename,
+                                              const char *key,
                                               BlockOpts *opts, int flags,
                                               GError **errp)
 {
-    g_autofree char *ref = bopts_take(opts, "file");
+    g_autofree char *ref = bopts_take(opts, key);
     if (ref) {
         BlockDriverState *child = bdrv_find_node(ref);
         if (!child) {
@@ -572,11 +574,12 @@ static BlockDriverState *bdrv_open_file_child(const char *filename,
         bdrv_ref(child);
         return child;
     }
-    BlockOpts *sub = bopts_extract(opts, "file");
+    BlockOpts *sub = bopts_extract(opts, key);
     if (!bopts_get(sub, "driver") && !bopts_get(sub, "filename") &&
         !filename) {
         bopts_free(sub);
-        error_setg(errp, "A block device must be specified for \"file\"");
+        error_setg(errp, "A block device must be specified for \"%s\"",
+                   key);
         return NULL;
     }
     if (!bopts_get(sub, "driver")) {
@@ -663,7 +666,16 @@ static BlockDriverState *bdrv_open_co(const char *filename, BlockOpts *opts,
             error_setg(errp, "Must specify either driver or file");
             goto fail;
         }
-        file = bdrv_open_file_child(filename, opts, flags, errp);
+        /* The QAPI schema (BlockdevOptionsBlkdebug), like QEMU, names
+         * blkdebug's child "image": without this, -blockdev and
+         * blockdev-add could not build a blkdebug node at all.  The
+         * "file" spelling of the C tests keeps working. */
+        const char *key = "file";
+        if (drv == &bdrv_blkdebug && (bopts_get(opts, "image") ||
+                                      bopts_has_prefix(opts, "image"))) {
+            key = "image";
+        }
+        file = bdrv_open_file_child(filename, key, opts, flags, errp);
         if (!file) {
             goto fail;
         }
