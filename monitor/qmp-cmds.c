@@ -207,8 +207,14 @@ static json_t *device_info_json(BlockDriverState *bs, bool chain)
     json_object_set_new(o, "node-name", json_string(bs->node_name));
     json_object_set_new(o, "ro", json_boolean(bs->read_only));
     json_object_set_new(o, "drv", json_string(bdrv_get_format_name(bs)));
-    if (bs->backing_file) {
-        json_object_set_new(o, "backing_file", json_string(bs->backing_file));
+    /* Like QEMU: the node's backing_file is the filename of the backing
+     * node actually attached (absent without one), not the name in the
+     * image header; after blockdev-snapshot the overlay's header names no
+     * backing file, yet the node has one.  The header's name stays in
+     * image/backing-filename. */
+    if (bdrv_backing_bs(bs)) {
+        json_object_set_new(o, "backing_file",
+                            json_string(bdrv_backing_bs(bs)->filename));
     }
     json_object_set_new(o, "backing_file_depth", json_integer(depth));
     json_object_set_new(o, "encrypted", json_false());
