@@ -45,6 +45,11 @@ typedef struct FileState {
     bool direct;
     bool use_uring;         /* aio=io_uring and the ring is usable */
     CoMutex rmw_lock;
+    /* Flushes with nothing written since the last one are skipped:
+     * write_gen counts completed modifications (it starts at 1, so the
+     * first flush after open always reaches the disk), flushed_gen is the
+     * write_gen the last successful fdatasync covered. */
+    uint64_t write_gen, flushed_gen;
     /* Write-behind: span and amount written since the last kick. */
     int64_t wb_lo, wb_hi, wb_pending;
     bool wb_running;
@@ -231,7 +236,7 @@ static int coroutine_fn file_uring_submit(FileReq *r)
     return ret;
 }
 
-static int coroutine_fn file_submit(FileState *s, FileReq *r)
+static int coroutine_fn file_submit_op(FileState *s, FileReq *r)
 {
     if (s->use_uring && aio_uring_available()) {
         int ret = file_uring_submit(r);
@@ -240,6 +245,17 @@ static int coroutine_fn file_submit(FileState *s, FileReq *r)
         }
     }
     return worker_pool_run(file_worker, r);
+}
+
+static int coroutine_fn file_submit(FileState *s, FileReq *r)
+{
+    int ret = file_submit_op(s, r);
+    /* Counted on completion (failed ones too: they may have changed
+     * something): a flush covers only what completed before it. */
+    if (r->op != FILE_READ && r->op != FILE_FLUSH) {
+        s->write_gen++;
+    }
+    return ret;
 }
 
 /* Reads what the page cache holds of r without blocking and advances r
@@ -381,6 +397,7 @@ static void coroutine_fn file_write_behind_co(void *opaque)
         r.offset = s->wb_lo;
         r.bytes = s->wb_hi - s->wb_lo;
         s->wb_lo = INT64_MAX;
+    s->write_gen = 1;
         s->wb_hi = s->wb_pending = 0;
         /* Only a hint: an error here changes nothing and is not reported;
          * the next flush reports what really failed. */
@@ -459,8 +476,16 @@ static int coroutine_fn file_co_pdiscard(BlockDriverState *bs, int64_t offset,
 static int coroutine_fn file_co_flush_to_disk(BlockDriverState *bs)
 {
     FileState *s = bs->opaque;
+    uint64_t gen = s->write_gen;
+    if (gen == s->flushed_gen) {
+        return 0;
+    }
     FileReq r = { .op = FILE_FLUSH, .fd = s->fd };
-    return file_submit(s, &r);
+    int ret = file_submit(s, &r);
+    if (ret == 0 && gen > s->flushed_gen) {
+        s->flushed_gen = gen;
+    }
+    return ret;
 }
 
 static int coroutine_fn file_co_block_status(BlockDriverState *bs,
