@@ -265,6 +265,27 @@ static void ext_remove_file(ExtSnap *s)
     }
 }
 
+typedef struct ExtFlushCo {
+    BlockDriverState *top;
+    int ret;
+    GError *err;
+    bool done;
+    Coroutine *waiter;
+} ExtFlushCo;
+
+static void coroutine_fn ext_flush_entry(void *opaque)
+{
+    ExtFlushCo *f = opaque;
+    f->ret = txn_flush_top(f->top, &f->err);
+    f->done = true;
+    if (f->waiter) {
+        co_wake(f->waiter);
+    }
+}
+
+/* The old top's flush and the overlay's creation wait on different
+ * files: they run side by side.  A failed flush wins over a failed
+ * creation, as if the flush had come first. */
 static int coroutine_fn ext_sync_prepare(ExtSnap *s, GError **errp)
 {
     const BlockDriver *drv;
@@ -272,15 +293,29 @@ static int coroutine_fn ext_sync_prepare(ExtSnap *s, GError **errp)
     if (ret < 0) {
         return ret;
     }
-    ret = txn_flush_top(s->top, errp);
-    if (ret < 0) {
-        return ret;
-    }
+    ExtFlushCo flush = { .top = s->top };
+    co_enter(co_create(ext_flush_entry, &flush));
+    GError *err = NULL;
     if (!s->existing) {
-        ret = ext_sync_create(s, errp);
+        ret = ext_sync_create(s, &err);
     }
     if (ret == 0) {
-        ret = ext_sync_open(s, errp);
+        ret = ext_sync_open(s, &err);
+    }
+    if (!flush.done) {
+        flush.waiter = co_self();
+        co_yield();
+    }
+    if (flush.ret < 0) {
+        g_clear_error(&err);
+        g_propagate_error(errp, flush.err);
+        ret = flush.ret;
+        if (s->overlay) {
+            bdrv_unref(s->overlay);
+            s->overlay = NULL;
+        }
+    } else if (ret < 0) {
+        g_propagate_error(errp, err);
     }
     if (ret < 0) {
         ext_remove_file(s);
