@@ -120,6 +120,19 @@ struct BlockDriver {
         BlockDriverState *bs, const char *name, GError **errp);
 };
 
+/*
+ * A before-write hook (copy-before-write of backup jobs): fn runs in
+ * coroutine context for every write, write-zeroes and discard that is
+ * about to reach bs's driver, after the request was counted in
+ * in_flight (so a drain waits for it).  It may yield; a negative return
+ * fails the guest request with that errno before anything is written.
+ */
+typedef struct BdrvBeforeWrite BdrvBeforeWrite;
+struct BdrvBeforeWrite {
+    int coroutine_fn (*fn)(BdrvBeforeWrite *n, BlockDriverState *bs,
+                           int64_t offset, int64_t bytes);
+};
+
 struct BlockDriverState {
     char *node_name;
     bool auto_node_name;        /* generated "#blockNNN" */
@@ -150,6 +163,9 @@ struct BlockDriverState {
      * path marks them when the list is not empty. */
     GList *dirty_bitmaps;
 
+    /* BdrvBeforeWrite*: empty unless a backup job copies from us. */
+    GSList *before_write;
+
     /* statistics, for query-blockstats later */
     uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, flush_ops;
 };
@@ -162,6 +178,10 @@ void bdrv_detach_child(BlockDriverState *parent, BdrvChild *c);
 /* Opens the backing chain named in the header of bs (format drivers). */
 int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
                                    GError **errp);
+
+/* Install / remove a before-write hook (in memory; call drained). */
+void bdrv_add_before_write(BlockDriverState *bs, BdrvBeforeWrite *n);
+void bdrv_remove_before_write(BlockDriverState *bs, BdrvBeforeWrite *n);
 
 void bdrv_inc_in_flight(BlockDriverState *bs);
 void bdrv_dec_in_flight(BlockDriverState *bs);

@@ -10,6 +10,7 @@
  */
 #include "block/snapshot.h"
 #include "block/transaction.h"
+#include "block/txn-backup.h"
 #include "block/txn-snapshot.h"
 #include "monitor/qmp-bitmap.h"
 #include "qapi/qapi-commands.h"
@@ -111,6 +112,55 @@ static void add_bitmap_merge(Transaction *t, TransactionAction *a)
     txn_add_bitmap_merge(t, b->node, b->target, src, n);
 }
 
+/*
+ * DriveBackup and BlockdevBackup both start with BackupCommon's members,
+ * so one macro turns either into TxnBackupArgs with QEMU's defaults.
+ * filter-node-name and x-perf are accepted and unused: xblk copies
+ * through a before-write hook, not a filter node.
+ */
+#define BACKUP_ARGS(args, b) do {                                       \
+        txn_backup_args_init(&(args));                                  \
+        (args).job_id = (b)->has_job_id ? (b)->job_id : NULL;           \
+        (args).device = (b)->device;                                    \
+        (args).target = (b)->target;                                    \
+        (args).sync = (BackupSyncMode)(b)->sync;                        \
+        (args).speed = (b)->has_speed ? (b)->speed : 0;                 \
+        (args).bitmap = (b)->has_bitmap ? (b)->bitmap : NULL;           \
+        (args).has_bitmap_mode = (b)->has_bitmap_mode;                  \
+        (args).bitmap_mode = (BackupBitmapMode)(b)->bitmap_mode;        \
+        (args).compress = (b)->has_compress && (b)->compress;           \
+        if ((b)->has_on_source_error) {                                 \
+            (args).on_source_error = (XblkOnError)(b)->on_source_error; \
+        }                                                               \
+        if ((b)->has_on_target_error) {                                 \
+            (args).on_target_error = (XblkOnError)(b)->on_target_error; \
+        }                                                               \
+        if ((b)->has_auto_finalize) {                                   \
+            (args).auto_finalize = (b)->auto_finalize;                  \
+        }                                                               \
+        if ((b)->has_auto_dismiss) {                                    \
+            (args).auto_dismiss = (b)->auto_dismiss;                    \
+        }                                                               \
+    } while (0)
+
+static void add_blockdev_backup(Transaction *t, TransactionAction *a)
+{
+    BlockdevBackup *b = a->u.blockdev_backup.data;
+    TxnBackupArgs args;
+    BACKUP_ARGS(args, b);
+    txn_add_blockdev_backup(t, &args);
+}
+
+static void add_drive_backup(Transaction *t, TransactionAction *a)
+{
+    DriveBackup *b = a->u.drive_backup.data;
+    TxnBackupArgs args;
+    BACKUP_ARGS(args, b);
+    args.format = b->has_format ? b->format : NULL;
+    args.mode_existing = b->has_mode && b->mode == NEW_IMAGE_MODE_EXISTING;
+    txn_add_drive_backup(t, &args);
+}
+
 typedef void TxnDispatchFunc(Transaction *t, TransactionAction *a);
 
 /* Bitmap and backup actions slot in here (NULL: not implemented yet). */
@@ -126,6 +176,8 @@ static TxnDispatchFunc *const txn_dispatch[TRANSACTION_ACTION_KIND__MAX] = {
     [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_ENABLE] = add_bitmap_enable,
     [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_DISABLE] = add_bitmap_disable,
     [TRANSACTION_ACTION_KIND_BLOCK_DIRTY_BITMAP_MERGE] = add_bitmap_merge,
+    [TRANSACTION_ACTION_KIND_BLOCKDEV_BACKUP] = add_blockdev_backup,
+    [TRANSACTION_ACTION_KIND_DRIVE_BACKUP] = add_drive_backup,
 };
 
 void qmp_transaction(TransactionActionList *actions, bool has_properties,
@@ -199,6 +251,20 @@ void qmp_blockdev_snapshot_internal_sync(const char *device,
         .type = TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT_INTERNAL_SYNC };
     a.u.blockdev_snapshot_internal_sync.data = &s;
     run_one(add_snapshot_internal, &a, errp);
+}
+
+void qmp_drive_backup(DriveBackup *arg, GError **errp)
+{
+    TransactionAction a = { .type = TRANSACTION_ACTION_KIND_DRIVE_BACKUP };
+    a.u.drive_backup.data = arg;
+    run_one(add_drive_backup, &a, errp);
+}
+
+void qmp_blockdev_backup(BlockdevBackup *arg, GError **errp)
+{
+    TransactionAction a = { .type = TRANSACTION_ACTION_KIND_BLOCKDEV_BACKUP };
+    a.u.blockdev_backup.data = arg;
+    run_one(add_blockdev_backup, &a, errp);
 }
 
 SnapshotInfo *qmp_blockdev_snapshot_delete_internal_sync(const char *device,
