@@ -3,7 +3,8 @@
  * actions (block/txn-backup.c): point-in-time copies under concurrent
  * guest writes for every sync mode, an incremental chain checked with
  * qemu-img compare, bitmap-mode after success and failure, the error
- * policies, speed, compression, cancel, grouped completion, and the
+ * policies, a persistent bitmap across close and reopen, speed,
+ * compression, cancel, grouped completion, and the
  * drive-backup target that a failed prepare must not leave behind.
  *
  * The guest is a BlockBackend on the source; "concurrent" writes are
@@ -446,6 +447,40 @@ static void test_bitmap_modes(void)
     }
 }
 
+/* A persistent bitmap after an incremental backup: stored on close with
+ * the writes made during the job, as qemu-img info and a reopen show. */
+static void test_persistent_bitmap(void)
+{
+    Env e;
+    env_init(&e, NULL);
+    BdrvDirtyBitmap *bm = add_bitmap(&e, "pb");
+    bdrv_dirty_bitmap_set_persistent(bm, true);
+    write_pattern(e.blk, e.disk, 0, CL, 7);
+    env_open_target(&e, NULL);
+    TxnBackupArgs a = args_for(&e, BACKUP_SYNC_INCREMENTAL);
+    a.bitmap = "pb";
+    start_backup(&e, &a);
+    write_pattern(e.blk, e.disk, 5 * CL, 512, 8);   /* during the job */
+    wait_job();
+    bdrv_unref(e.tgt);
+    e.tgt = NULL;
+    qemu_check(e.tgt_path, false);
+    blk_unref(e.blk);
+    char *argv[] = { "qemu-img", "info", "--output=json", e.src_path, NULL };
+    g_autofree char *out = NULL;
+    g_assert_cmpint(run_tool(argv, &out, NULL), ==, 0);
+    g_assert_nonnull(strstr(out, "\"pb\""));
+    qemu_check(e.src_path, false);
+    e.blk = img_open(e.src_path);
+    e.src = blk_bs(e.blk);
+    bm = bdrv_dirty_bitmap_find(e.src, "pb");
+    g_assert_nonnull(bm);
+    g_assert_true(bdrv_dirty_bitmap_persistent(bm));
+    g_assert_cmpuint(bdrv_dirty_bitmap_count(bm), ==, CL);
+    g_assert_true(bdrv_dirty_bitmap_get(bm, 5 * CL));
+    env_free(&e);
+}
+
 /* ---- error policies, speed, compression, cancel ---- */
 
 static void test_on_target_error(void)
@@ -753,6 +788,7 @@ int main(int argc, char **argv)
     g_test_add_func("/backup/none-fleecing", test_none_fleecing);
     g_test_add_func("/backup/incremental-chain", test_incremental_chain);
     g_test_add_func("/backup/bitmap-modes", test_bitmap_modes);
+    g_test_add_func("/backup/persistent-bitmap", test_persistent_bitmap);
     g_test_add_func("/backup/on-target-error", test_on_target_error);
     g_test_add_func("/backup/speed", test_speed);
     g_test_add_func("/backup/compress", test_compress);
