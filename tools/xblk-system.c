@@ -43,6 +43,10 @@ static bool parse_args(int argc, char **argv)
 {
     GError *err = NULL;
     bool have_machine = false;
+    /* The monitors open last: opening a -blockdev runs the main loop
+     * (its I/O completes there), which would otherwise accept a client
+     * and run its commands before the later -blockdev nodes exist. */
+    g_autoptr(GPtrArray) qmp = g_ptr_array_new();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -80,10 +84,7 @@ static bool parse_args(int argc, char **argv)
             }
             i++;
         } else if (!strcmp(a, "-qmp")) {
-            if (!monitor_add_qmp(v, &err)) {
-                error_report("-qmp %s: %s", v, err->message);
-                return false;
-            }
+            g_ptr_array_add(qmp, (gpointer)v);
             i++;
         } else {
             error_report("%s: invalid option", a);
@@ -93,6 +94,13 @@ static bool parse_args(int argc, char **argv)
     if (!have_machine) {
         error_report("no machine given: use -machine none");
         return false;
+    }
+    for (guint i = 0; i < qmp->len; i++) {
+        const char *v = g_ptr_array_index(qmp, i);
+        if (!monitor_add_qmp(v, &err)) {
+            error_report("-qmp %s: %s", v, err->message);
+            return false;
+        }
     }
     return true;
 }
