@@ -67,6 +67,18 @@ static bool txn_check_not_backing(BlockDriverState *bs, GError **errp)
     return true;
 }
 
+/* Internal snapshots, as in QEMU, only of a root node (one no other node
+ * has as its child): a snapshot of a node under a filter or format node
+ * would not capture what the parent shows. */
+static bool txn_check_root(BlockDriverState *bs, GError **errp)
+{
+    if (bs->parents) {
+        error_setg(errp, "Need a root block node");
+        return false;
+    }
+    return true;
+}
+
 /* The old top's data must be on disk before the overlay hides it. */
 static int coroutine_fn txn_flush_top(BlockDriverState *bs, GError **errp)
 {
@@ -566,6 +578,10 @@ static int coroutine_fn int_prepare(void *opaque, Transaction *txn,
     if (!s->bs) {
         return -ENOENT;
     }
+    if (!txn_check_root(s->bs, errp)) {
+        s->bs = NULL;
+        return -EINVAL;
+    }
     int ret = int_check(s, errp);
     if (ret < 0) {
         s->bs = NULL;
@@ -720,7 +736,7 @@ bool txn_snapshot_delete_internal(const char *device, const char *id,
                                   BdrvSnapshotInfo *deleted, GError **errp)
 {
     BlockDriverState *bs = txn_lookup_bs(device, device, errp);
-    if (!bs) {
+    if (!bs || !txn_check_root(bs, errp)) {
         return false;
     }
     if (!id && !name) {
