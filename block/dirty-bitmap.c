@@ -14,6 +14,7 @@
 struct BdrvDirtyBitmap {
     BlockDriverState *bs;       /* the node it belongs to */
     bool attached;              /* in bs->dirty_bitmaps */
+    int detached_pos;           /* place in the list before detach */
     HBitmap *hb;
     char *name;                 /* NULL: anonymous */
     bool disabled;
@@ -90,13 +91,17 @@ BdrvDirtyBitmap *bdrv_dirty_bitmap_create(BlockDriverState *bs,
 void bdrv_dirty_bitmap_attach(BdrvDirtyBitmap *bm)
 {
     g_assert(!bm->attached);
-    bm->bs->dirty_bitmaps = g_list_prepend(bm->bs->dirty_bitmaps, bm);
+    /* Back where it was (a transaction's undo of a remove): the order is
+     * visible in query-named-block-nodes.  Never attached: newest first. */
+    bm->bs->dirty_bitmaps = g_list_insert(bm->bs->dirty_bitmaps, bm,
+                                          bm->detached_pos);
     bm->attached = true;
 }
 
 void bdrv_dirty_bitmap_detach(BdrvDirtyBitmap *bm)
 {
     if (bm->attached) {
+        bm->detached_pos = g_list_index(bm->bs->dirty_bitmaps, bm);
         bm->bs->dirty_bitmaps = g_list_remove(bm->bs->dirty_bitmaps, bm);
         bm->attached = false;
     }

@@ -222,6 +222,9 @@ static int coroutine_fn txn_finish_all(Transaction *t, GError **errp)
     for (guint i = 0; i < n; i++) {
         TxnAction *a = txn_action(t, i);
         if (!a->drv->finish) {
+            /* Nothing to write out: committed is done, so its undo must
+             * run too when another action's finish fails (rule 3). */
+            a->finished = true;
             continue;
         }
         fs[i] = (TxnFinishCo){ .t = t, .a = a, .pending = &pending,

@@ -57,8 +57,10 @@ typedef struct BitmapAction {
     /* add */
     bool has_granularity, persistent, disabled;
     uint32_t granularity;
-    /* clear */
+    /* clear, merge */
     HBitmap *bits;              /* new (before commit) / old (after) */
+    /* enable, disable */
+    bool was_enabled;           /* before commit, for undo */
     /* remove */
     bool removed;               /* detached by commit, freed by clean */
     /* merge */
@@ -194,12 +196,15 @@ static void coroutine_fn add_abort(void *opaque)
     a->bm = NULL;
 }
 
+/* The undo of every action below runs when another action's finish
+ * (after the drain) failed: the transaction as a whole did not happen. */
 static const TxnActionDriver txn_bitmap_add_drv = {
     .type = "block-dirty-bitmap-add",
     .prepare = add_prepare,
     .add_nodes = add_nodes,
     .commit = add_commit,
     .abort = add_abort,
+    .undo = add_abort,          /* the new bitmap goes again */
     .clean = clean,
 };
 
@@ -290,12 +295,22 @@ static void clear_commit(void *opaque)
     a->bits = bdrv_dirty_bitmap_swap_bits(a->bm, a->bits);  /* old: clean */
 }
 
+/* The old bits come back, plus whatever was written since the commit. */
+static void coroutine_fn clear_undo(void *opaque)
+{
+    BitmapAction *a = opaque;
+    HBitmap *since = bdrv_dirty_bitmap_swap_bits(a->bm, a->bits);
+    bdrv_dirty_bitmap_merge_hbitmap(a->bm, since);
+    a->bits = since;
+}
+
 static const TxnActionDriver txn_bitmap_clear_drv = {
     .type = "block-dirty-bitmap-clear",
     .prepare = clear_prepare,
     .add_nodes = add_nodes,
     .commit = clear_commit,
     .abort = abort_nothing,
+    .undo = clear_undo,
     .clean = clean,
 };
 
@@ -315,13 +330,21 @@ static int coroutine_fn enable_prepare(void *opaque, Transaction *t,
 static void enable_commit(void *opaque)
 {
     BitmapAction *a = opaque;
+    a->was_enabled = bdrv_dirty_bitmap_enabled(a->bm);
     bdrv_dirty_bitmap_set_enabled(a->bm, true);
 }
 
 static void disable_commit(void *opaque)
 {
     BitmapAction *a = opaque;
+    a->was_enabled = bdrv_dirty_bitmap_enabled(a->bm);
     bdrv_dirty_bitmap_set_enabled(a->bm, false);
+}
+
+static void coroutine_fn enable_undo(void *opaque)
+{
+    BitmapAction *a = opaque;
+    bdrv_dirty_bitmap_set_enabled(a->bm, a->was_enabled);
 }
 
 static const TxnActionDriver txn_bitmap_enable_drv = {
@@ -330,6 +353,7 @@ static const TxnActionDriver txn_bitmap_enable_drv = {
     .add_nodes = add_nodes,
     .commit = enable_commit,
     .abort = abort_nothing,
+    .undo = enable_undo,
     .clean = clean,
 };
 
@@ -339,6 +363,7 @@ static const TxnActionDriver txn_bitmap_disable_drv = {
     .add_nodes = add_nodes,
     .commit = disable_commit,
     .abort = abort_nothing,
+    .undo = enable_undo,
     .clean = clean,
 };
 
@@ -405,6 +430,10 @@ static int coroutine_fn merge_prepare(void *opaque, Transaction *t,
     if (bdrv_dirty_bitmap_check(a->bm, BDRV_BITMAP_DEFAULT, errp) < 0) {
         return -EINVAL;
     }
+    /* Room for the result, so that commit keeps the old bits for undo
+     * without allocating. */
+    HBitmap *cur = bdrv_dirty_bitmap_hbitmap(a->bm);
+    a->bits = hbitmap_alloc(hbitmap_size(cur), hbitmap_granularity(cur));
     return 0;
 }
 
@@ -413,10 +442,21 @@ static int coroutine_fn merge_prepare(void *opaque, Transaction *t,
 static void merge_commit(void *opaque)
 {
     BitmapAction *a = opaque;
+    a->bits = bdrv_dirty_bitmap_swap_bits(a->bm, a->bits);   /* old */
+    bdrv_dirty_bitmap_merge_hbitmap(a->bm, a->bits);
     for (guint i = 0; i < a->src_bm->len; i++) {
         bdrv_dirty_bitmap_merge_internal(a->bm,
                                          g_ptr_array_index(a->src_bm, i));
     }
+}
+
+/* The target's bits before the merge come back.  Writes that reached it
+ * between the commit and this undo (the guest runs during finish) cannot
+ * be told apart from the merged bits and are dropped with them. */
+static void coroutine_fn merge_undo(void *opaque)
+{
+    BitmapAction *a = opaque;
+    a->bits = bdrv_dirty_bitmap_swap_bits(a->bm, a->bits);
 }
 
 static const TxnActionDriver txn_bitmap_merge_drv = {
@@ -425,6 +465,7 @@ static const TxnActionDriver txn_bitmap_merge_drv = {
     .add_nodes = add_nodes,
     .commit = merge_commit,
     .abort = abort_nothing,
+    .undo = merge_undo,
     .clean = clean,
 };
 
