@@ -604,7 +604,8 @@ static void coroutine_fn reload_after_failure(BlockDriverState *bs)
 static int qcow2_snapshot_list(BlockDriverState *bs, BdrvSnapshotInfo **out)
 {
     Qcow2State *s = bs->opaque;
-    BdrvSnapshotInfo *list = g_new0(BdrvSnapshotInfo, MAX(s->nb_snapshots, 1));
+    /* NULL when there are none: callers free the list only if n > 0. */
+    BdrvSnapshotInfo *list = g_new0(BdrvSnapshotInfo, s->nb_snapshots);
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
         Qcow2Snapshot *sn = &s->snapshots[i];
         list[i].id_str = g_strdup(sn->id_str);
