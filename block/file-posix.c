@@ -18,7 +18,9 @@
  * (util/aio-uring.c) instead of the worker pool; the pool remains the
  * fallback when the ring cannot be set up or refuses an operation.
  *
- * Write-behind: without O_DIRECT, once FILE_WRITE_BEHIND_BYTES have been
+ * Write-behind: without O_DIRECT or cache.no-flush (whose users never
+ * wait for the disk: qemu-img convert's default "unsafe" output), once
+ * FILE_WRITE_BEHIND_BYTES have been
  * written since the last kick, a worker starts write-out of the span they
  * touched (sync_file_range(SYNC_FILE_RANGE_WRITE), no waiting).  The disk
  * then works while we keep writing, and a later flush -- the one a
@@ -412,8 +414,8 @@ static void coroutine_fn file_write_behind_note(BlockDriverState *bs,
                                                 int64_t offset, int64_t bytes)
 {
     FileState *s = bs->opaque;
-    if (s->direct) {
-        return;
+    if (s->direct || (bs->open_flags & BDRV_O_NO_FLUSH)) {
+        return;     /* no flush will come (cache.no-flush) to wait less for */
     }
     s->wb_lo = MIN(s->wb_lo, offset);
     s->wb_hi = MAX(s->wb_hi, offset + bytes);
