@@ -67,36 +67,45 @@ static TxnAction *txn_action(Transaction *t, guint i)
     return &g_array_index(t->actions, TxnAction, i);
 }
 
-typedef struct TxnPrepareCo {
+/*
+ * Steps of several actions side by side: each runs in its own coroutine,
+ * the caller waits for all; the error of the first failing action in
+ * transaction order is the one returned.
+ */
+typedef int coroutine_fn TxnStepFn(Transaction *t, TxnAction *a,
+                                   GError **errp);
+
+typedef struct TxnStepCo {
     Transaction *t;
     TxnAction *a;
+    TxnStepFn *fn;
     int ret;
     GError *err;
     unsigned *pending;
     Coroutine *waiter;
-} TxnPrepareCo;
+} TxnStepCo;
 
-static void coroutine_fn txn_prepare_entry(void *opaque)
+static void coroutine_fn txn_step_entry(void *opaque)
 {
-    TxnPrepareCo *p = opaque;
-    p->ret = p->a->drv->prepare(p->a->opaque, p->t, &p->err);
-    if (--*p->pending == 0 && p->waiter) {
-        co_wake(p->waiter);
+    TxnStepCo *c = opaque;
+    c->ret = c->fn(c->t, c->a, &c->err);
+    if (--*c->pending == 0) {
+        co_wake(c->waiter);
     }
 }
 
-/* Prepares actions [first, end) side by side; returns the first failure
- * in order.  Every action whose prepare succeeded is marked prepared. */
-static int coroutine_fn txn_prepare_run(Transaction *t, guint first,
-                                        guint end, GError **errp)
+static int coroutine_fn txn_steps_side_by_side(Transaction *t, guint first,
+                                               guint end, TxnStepFn *fn,
+                                               GError **errp)
 {
     guint n = end - first;
-    g_autofree TxnPrepareCo *ps = g_new0(TxnPrepareCo, n);
+    g_autofree TxnStepCo *cs = g_new0(TxnStepCo, n);
     unsigned pending = n + 1;   /* +1: ours, dropped after spawning */
     for (guint i = 0; i < n; i++) {
-        ps[i] = (TxnPrepareCo){ .t = t, .a = txn_action(t, first + i),
-                                .pending = &pending, .waiter = co_self() };
-        co_enter(co_create(txn_prepare_entry, &ps[i]));
+        cs[i] = (TxnStepCo){ .t = t, .a = txn_action(t, first + i),
+                             .fn = fn, .pending = &pending,
+                             .waiter = co_self() };
+        co_enter(co_create(txn_step_entry, &cs[i]));
     }
     if (--pending > 0) {
         co_yield();
@@ -104,15 +113,21 @@ static int coroutine_fn txn_prepare_run(Transaction *t, guint first,
     g_assert(pending == 0);
     int ret = 0;
     for (guint i = 0; i < n; i++) {
-        if (ps[i].ret >= 0) {
-            ps[i].a->prepared = true;
-        } else if (ret == 0) {
-            ret = ps[i].ret;
-            g_propagate_error(errp, ps[i].err);
-            ps[i].err = NULL;
+        if (cs[i].ret < 0 && ret == 0) {
+            ret = cs[i].ret;
+            g_propagate_error(errp, cs[i].err);
+            cs[i].err = NULL;
         }
-        g_clear_error(&ps[i].err);
+        g_clear_error(&cs[i].err);
     }
+    return ret;
+}
+
+static int coroutine_fn txn_prepare_step(Transaction *t, TxnAction *a,
+                                         GError **errp)
+{
+    int ret = a->drv->prepare(a->opaque, t, errp);
+    a->prepared = ret >= 0;
     return ret;
 }
 
@@ -134,7 +149,7 @@ static int coroutine_fn txn_prepare_all(Transaction *t, GError **errp)
                 end++;
             }
         }
-        int ret = txn_prepare_run(t, i, end, errp);
+        int ret = txn_steps_side_by_side(t, i, end, txn_prepare_step, errp);
         if (ret < 0) {
             g_assert(!errp || *errp);
             return ret;
@@ -192,61 +207,28 @@ static void coroutine_fn txn_commit_all(Transaction *t)
     txn_stats.drained_ns = get_clock_ns() - start;
 }
 
-typedef struct TxnFinishCo {
-    Transaction *t;
-    TxnAction *a;
-    int ret;
-    GError *err;
-    unsigned *pending;
-    Coroutine *waiter;
-} TxnFinishCo;
-
-static void coroutine_fn txn_finish_entry(void *opaque)
+static int coroutine_fn txn_finish_step(Transaction *t, TxnAction *a,
+                                        GError **errp)
 {
-    TxnFinishCo *f = opaque;
-    f->ret = f->a->drv->finish(f->a->opaque, &f->err);
-    f->a->finished = f->ret >= 0;
-    if (--*f->pending == 0 && f->waiter) {
-        co_wake(f->waiter);
+    if (!a->drv->finish) {
+        /* Nothing to write out: committed is done, so its undo must run
+         * too when another action's finish fails (rule 3). */
+        a->finished = true;
+        return 0;
     }
+    int ret = a->drv->finish(a->opaque, errp);
+    a->finished = ret >= 0;
+    return ret;
 }
 
 /* The write-outs of different actions are independent (each waits on its
- * own disk's flushes), so they run side by side; the reply reports the
- * error of the first failing action in transaction order. */
+ * own disk's flushes), so they all run side by side. */
 static int coroutine_fn txn_finish_all(Transaction *t, GError **errp)
 {
-    guint n = t->actions->len;
-    g_autofree TxnFinishCo *fs = g_new0(TxnFinishCo, n);
-    unsigned pending = 1;       /* ours, dropped after spawning */
-    for (guint i = 0; i < n; i++) {
-        TxnAction *a = txn_action(t, i);
-        if (!a->drv->finish) {
-            /* Nothing to write out: committed is done, so its undo must
-             * run too when another action's finish fails (rule 3). */
-            a->finished = true;
-            continue;
-        }
-        fs[i] = (TxnFinishCo){ .t = t, .a = a, .pending = &pending,
-                               .waiter = co_self() };
-        pending++;
-        co_enter(co_create(txn_finish_entry, &fs[i]));
-    }
-    if (--pending > 0) {
-        co_yield();
-    }
-    g_assert(pending == 0);
-    int ret = 0;
-    for (guint i = 0; i < n; i++) {
-        if (fs[i].ret < 0 && ret == 0) {
-            ret = fs[i].ret;
-            g_propagate_error(errp, fs[i].err);
-            fs[i].err = NULL;
-        }
-        g_clear_error(&fs[i].err);
-    }
+    int ret = txn_steps_side_by_side(t, 0, t->actions->len,
+                                     txn_finish_step, errp);
     if (ret < 0) {
-        for (guint i = n; i-- > 0;) {
+        for (guint i = t->actions->len; i-- > 0;) {
             TxnAction *a = txn_action(t, i);
             if (a->finished && a->drv->undo) {
                 a->drv->undo(a->opaque);
