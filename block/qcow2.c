@@ -507,8 +507,11 @@ static int coroutine_fn qcow2_read_header(BlockDriverState *bs, int flags,
             goto out;
         }
     }
+    /* An offset past INT64_MAX cannot address anything, even for an empty
+     * table; qemu-img refuses it and repairs it as an unaligned one. */
     if ((s->nb_snapshots || (flags & BDRV_O_CHECK)) &&
-        !IS_ALIGNED(s->snapshots_offset, s->cluster_size)) {
+        (!IS_ALIGNED(s->snapshots_offset, s->cluster_size) ||
+         s->snapshots_offset > INT64_MAX)) {
         if (flags & BDRV_O_CHECK) {
             s->nb_snapshots = 0;
             s->snapshots_offset = 0;
