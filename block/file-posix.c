@@ -71,6 +71,35 @@ typedef struct FileReq {
     bool unmap;
 } FileReq;
 
+/* Drops the first n transferred bytes from a (private) iovec array. */
+static void file_iov_advance(struct iovec **iov, int *niov, size_t n)
+{
+    while (n > 0 && *niov > 0) {
+        if (n >= (*iov)->iov_len) {
+            n -= (*iov)->iov_len;
+            (*iov)++;
+            (*niov)--;
+        } else {
+            (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+            (*iov)->iov_len -= n;
+            n = 0;
+        }
+    }
+}
+
+/* A transfer of 0 bytes: a write cannot go on (no space), a read hit the
+ * end of the file and the rest reads as zeroes. */
+static int file_rw_at_eof(FileOp op, struct iovec *iov, int niov)
+{
+    if (op == FILE_WRITE) {
+        return -ENOSPC;
+    }
+    for (int i = 0; i < niov; i++) {
+        memset(iov[i].iov_base, 0, iov[i].iov_len);
+    }
+    return 0;
+}
+
 static int file_do_rw(FileReq *r)
 {
     int64_t done = 0;
@@ -93,27 +122,10 @@ static int file_do_rw(FileReq *r)
             return -errno;
         }
         if (n == 0) {
-            if (r->op == FILE_WRITE) {
-                return -ENOSPC;
-            }
-            /* End of file: the rest reads as zeroes. */
-            for (int i = 0; i < niov; i++) {
-                memset(iov[i].iov_base, 0, iov[i].iov_len);
-            }
-            return 0;
+            return file_rw_at_eof(r->op, iov, niov);
         }
         done += n;
-        while (n > 0 && niov > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= iov->iov_len;
-                iov++;
-                niov--;
-            } else {
-                iov->iov_base = (char *)iov->iov_base + n;
-                iov->iov_len -= n;
-                n = 0;
-            }
-        }
+        file_iov_advance(&iov, &niov, n);
     }
     return 0;
 }
@@ -182,26 +194,10 @@ static int coroutine_fn file_uring_rw(FileReq *r)
             return n;
         }
         if (n == 0) {
-            if (r->op == FILE_WRITE) {
-                return -ENOSPC;
-            }
-            for (int i = 0; i < niov; i++) {
-                memset(iov[i].iov_base, 0, iov[i].iov_len);
-            }
-            return 0;
+            return file_rw_at_eof(r->op, iov, niov);
         }
         done += n;
-        while (n > 0 && niov > 0) {
-            if ((size_t)n >= iov->iov_len) {
-                n -= iov->iov_len;
-                iov++;
-                niov--;
-            } else {
-                iov->iov_base = (char *)iov->iov_base + n;
-                iov->iov_len -= n;
-                n = 0;
-            }
-        }
+        file_iov_advance(&iov, &niov, n);
     }
     return 0;
 }
@@ -274,17 +270,7 @@ static bool file_read_nowait(FileReq *r)
     }
     r->offset += n;
     r->bytes -= n;
-    while (n > 0) {
-        if ((size_t)n >= r->iov->iov_len) {
-            n -= r->iov->iov_len;
-            r->iov++;
-            r->niov--;
-        } else {
-            r->iov->iov_base = (char *)r->iov->iov_base + n;
-            r->iov->iov_len -= n;
-            n = 0;
-        }
-    }
+    file_iov_advance(&r->iov, &r->niov, n);
 #endif
     return false;
 }
