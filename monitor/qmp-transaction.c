@@ -16,39 +16,6 @@
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-visit.h"
 #include "util/error.h"
-#include <errno.h>
-
-/* ---- kinds not implemented yet ---- */
-
-static int coroutine_fn unimpl_prepare(void *opaque, Transaction *txn,
-                                       GError **errp)
-{
-    error_setg(errp, "Action '%s' is not supported in this build yet",
-               (const char *)opaque);
-    return -ENOTSUP;
-}
-
-static void unimpl_commit(void *opaque)
-{
-    g_assert_not_reached();
-}
-
-static void coroutine_fn unimpl_abort(void *opaque)
-{
-}
-
-static const TxnActionDriver unimpl_driver = {
-    .type = "unsupported",
-    .supports_grouped = true,   /* report "not supported", not "grouped" */
-    .prepare = unimpl_prepare,
-    .commit = unimpl_commit,
-    .abort = unimpl_abort,
-};
-
-static void add_unimplemented(Transaction *t, TransactionAction *a)
-{
-    txn_add(t, &unimpl_driver, (void *)TransactionActionKind_str[a->type]);
-}
 
 /* ---- one function per kind ---- */
 
@@ -163,7 +130,7 @@ static void add_drive_backup(Transaction *t, TransactionAction *a)
 
 typedef void TxnDispatchFunc(Transaction *t, TransactionAction *a);
 
-/* Bitmap and backup actions slot in here (NULL: not implemented yet). */
+/* Every TransactionActionKind has its entry. */
 static TxnDispatchFunc *const txn_dispatch[TRANSACTION_ACTION_KIND__MAX] = {
     [TRANSACTION_ACTION_KIND_ABORT] = add_abort,
     [TRANSACTION_ACTION_KIND_BLOCKDEV_SNAPSHOT] = add_snapshot,
@@ -191,11 +158,8 @@ void qmp_transaction(TransactionActionList *actions, bool has_properties,
     Transaction *t = txn_new(mode);
     for (TransactionActionList *l = actions; l; l = l->next) {
         TxnDispatchFunc *fn = txn_dispatch[l->value->type];
-        if (fn) {
-            fn(t, l->value);
-        } else {
-            add_unimplemented(t, l->value);
-        }
+        g_assert(fn);
+        fn(t, l->value);
     }
     txn_run(t, errp);
 }
@@ -309,10 +273,6 @@ TransactionStats *qmp_x_query_transaction_stats(GError **errp)
     }
     json_t *acts = json_array();
     for (unsigned i = 0; i < st->n_actions; i++) {
-        /* Placeholder kinds (not implemented) never reach a commit. */
-        if (TransactionActionKind_parse(st->actions[i].type) < 0) {
-            continue;
-        }
         json_array_append_new(acts, json_pack("{s:s,s:I}", "type",
                                               st->actions[i].type,
                                               "commit-ns",
