@@ -23,8 +23,8 @@
  *     bdrv_dirty_bitmap_create_successor(bm, errp)
  *         bm becomes busy and stops recording; an anonymous successor on
  *         the same node records every write made during the job.
- *     HBitmap *todo = bdrv_dirty_bitmap_copy_bits(bm)  (the job's copy)
- *     iterate: bdrv_dirty_bitmap_next_dirty_area() / hbitmap_* on todo.
+ *     HBitmap *to_copy = bdrv_dirty_bitmap_copy_bits(bm)  (the job's copy)
+ *     iterate: bdrv_dirty_bitmap_next_dirty_area() / hbitmap_* on to_copy.
  * At job end (bm keeps its identity; pointers to it stay valid):
  *     success, or bitmap-mode=always  -> bdrv_dirty_bitmap_abdicate(bm):
  *         bm's bits become exactly the successor's (the writes made during
@@ -32,7 +32,7 @@
  *     failure, or bitmap-mode=never   -> bdrv_dirty_bitmap_reclaim(bm):
  *         the successor's bits are ORed back into bm, successor released.
  *     failure with bitmap-mode=always -> abdicate, then
- *         bdrv_dirty_bitmap_merge_hbitmap(bm, todo) to add the bits the
+ *         bdrv_dirty_bitmap_merge_hbitmap(bm, to_copy) to add the bits the
  *         job did not copy.
  * Either way bm is no longer busy and records as it did before.
  */
