@@ -332,9 +332,10 @@ static int coroutine_fn install_refblocks(BlockDriverState *bs,
      * Table entries, in rounds separated by syncs: an entry goes out only
      * once the range holding its block is described on disk - a range
      * that had a block, the block's own range, or one whose entry an
-     * earlier round made durable.  The blocks lie after the run, often in
-     * another new range; written in one go, a crash could keep the entry
-     * of a block whose own refcount lives in a block not yet in the table.
+     * earlier round made durable.  A block may lie in another new range
+     * (the span's blocks come first, in its first range); written in one
+     * go, a crash could keep the entry of a block whose own refcount lives
+     * in a block not yet in the table.
      */
     bool *done = g_new0(bool, k);
     bool *ready = g_new0(bool, k);
@@ -527,39 +528,83 @@ static bool range_has_block(Qcow2State *s, uint64_t ti)
            (s->refcount_table[ti] & REFT_OFFSET_MASK);
 }
 
+/*
+ * The refcount ranges (table indexes) that [first, first + len) touches
+ * and that have no block yet, ascending.  Returns how many.
+ */
+static uint64_t missing_ranges(Qcow2State *s, uint64_t first, uint64_t len,
+                               uint64_t **missing)
+{
+    uint64_t lo = first >> s->refblock_bits;
+    uint64_t hi = (first + len - 1) >> s->refblock_bits;
+    uint64_t m = 0;
+    g_free(*missing);
+    *missing = g_new(uint64_t, hi - lo + 1);
+    for (uint64_t ti = lo; ti <= hi; ti++) {
+        if (!range_has_block(s, ti)) {
+            (*missing)[m++] = ti;
+        }
+    }
+    return m;
+}
+
+/*
+ * Finds where n clusters go: the first span at or after *start of n + k
+ * free clusters, k being the number of ranges the span touches that lack
+ * a refcount block (the k blocks take the span's first clusters, the
+ * data the n after them).  Each candidate run gets its own k, so a run
+ * just too short for its blocks is passed over without raising the need
+ * of the runs after it.  Sets *start, *k and *missing (k ranges; when
+ * the fixed point shrinks, one may lie just past the span, and gets its
+ * block early).  *first_free: the first free cluster seen.
+ */
+static int coroutine_fn find_span(BlockDriverState *bs, uint64_t n,
+                                  uint64_t *start, uint64_t *k,
+                                  uint64_t **missing, uint64_t *first_free)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t c = *start, ff;
+    int ret = find_free_run(bs, n, &c, first_free);
+    for (; ret >= 0; ret = find_free_run(bs, n, &c, &ff)) {
+        uint64_t need = 0;
+        for (;;) {
+            uint64_t m = missing_ranges(s, c, n + need, missing);
+            if (m <= need) {
+                need = m;
+                break;
+            }
+            need = m;
+        }
+        uint64_t at = c;
+        ret = need ? find_free_run(bs, n + need, &at, &ff) : 0;
+        if (ret < 0) {
+            break;
+        }
+        if (at == c) {
+            *start = c;
+            *k = need;
+            return 0;
+        }
+        c = at;     /* the next run long enough for this span */
+    }
+    return ret;
+}
+
 int64_t coroutine_fn qcow2_alloc_clusters(BlockDriverState *bs, uint64_t n)
 {
     Qcow2State *s = bs->opaque;
     g_assert(n > 0);
+    /* Each round either allocates or adds what the span lacks (refcount
+     * blocks, a larger table); the next round then finds a span that
+     * needs nothing, in practice the second or third. */
     for (int attempt = 0; attempt < 16; attempt++) {
-        /* Find n free clusters plus room right after them for the refcount
-         * blocks their ranges lack (a fixed point: blocks need ranges). */
-        uint64_t start = s->free_cluster_index, k = 0, first_free;
-        uint64_t *missing = NULL;
-        int ret;
-        for (;;) {
-            ret = find_free_run(bs, n + k, &start, &first_free);
-            if (ret < 0) {
-                return ret;
-            }
-            uint64_t first = start >> s->refblock_bits;
-            uint64_t last = (start + n + k - 1) >> s->refblock_bits;
-            uint64_t m = 0;
-            g_free(missing);
-            missing = g_new(uint64_t, last - first + 1);
-            for (uint64_t ti = first; ti <= last; ti++) {
-                if (!range_has_block(s, ti)) {
-                    missing[m++] = ti;
-                }
-            }
-            if (m <= k) {
-                k = m;
-                break;
-            }
-            k = m;
+        uint64_t start = s->free_cluster_index, k, first_free;
+        g_autofree uint64_t *missing = NULL;
+        int ret = find_span(bs, n, &start, &k, &missing, &first_free);
+        if (ret < 0) {
+            return ret;
         }
         if (k == 0) {
-            g_free(missing);
             ret = qcow2_update_refcount(bs, start << s->cluster_bits,
                                         n << s->cluster_bits, 1);
             if (ret < 0) {
@@ -576,23 +621,19 @@ int64_t coroutine_fn qcow2_alloc_clusters(BlockDriverState *bs, uint64_t n)
             return (int64_t)(start << s->cluster_bits);
         }
         if (missing[k - 1] >= s->refcount_table_size) {
-            uint64_t min_entries = missing[k - 1] + 1;
-            g_free(missing);
             ret = s->shadow_pending
-                  ? shadow_extend_refcount_table(bs, min_entries)
-                  : grow_refcount_table(bs, min_entries);
+                  ? shadow_extend_refcount_table(bs, missing[k - 1] + 1)
+                  : grow_refcount_table(bs, missing[k - 1] + 1);
             if (ret < 0) {
                 return ret;
             }
             continue;     /* the growth placed new blocks: search again */
         }
-        uint64_t *pos = g_new(uint64_t, k);
+        g_autofree uint64_t *pos = g_new(uint64_t, k);
         for (uint64_t i = 0; i < k; i++) {
-            pos[i] = start + n + i;
+            pos[i] = start + i;
         }
         ret = install_refblocks(bs, missing, pos, k);
-        g_free(missing);
-        g_free(pos);
         if (ret < 0) {
             return ret;
         }

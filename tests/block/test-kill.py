@@ -324,6 +324,9 @@ class KillTest(xtest.TmpDirTestCase):
             ctx = 'seed %d, %s, run %d (writer -s %d, kill after %.3fs)' % (
                 SEED, cfg, gen, wseed, delay)
         args.append(img)
+        if os.environ.get('XBLK_KEEP_FAILED'):
+            # A failed run is kept with the image it started from.
+            shutil.copyfile(img, img + '.before')
         with open(log, 'wb') as out, open(errlog, 'wb') as err:
             p = subprocess.Popen(args, stdout=out, stderr=err,
                                  stdin=subprocess.DEVNULL)

@@ -407,6 +407,39 @@ static void test_refcount_table_growth_writes(Fixture *f, gconstpointer data)
     model_free(m);
 }
 
+/* 512-byte clusters, 64-bit refcounts: a refcount block covers 64
+ * clusters, as many as one L2 table maps, so a 32 KiB write into a
+ * region whose L2 table exists allocates a whole range's worth of
+ * clusters at once.  Preceded by 0..64 single-cluster writes, such
+ * writes meet the end of the file at every offset within a range -
+ * including the start of the last range the refcount table covers, where
+ * exactly 64 free clusters lie before the table's end. */
+static void test_refcount_range_sized_writes(Fixture *f, gconstpointer data)
+{
+    g_autofree char *path = test_path("range.qcow2");
+    for (uint64_t lead = 0; lead < 65; lead++) {
+        img_create(path, 10 * MiB, "cluster_size=512,refcount_bits=64");
+        BlockBackend *blk = img_open_opts(path, "cache.no-flush=on", NULL);
+        Model *m = model_new(10 * MiB);
+        /* Zero clusters everywhere: every L2 table exists. */
+        g_assert_cmpint(blk_pwrite_zeroes(blk, 0, 10 * MiB, 0), ==, 0);
+        for (uint64_t i = 0; i < lead; i++) {
+            write_pattern(blk, m, i * 32 * KiB, 512, i);
+        }
+        for (uint64_t off = 5 * MiB; off < 10 * MiB; off += 32 * KiB) {
+            write_pattern(blk, m, off, 32 * KiB, off);
+        }
+        check_blk(blk, false);
+        blk_unref(blk);
+        qemu_check(path, false);
+        blk = img_open(path);
+        verify_model(blk, m);
+        blk_unref(blk);
+        model_free(m);
+        g_unlink(path);
+    }
+}
+
 /* 1-bit refcounts in 512-byte clusters: a refcount block covers 2 MiB and
  * the first table 128 MiB; metadata preallocation of 160 MiB makes about
  * 330000 allocations and grows the table. */
@@ -1765,6 +1798,8 @@ int main(int argc, char **argv)
     add("/qcow2/refcount/widths", test_refcount_widths, NULL);
     add("/qcow2/refcount/table-growth", test_refcount_table_growth_writes,
         NULL);
+    add("/qcow2/refcount/range-sized-writes",
+        test_refcount_range_sized_writes, NULL);
     add("/qcow2/refcount/table-growth-1bit", test_refcount_table_growth_1bit,
         NULL);
     add("/qcow2/refcount/table-growth-in-snapshots",
