@@ -25,7 +25,8 @@ typedef struct Check {
     uint32_t *refs;           /* computed references per cluster */
     uint64_t nb_refs;
     bool refcount_broken;     /* refcount table/blocks unusable */
-    uint64_t next_data;       /* for fragmentation statistics */
+    uint64_t next_data;       /* fragmentation: where the L2 table's
+                                 next cluster continues its predecessor */
 } Check;
 
 #define LOG(c, ...) g_string_append_printf((c)->res->log, __VA_ARGS__)
@@ -81,6 +82,8 @@ static int coroutine_fn check_l2(Check *c, uint64_t l2_off, bool active,
         return ret;
     }
     bool dirty = false;
+    /* As qemu-img counts it: contiguity within one L2 table only. */
+    c->next_data = 0;
     for (uint64_t i = 0; i < s->l2_size; i++) {
         uint64_t e = be64_read(&l2[i]);
         Qcow2ClusterType t = qcow2_cluster_type(s, e);
@@ -109,8 +112,11 @@ static int coroutine_fn check_l2(Check *c, uint64_t l2_off, bool active,
             }
             ref_inc(c, host & ~511ULL, (host & 511) + bytes);
             if (active) {
+                /* Reading one means reading sectors shared with its
+                 * neighbours: qemu-img counts every one as fragmented. */
                 c->res->allocated_clusters++;
                 c->res->compressed_clusters++;
+                c->res->fragmented_clusters++;
             }
             break;
         }

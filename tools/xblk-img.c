@@ -530,26 +530,31 @@ static int img_check(int argc, char **argv)
         res.check_errors++;
     }
     if (json) {
+        /* qemu-img's key order (that of its QDict). */
         json_t *o = json_object();
         json_object_set_new(o, "image-end-offset",
                             json_integer(res.image_end_offset));
+        if (res.compressed_clusters) {
+            json_object_set_new(o, "compressed-clusters",
+                                json_integer(res.compressed_clusters));
+        }
         json_object_set_new(o, "total-clusters",
                             json_integer(res.total_clusters));
-        json_object_set_new(o, "check-errors", json_integer(res.check_errors));
-        if (res.leaks) {
-            json_object_set_new(o, "leaks", json_integer(res.leaks));
-        }
         if (res.corruptions) {
             json_object_set_new(o, "corruptions",
                                 json_integer(res.corruptions));
         }
-        if (res.leaks_fixed) {
-            json_object_set_new(o, "leaks-fixed",
-                                json_integer(res.leaks_fixed));
-        }
         if (res.corruptions_fixed) {
             json_object_set_new(o, "corruptions-fixed",
                                 json_integer(res.corruptions_fixed));
+        }
+        json_object_set_new(o, "check-errors", json_integer(res.check_errors));
+        if (res.leaks) {
+            json_object_set_new(o, "leaks", json_integer(res.leaks));
+        }
+        if (res.leaks_fixed) {
+            json_object_set_new(o, "leaks-fixed",
+                                json_integer(res.leaks_fixed));
         }
         json_object_set_new(o, "allocated-clusters",
                             json_integer(res.allocated_clusters));
@@ -558,10 +563,6 @@ static int img_check(int argc, char **argv)
         if (res.fragmented_clusters) {
             json_object_set_new(o, "fragmented-clusters",
                                 json_integer(res.fragmented_clusters));
-        }
-        if (res.compressed_clusters) {
-            json_object_set_new(o, "compressed-clusters",
-                                json_integer(res.compressed_clusters));
         }
         json_print(o);
         json_decref(o);

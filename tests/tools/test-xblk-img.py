@@ -8,6 +8,7 @@ must be read, written, snapshotted and checked by xblk-img.
 """
 import json
 import os
+import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'pylib'))
@@ -292,6 +293,51 @@ class XblkImgInterop(xtest.TmpDirTestCase):
                                      ' '.join(args))
         self.assertEqual(ximg('snapshot', '-l', 'top.qcow2').stdout,
                          qimg('snapshot', '-l', 'top.qcow2').stdout)
+
+    def test_check_matches_qemu(self):
+        """check prints what qemu-img prints, byte for byte: statistics
+        (fragmentation counted within each L2 table, compressed clusters
+        always fragmented), JSON key order, errors and exit code."""
+        os.chdir(self.dir)
+        # 512-byte clusters: one L2 table maps 32 KiB.  Out-of-order
+        # writes leave host clusters discontiguous within tables and
+        # across their boundaries.
+        ximg('create', '-q', '-f', 'qcow2', '-o', 'cluster_size=512',
+             'frag.qcow2', '1M')
+        qio('frag.qcow2', 'write -P 1 31744 512', 'write -P 2 32768 512',
+            'write -P 3 0 512', 'write -P 4 1024 1024', 'write -P 5 512 512')
+        ximg('create', '-q', '-f', 'qcow2', 'comp.qcow2', '1M')
+        qio('comp.qcow2', 'write -c -P 1 0 64k', 'write -c -P 2 64k 64k',
+            'write -P 3 128k 64k')
+        ximg('snapshot', '-c', 's', 'comp.qcow2')
+        qio('comp.qcow2', 'write -P 4 64k 64k')
+        # A leak (a cluster past the end with a reference count) and a
+        # corruption (the L2 table's count zeroed).
+        ximg('create', '-q', '-f', 'qcow2', 'bad.qcow2', '1M')
+        qio('bad.qcow2', 'write -P 1 0 128k')
+        with open('bad.qcow2', 'r+b') as f:
+            hdr = f.read(104)
+            l1_off, = struct.unpack('>Q', hdr[40:48])
+            rt_off, = struct.unpack('>Q', hdr[48:56])
+            f.seek(rt_off)
+            rb_off, = struct.unpack('>Q', f.read(8))
+            f.seek(l1_off)
+            l2_off = struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00
+            end = f.seek(0, 2)
+            f.truncate(end + 65536)
+            f.seek(rb_off + 2 * (end // 65536))
+            f.write(struct.pack('>H', 1))
+            f.seek(rb_off + 2 * (l2_off // 65536))
+            f.write(struct.pack('>H', 0))
+        for img in ('frag.qcow2', 'comp.qcow2', 'bad.qcow2'):
+            for out in ('human', 'json'):
+                args = ['check', '--output=' + out, img]
+                a, b = ximg(*args, check=False), qimg(*args, check=False)
+                self.assertEqual((a.returncode, a.stdout, a.stderr),
+                                 (b.returncode, b.stdout, b.stderr),
+                                 ' '.join(args))
+        info = json.loads(qimg('check', '--output=json', 'frag.qcow2').stdout)
+        self.assertGreater(info.get('fragmented-clusters', 0), 0)
 
     def test_map_matches_qemu(self):
         img = self.path('m.qcow2')
