@@ -88,6 +88,23 @@ static int coroutine_fn check_l2(Check *c, uint64_t l2_off, bool active,
         uint64_t e = be64_read(&l2[i]);
         Qcow2ClusterType t = qcow2_cluster_type(s, e);
         uint64_t guest = ((l1i << s->l2_bits) + i) << s->cluster_bits;
+        if (t != QCOW2_CLUSTER_COMPRESSED && (e & L2E_STD_RESERVED_MASK)) {
+            /* qemu-img reports these (in any table, even past the disk
+             * end) and cannot repair them; -r all clears the bits, which
+             * keeps whatever mapping the entry holds. */
+            bool repair = c->fix & BDRV_FIX_ERRORS;
+            LOG(c, "%s l2 entry with reserved bits set: %" G_GINT64_MODIFIER
+                "x\n", repair ? "Repairing" : "ERROR found", e);
+            if (repair) {
+                e &= ~L2E_STD_RESERVED_MASK;
+                be64_write(&l2[i], e);
+                dirty = true;
+                c->res->corruptions_fixed++;
+            } else {
+                c->res->corruptions++;
+            }
+            t = qcow2_cluster_type(s, e);
+        }
         switch (t) {
         case QCOW2_CLUSTER_COMPRESSED: {
             uint64_t host, bytes;
@@ -124,8 +141,7 @@ static int coroutine_fn check_l2(Check *c, uint64_t l2_off, bool active,
         case QCOW2_CLUSTER_ZERO_ALLOC: {
             uint64_t off = e & L2E_OFFSET_MASK;
             bool beyond = off >= c->file_clusters << s->cluster_bits;
-            if ((e & L2E_STD_RESERVED_MASK) ||
-                !IS_ALIGNED(off, s->cluster_size) ||
+            if (!IS_ALIGNED(off, s->cluster_size) ||
                 !offset_plausible(c, off) || beyond) {
                 bool repair = c->fix & BDRV_FIX_ERRORS;
                 LOG(c, "%s offset=%" G_GINT64_MODIFIER "x: %s; L2 entry "

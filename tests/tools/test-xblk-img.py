@@ -329,7 +329,22 @@ class XblkImgInterop(xtest.TmpDirTestCase):
             f.write(struct.pack('>H', 1))
             f.seek(rb_off + 2 * (l2_off // 65536))
             f.write(struct.pack('>H', 0))
-        for img in ('frag.qcow2', 'comp.qcow2', 'bad.qcow2'):
+        # Reserved bits in L2 entries: an unallocated one, a zero one and
+        # one that maps data.
+        ximg('create', '-q', '-f', 'qcow2', 'resv.qcow2', '1M')
+        qio('resv.qcow2', 'write -P 7 0 64k')
+        with open('resv.qcow2', 'r+b') as f:
+            hdr = f.read(104)
+            l1_off, = struct.unpack('>Q', hdr[40:48])
+            f.seek(l1_off)
+            l2_off = struct.unpack('>Q', f.read(8))[0] & 0x00fffffffffffe00
+            f.seek(l2_off)
+            data, = struct.unpack('>Q', f.read(8))
+            f.seek(l2_off)
+            f.write(struct.pack('>Q', data | 0x80))
+            f.seek(l2_off + 5 * 8)
+            f.write(struct.pack('>QQ', 0x80, 0x101))
+        for img in ('frag.qcow2', 'comp.qcow2', 'bad.qcow2', 'resv.qcow2'):
             for out in ('human', 'json'):
                 args = ['check', '--output=' + out, img]
                 a, b = ximg(*args, check=False), qimg(*args, check=False)
@@ -338,6 +353,13 @@ class XblkImgInterop(xtest.TmpDirTestCase):
                                  ' '.join(args))
         info = json.loads(qimg('check', '--output=json', 'frag.qcow2').stdout)
         self.assertGreater(info.get('fragmented-clusters', 0), 0)
+        # qemu-img cannot repair reserved bits; xblk-img clears them and
+        # keeps the mapping.
+        self.assertEqual(qimg('check', 'resv.qcow2', check=False).returncode,
+                         2)
+        ximg('check', '-r', 'all', 'resv.qcow2')
+        self.assert_qemu_check_clean('resv.qcow2')
+        qio('resv.qcow2', 'read -P 7 0 64k', 'read -P 0 64k 960k')
 
     def test_map_matches_qemu(self):
         img = self.path('m.qcow2')
