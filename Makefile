@@ -28,17 +28,17 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBXBLK := $(BUILD)/libxblk.a
 
 # The monitor and the machine layer: only the emulator host links them.
-SYS_SRCS := $(wildcard monitor/*.c hw/*.c)
+SYS_SRCS := $(wildcard monitor/*.c hw/*.c hw/ide/*.c hw/xbox/*.c)
 SYS_OBJS := $(SYS_SRCS:%.c=$(BUILD)/%.o)
 LIBSYS := $(BUILD)/libsys.a
 
 TOOL_NAMES := $(filter-out xblk-system,$(patsubst tools/%.c,%,$(wildcard tools/xblk-*.c)))
 TOOLS := $(TOOL_NAMES:%=$(BUILD)/%) $(BUILD)/xblk-system
 
-TEST_SRCS := $(wildcard tests/*/test-*.c)
+TEST_SRCS := $(wildcard tests/*/test-*.c tests/*/*/test-*.c)
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 # helper-*.c: programs tests drive (not run by the runner themselves)
-HELPER_SRCS := $(wildcard tests/*/helper-*.c)
+HELPER_SRCS := $(wildcard tests/*/helper-*.c tests/*/*/helper-*.c)
 HELPER_BINS := $(HELPER_SRCS:%.c=$(BUILD)/%)
 
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -120,13 +120,18 @@ $(LIBSYS): $(SYS_OBJS)
 $(BUILD)/xblk-system: $(BUILD)/tools/xblk-system.o $(LIBSYS) $(LIBQAPI) \
 		$(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(LIBQAPI) \
-		$(LIBXBLK) -Wl,--end-group $(LIBS)
+		$(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
 
 $(BUILD)/xblk-%: $(BUILD)/tools/xblk-%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# Hardware tests link the machine layer (and through it Unicorn).
+$(BUILD)/tests/hw/%: $(BUILD)/tests/hw/%.o $(LIBSYS) $(LIBQAPI) $(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(LIBQAPI) \
+		$(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -152,10 +157,17 @@ install: all
 clean:
 	rm -rf $(BUILD)/util $(BUILD)/block $(BUILD)/tools $(BUILD)/tests \
 	       $(BUILD)/bench $(BUILD)/qapi $(BUILD)/monitor $(BUILD)/hw \
+	       $(BUILD)/guest \
 	       $(BUILD)/*.a $(TOOLS)
 
 distclean:
 	rm -rf build
+
+# The reference guest (freestanding, -m32) and its disc: GUEST_TARGETS.
+include hw/xbox/guest/guest.mk
+# Small test programs for the vCPU tests: TEST_GUEST_TARGETS.
+-include tests/hw/xbox/guests.mk
+all: $(GUEST_TARGETS) $(TEST_GUEST_TARGETS)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:%=%.d) $(HELPER_BINS:%=%.d) \
 	$(BENCH_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d) \
