@@ -28,6 +28,20 @@
  * do.  It changes no data and no ordering: only flushes make data
  * durable, as before.  At most one kick runs at a time; it counts in the
  * node's in_flight so that a drain or close waits for it.
+ *
+ * Reservation ahead of the end (O_DIRECT only): a direct write that
+ * extends a file makes the kernel take the inode lock exclusively (ext4,
+ * XFS), so concurrent appending writes -- a fresh image filling up, each
+ * new cluster landing at the end -- serialize on that lock, spin on it,
+ * and io_uring hands each one to a kernel worker.  Before such a write the
+ * driver extends the file ahead with fallocate (unwritten extents, a few
+ * MiB at a time), so the writes that follow are overwrites inside the
+ * file, which the kernel runs under a shared lock and submits inline.
+ * `size` stays the logical length (the end of what was written); the
+ * reserved tail reads as zeroes, lies past every qcow2 structure (refcount
+ * zero: not a leak) and is cut off again at close.  Invariant:
+ * size <= reserved_end, and reserved_end is the file's real length
+ * whenever reserved_end > size.
  */
 #include "block/block_int.h"
 #include "util/cutils.h"
@@ -55,12 +69,22 @@ typedef struct FileState {
     /* Write-behind: span and amount written since the last kick. */
     int64_t wb_lo, wb_hi, wb_pending;
     bool wb_running;
+    /* Reservation ahead of the end: the file's real length, and whether
+     * fallocate works here (cleared on the first refusal). */
+    int64_t reserved_end;
+    bool can_reserve;
+    CoMutex reserve_lock;
 } FileState;
 
 #define FILE_WRITE_BEHIND_BYTES (1 << 20)
+/* Extend by an eighth of the file, at least this and at most 64 MiB: few
+ * fallocate calls for a large fill, little left over for a small one. */
+#define FILE_RESERVE_MIN (4 << 20)
+#define FILE_RESERVE_MAX (64 << 20)
 
 typedef enum { FILE_READ, FILE_WRITE, FILE_FLUSH, FILE_ZERO, FILE_DISCARD,
-               FILE_TRUNCATE, FILE_FALLOC, FILE_WRITE_BEHIND } FileOp;
+               FILE_TRUNCATE, FILE_FALLOC, FILE_RESERVE,
+               FILE_WRITE_BEHIND } FileOp;
 
 typedef struct FileReq {
     FileOp op;
@@ -165,6 +189,9 @@ static int file_worker(void *opaque)
         int ret = posix_fallocate(r->fd, r->offset, r->bytes);
         return -ret;
     }
+    case FILE_RESERVE:
+        /* Unlike posix_fallocate, never falls back to writing zeroes. */
+        return fallocate(r->fd, 0, r->offset, r->bytes) < 0 ? -errno : 0;
     case FILE_WRITE_BEHIND:
         return sync_file_range(r->fd, r->offset, r->bytes,
                                SYNC_FILE_RANGE_WRITE) < 0 ? -errno : 0;
@@ -413,11 +440,37 @@ static void coroutine_fn file_write_behind_note(BlockDriverState *bs,
     }
 }
 
+/* Makes sure a direct write ending at end lands inside the file (see the
+ * header: reservation ahead of the end).  Failure only costs speed. */
+static void coroutine_fn file_reserve_for(BlockDriverState *bs, int64_t end)
+{
+    FileState *s = bs->opaque;
+    if (!s->direct || !s->can_reserve || end <= s->reserved_end) {
+        return;
+    }
+    co_mutex_lock(&s->reserve_lock);
+    if (end > s->reserved_end && s->can_reserve) {
+        int64_t ahead = MIN(MAX(s->size / 8, FILE_RESERVE_MIN),
+                            FILE_RESERVE_MAX);
+        int64_t start = MAX(s->reserved_end, s->size);
+        int64_t target = ROUND_UP(end + ahead, (int64_t)FILE_RESERVE_MIN);
+        FileReq r = { .op = FILE_RESERVE, .fd = s->fd, .offset = start,
+                      .bytes = target - start };
+        if (worker_pool_run(file_worker, &r) == 0) {
+            s->reserved_end = target;
+        } else {
+            s->can_reserve = false;
+        }
+    }
+    co_mutex_unlock(&s->reserve_lock);
+}
+
 static int coroutine_fn file_co_pwritev(BlockDriverState *bs, int64_t offset,
                                         int64_t bytes, IOVector *qiov,
                                         BdrvRequestFlags flags)
 {
     int ret;
+    file_reserve_for(bs, offset + bytes);
     if (!file_qiov_aligned(bs, offset, bytes, qiov)) {
         ret = file_rw_bounce(bs, FILE_WRITE, offset, bytes, qiov);
     } else {
@@ -520,6 +573,7 @@ static int coroutine_fn file_co_truncate(BlockDriverState *bs, int64_t offset,
         return ret;
     }
     s->size = offset;
+    s->reserved_end = offset;
     if (offset > old && prealloc == PREALLOC_MODE_FALLOC) {
         FileReq f = { .op = FILE_FALLOC, .fd = s->fd, .offset = old,
                       .bytes = offset - old };
@@ -618,6 +672,9 @@ static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
         return -EISDIR;
     }
     s->size = st.st_size;
+    s->reserved_end = st.st_size;
+    s->can_reserve = (flags & BDRV_O_RDWR) && S_ISREG(st.st_mode);
+    co_mutex_init(&s->reserve_lock);
     s->direct = flags & BDRV_O_NOCACHE;
     s->wb_lo = INT64_MAX;
     if (s->direct) {
@@ -629,6 +686,12 @@ static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
 static void coroutine_fn file_close(BlockDriverState *bs)
 {
     FileState *s = bs->opaque;
+    if (s->fd >= 0 && s->reserved_end > s->size) {
+        /* Give back the unused reservation; a failure leaves a longer
+         * file that reads as zeroes past the end, which is harmless. */
+        int unused = ftruncate(s->fd, s->size);
+        (void)unused;
+    }
     if (s->fd >= 0) {
         close(s->fd);
         s->fd = -1;
