@@ -8,6 +8,7 @@
 #define XBLK_HW_XBOX_GAMEPAD_H
 
 #include <glib.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define GAMEPAD_PORT_BASE 0xC000u

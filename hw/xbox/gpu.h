@@ -7,6 +7,8 @@
 #define XBLK_HW_XBOX_GPU_H
 
 #include "hw/devio.h"
+#include <glib.h>
+#include <stdbool.h>
 
 #define GPU_MMIO_BASE   0xFD000000u
 #define GPU_MMIO_SIZE   0x1000u
@@ -27,5 +29,9 @@ void gpu_vblank(XboxGPU *gpu);
 uint64_t gpu_frame(const XboxGPU *gpu);
 /* The framebuffer shown now (guest physical base and pitch). */
 void gpu_scanout(const XboxGPU *gpu, uint32_t *base, uint32_t *pitch);
+/* Copies the 640x480 picture shown now into dst (640 * 480 pixels,
+ * XRGB8888 in host order, row after row); false with *errp set if the
+ * scanout does not lie inside guest RAM. */
+bool gpu_read_scanout(XboxGPU *gpu, uint32_t *dst, GError **errp);
 
 #endif
