@@ -149,6 +149,7 @@ check-asan:
 bench: all
 	@python3 bench/run-bench --build $(BUILD)
 	@python3 bench/run-txn-bench --build $(BUILD)
+	@python3 bench/run-machine-bench --build $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -166,8 +167,10 @@ distclean:
 # The reference guest (freestanding, -m32) and its disc: GUEST_TARGETS.
 include hw/xbox/guest/guest.mk
 # Small test programs for the vCPU tests: TEST_GUEST_TARGETS.
--include tests/hw/xbox/guests.mk
-all: $(GUEST_TARGETS) $(TEST_GUEST_TARGETS)
+include tests/hw/xbox/guests.mk
+# The machine benchmark's guests (cpubench, dmabench): BENCH_GUEST_TARGETS.
+include bench/guests/guests.mk
+all: $(GUEST_TARGETS) $(TEST_GUEST_TARGETS) $(BENCH_GUEST_TARGETS)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:%=%.d) $(HELPER_BINS:%=%.d) \
 	$(BENCH_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d) \

@@ -10,6 +10,7 @@
 #include "block/dirty-bitmap.h"
 #include "block/snapshot.h"
 #include "hw/runstate.h"
+#include "hw/xbox/machine.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
@@ -120,6 +121,52 @@ void qmp_cont(GError **errp)
         runstate_set(XBLK_RUN_STATE_RUNNING);
         qapi_event_send_resume();
     }
+}
+
+/* The machine commands (xblk-system -machine xbox, hw/xbox/machine.h). */
+static XboxMachine *need_machine(const char *cmd, GError **errp)
+{
+    XboxMachine *m = machine_current();
+    if (!m) {
+        error_setg(errp, "%s needs a machine (-machine xbox)", cmd);
+    }
+    return m;
+}
+
+void qmp_system_reset(GError **errp)
+{
+    XboxMachine *m = need_machine("system_reset", errp);
+    if (m) {
+        machine_system_reset(m);
+    }
+}
+
+XFrameInfo *qmp_x_query_frame(GError **errp)
+{
+    XboxMachine *m = need_machine("x-query-frame", errp);
+    if (!m) {
+        return NULL;
+    }
+    XFrameInfo *info = g_new0(XFrameInfo, 1);
+    info->frame = machine_frame(m);
+    if (!runstate_is_running() && machine_is_parked(m)) {
+        info->hash = machine_frame_hash(m, NULL);
+        info->has_hash = info->hash != NULL;
+    }
+    return info;
+}
+
+void qmp_x_frame_stop(int64_t frame, GError **errp)
+{
+    XboxMachine *m = need_machine("x-frame-stop", errp);
+    if (!m) {
+        return;
+    }
+    if (frame < 0) {
+        error_setg(errp, "Parameter 'frame' expects a frame number");
+        return;
+    }
+    machine_frame_stop_at(m, frame, errp);
 }
 
 /* ---- block ---- */

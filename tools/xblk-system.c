@@ -1,31 +1,66 @@
 /*
- * xblk-system - the emulator host.  Until the machine issue adds hardware
- * it runs block devices and the QMP monitor only:
+ * xblk-system - the emulator host.
  *
  *   xblk-system -machine none -blockdev ... -qmp unix:PATH,server=on,wait=off
+ *       block devices and the QMP monitor only (no hardware);
+ *   xblk-system -machine xbox[,seed=N,hdd-password=S] [-m 64|128]
+ *       [-kernel FILE] [-drive ...] [-blockdev ... -device ide-hd,...]
+ *       [-frames N] [-input-script FILE] [-debugcon file:PATH|stdio] [-S]
+ *       the console machine (hw/xbox/machine.h, docs/machine.md).
  *
- * It runs in the foreground until `quit` over QMP, SIGTERM or SIGINT, then
- * emits SHUTDOWN, flushes and closes every image, and exits 0.
+ * It runs in the foreground until `quit` over QMP, SIGTERM or SIGINT, the
+ * guest's power-off or the end of -frames, then emits SHUTDOWN (unless
+ * already announced), stops the machine, flushes and closes every image,
+ * and exits 0.  Options follow QEMU's spelling and semantics: -drive's
+ * default IDs are "ide<bus>-hd<unit>" / "ide<bus>-cd<unit>" and name the
+ * drive's BlockBackend; a -device's backend is named by its id= (default:
+ * the same names).
  */
+#include "block/block-backend.h"
 #include "block/block-events.h"
 #include "block/blockdev.h"
 #include "hw/runstate.h"
+#include "hw/xbox/machine.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
 #include "util/error.h"
 #include "util/main-loop.h"
 #include "util/version.h"
+#include <errno.h>
 #include <glib-unix.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+typedef struct SysOpts {
+    bool have_machine, xbox;
+    MachineConfig mc;
+    bool drive_used[MACHINE_IDE_DRIVES];
+    GPtrArray *devices;         /* -device arguments, after the nodes */
+    GPtrArray *qmp;             /* -qmp arguments, opened last */
+    char *debugcon;
+    FILE *debugcon_file;
+} SysOpts;
+
 static void usage(void)
 {
     printf("usage: xblk-system [options]\n"
            "  -machine none            no hardware (block devices and QMP)\n"
+           "  -machine xbox[,seed=N,hdd-password=S]\n"
+           "                           the console (docs/machine.md)\n"
+           "  -m 64|128                RAM in MiB (xbox; default 64)\n"
+           "  -kernel FILE             flat binary or ELF32 program (default:\n"
+           "                           guest/xboxguest.elf by this program)\n"
+           "  -drive file=F,format=raw|qcow2,if=ide,index=0..3,\n"
+           "         media=disk|cdrom,id=ID,readonly=on,werror=,rerror=,\n"
+           "         cache=,locked=on\n"
+           "  -device ide-hd|ide-cd,drive=NODE,bus=ide.0|ide.1,unit=0|1,\n"
+           "         id=ID,model=,serial=,werror=,rerror=,locked=on\n"
            "  -blockdev OPTIONS        add a block node (JSON or key=value)\n"
+           "  -frames N                quit after frame N\n"
+           "  -input-script FILE       gamepad input per frame\n"
+           "  -debugcon file:PATH|stdio|none   port 0xE9\n"
            "  -qmp unix:PATH,server=on,wait=off\n"
            "  -qmp tcp:127.0.0.1:PORT,server=on,wait=off\n"
            "  -S                       start paused (prelaunch)\n"
@@ -39,14 +74,486 @@ static gboolean on_signal(gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-static bool parse_args(int argc, char **argv)
+/* "a=b,c=d" with an optional leading value for implied_key. */
+static BlockOpts *parse_kv(const char *s, const char *implied_key,
+                           GError **errp)
+{
+    BlockOpts *o = bopts_new();
+    g_autofree char *text = NULL;
+    const char *comma = strchr(s, ',');
+    const char *eq = strchr(s, '=');
+    if (implied_key && *s && (!eq || (comma && comma < eq))) {
+        text = g_strdup_printf("%s=%s", implied_key, s);
+        s = text;
+    }
+    if (*s && !bopts_parse(o, s, errp)) {
+        bopts_free(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Fails on the first key nobody took. */
+static bool no_leftovers(BlockOpts *o, const char *what, GError **errp)
+{
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, o);
+    if (g_hash_table_iter_next(&it, &key, NULL)) {
+        error_setg(errp, "%s: invalid parameter '%s'", what,
+                   (const char *)key);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-') {
+        return false;
+    }
+    guint64 v = g_ascii_strtoull(s, &end, 0);
+    if (*end) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* ---- -machine ---- */
+
+static bool parse_machine(SysOpts *so, const char *arg, GError **errp)
+{
+    g_autoptr(BlockOpts) o = parse_kv(arg, "type", errp);
+    if (!o) {
+        return false;
+    }
+    g_autofree char *type = bopts_take(o, "type");
+    if (!type || !strcmp(type, "none")) {
+        so->have_machine = true;
+        so->xbox = false;
+        g_hash_table_remove_all(o);     /* -machine none,... as before */
+        return true;
+    }
+    if (strcmp(type, "xbox")) {
+        error_setg(errp, "unsupported machine type '%s' (use 'xbox' or "
+                   "'none')", type);
+        return false;
+    }
+    so->have_machine = so->xbox = true;
+    g_autofree char *seed = bopts_take(o, "seed");
+    if (seed && !parse_u64(seed, &so->mc.seed)) {
+        error_setg(errp, "seed=%s: not a number", seed);
+        return false;
+    }
+    g_autofree char *pw = bopts_take(o, "hdd-password");
+    if (pw) {
+        if (strlen(pw) > 32) {
+            error_setg(errp, "hdd-password is longer than 32 bytes");
+            return false;
+        }
+        g_free(so->mc.hdd_password);
+        so->mc.hdd_password = g_steal_pointer(&pw);
+    }
+    return no_leftovers(o, "-machine xbox", errp);
+}
+
+/* ---- drives ---- */
+
+static bool parse_error_action(const char *s, bool is_read,
+                               IDEErrorAction *out, GError **errp)
+{
+    if (!s) {
+        return true;
+    }
+    if (!strcmp(s, "report")) {
+        *out = IDE_ERROR_ACTION_REPORT;
+    } else if (!strcmp(s, "ignore")) {
+        *out = IDE_ERROR_ACTION_IGNORE;
+    } else if (!strcmp(s, "stop")) {
+        *out = IDE_ERROR_ACTION_STOP;
+    } else if (!strcmp(s, "enospc") && !is_read) {
+        *out = IDE_ERROR_ACTION_ENOSPC;
+    } else {
+        error_setg(errp, "'%s' invalid %s error action", s,
+                   is_read ? "read" : "write");
+        return false;
+    }
+    return true;
+}
+
+static bool parse_on_off(BlockOpts *o, const char *key, bool *out,
+                         GError **errp)
 {
     GError *err = NULL;
-    bool have_machine = false;
-    /* The monitors open last: opening a -blockdev runs the main loop
-     * (its I/O completes there), which would otherwise accept a client
-     * and run its commands before the later -blockdev nodes exist. */
-    g_autoptr(GPtrArray) qmp = g_ptr_array_new();
+    bool v = bopts_take_bool(o, key, *out, &err);
+    if (err) {
+        error_propagate(errp, err);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static int first_free_index(SysOpts *so)
+{
+    for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
+        if (!so->drive_used[i]) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* index=, or bus= and unit=; -1 with errp set on a bad value. */
+static int drive_index(SysOpts *so, BlockOpts *o, bool device,
+                       GError **errp)
+{
+    g_autofree char *index = bopts_take(o, "index");
+    g_autofree char *bus = bopts_take(o, "bus");
+    g_autofree char *unit = bopts_take(o, "unit");
+    uint64_t b = 0, u = 0, i;
+    if (index) {
+        if (!parse_u64(index, &i) || i >= MACHINE_IDE_DRIVES) {
+            error_setg(errp, "index=%s: an IDE drive index is 0 to 3", index);
+            return -1;
+        }
+    } else if (bus || unit) {
+        const char *bs = bus && device && g_str_has_prefix(bus, "ide.")
+                         ? bus + 4 : bus;
+        if ((bus && (!parse_u64(bs, &b) || b > 1)) ||
+            (unit && (!parse_u64(unit, &u) || u > 1))) {
+            error_setg(errp, "bus=%s,unit=%s: the machine has IDE buses %s "
+                       "with units 0 and 1", bus ? bus : "", unit ? unit : "",
+                       device ? "ide.0 and ide.1" : "0 and 1");
+            return -1;
+        }
+        i = b * 2 + u;
+        if (bus && !unit && so->drive_used[i]) {
+            i++;                /* the bus's first free unit */
+        }
+    } else {
+        int f = first_free_index(so);
+        if (f < 0) {
+            error_setg(errp, "all four IDE drive slots are in use");
+        }
+        return f;
+    }
+    if (so->drive_used[i]) {
+        error_setg(errp, "drive index %" G_GUINT64_FORMAT " is already in "
+                   "use", i);
+        return -1;
+    }
+    return (int)i;
+}
+
+static char *default_drive_id(int index, bool cd)
+{
+    return g_strdup_printf("ide%d-%s%d", index / 2, cd ? "cd" : "hd",
+                           index % 2);
+}
+
+static bool check_new_name(const char *id, GError **errp)
+{
+    if (blk_by_name(id)) {
+        error_setg(errp, "Duplicate ID '%s' for drive", id);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_media(BlockOpts *o, bool *cd, GError **errp)
+{
+    g_autofree char *media = bopts_take(o, "media");
+    if (media && strcmp(media, "disk") && strcmp(media, "cdrom")) {
+        error_setg(errp, "'%s' invalid media", media);
+        return false;
+    }
+    *cd = media && !strcmp(media, "cdrom");
+    return true;
+}
+
+/* cache= as QEMU: open flags and the guest-visible write cache. */
+static bool parse_cache(const char *cache, int *flags, bool *wce,
+                        GError **errp)
+{
+    *wce = true;
+    if (!cache || !strcmp(cache, "writeback")) {
+    } else if (!strcmp(cache, "none")) {
+        *flags |= BDRV_O_NOCACHE;
+    } else if (!strcmp(cache, "writethrough")) {
+        *wce = false;
+    } else if (!strcmp(cache, "directsync")) {
+        *flags |= BDRV_O_NOCACHE;
+        *wce = false;
+    } else if (!strcmp(cache, "unsafe")) {
+        *flags |= BDRV_O_NO_FLUSH;
+    } else {
+        error_setg(errp, "invalid cache option '%s'", cache);
+        return false;
+    }
+    return true;
+}
+
+static BlockBackend *open_drive_file(BlockOpts *o, const char *file,
+                                     bool read_only, GError **errp)
+{
+    g_autofree char *format = bopts_take(o, "format");
+    g_autofree char *cache = bopts_take(o, "cache");
+    g_autofree char *discard = bopts_take(o, "discard");
+    int flags = read_only ? 0 : BDRV_O_RDWR;
+    bool wce;
+    if (!parse_cache(cache, &flags, &wce, errp)) {
+        return NULL;
+    }
+    if (discard && !strcmp(discard, "unmap")) {
+        flags |= BDRV_O_UNMAP;
+    }
+    BlockOpts *bo = bopts_new();
+    if (format) {
+        bopts_set(bo, "driver", format);
+    }
+    BlockBackend *blk = blk_new_open(file, bo, flags, errp);
+    if (blk) {
+        blk_set_enable_write_cache(blk, wce);
+    }
+    return blk;
+}
+
+static bool fill_drive(MachineDriveConfig *d, BlockOpts *o, bool cd,
+                       GError **errp)
+{
+    g_autofree char *werror = bopts_take(o, "werror");
+    g_autofree char *rerror = bopts_take(o, "rerror");
+    d->kind = cd ? IDE_DRIVE_CD : IDE_DRIVE_HD;
+    d->werror = IDE_ERROR_ACTION_ENOSPC;
+    d->rerror = IDE_ERROR_ACTION_REPORT;
+    if (!parse_error_action(werror, false, &d->werror, errp) ||
+        !parse_error_action(rerror, true, &d->rerror, errp) ||
+        !parse_on_off(o, "locked", &d->locked, errp)) {
+        return false;
+    }
+    if (cd && d->locked) {
+        error_setg(errp, "locked=on applies to hard disks only");
+        return false;
+    }
+    return true;
+}
+
+static bool add_drive(SysOpts *so, const char *arg, GError **errp)
+{
+    g_autoptr(BlockOpts) o = parse_kv(arg, "file", errp);
+    if (!o) {
+        return false;
+    }
+    g_autofree char *iface = bopts_take(o, "if");
+    g_autofree char *file = bopts_take(o, "file");
+    g_autofree char *id = bopts_take(o, "id");
+    bool cd, read_only = false;
+    if (iface && strcmp(iface, "ide")) {
+        error_setg(errp, "if=%s: the machine has IDE drives only", iface);
+        return false;
+    }
+    int index = drive_index(so, o, false, errp);
+    if (index < 0 || !parse_media(o, &cd, errp) ||
+        !parse_on_off(o, "readonly", &read_only, errp)) {
+        return false;
+    }
+    MachineDriveConfig d = { 0 };
+    d.id = id ? g_steal_pointer(&id) : default_drive_id(index, cd);
+    if (!fill_drive(&d, o, cd, errp) || !check_new_name(d.id, errp)) {
+        goto fail;
+    }
+    if (!file && !cd) {
+        error_setg(errp, "drive %s: a disk needs file=", d.id);
+        goto fail;
+    }
+    if (file && *file) {
+        d.blk = open_drive_file(o, file, read_only || cd, errp);
+        if (!d.blk) {
+            goto fail;
+        }
+        blk_set_name(d.blk, d.id);
+        d.node_name = g_strdup(bdrv_get_node_name(blk_bs(d.blk)));
+    } else {
+        g_free(bopts_take(o, "format"));
+        g_free(bopts_take(o, "cache"));
+    }
+    if (!no_leftovers(o, "-drive", errp)) {
+        goto fail;
+    }
+    so->mc.drives[index] = d;
+    so->drive_used[index] = true;
+    return true;
+fail:
+    machine_config_clear(&(MachineConfig){ .drives[0] = d });
+    return false;
+}
+
+static bool add_device(SysOpts *so, const char *arg, GError **errp)
+{
+    g_autoptr(BlockOpts) o = parse_kv(arg, "driver", errp);
+    if (!o) {
+        return false;
+    }
+    g_autofree char *driver = bopts_take(o, "driver");
+    g_autofree char *node = bopts_take(o, "drive");
+    g_autofree char *id = bopts_take(o, "id");
+    bool cd = driver && !strcmp(driver, "ide-cd");
+    if (!driver || (!cd && strcmp(driver, "ide-hd"))) {
+        error_setg(errp, "'%s' is not a valid device model name (the "
+                   "machine has ide-hd and ide-cd)", driver ? driver : "");
+        return false;
+    }
+    int index = drive_index(so, o, true, errp);
+    if (index < 0) {
+        return false;
+    }
+    MachineDriveConfig d = { 0 };
+    d.id = id ? g_steal_pointer(&id) : default_drive_id(index, cd);
+    d.model = bopts_take(o, "model");
+    d.serial = bopts_take(o, "serial");
+    if (!fill_drive(&d, o, cd, errp) || !no_leftovers(o, driver, errp) ||
+        !check_new_name(d.id, errp)) {
+        goto fail;
+    }
+    if (!node && !cd) {
+        error_setg(errp, "%s: drive property not set", driver);
+        goto fail;
+    }
+    if (node) {
+        BlockDriverState *bs = bdrv_find_node(node);
+        if (!bs) {
+            error_setg(errp, "Property '%s.drive' can't find value '%s'",
+                       driver, node);
+            goto fail;
+        }
+        d.blk = blk_new();
+        blk_insert_bs(d.blk, bs);
+        blk_set_name(d.blk, d.id);
+        d.node_name = g_strdup(node);
+    }
+    so->mc.drives[index] = d;
+    so->drive_used[index] = true;
+    return true;
+fail:
+    machine_config_clear(&(MachineConfig){ .drives[0] = d });
+    return false;
+}
+
+/* ---- other machine options ---- */
+
+static bool open_debugcon(SysOpts *so, GError **errp)
+{
+    const char *v = so->debugcon;
+    if (!v || !strcmp(v, "none")) {
+        return true;
+    }
+    if (!strcmp(v, "stdio")) {
+        so->mc.debugcon = stdout;
+        return true;
+    }
+    if (!g_str_has_prefix(v, "file:") || !v[5]) {
+        error_setg(errp, "-debugcon %s: use file:PATH, stdio or none", v);
+        return false;
+    }
+    so->debugcon_file = fopen(v + 5, "w");
+    if (!so->debugcon_file) {
+        error_setg_errno(errp, errno, "-debugcon: cannot create '%s'",
+                         v + 5);
+        return false;
+    }
+    so->mc.debugcon = so->debugcon_file;
+    return true;
+}
+
+/* guest/xboxguest.elf in the folder of this program. */
+static char *default_kernel(GError **errp)
+{
+    g_autofree char *exe = g_file_read_link("/proc/self/exe", NULL);
+    g_autofree char *dir = exe ? g_path_get_dirname(exe) : g_strdup(".");
+    char *path = g_build_filename(dir, "guest", "xboxguest.elf", NULL);
+    if (!g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+        error_setg(errp, "no -kernel given and the reference guest %s does "
+                   "not exist (build it with make)", path);
+        g_free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static XboxMachine *create_machine(SysOpts *so, GError **errp)
+{
+    for (guint i = 0; i < so->devices->len; i++) {
+        const char *v = g_ptr_array_index(so->devices, i);
+        if (!add_device(so, v, errp)) {
+            error_prepend(errp, "-device %s: ", v);
+            return NULL;
+        }
+    }
+    if (!so->mc.ram_size) {
+        so->mc.ram_size = MACHINE_RAM_64M;
+    }
+    if (!so->mc.kernel_path && !(so->mc.kernel_path = default_kernel(errp))) {
+        return NULL;
+    }
+    if (!open_debugcon(so, errp)) {
+        return NULL;
+    }
+    return machine_new(&so->mc, errp);
+}
+
+/* ---- the command line ---- */
+
+/* Options that need an argument; false with errp set. */
+static bool parse_option(SysOpts *so, const char *a, const char *v,
+                         GError **errp)
+{
+    if (!strcmp(a, "-machine") || !strcmp(a, "-M")) {
+        return parse_machine(so, v, errp);
+    } else if (!strcmp(a, "-display") || !strcmp(a, "-name")) {
+        return true;
+    } else if (!strcmp(a, "-blockdev")) {
+        BlockOpts *o = blockdev_parse_arg(v, errp);
+        return o && blockdev_add(o, errp);
+    } else if (!strcmp(a, "-qmp")) {
+        g_ptr_array_add(so->qmp, (gpointer)v);
+        return true;
+    } else if (!strcmp(a, "-m")) {
+        const char *s = g_str_has_prefix(v, "size=") ? v + 5 : v;
+        return machine_parse_ram_size(s, &so->mc.ram_size, errp);
+    } else if (!strcmp(a, "-kernel")) {
+        g_free(so->mc.kernel_path);
+        so->mc.kernel_path = g_strdup(v);
+        return true;
+    } else if (!strcmp(a, "-drive")) {
+        return add_drive(so, v, errp);
+    } else if (!strcmp(a, "-device")) {
+        g_ptr_array_add(so->devices, (gpointer)v);
+        return true;
+    } else if (!strcmp(a, "-frames")) {
+        if (!parse_u64(v, &so->mc.frames_limit) || !so->mc.frames_limit) {
+            error_setg(errp, "not a frame count (1 or more)");
+            return false;
+        }
+        return true;
+    } else if (!strcmp(a, "-input-script")) {
+        g_free(so->mc.input_script);
+        so->mc.input_script = g_strdup(v);
+        return true;
+    } else if (!strcmp(a, "-debugcon")) {
+        so->debugcon = (char *)v;
+        return true;
+    }
+    error_setg(errp, "invalid option");
+    return false;
+}
+
+static bool parse_args(SysOpts *so, int argc, char **argv)
+{
+    GError *err = NULL;
+    bool machine_opts = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -61,77 +568,121 @@ static bool parse_args(int argc, char **argv)
             exit(0);
         } else if (!strcmp(a, "-S")) {
             runstate_set(XBLK_RUN_STATE_PRELAUNCH);
+            continue;
         } else if (!strcmp(a, "-nodefaults")) {
+            continue;
         } else if (!v) {
             error_report("%s: option requires an argument", a);
             return false;
-        } else if (!strcmp(a, "-machine") || !strcmp(a, "-M")) {
-            if (strcmp(v, "none") && !g_str_has_prefix(v, "none,") &&
-                strcmp(v, "type=none")) {
-                error_report("-machine %s: unsupported machine type (this "
-                             "build has 'none' only)", v);
-                return false;
+        }
+        if (!parse_option(so, a, v, &err)) {
+            if (!strcmp(a, "-machine") || !strcmp(a, "-M")) {
+                error_report("-machine %s: %s", v, err->message);
+            } else if (!strcmp(err->message, "invalid option")) {
+                error_report("%s: invalid option", a);
+            } else {
+                error_report("%s %s: %s", a, v, err->message);
             }
-            have_machine = true;
-            i++;
-        } else if (!strcmp(a, "-display") || !strcmp(a, "-name")) {
-            i++;
-        } else if (!strcmp(a, "-blockdev")) {
-            BlockOpts *o = blockdev_parse_arg(v, &err);
-            if (!o || !blockdev_add(o, &err)) {
-                error_report("-blockdev %s: %s", v, err->message);
-                return false;
-            }
-            i++;
-        } else if (!strcmp(a, "-qmp")) {
-            g_ptr_array_add(qmp, (gpointer)v);
-            i++;
-        } else {
-            error_report("%s: invalid option", a);
+            g_error_free(err);
             return false;
         }
+        machine_opts |= strcmp(a, "-machine") && strcmp(a, "-M") &&
+                        strcmp(a, "-blockdev") && strcmp(a, "-qmp") &&
+                        strcmp(a, "-display") && strcmp(a, "-name");
+        i++;
     }
-    if (!have_machine) {
-        error_report("no machine given: use -machine none");
+    if (!so->have_machine) {
+        error_report("no machine given: use -machine xbox or -machine none");
         return false;
     }
-    for (guint i = 0; i < qmp->len; i++) {
-        const char *v = g_ptr_array_index(qmp, i);
+    if (!so->xbox && machine_opts) {
+        error_report("-machine none has no hardware: -m, -kernel, -drive, "
+                     "-device, -frames, -input-script and -debugcon need "
+                     "-machine xbox");
+        return false;
+    }
+    return true;
+}
+
+static bool open_monitors(SysOpts *so)
+{
+    GError *err = NULL;
+    for (guint i = 0; i < so->qmp->len; i++) {
+        const char *v = g_ptr_array_index(so->qmp, i);
         if (!monitor_add_qmp(v, &err)) {
             error_report("-qmp %s: %s", v, err->message);
+            g_error_free(err);
             return false;
         }
     }
     return true;
 }
 
+static void sysopts_clear(SysOpts *so)
+{
+    machine_config_clear(&so->mc);
+    g_ptr_array_unref(so->devices);
+    g_ptr_array_unref(so->qmp);
+    if (so->debugcon_file) {
+        fclose(so->debugcon_file);
+    }
+}
+
+static void cleanup(XboxMachine *m, SysOpts *so)
+{
+    machine_free(m);
+    monitor_flush_all();
+    blockdev_close_all();
+    monitor_cleanup();
+    sysopts_clear(so);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
+    SysOpts so = { 0 };
+    XboxMachine *m = NULL;
+    GError *err = NULL;
     g_set_prgname("xblk-system");
     signal(SIGPIPE, SIG_IGN);
+    so.devices = g_ptr_array_new();
+    so.qmp = g_ptr_array_new();
     qmp_init_marshal(monitor_commands());
     qmp_cmds_register_extra(monitor_commands());
     /* Jobs report their events through the monitor. */
     block_event_set_sink(qapi_event_emit);
-    if (!parse_args(argc, argv)) {
-        blockdev_close_all();
-        monitor_cleanup();
+    /* The monitors open last: opening a -blockdev runs the main loop
+     * (its I/O completes there), which would otherwise accept a client
+     * and run its commands before the later -blockdev nodes exist. */
+    if (!parse_args(&so, argc, argv) ||
+        (so.xbox && !(m = create_machine(&so, &err))) ||
+        !open_monitors(&so)) {
+        if (err) {
+            error_report_err(err);
+        }
+        cleanup(m, &so);
         return 1;
     }
     g_unix_signal_add(SIGTERM, on_signal, NULL);
     g_unix_signal_add(SIGINT, on_signal, NULL);
     g_unix_signal_add(SIGHUP, on_signal, NULL);
+    if (m) {
+        machine_start(m);       /* runs now unless -S */
+    }
     while (runstate_shutdown_requested() == SHUTDOWN_NONE) {
         aio_poll(true);
     }
     ShutdownRequest why = runstate_shutdown_requested();
+    bool announced = why == SHUTDOWN_HOST_QMP_QUIT ||
+                     (m && machine_guest_shut_down(m));
+    /* The vCPU ends its current slice and exits (no preemption: quitting
+     * has no pause budget), before the run state says shutdown. */
+    machine_free(m);
+    m = NULL;
     runstate_set(XBLK_RUN_STATE_SHUTDOWN);
-    if (why != SHUTDOWN_HOST_QMP_QUIT) {
-        /* quit has announced itself already */
+    if (!announced) {
         qapi_event_send_shutdown(false, SHUTDOWN_CAUSE_HOST_SIGNAL);
     }
-    monitor_flush_all();
-    blockdev_close_all();
-    monitor_cleanup();
+    cleanup(m, &so);
     return 0;
 }

@@ -562,7 +562,7 @@ BAD = [
 
 
 # Commands only xblk has (not compared with QEMU's schema).
-XBLK_ONLY_COMMANDS = {'x-query-transaction-stats'}
+XBLK_ONLY_COMMANDS = {'x-query-transaction-stats', 'x-query-frame', 'x-frame-stop'}
 
 class BadSchemas(xtest.TmpDirTestCase):
     """One test per entry of BAD (methods are added below)."""

@@ -1,0 +1,139 @@
+/*
+ * machine.h - the console machine (-machine xbox, docs/machine.md): guest
+ * RAM, the device wiring, the vCPU thread, run states and frames.
+ *
+ * Threads.  The machine's devices, the CPU and the virtual clock belong
+ * to the vCPU thread.  The functions below marked "main loop" are called
+ * from the main loop's thread (QMP, the host program); they talk to the
+ * vCPU thread under the machine's lock and wait for it where stated.  The
+ * RAM helpers may be called from the vCPU thread (devices) or from the
+ * main loop while the vCPU is parked.
+ *
+ * Run states follow hw/runstate.c: machine_start() hooks the vCPU to
+ * running <-> stopped changes, so QMP stop/cont (and -S) park and resume
+ * it.  The machine stops itself at a requested frame (paused), on a guest
+ * panic (guest-panicked, GUEST_PANICKED), on a werror/rerror=stop disk
+ * error (io-error, BLOCK_IO_ERROR), and shuts down on the guest's power
+ * off (SHUTDOWN, reason guest-shutdown); the state changes and events are
+ * made on the main loop.
+ */
+#ifndef XBLK_HW_XBOX_MACHINE_H
+#define XBLK_HW_XBOX_MACHINE_H
+
+#include "block/block-backend.h"
+#include "hw/ide/ide.h"
+#include "hw/xbox/gpu.h"
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define MACHINE_RAM_64M         (64ull << 20)
+#define MACHINE_RAM_128M        (128ull << 20)
+#define MACHINE_NS_PER_BLOCK    10
+/* Slice budget in translation blocks (100 us of virtual time), and the
+ * shorter one while an interrupt waits for IF (so that it is taken soon
+ * after sti). */
+#define MACHINE_SLICE_BLOCKS        10000
+#define MACHINE_MASKED_SLICE_BLOCKS 1000
+#define MACHINE_IDE_DRIVES      4
+
+typedef struct XboxMachine XboxMachine;
+
+typedef struct MachineDriveConfig {
+    IDEDriveKind kind;          /* IDE_DRIVE_NONE: the slot is empty */
+    BlockBackend *blk;          /* the machine takes this reference; NULL:
+                                 * a CD drive without a medium */
+    char *id;                   /* device name, e.g. "ide0-hd0" */
+    char *node_name;            /* or NULL */
+    char *model, *serial;       /* or NULL: defaults */
+    bool locked;                /* HD: SECURITY locked with hdd-password */
+    IDEErrorAction werror, rerror;
+} MachineDriveConfig;
+
+typedef struct MachineConfig {
+    uint64_t ram_size;          /* MACHINE_RAM_64M or MACHINE_RAM_128M */
+    uint64_t seed;
+    char *hdd_password;         /* up to 32 bytes, or NULL */
+    char *kernel_path;          /* flat binary or ELF32 */
+    char *input_script;         /* or NULL */
+    FILE *debugcon;             /* or NULL; the machine does not close it */
+    MachineDriveConfig drives[MACHINE_IDE_DRIVES];  /* index = bus*2+unit */
+    uint64_t frames_limit;      /* quit after this frame; 0: never */
+} MachineConfig;
+
+/* "64", "128", with an optional M/MiB/G suffix; other sizes refused. */
+bool machine_parse_ram_size(const char *s, uint64_t *bytes, GError **errp);
+/* Frees the strings and drops the backends of cfg (not cfg itself). */
+void machine_config_clear(MachineConfig *cfg);
+
+/* Builds the machine (main loop): RAM, devices, program loaded; the vCPU
+ * thread does not run yet.  Takes the drives' backends and strings (cfg
+ * is left empty).  Errors: RAM size, unreadable or invalid program,
+ * input script, drive attachment. */
+XboxMachine *machine_new(MachineConfig *cfg, GError **errp);
+/* Starts the vCPU thread and hooks it to the run state; it runs now if
+ * the run state is "running" (not with -S). */
+void machine_start(XboxMachine *m);
+/* Stops and joins the vCPU thread, waits for host I/O in flight, frees
+ * everything (main loop). */
+void machine_free(XboxMachine *m);
+/* The machine the run-state hook and QMP act on, or NULL. */
+XboxMachine *machine_current(void);
+
+/* ---- main loop entry points ---- */
+
+/* Parks the vCPU at the end of its current slice; returns once it is
+ * parked.  No run-state change (the hook calls these). */
+void machine_pause(XboxMachine *m);
+/* Lets it run again (first calls ide_resume() on the vCPU thread);
+ * returns once the vCPU runs. */
+void machine_resume(XboxMachine *m);
+/* system_reset: reset on the vCPU thread, RESET event, and a stopped
+ * machine goes to prelaunch, as QEMU. */
+void machine_system_reset(XboxMachine *m);
+/* Vblanks since power-on or the last reset. */
+uint64_t machine_frame(XboxMachine *m);
+/* Stops (paused, STOP) right after the vblank that ends frame (frames
+ * count from 0 again after a reset; a pending stop then applies to the
+ * new count).  Fails unless frame is ahead of the current one. */
+bool machine_frame_stop_at(XboxMachine *m, uint64_t frame, GError **errp);
+/* Hex XXH3-128 of RAM and the registers; the vCPU must be parked. */
+char *machine_frame_hash(XboxMachine *m, GError **errp);
+bool machine_is_parked(XboxMachine *m);
+/* Runs fn(m, opaque) on the vCPU thread between slices (even when
+ * parked) and waits for it.  Media control and queries go this way. */
+typedef void MachineCallFn(XboxMachine *m, void *opaque);
+void machine_run_on_vcpu(XboxMachine *m, MachineCallFn *fn, void *opaque);
+/* True once the guest powered off (SHUTDOWN already announced). */
+bool machine_guest_shut_down(XboxMachine *m);
+
+/* ---- for functions run on the vCPU thread, and tests ---- */
+
+IDEController *machine_ide(XboxMachine *m);
+/* The DevHost the devices use (its set_irq drives the PIC lines). */
+DevHost *machine_devhost(XboxMachine *m);
+/* Adds a port range (tests, later devices); before machine_start(). */
+void machine_register_ports(XboxMachine *m, uint32_t base, uint32_t count,
+                            DevReadFn *read, DevWriteFn *write,
+                            void *opaque);
+XboxGPU *machine_gpu(XboxMachine *m);
+int64_t machine_clock_ns(XboxMachine *m);
+uint64_t machine_ram_size(XboxMachine *m);
+
+/*
+ * THE helper for host-side writes into guest RAM (disk DMA, the GPU,
+ * loading programs, interrupt frames).  Bounds checked: false (nothing
+ * written) unless [gpa, gpa + len) lies inside RAM.  It is the one place
+ * that will make write-protected (copy-on-write) pages writable first;
+ * no syscall ever writes into guest RAM.
+ */
+bool machine_ram_write(XboxMachine *m, uint64_t gpa, const void *buf,
+                       uint64_t len);
+/* A writable host pointer to [gpa, gpa + len), through the same rule, or
+ * NULL if the range leaves RAM. */
+void *machine_ram_map_write(XboxMachine *m, uint64_t gpa, uint64_t len);
+bool machine_ram_read(XboxMachine *m, uint64_t gpa, void *buf, uint64_t len);
+const void *machine_ram_map_read(XboxMachine *m, uint64_t gpa, uint64_t len);
+
+#endif
