@@ -226,6 +226,55 @@ class MachineTest(xtest.TmpDirTestCase):
         self.assertIn('hdd: unlocked', p.stdout)
         self.assertIn('save 1 written', p.stdout)
 
+    def faulty_disk_machine(self, werror):
+        """The HDD behind blkdebug: the first write to its file fails with
+        EIO once -- the guest's first game save."""
+        hd = self.new_disk()
+        blockdev = ('driver=qcow2,node-name=hd,file.driver=blkdebug,'
+                    'file.image.driver=file,file.image.filename=%s,'
+                    'file.inject.0.op=write,file.inject.0.nth=1,'
+                    'file.inject.0.errno=5' % hd)
+        argv = [SYSTEM, '-machine', 'xbox,seed=1', '-blockdev', blockdev,
+                '-device', 'ide-hd,drive=hd,bus=ide.0,unit=0,werror=%s'
+                % werror, '-drive', 'file=%s,format=raw,if=ide,index=1,'
+                'media=cdrom' % DISC, '-display', 'none', '-debugcon',
+                'stdio', '-frames', '400']
+        return hd, qmpclient.Server(argv, tmpdir=self.dir)
+
+    def test_werror_stop_then_cont_retries(self):
+        hd, srv = self.faulty_disk_machine('stop')
+        q = srv.client().negotiate()
+        ev = q.wait_event('BLOCK_IO_ERROR', timeout=60)
+        self.assertEqual(ev['data'], {'device': 'ide0-hd0', 'node-name': 'hd',
+                                      'operation': 'write', 'action': 'stop',
+                                      'reason': 'Input/output error'})
+        q.wait_event('STOP')
+        self.assertEqual(q.cmd('query-status')['return']['status'],
+                         'io-error')
+        self.assertEqual(q.cmd('cont'), {'return': {}})
+        q.wait_event('SHUTDOWN', timeout=60)     # -frames 400 reached
+        rc, out, err = srv.stop()
+        self.assertEqual(rc, 0, err)
+        # The retried write went through: the guest never saw an error.
+        self.assertIn('save 1 written', out)
+        self.assertIn('save 2 written', out)
+        self.assertNotIn('failed', out)
+        self.assertEqual(save_record(hd, 1)['counter'], 1)
+        self.qemu_check(hd)
+
+    def test_werror_report_fails_the_guest_write(self):
+        hd, srv = self.faulty_disk_machine('report')
+        q = srv.client().negotiate()
+        ev = q.wait_event('BLOCK_IO_ERROR', timeout=60)
+        self.assertEqual(ev['data']['action'], 'report')
+        q.wait_event('SHUTDOWN', timeout=60)
+        rc, out, err = srv.stop()
+        self.assertEqual(rc, 0, err)
+        self.assertIn('save 1 failed', out)
+        # The next save point reuses the number, and this time it lands.
+        self.assertIn('save 1 written', out)
+        self.qemu_check(hd)
+
     def test_bad_options(self):
         cases = [
             (['-machine', 'xbox', '-m', '100'], '-m'),
