@@ -159,6 +159,40 @@ class MachineTest(xtest.TmpDirTestCase):
         for hd in disks:
             self.qemu_check(hd)
 
+    def test_screendump(self):
+        """QMP screendump writes the picture shown: PPM by default, PNG on
+        request; same seed and frame, same picture."""
+        pictures = []
+        for i in range(2):
+            m = Machine(self, self.new_disk('s%d.qcow2' % i), seed=5,
+                        qmp=True)
+            m.frame_hash(300)
+            ppm, png = self.path('f%d.ppm' % i), self.path('f%d.png' % i)
+            self.assertEqual(m.qmp.cmd('screendump', {'filename': ppm}),
+                             {'return': {}})
+            self.assertEqual(m.qmp.cmd('screendump', {'filename': png,
+                                                      'format': 'png'}),
+                             {'return': {}})
+            r = m.qmp.cmd('screendump', {'filename': self.path('no/x.ppm')})
+            self.assertEqual(r['error']['class'], 'GenericError')
+            r = m.qmp.cmd('screendump', {'filename': ppm, 'device': 'vga'})
+            self.assertEqual(r['error'], {'class': 'DeviceNotFound',
+                                          'desc': "Device 'vga' not found"})
+            m.quit()
+            with open(ppm, 'rb') as f:
+                data = f.read()
+            header = b'P6\n640 480\n255\n'
+            self.assertTrue(data.startswith(header))
+            self.assertEqual(len(data), len(header) + 640 * 480 * 3)
+            # A drawn frame, not a blank one: many distinct colours.
+            pixels = {data[j:j + 3] for j in range(len(header), len(data),
+                                                   3 * 97)}
+            self.assertGreater(len(pixels), 8)
+            with open(png, 'rb') as f:
+                self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+            pictures.append(data)
+        self.assertEqual(pictures[0], pictures[1])
+
     def test_run_states(self):
         hd = self.new_disk()
         m = Machine(self, hd, qmp=True, extra=['-S'])
