@@ -15,6 +15,11 @@ ifeq ($(wildcard $(BUILD)/config.mak),)
 $(error $(BUILD)/config.mak missing: run ./configure first)
 endif
 
+# A newer configure (new libraries probed) reconfigures with the same
+# options; make then restarts with the new config.mak.
+$(BUILD)/config.mak: configure
+	./configure $(or $(CONFIGURE_ARGS),--builddir=$(BUILD))
+
 WARN = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
        -Wno-missing-field-initializers -Wformat-security -Wvla
 CFLAGS ?= -O2 -g
