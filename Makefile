@@ -15,6 +15,8 @@ ifeq ($(wildcard $(BUILD)/config.mak),)
 $(error $(BUILD)/config.mak missing: run ./configure first)
 endif
 
+.DEFAULT_GOAL := all
+
 # A newer configure (new libraries probed) reconfigures with the same
 # options; make then restarts with the new config.mak.
 $(BUILD)/config.mak: configure
