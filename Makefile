@@ -35,7 +35,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBXBLK := $(BUILD)/libxblk.a
 
 # The monitor and the machine layer: only the emulator host links them.
-SYS_SRCS := $(wildcard monitor/*.c hw/*.c hw/ide/*.c hw/xbox/*.c)
+SYS_SRCS := $(wildcard monitor/*.c hw/*.c hw/ide/*.c hw/xbox/*.c migration/*.c)
 SYS_OBJS := $(SYS_SRCS:%.c=$(BUILD)/%.o)
 LIBSYS := $(BUILD)/libsys.a
 
@@ -137,6 +137,12 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBXBLK)
 
 # Hardware tests link the machine layer (and through it Unicorn).
 $(BUILD)/tests/hw/%: $(BUILD)/tests/hw/%.o $(LIBSYS) $(LIBQAPI) $(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(LIBQAPI) \
+		$(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
+
+# Save-state tests run the real device tables (hw/), so they link the same.
+$(BUILD)/tests/migration/%: $(BUILD)/tests/migration/%.o $(LIBSYS) \
+		$(LIBQAPI) $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(LIBQAPI) \
 		$(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
 

@@ -48,6 +48,7 @@
 #include "hw/xbox/pit.h"
 #include "hw/xbox/smc.h"
 #include "hw/xbox/vclock.h"
+#include "migration/ram-snapshot.h"
 #include "qapi/qapi-events.h"
 #include "util/error.h"
 #include "util/iov.h"
@@ -209,8 +210,10 @@ void *machine_ram_map_write(XboxMachine *m, uint64_t gpa, uint64_t len)
     if (!ram_in_range(m, gpa, len)) {
         return NULL;
     }
-    /* The copy-on-write hook goes here: make [gpa, gpa + len) writable
-     * (copying protected pages first) before the host writes. */
+    /* Save-state capture: pages a RAM snapshot still protects are saved
+     * and made writable first (one atomic load when none is active).  The
+     * caller writes through the pointer before the next pause. */
+    ram_snapshot_before_host_write(NULL, m->ram + gpa, len);
     return m->ram + gpa;
 }
 
@@ -1098,6 +1101,8 @@ static bool ram_alloc(XboxMachine *m, GError **errp)
         return false;
     }
     m->ram = p;
+    /* The capture's fault handler goes in now, outside any pause. */
+    ram_snapshot_init(NULL);
     return true;
 }
 
