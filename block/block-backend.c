@@ -13,6 +13,7 @@
  */
 #include "block/block-backend.h"
 #include "block/block_int.h"
+#include "block/vmstate.h"
 #include "util/main-loop.h"
 #include <errno.h>
 #include <string.h>
@@ -322,6 +323,86 @@ int blk_truncate(BlockBackend *blk, int64_t offset, bool exact,
         return -ENOMEDIUM;
     }
     return bdrv_truncate(blk->root, offset, exact, prealloc, errp);
+}
+
+/* ---- the VM state area (block/vmstate.h) ---- */
+
+/* Admitted like a flush: held while the root is drained, no length
+ * check (the area lies beyond the disk). */
+static int coroutine_fn blk_admit_vmstate(BlockBackend *blk, GError **errp)
+{
+    int ret = blk_admit(blk, 0, 0);
+    if (ret < 0) {
+        error_setg(errp, "No medium inserted");
+    }
+    return ret;
+}
+
+int coroutine_fn blk_co_writev_vmstate(BlockBackend *blk, IOVector *qiov,
+                                       int64_t pos, GError **errp)
+{
+    int ret = blk_admit_vmstate(blk, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_co_writev_vmstate(blk->root, qiov, pos, errp);
+    blk->in_flight--;
+    return ret;
+}
+
+int coroutine_fn blk_co_readv_vmstate(BlockBackend *blk, IOVector *qiov,
+                                      int64_t pos, GError **errp)
+{
+    int ret = blk_admit_vmstate(blk, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = bdrv_co_readv_vmstate(blk->root, qiov, pos, errp);
+    blk->in_flight--;
+    return ret;
+}
+
+typedef struct {
+    BlockBackend *blk;
+    bool write;
+    IOVector qiov;
+    int64_t pos;
+    GError **errp;
+    int ret;
+} BlkVmReq;
+
+static void coroutine_fn blk_vm_entry(void *opaque)
+{
+    BlkVmReq *r = opaque;
+    r->ret = r->write ? blk_co_writev_vmstate(r->blk, &r->qiov, r->pos,
+                                              r->errp)
+                      : blk_co_readv_vmstate(r->blk, &r->qiov, r->pos,
+                                             r->errp);
+}
+
+static int blk_vm_sync(BlockBackend *blk, bool write, void *buf, int64_t pos,
+                       int64_t size, GError **errp)
+{
+    if (size < 0) {
+        error_setg(errp, "Invalid VM state request size");
+        return -EINVAL;
+    }
+    BlkVmReq r = { .blk = blk, .write = write, .pos = pos, .errp = errp };
+    iovec_init_buf(&r.qiov, buf, size);
+    co_run_sync(blk_vm_entry, &r);
+    return r.ret;
+}
+
+int blk_save_vmstate(BlockBackend *blk, const void *buf, int64_t pos,
+                     int64_t size, GError **errp)
+{
+    return blk_vm_sync(blk, true, (void *)buf, pos, size, errp);
+}
+
+int blk_load_vmstate(BlockBackend *blk, void *buf, int64_t pos, int64_t size,
+                     GError **errp)
+{
+    return blk_vm_sync(blk, false, buf, pos, size, errp);
 }
 
 /* ---- synchronous and callback wrappers ---- */

@@ -54,6 +54,17 @@ int64_t blk_getlength(BlockBackend *blk);
 int blk_truncate(BlockBackend *blk, int64_t offset, bool exact,
                  PreallocMode prealloc, GError **errp);
 
+/* The root's VM state area (block/vmstate.h), admitted like requests
+ * (held while the root is drained).  0 or -errno with *errp set. */
+int coroutine_fn blk_co_writev_vmstate(BlockBackend *blk, IOVector *qiov,
+                                       int64_t pos, GError **errp);
+int coroutine_fn blk_co_readv_vmstate(BlockBackend *blk, IOVector *qiov,
+                                      int64_t pos, GError **errp);
+int blk_save_vmstate(BlockBackend *blk, const void *buf, int64_t pos,
+                     int64_t size, GError **errp);
+int blk_load_vmstate(BlockBackend *blk, void *buf, int64_t pos, int64_t size,
+                     GError **errp);
+
 /* Callback style: cb(opaque, ret) runs on the main loop. qiov stays
  * owned by the caller and must live until the callback. */
 void blk_aio_preadv(BlockBackend *blk, int64_t offset, IOVector *qiov,

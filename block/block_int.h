@@ -108,6 +108,17 @@ struct BlockDriver {
     /* Compressed writes of whole clusters (convert -c, write -c). */
     bool supports_compressed_writes;
 
+    /* The VM state area (block/vmstate.h): pos counts from its start.
+     * Absent: -ENOTSUP, except that filters pass on to `file`. */
+    int coroutine_fn (*co_writev_vmstate)(BlockDriverState *bs,
+                                          IOVector *qiov, int64_t pos,
+                                          GError **errp);
+    int coroutine_fn (*co_readv_vmstate)(BlockDriverState *bs,
+                                         IOVector *qiov, int64_t pos,
+                                         GError **errp);
+    int coroutine_fn (*co_discard_vmstate)(BlockDriverState *bs,
+                                           GError **errp);
+
     const BdrvSnapshotOps *snapshot;
 
     /* Persistent dirty bitmaps (block/dirty-bitmap.h): whether a new one

@@ -38,12 +38,18 @@ void qcow2_compressed_range(Qcow2State *s, uint64_t e, uint64_t *host,
     *bytes = nb_sectors * 512 - (off & 511);
 }
 
-/* Validates an active L1 entry; returns the L2 offset (0: none). */
-static int l1_entry_l2_offset(BlockDriverState *bs, uint64_t l1i,
-                              uint64_t *l2_off)
+/* Validates an entry of L1 table l1 (NULL: the active one); returns the
+ * L2 offset (0: none). */
+static int l1_entry_l2_offset_in(BlockDriverState *bs, const uint64_t *l1,
+                                 uint32_t l1_size, uint64_t l1i,
+                                 uint64_t *l2_off)
 {
     Qcow2State *s = bs->opaque;
-    uint64_t e = l1i < s->l1_size ? s->l1_table[l1i] : 0;
+    if (!l1) {
+        l1 = s->l1_table;
+        l1_size = s->l1_size;
+    }
+    uint64_t e = l1i < l1_size ? l1[l1i] : 0;
     *l2_off = e & L1E_OFFSET_MASK;
     if (!*l2_off) {
         return 0;
@@ -56,6 +62,12 @@ static int l1_entry_l2_offset(BlockDriverState *bs, uint64_t l1i,
         return -EIO;
     }
     return 0;
+}
+
+static int l1_entry_l2_offset(BlockDriverState *bs, uint64_t l1i,
+                              uint64_t *l2_off)
+{
+    return l1_entry_l2_offset_in(bs, NULL, 0, l1i, l2_off);
 }
 
 static int validate_l2_entry(BlockDriverState *bs, uint64_t e,
@@ -113,6 +125,18 @@ int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
                                        uint64_t *host, Qcow2ClusterType *type,
                                        uint64_t *l2e_out)
 {
+    return qcow2_get_host_offset_in(bs, NULL, 0, offset, bytes, pnum, host,
+                                    type, l2e_out);
+}
+
+int coroutine_fn qcow2_get_host_offset_in(BlockDriverState *bs,
+                                          const uint64_t *l1,
+                                          uint32_t l1_size, uint64_t offset,
+                                          uint64_t bytes, uint64_t *pnum,
+                                          uint64_t *host,
+                                          Qcow2ClusterType *type,
+                                          uint64_t *l2e_out)
+{
     Qcow2State *s = bs->opaque;
     uint64_t in_cluster = qcow2_offset_into_cluster(s, offset);
     uint64_t l2i = qcow2_l2_index(s, offset);
@@ -123,7 +147,8 @@ int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
     *l2e_out = 0;
 
     uint64_t l2_off;
-    int ret = l1_entry_l2_offset(bs, qcow2_l1_index(s, offset), &l2_off);
+    int ret = l1_entry_l2_offset_in(bs, l1, l1_size, qcow2_l1_index(s, offset),
+                                    &l2_off);
     if (ret < 0) {
         return ret;
     }
@@ -344,7 +369,7 @@ int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs,
 }
 
 /* Frees whatever cluster(s) an L2 entry owns, once tables are durable. */
-static void free_l2_entry_clusters(BlockDriverState *bs, uint64_t e)
+void qcow2_free_l2_entry_clusters(BlockDriverState *bs, uint64_t e)
 {
     Qcow2State *s = bs->opaque;
     switch (qcow2_cluster_type(s, e)) {
@@ -402,7 +427,7 @@ int coroutine_fn qcow2_zero_or_discard(BlockDriverState *bs, uint64_t offset,
                     continue;
                 }
                 be64_write(&l2[l2i + i], new);
-                free_l2_entry_clusters(bs, old);
+                qcow2_free_l2_entry_clusters(bs, old);
             }
             qcow2_cache_mark_dirty(s->l2_cache, l2);
             qcow2_cache_put(s->l2_cache, (void **)&l2);
@@ -411,6 +436,39 @@ int coroutine_fn qcow2_zero_or_discard(BlockDriverState *bs, uint64_t offset,
         offset += count << s->cluster_bits;
         n -= count;
     }
+    return 0;
+}
+
+int coroutine_fn qcow2_drop_l1_entry(BlockDriverState *bs, uint64_t l1i)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t t;
+    int ret = l1_entry_l2_offset(bs, l1i, &t);
+    if (ret < 0 || !t) {
+        return ret;
+    }
+    uint64_t *l2;
+    ret = qcow2_cache_get(bs, s->l2_cache, t, (void **)&l2);
+    if (ret < 0) {
+        return ret;
+    }
+    /* The in-memory table is the truth for the active layer. */
+    uint64_t *copy = g_memdup2(l2, s->cluster_size);
+    qcow2_cache_put(s->l2_cache, (void **)&l2);
+    for (uint64_t i = 0; i < s->l2_size; i++) {
+        qcow2_free_l2_entry_clusters(bs, be64_read(&copy[i]));
+    }
+    g_free(copy);
+    if (s->l1_table[l1i] & QCOW_OFLAG_COPIED) {
+        /* Private to the active layer: its cached copy, dirty or not,
+         * must never be written back once the cluster is reused.  A crash
+         * before the L1 entry is durable leaves the older on-disk table,
+         * whose newer clusters then only leak. */
+        qcow2_cache_discard(s->l2_cache, t);
+    }
+    qcow2_free_deferred(bs, t, s->cluster_size);
+    s->l1_table[l1i] = 0;
+    l1_mark_dirty(s, l1i);
     return 0;
 }
 

@@ -18,6 +18,10 @@
  * paused) gives the snapshot and the active layer shared copies of all L2
  * tables and bumps the refcounts; finish writes the shadow state and
  * switches.  Until finish, no metadata is written in place.
+ *
+ * A snapshot created with vm_state_size > 0 takes the VM state area over
+ * at commit (see create_commit_locked and qcow2-vmstate.c); prepare first
+ * grows the L1 table so that the snapshot maps all of it.
  */
 #include "block/qcow2.h"
 #include <errno.h>
@@ -632,7 +636,7 @@ static int find_snapshot(Qcow2State *s, const char *id, const char *name)
     return -1;
 }
 
-static int find_snapshot_by_id_or_name(Qcow2State *s, const char *key)
+int qcow2_find_snapshot_by_id_or_name(Qcow2State *s, const char *key)
 {
     int i = find_snapshot(s, key, NULL);
     return i >= 0 ? i : find_snapshot(s, NULL, key);
@@ -710,6 +714,28 @@ static int coroutine_fn create_prepare_locked(BlockDriverState *bs,
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Could not flush metadata");
         return ret;
+    }
+    if (info->vm_state_size) {
+        /* The snapshot's L1 table maps its whole VM state, written or not
+         * (reads of a VM state beyond its table are refused as damage). */
+        uint64_t vm_off = qcow2_vm_state_offset(s);
+        uint64_t max = qcow2_max_mapped_offset(s);
+        if (vm_off >= max || info->vm_state_size > max - vm_off) {
+            error_setg(errp, "VM state too large: %" G_GUINT64_FORMAT
+                       " bytes (this image maps at most %" G_GUINT64_FORMAT
+                       ")", info->vm_state_size,
+                       vm_off < max ? max - vm_off : 0);
+            return -EFBIG;
+        }
+        ret = qcow2_grow_l1_table(bs, qcow2_l1_size_for(vm_off +
+                                                        info->vm_state_size,
+                                                        s->cluster_bits),
+                                  false);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not grow the L1 table for "
+                             "the VM state");
+            return ret;
+        }
     }
     uint32_t nb_tables = 0;
     for (uint32_t i = 0; i < s->l1_size; i++) {
@@ -819,14 +845,26 @@ static int coroutine_fn qcow2_snapshot_create_prepare(
     return 0;
 }
 
-/* Copies every active L2 table into a new cluster shared by the snapshot
- * and the active layer, and counts the new references. */
+/*
+ * Copies every active L2 table into a new cluster shared by the snapshot
+ * and the active layer, and counts the new references.
+ *
+ * A snapshot that records a VM state takes the VM state area for itself:
+ * the tables from the area's first L1 entry on are copied for the
+ * snapshot alone (the data references move with them, unchanged) and the
+ * active layer's entries there become empty.  QEMU instead shares them
+ * and then discards the area in the active layer; the result on disk is
+ * the same, without copy-on-write of the area's tables or a second pass.
+ */
 static int coroutine_fn create_commit_locked(BlockDriverState *bs,
                                              BdrvSnapshotCreate *st)
 {
     Qcow2State *s = bs->opaque;
     guint used = 0;
     int ret = 0;
+    uint64_t vm_index = st->sn.vm_state_size
+                        ? qcow2_l1_size_for(s->size, s->cluster_bits)
+                        : UINT64_MAX;
     shadow_begin(bs);
     /* Holds are no longer needed once we own pointers; drop them so the
      * old tables can be freed below. */
@@ -861,6 +899,26 @@ static int coroutine_fn create_commit_locked(BlockDriverState *bs,
         if (ret < 0) {
             qcow2_cache_put(s->l2_cache, (void **)&src);
             break;
+        }
+        if (i >= vm_index) {
+            /* VM state: the snapshot's alone (refcount 1 from the
+             * allocation), the active layer's reference to t goes. */
+            for (uint64_t j = 0; j < s->l2_size; j++) {
+                uint64_t e = be64_read(&src[j]);
+                Qcow2ClusterType ty = qcow2_cluster_type(s, e);
+                if (ty == QCOW2_CLUSTER_NORMAL ||
+                    ty == QCOW2_CLUSTER_ZERO_ALLOC) {
+                    e &= ~QCOW_OFLAG_COPIED;
+                }
+                be64_write(&dst[j], e);
+            }
+            qcow2_cache_mark_dirty(s->l2_cache, dst);
+            qcow2_cache_put(s->l2_cache, (void **)&dst);
+            qcow2_cache_put(s->l2_cache, (void **)&src);
+            ret = shadow_release(bs, t, s->cluster_size);
+            s->l1_table[i] = 0;
+            st->l1s[i] = copy;
+            continue;
         }
         /* The drained section waits on this loop: take one reference per
          * run of consecutive host clusters rather than per cluster. */
@@ -1018,9 +1076,9 @@ static void coroutine_fn qcow2_snapshot_create_abort(BlockDriverState *bs,
 
 /* ---- apply and delete ---- */
 
-static int coroutine_fn read_snapshot_l1(BlockDriverState *bs,
-                                         Qcow2Snapshot *sn, uint64_t **out,
-                                         GError **errp)
+int coroutine_fn qcow2_read_snapshot_l1(BlockDriverState *bs,
+                                        Qcow2Snapshot *sn, uint64_t **out,
+                                        GError **errp)
 {
     Qcow2State *s = bs->opaque;
     if (!IS_ALIGNED(sn->l1_table_offset, s->cluster_size) ||
@@ -1192,7 +1250,7 @@ static int coroutine_fn apply_locked(BlockDriverState *bs, int idx,
     Qcow2State *s = bs->opaque;
     Qcow2Snapshot *sn = &s->snapshots[idx];
     uint64_t *sl1 = NULL;
-    int ret = read_snapshot_l1(bs, sn, &sl1, errp);
+    int ret = qcow2_read_snapshot_l1(bs, sn, &sl1, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1255,7 +1313,7 @@ static int coroutine_fn delete_locked(BlockDriverState *bs, int idx,
     Qcow2State *s = bs->opaque;
     Qcow2Snapshot *sn = &s->snapshots[idx];
     uint64_t *sl1 = NULL;
-    int ret = read_snapshot_l1(bs, sn, &sl1, errp);
+    int ret = qcow2_read_snapshot_l1(bs, sn, &sl1, errp);
     if (ret < 0) {
         return ret;
     }
@@ -1316,6 +1374,15 @@ static int coroutine_fn delete_locked(BlockDriverState *bs, int idx,
     return ret;
 }
 
+/* Reads of a snapshot's VM state run without s->lock: clusters freed
+ * under them could be reused (qcow2-vmstate.c). */
+static void coroutine_fn wait_vmstate_readers(Qcow2State *s)
+{
+    while (s->vmstate_readers) {
+        co_queue_wait(&s->vmstate_readers_done, &s->lock);
+    }
+}
+
 static int coroutine_fn qcow2_snapshot_apply(BlockDriverState *bs,
                                              const char *id_or_name,
                                              GError **errp)
@@ -1326,8 +1393,9 @@ static int coroutine_fn qcow2_snapshot_apply(BlockDriverState *bs,
         return -EACCES;
     }
     co_mutex_lock(&s->lock);
+    wait_vmstate_readers(s);
     int ret = -ENOENT;
-    int idx = find_snapshot_by_id_or_name(s, id_or_name);
+    int idx = qcow2_find_snapshot_by_id_or_name(s, id_or_name);
     if (idx < 0) {
         error_setg(errp, "Can't find snapshot");
     } else if (s->pending_create || s->shadow_pending) {
@@ -1360,6 +1428,7 @@ static int coroutine_fn qcow2_snapshot_delete(BlockDriverState *bs,
         return -EACCES;
     }
     co_mutex_lock(&s->lock);
+    wait_vmstate_readers(s);
     int ret = -ENOENT;
     int idx = find_snapshot(s, id, name);
     if (idx < 0) {
@@ -1398,6 +1467,7 @@ const BdrvSnapshotOps qcow2_snapshot_ops = {
     .create_abort = qcow2_snapshot_create_abort,
     .apply = qcow2_snapshot_apply,
     .delete = qcow2_snapshot_delete,
+    .readv_vmstate = qcow2_snapshot_readv_vmstate,
 };
 
 /* Rewrites the snapshot table (and moves the active L1) through a shadow
@@ -1446,7 +1516,7 @@ int coroutine_fn qcow2_snapshots_have_zero_clusters(BlockDriverState *bs,
     int ret = 0;
     for (uint32_t i = 0; i < s->nb_snapshots && !*found && ret >= 0; i++) {
         uint64_t *l1 = NULL;
-        ret = read_snapshot_l1(bs, &s->snapshots[i], &l1, NULL);
+        ret = qcow2_read_snapshot_l1(bs, &s->snapshots[i], &l1, NULL);
         for (uint32_t j = 0; ret >= 0 && j < s->snapshots[i].l1_size &&
                              !*found; j++) {
             uint64_t t = l1[j] & L1E_OFFSET_MASK;

@@ -9,6 +9,10 @@
  * lock, the guest range is registered as a Qcow2Alloc, data plus any
  * copy-on-write head/tail is written unlocked, and the L2 entries are
  * switched under the lock.  See qcow2.h for the ordering invariants.
+ *
+ * Both paths also serve the VM state area past the virtual disk
+ * (qcow2-vmstate.c): there, unallocated clusters read as zeroes, never
+ * from the backing file, and a resize that moves the area drops it first.
  */
 #include "block/qcow2.h"
 #include "util/main-loop.h"
@@ -602,6 +606,7 @@ static int coroutine_fn qcow2_open(BlockDriverState *bs, BlockOpts *opts,
     int ret;
 
     co_mutex_init(&s->lock);
+    co_queue_init(&s->vmstate_readers_done);
     s->unknown_exts = g_array_new(FALSE, TRUE, sizeof(Qcow2UnknownExt));
     s->l1_dirty = g_hash_table_new(g_direct_hash, g_direct_equal);
     uint64_t cache_size = cache_opt(opts, "cache-size", 0, &err);
@@ -798,18 +803,18 @@ static int coroutine_fn read_compressed(BlockDriverState *bs, uint64_t offset,
     return ret;
 }
 
-/* Reads guest [offset, +bytes) into qiov at qoff, whatever the mapping. */
-static int coroutine_fn qcow2_read_range(BlockDriverState *bs,
-                                         uint64_t offset, uint64_t bytes,
-                                         IOVector *qiov, size_t qoff)
+int coroutine_fn qcow2_read_mapped(BlockDriverState *bs, const uint64_t *l1,
+                                   uint32_t l1_size, uint64_t zero_from,
+                                   uint64_t offset, uint64_t bytes,
+                                   IOVector *qiov, size_t qoff)
 {
     Qcow2State *s = bs->opaque;
     while (bytes > 0) {
         uint64_t n, host, l2e;
         Qcow2ClusterType type;
         co_mutex_lock(&s->lock);
-        int ret = qcow2_get_host_offset(bs, offset, bytes, &n, &host, &type,
-                                        &l2e);
+        int ret = qcow2_get_host_offset_in(bs, l1, l1_size, offset, bytes, &n,
+                                           &host, &type, &l2e);
         co_mutex_unlock(&s->lock);
         if (ret < 0) {
             return ret;
@@ -825,7 +830,13 @@ static int coroutine_fn qcow2_read_range(BlockDriverState *bs,
         }
         switch (type) {
         case QCOW2_CLUSTER_UNALLOCATED:
-            ret = read_backing(bs, offset, n, q);
+            /* zero_from is 0 or L1-aligned and n stays within one L2
+             * table: the run lies wholly on one side of it. */
+            if (offset >= zero_from) {
+                iovec_memset(qiov, qoff, 0, n);
+            } else {
+                ret = read_backing(bs, offset, n, q);
+            }
             break;
         case QCOW2_CLUSTER_ZERO_PLAIN:
         case QCOW2_CLUSTER_ZERO_ALLOC:
@@ -849,6 +860,18 @@ static int coroutine_fn qcow2_read_range(BlockDriverState *bs,
         qoff += n;
     }
     return 0;
+}
+
+/* Reads guest [offset, +bytes) of the active layer into qiov at qoff,
+ * whatever the mapping.  The VM state area never reads through to the
+ * backing file: what was not written there reads as zeroes. */
+static int coroutine_fn qcow2_read_range(BlockDriverState *bs,
+                                         uint64_t offset, uint64_t bytes,
+                                         IOVector *qiov, size_t qoff)
+{
+    Qcow2State *s = bs->opaque;
+    return qcow2_read_mapped(bs, NULL, 0, qcow2_vm_state_offset(s), offset,
+                             bytes, qiov, qoff);
 }
 
 static int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset,
@@ -909,11 +932,14 @@ static int coroutine_fn read_old_contents(BlockDriverState *bs,
     return qcow2_read_range(bs, offset, len, &q, 0);
 }
 
-static bool old_reads_zero(BlockDriverState *bs, Qcow2ClusterType type)
+static bool old_reads_zero(BlockDriverState *bs, Qcow2ClusterType type,
+                           uint64_t offset)
 {
+    Qcow2State *s = bs->opaque;
     return type == QCOW2_CLUSTER_ZERO_PLAIN ||
            type == QCOW2_CLUSTER_ZERO_ALLOC ||
-           (type == QCOW2_CLUSTER_UNALLOCATED && !bs->backing);
+           (type == QCOW2_CLUSTER_UNALLOCATED &&
+            (!bs->backing || offset >= qcow2_vm_state_offset(s)));
 }
 
 /*
@@ -962,7 +988,7 @@ static int coroutine_fn write_allocating(BlockDriverState *bs,
     co_mutex_unlock(&s->lock);
 
     /* Data plus copy-on-write head and tail, in one vectored write. */
-    bool zero_cow = old_reads_zero(bs, old_type);
+    bool zero_cow = old_reads_zero(bs, old_type, cstart);
     uint8_t *head_buf = NULL, *tail_buf = NULL;
     IOVector wq;
     iovec_init(&wq, qiov->niov + 2);
@@ -1044,6 +1070,16 @@ static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
     }
     if (flags & BDRV_REQ_WRITE_COMPRESSED) {
         return write_compressed(bs, offset, bytes, qiov);
+    }
+    return qcow2_write_range(bs, offset, bytes, qiov);
+}
+
+int coroutine_fn qcow2_write_range(BlockDriverState *bs, uint64_t offset,
+                                   uint64_t bytes, IOVector *qiov)
+{
+    Qcow2State *s = bs->opaque;
+    if ((s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) || s->stale) {
+        return -EIO;
     }
     size_t qoff = 0;
     int ret = 0;
@@ -1461,6 +1497,29 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs,
             return ret;
         }
     }
+    if (qcow2_l1_size_for(offset, s->cluster_bits) !=
+        qcow2_l1_size_for(old, s->cluster_bits)) {
+        /* The VM state area moves with the size: what the active layer
+         * holds there (a VM state not yet given to a snapshot) is
+         * dropped first, so that neither the guest (growing) nor a later
+         * VM state (either way) ever sees it.  Made durable before the
+         * size changes. */
+        co_mutex_lock(&s->lock);
+        ret = s->pending_create || s->shadow_pending ? -EBUSY :
+              qcow2_drop_active_vmstate(bs);
+        if (ret >= 0) {
+            ret = qcow2_flush_metadata(bs);
+        }
+        co_mutex_unlock(&s->lock);
+        if (ret == -EBUSY) {
+            error_setg(errp, "Cannot resize while a snapshot is being taken");
+            return ret;
+        }
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Failed to drop the VM state area");
+            return ret;
+        }
+    }
     uint8_t buf[8];
     be64_write(buf, offset);
     ret = bdrv_co_pwrite(bs->file->bs, 24, 8, buf, 0);
@@ -1829,6 +1888,9 @@ const BlockDriver bdrv_qcow2 = {
     .co_change_backing_file = qcow2_co_change_backing_file,
     .co_make_empty = qcow2_co_make_empty,
     .co_amend = qcow2_co_amend,
+    .co_writev_vmstate = qcow2_co_writev_vmstate,
+    .co_readv_vmstate = qcow2_co_readv_vmstate,
+    .co_discard_vmstate = qcow2_co_discard_vmstate,
     .supports_compressed_writes = true,
     .snapshot = &qcow2_snapshot_ops,
 };

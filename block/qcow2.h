@@ -199,6 +199,12 @@ typedef struct Qcow2State {
     GHashTable *shadow_excluded;  /* keys: QCOW2_CLUSTER_KEY(index) */
     struct BdrvSnapshotCreate *pending_create;
 
+    /* Reads of a snapshot's VM state in progress (qcow2-vmstate.c): they
+     * hold no lock while the data is read, so snapshot delete waits for
+     * them (the clusters it frees could otherwise be reused under them). */
+    unsigned vmstate_readers;
+    CoQueue vmstate_readers_done;
+
     /* last decompressed cluster, keyed by its L2 descriptor */
     uint64_t cbuf_desc;
     uint8_t *cbuf;
@@ -238,6 +244,28 @@ static inline uint64_t qcow2_l1_size_for(uint64_t size, uint32_t cluster_bits)
 static inline bool qcow2_is_v3(Qcow2State *s)
 {
     return s->version >= 3;
+}
+/*
+ * Where the VM state area begins for a disk of disk_size bytes: at the
+ * guest offset mapped by the first L1 entry that maps no guest cluster
+ * (qcow2.txt, snapshot table entry bytes 32-35; QEMU's
+ * l1_vm_state_index).  It runs up to the end of what an L1 table of
+ * QCOW2_MAX_L1_SIZE can map.  disk_size must be below 2^62.
+ */
+static inline uint64_t qcow2_vm_state_offset_for(Qcow2State *s,
+                                                 uint64_t disk_size)
+{
+    return qcow2_l1_size_for(disk_size, s->cluster_bits) <<
+           (s->l2_bits + s->cluster_bits);
+}
+static inline uint64_t qcow2_vm_state_offset(Qcow2State *s)
+{
+    return qcow2_vm_state_offset_for(s, s->size);
+}
+/* The end of the guest range any L1 table can map. */
+static inline uint64_t qcow2_max_mapped_offset(Qcow2State *s)
+{
+    return ((uint64_t)QCOW2_MAX_L1_SIZE / 8) << (s->l2_bits + s->cluster_bits);
 }
 
 Qcow2ClusterType qcow2_cluster_type(Qcow2State *s, uint64_t l2e);
@@ -316,6 +344,15 @@ int coroutine_fn qcow2_get_host_offset(BlockDriverState *bs, uint64_t offset,
                                        uint64_t bytes, uint64_t *pnum,
                                        uint64_t *host, Qcow2ClusterType *type,
                                        uint64_t *l2e);
+/* The same through L1 table l1 of l1_size entries (host order, entries
+ * validated, e.g. a snapshot's); NULL means the active table. */
+int coroutine_fn qcow2_get_host_offset_in(BlockDriverState *bs,
+                                          const uint64_t *l1,
+                                          uint32_t l1_size, uint64_t offset,
+                                          uint64_t bytes, uint64_t *pnum,
+                                          uint64_t *host,
+                                          Qcow2ClusterType *type,
+                                          uint64_t *l2e);
 /* Returns the L2 table for offset, allocating or copying it so that it
  * is private to the active L1 (writable).  Pinned: put it afterwards. */
 int coroutine_fn qcow2_get_l2_for_write(BlockDriverState *bs,
@@ -327,6 +364,12 @@ int coroutine_fn qcow2_grow_l1_table(BlockDriverState *bs, uint64_t min_size,
  * unallocated entries, freeing their clusters (discard/write-zeroes). */
 int coroutine_fn qcow2_zero_or_discard(BlockDriverState *bs, uint64_t offset,
                                        uint64_t n, bool discard, bool full);
+/* Queues the frees of whatever cluster(s) an L2 entry owns. */
+void qcow2_free_l2_entry_clusters(BlockDriverState *bs, uint64_t l2e);
+/* Clears active L1 entry l1i, dropping the active layer's reference to
+ * its L2 table and to everything the table maps (deferred frees; a table
+ * shared with a snapshot stays the snapshot's).  s->lock held. */
+int coroutine_fn qcow2_drop_l1_entry(BlockDriverState *bs, uint64_t l1i);
 int coroutine_fn qcow2_decompress_cluster(BlockDriverState *bs, uint64_t l2e,
                                           uint8_t *out);
 ssize_t qcow2_compress(Qcow2State *s, uint8_t *dst, size_t dst_size,
@@ -335,6 +378,18 @@ ssize_t qcow2_decompress(int type, uint8_t *dst, size_t dst_size,
                          const uint8_t *src, size_t src_size);
 
 /* qcow2.c */
+/* Reads guest [offset, +bytes) as mapped by L1 table l1 (NULL: the active
+ * one; else as for qcow2_get_host_offset_in) into qiov at qoff.
+ * Unallocated clusters at or beyond zero_from read as zeroes, below it
+ * from the backing file. */
+int coroutine_fn qcow2_read_mapped(BlockDriverState *bs, const uint64_t *l1,
+                                   uint32_t l1_size, uint64_t zero_from,
+                                   uint64_t offset, uint64_t bytes,
+                                   IOVector *qiov, size_t qoff);
+/* Writes [offset, +bytes) of the active layer with no check against the
+ * virtual size (the VM state area lies beyond it). */
+int coroutine_fn qcow2_write_range(BlockDriverState *bs, uint64_t offset,
+                                   uint64_t bytes, IOVector *qiov);
 /* Validates that a host range is not metadata; marks the image corrupt
  * and returns -EIO if it is. */
 int qcow2_check_metadata_overlap(BlockDriverState *bs, uint64_t offset,
@@ -357,6 +412,30 @@ extern const BdrvSnapshotOps qcow2_snapshot_ops;
 /* Writes s->snapshots as a new snapshot table and switches the header to
  * it; the old table's clusters are the caller's to release. */
 int coroutine_fn qcow2_write_snapshot_table(BlockDriverState *bs);
+
+/* Reads and validates a snapshot's L1 table (host order; caller frees). */
+int coroutine_fn qcow2_read_snapshot_l1(BlockDriverState *bs,
+                                        Qcow2Snapshot *sn, uint64_t **l1,
+                                        GError **errp);
+/* Index of the snapshot with this ID, else this name; -1 if none. */
+int qcow2_find_snapshot_by_id_or_name(Qcow2State *s, const char *key);
+
+/* qcow2-vmstate.c: the VM state area (see block/vmstate.h) */
+int coroutine_fn qcow2_co_writev_vmstate(BlockDriverState *bs,
+                                         IOVector *qiov, int64_t pos,
+                                         GError **errp);
+int coroutine_fn qcow2_co_readv_vmstate(BlockDriverState *bs,
+                                        IOVector *qiov, int64_t pos,
+                                        GError **errp);
+int coroutine_fn qcow2_co_discard_vmstate(BlockDriverState *bs,
+                                          GError **errp);
+int coroutine_fn qcow2_snapshot_readv_vmstate(BlockDriverState *bs,
+                                              const char *id_or_name,
+                                              IOVector *qiov, int64_t pos,
+                                              GError **errp);
+/* Drops every active L1 entry from the VM state area on (s->lock held;
+ * no snapshot creation pending). */
+int coroutine_fn qcow2_drop_active_vmstate(BlockDriverState *bs);
 
 /* Completes a snapshot creation that was committed (flush calls it). */
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs);

@@ -15,6 +15,16 @@
 
 #include "block/block.h"
 
+/*
+ * A snapshot as listed, and the parameters of a new one: creation records
+ * vm_state_size, date_sec/date_nsec, vm_clock_nsec and icount exactly as
+ * given (zero-initialised callers get zeroes; QEMU's savevm uses
+ * BDRV_SNAPSHOT_NO_ICOUNT outside record/replay).  vm_state_size > 0 means
+ * the VM state written to the node's VM state area (block/vmstate.h)
+ * belongs to the new snapshot: its L1 table maps it and the active layer
+ * gives it up.  disk_size is set by the driver.  id_str NULL or "" picks
+ * the next free numeric ID.
+ */
 typedef struct BdrvSnapshotInfo {
     char *id_str;
     char *name;
@@ -49,6 +59,11 @@ typedef struct BdrvSnapshotOps {
     int coroutine_fn (*delete)(BlockDriverState *bs, const char *id,
                                const char *name, BdrvSnapshotInfo *deleted,
                                GError **errp);
+    /* Reads [pos, +qiov->size) of a snapshot's VM state (block/vmstate.h:
+     * bdrv_co_snapshot_readv_vmstate).  Optional. */
+    int coroutine_fn (*readv_vmstate)(BlockDriverState *bs,
+                                      const char *id_or_name, IOVector *qiov,
+                                      int64_t pos, GError **errp);
 } BdrvSnapshotOps;
 
 void bdrv_snapshot_info_clear(BdrvSnapshotInfo *sn);

@@ -519,6 +519,9 @@ void txn_add_snapshot(Transaction *t, const char *node, const char *overlay)
 
 typedef struct IntSnap {
     char *device, *name;
+    /* recorded as given; date 0 means "when prepared" */
+    uint64_t vm_state_size, vm_clock_nsec, icount;
+    uint32_t date_sec, date_nsec;
     BlockDriverState *bs;
     BdrvSnapshotCreate *state;  /* between prepare and commit/abort */
     GList *link;                /* in int_pending while prepared */
@@ -592,8 +595,14 @@ static int coroutine_fn int_prepare(void *opaque, Transaction *txn,
         .name = s->name,
         .date_sec = (uint32_t)(now / G_USEC_PER_SEC),
         .date_nsec = (uint32_t)(now % G_USEC_PER_SEC) * 1000,
-        .icount = BDRV_SNAPSHOT_NO_ICOUNT,
+        .vm_state_size = s->vm_state_size,
+        .vm_clock_nsec = s->vm_clock_nsec,
+        .icount = s->icount,
     };
+    if (s->date_sec || s->date_nsec) {
+        sn.date_sec = s->date_sec;
+        sn.date_nsec = s->date_nsec;
+    }
     /* Claimed before the first yield: a neighbouring action preparing
      * side by side with the same name must see it taken. */
     int_pending = g_list_prepend(int_pending, s);
@@ -672,9 +681,22 @@ static const TxnActionDriver int_driver = {
 void txn_add_snapshot_internal(Transaction *t, const char *device,
                                const char *name)
 {
+    BdrvSnapshotInfo sn = { .name = (char *)name,
+                            .icount = BDRV_SNAPSHOT_NO_ICOUNT };
+    txn_add_snapshot_internal_vm(t, device, &sn);
+}
+
+void txn_add_snapshot_internal_vm(Transaction *t, const char *device,
+                                  const BdrvSnapshotInfo *sn)
+{
     IntSnap *s = g_new0(IntSnap, 1);
     s->device = g_strdup(device);
-    s->name = g_strdup(name);
+    s->name = g_strdup(sn->name ? sn->name : "");
+    s->vm_state_size = sn->vm_state_size;
+    s->vm_clock_nsec = sn->vm_clock_nsec;
+    s->icount = sn->icount;
+    s->date_sec = sn->date_sec;
+    s->date_nsec = sn->date_nsec;
     txn_add(t, &int_driver, s);
 }
 

@@ -28,6 +28,13 @@ void txn_add_snapshot(Transaction *t, const char *node, const char *overlay);
 /* Takes internal snapshot `name` of device (a backend or node name). */
 void txn_add_snapshot_internal(Transaction *t, const char *device,
                                const char *name);
+/* The same with the VM state fields of sn recorded as given (name from
+ * sn->name; vm_state_size, vm_clock_nsec, icount - BDRV_SNAPSHOT_NO_ICOUNT
+ * for none - and the date, where 0/0 means the time of prepare).  With
+ * vm_state_size > 0 the snapshot takes over the VM state written to the
+ * node's VM state area before prepare (block/vmstate.h). */
+void txn_add_snapshot_internal_vm(Transaction *t, const char *device,
+                                  const BdrvSnapshotInfo *sn);
 /* Fails the transaction in prepare. */
 void txn_add_abort(Transaction *t);
 
