@@ -232,6 +232,14 @@ static void test_stream_under_writes(gconstpointer data)
     RamSnapshot *s = ram_snapshot_begin(ram, RAM_SIZE, &err);
     g_assert_no_error(err);
     w.snap = s;
+    /* One write of each kind before the racing starts, so both paths run
+     * whatever the scheduler does: a guest-style store (fault) and a
+     * host write through the helper. */
+    ram[7 * psize] ^= 0x5a;
+    ram_snapshot_before_host_write(s, ram + 9 * psize, 16);
+    memset(ram + 9 * psize, 0xa5, 16);
+    memcpy((uint8_t *)w.shadow + 7 * psize, ram + 7 * psize, psize);
+    memcpy((uint8_t *)w.shadow + 9 * psize, ram + 9 * psize, psize);
     writers_start(&w);
     uint64_t npages = RAM_SIZE / psize;
     g_assert_cmpuint(stream_and_check(s, expect, npages), ==, npages);
