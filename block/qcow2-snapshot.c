@@ -22,6 +22,22 @@
  * A snapshot created with vm_state_size > 0 takes the VM state area over
  * at commit (see create_commit_locked and qcow2-vmstate.c); prepare first
  * grows the L1 table so that the snapshot maps all of it.
+ *
+ * A late VM state (vm_state_late: written after commit, before finish):
+ * commit hands the area to the snapshot as above whatever the size; the
+ * writes then go straight into the snapshot's own tables in memory
+ * (qcow2-vmstate.c), growing its L1 table as needed, while shadow mode
+ * keeps everything off the on-disk state.  finish gives the snapshot's
+ * L1 table its final size and place (late_place_l1) and runs the one
+ * shadow switch: VM state clusters, the L2/L1 tables that map them and
+ * the refcounts are written to unused clusters and synced before the
+ * header names the new snapshot table, so a crash leaves the old state
+ * (no snapshot) or the new one (the snapshot whole).  A flush in that
+ * window waits for the finish: it cannot complete a snapshot whose VM
+ * state is missing.  If the write-out fails, abort abandons the
+ * committed creation (create_abandon_locked): the snapshot's references
+ * leave the shadow state and one switch writes the active layer as it
+ * is, guest writes since the commit included, without the snapshot.
  */
 #include "block/qcow2.h"
 #include <errno.h>
@@ -31,18 +47,6 @@
 
 #define QCOW2_MAX_SNAPSHOT_EXTRA 1024
 #define SN_HEADER_SIZE 40
-
-struct BdrvSnapshotCreate {
-    Qcow2Snapshot sn;
-    uint64_t l1_bytes;
-    uint64_t l1s_offset;        /* reserved: the snapshot's L1 table */
-    uint64_t l1a_offset;        /* reserved: the new active L1 table */
-    GArray *reserved;           /* of uint64_t: clusters for L2 copies */
-    GArray *held_l2;            /* of uint64_t: offsets held in cache */
-    GArray *held_rb;
-    uint64_t *l1s;              /* captured at commit (host order) */
-    bool committed;
-};
 
 void qcow2_free_snapshots(Qcow2State *s)
 {
@@ -269,6 +273,13 @@ static int coroutine_fn shadow_release(BlockDriverState *bs, uint64_t offset,
         g_hash_table_add(s->shadow_excluded, QCOW2_CLUSTER_KEY(c));
     }
     return qcow2_update_refcount(bs, offset, bytes, -1);
+}
+
+int coroutine_fn qcow2_shadow_release(BlockDriverState *bs, uint64_t offset,
+                                      uint64_t bytes)
+{
+    g_assert(((Qcow2State *)bs->opaque)->shadow_pending);
+    return shadow_release(bs, offset, bytes);
 }
 
 static void shadow_begin(BlockDriverState *bs)
@@ -593,6 +604,7 @@ static void coroutine_fn reload_after_failure(BlockDriverState *bs)
         return;     /* nothing changed, or shadow_switch adopted the file */
     }
     shadow_end(bs);
+    s->reload_count++;
     qcow2_cache_empty(s->l2_cache);
     qcow2_cache_empty(s->refblock_cache);
     if (reload_tables(bs) < 0) {
@@ -677,10 +689,21 @@ static void create_state_free(BlockDriverState *bs, BdrvSnapshotCreate *st)
     if (st->reserved) {
         g_array_free(st->reserved, TRUE);
     }
+    g_assert(!st->vm_writes);
+    if (st->vm_fresh) {
+        g_hash_table_destroy(st->vm_fresh);
+    }
     g_free(st->sn.id_str);
     g_free(st->sn.name);
     g_free(st->l1s);
     g_free(st);
+}
+
+/* pending_create goes away: flushes waiting for a late VM state go on. */
+static void create_clear_pending(Qcow2State *s)
+{
+    s->pending_create = NULL;
+    co_queue_restart_all(&s->pending_done);
 }
 
 static int coroutine_fn create_prepare_locked(BlockDriverState *bs,
@@ -715,7 +738,7 @@ static int coroutine_fn create_prepare_locked(BlockDriverState *bs,
         error_setg_errno(errp, -ret, "Could not flush metadata");
         return ret;
     }
-    if (info->vm_state_size) {
+    if (info->vm_state_size || info->vm_state_late) {
         /* The snapshot's L1 table maps its whole VM state, written or not
          * (reads of a VM state beyond its table are refused as damage). */
         uint64_t vm_off = qcow2_vm_state_offset(s);
@@ -727,6 +750,10 @@ static int coroutine_fn create_prepare_locked(BlockDriverState *bs,
                        vm_off < max ? max - vm_off : 0);
             return -EFBIG;
         }
+    }
+    if (info->vm_state_size && !info->vm_state_late) {
+        /* (A late VM state grows the snapshot's own L1 table instead.) */
+        uint64_t vm_off = qcow2_vm_state_offset(s);
         ret = qcow2_grow_l1_table(bs, qcow2_l1_size_for(vm_off +
                                                         info->vm_state_size,
                                                         s->cluster_bits),
@@ -804,6 +831,12 @@ static int coroutine_fn create_prepare_locked(BlockDriverState *bs,
     st->sn.vm_clock_nsec = info->vm_clock_nsec;
     st->sn.vm_state_size = info->vm_state_size;
     st->sn.icount = info->icount;
+    if (info->vm_state_late) {
+        st->vm_late = true;
+        st->vm_off = qcow2_vm_state_offset(s);
+        st->vm_fresh = g_hash_table_new(g_direct_hash, g_direct_equal);
+        co_queue_init(&st->vm_idle);
+    }
     s->pending_create = st;
     return 0;
 }
@@ -862,7 +895,7 @@ static int coroutine_fn create_commit_locked(BlockDriverState *bs,
     Qcow2State *s = bs->opaque;
     guint used = 0;
     int ret = 0;
-    uint64_t vm_index = st->sn.vm_state_size
+    uint64_t vm_index = st->sn.vm_state_size || st->vm_late
                         ? qcow2_l1_size_for(s->size, s->cluster_bits)
                         : UINT64_MAX;
     shadow_begin(bs);
@@ -873,7 +906,8 @@ static int coroutine_fn create_commit_locked(BlockDriverState *bs,
                                                        uint64_t, i));
     }
     g_array_set_size(st->held_l2, 0);
-    st->l1s = g_new0(uint64_t, MAX(s->l1_size, 1));
+    st->l1s_alloc = MAX(s->l1_size, 1);
+    st->l1s = g_new0(uint64_t, st->l1s_alloc);
     for (uint32_t i = 0; i < s->l1_size && ret >= 0; i++) {
         uint64_t t = s->l1_table[i] & L1E_OFFSET_MASK;
         if (!t) {
@@ -1009,6 +1043,45 @@ static void qcow2_snapshot_create_commit(BlockDriverState *bs,
     }
 }
 
+/*
+ * A late VM state's final size is known: the snapshot's L1 table maps all
+ * of it (entries past what was written read as zeroes) and goes where it
+ * fits - the cluster reserved at prepare, or new ones if it grew.
+ */
+static int coroutine_fn late_place_l1(BlockDriverState *bs,
+                                      BdrvSnapshotCreate *st)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t need = qcow2_l1_size_for(st->vm_off + st->sn.vm_state_size,
+                                      s->cluster_bits);
+    if (need > st->sn.l1_size) {
+        if (need > st->l1s_alloc) {
+            st->l1s = g_renew(uint64_t, st->l1s, need);
+            memset(st->l1s + st->l1s_alloc, 0,
+                   (need - st->l1s_alloc) * 8);
+            st->l1s_alloc = need;
+        }
+        memset(st->l1s + st->sn.l1_size, 0, (need - st->sn.l1_size) * 8);
+        st->sn.l1_size = need;
+    }
+    uint64_t bytes = ROUND_UP(MAX((uint64_t)st->sn.l1_size * 8, 8),
+                              s->cluster_size);
+    if (bytes > st->l1_bytes) {
+        int64_t off = qcow2_alloc_clusters(bs, bytes >> s->cluster_bits);
+        if (off < 0) {
+            return (int)off;
+        }
+        int ret = shadow_release(bs, st->l1s_offset, st->l1_bytes);
+        if (ret < 0) {
+            return ret;
+        }
+        st->l1s_offset = off;
+        st->l1_bytes = bytes;
+    }
+    st->sn.l1_table_offset = st->l1s_offset;
+    return 0;
+}
+
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs)
 {
     Qcow2State *s = bs->opaque;
@@ -1020,8 +1093,11 @@ int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs)
          * in place: only finish (which reloads) or abort may clean up. */
         return st && s->shadow_pending ? -EIO : 0;
     }
-    s->pending_create = NULL;
-    ret = write_l1(bs, st->l1s_offset, st->l1s, st->sn.l1_size);
+    create_clear_pending(s);
+    ret = st->vm_late ? late_place_l1(bs, st) : 0;
+    if (ret >= 0) {
+        ret = write_l1(bs, st->l1s_offset, st->l1s, st->sn.l1_size);
+    }
     if (ret >= 0) {
         Qcow2Snapshot *list = g_new0(Qcow2Snapshot, s->nb_snapshots + 1);
         for (uint32_t i = 0; i < s->nb_snapshots; i++) {
@@ -1047,11 +1123,17 @@ static int coroutine_fn qcow2_snapshot_create_finish(BlockDriverState *bs,
     if (s->pending_create != st) {
         ret = 0;     /* a flush already finished it */
     } else if (!st->committed) {
-        s->pending_create = NULL;
+        if (st->vm_late) {
+            qcow2_late_vmstate_wait_idle(bs, st);
+        }
+        create_clear_pending(s);
         reload_after_failure(bs);
         create_state_free(bs, st);
         ret = -EIO;
     } else {
+        if (st->vm_late) {
+            qcow2_late_vmstate_wait_idle(bs, st);
+        }
         ret = qcow2_snapshot_finish_pending(bs);
     }
     co_mutex_unlock(&s->lock);
@@ -1061,15 +1143,38 @@ static int coroutine_fn qcow2_snapshot_create_finish(BlockDriverState *bs,
     return ret;
 }
 
+static int coroutine_fn create_abandon_locked(BlockDriverState *bs,
+                                              BdrvSnapshotCreate *st);
+
+/*
+ * Undoes a prepare that was not committed.  A committed creation may be
+ * aborted only if its VM state comes late (its write-out failed): the
+ * snapshot is abandoned (create_abandon_locked) and the active layer
+ * keeps its state since the commit.  A commit that failed leaves a
+ * shadow state only a reload can clean up.
+ */
 static void coroutine_fn qcow2_snapshot_create_abort(BlockDriverState *bs,
                                                      BdrvSnapshotCreate *st)
 {
     Qcow2State *s = bs->opaque;
     co_mutex_lock(&s->lock);
-    g_assert(!st->committed);
-    s->pending_create = NULL;
-    qcow2_update_refcount(bs, st->l1s_offset, 2 * st->l1_bytes, -1);
-    create_release_reservations(bs, st, 0);
+    if (st->vm_late) {
+        qcow2_late_vmstate_wait_idle(bs, st);
+    }
+    if (st->committed) {
+        g_assert(st->vm_late && s->pending_create == st);
+        create_clear_pending(s);
+        if (create_abandon_locked(bs, st) < 0) {
+            reload_after_failure(bs);
+        }
+    } else if (s->shadow_pending) {
+        create_clear_pending(s);
+        reload_after_failure(bs);
+    } else {
+        create_clear_pending(s);
+        qcow2_update_refcount(bs, st->l1s_offset, 2 * st->l1_bytes, -1);
+        create_release_reservations(bs, st, 0);
+    }
     create_state_free(bs, st);
     co_mutex_unlock(&s->lock);
 }
@@ -1242,6 +1347,68 @@ static int coroutine_fn release_l1(BlockDriverState *bs, uint64_t *l1,
                                                   s->cluster_size));
     }
     return ret;
+}
+
+/*
+ * The snapshot of a committed creation goes away before it was ever
+ * written (its late VM state failed): its references are dropped from
+ * the shadow state - the tables it shared with the active layer, the
+ * area it owned with its VM state, its L1 reservation - and every active
+ * table whose refcount fell back to 1 gets a copy with OFLAG_COPIED set
+ * again.  One shadow switch then writes the active layer as it is now
+ * (guest writes since the commit included) with the old snapshot list.
+ * The active L1 table already lies in a new cluster (commit moved it).
+ */
+static int coroutine_fn create_abandon_locked(BlockDriverState *bs,
+                                              BdrvSnapshotCreate *st)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t vm_index = qcow2_l1_size_for(s->size, s->cluster_bits);
+    int ret = 0;
+    for (uint32_t i = 0; i < st->sn.l1_size && ret >= 0; i++) {
+        uint64_t t = st->l1s[i] & L1E_OFFSET_MASK;
+        if (!t) {
+            continue;
+        }
+        ret = table_data_refs(bs, t, -1);
+        if (ret >= 0) {
+            ret = shadow_release(bs, t, s->cluster_size);
+        }
+        if (i >= vm_index) {
+            /* The snapshot's own table, dirty and never written. */
+            qcow2_cache_discard(s->l2_cache, t);
+        }
+        st->l1s[i] = 0;
+    }
+    if (ret >= 0) {
+        ret = shadow_release(bs, st->l1s_offset, st->l1_bytes);
+    }
+    for (uint32_t i = 0; i < s->l1_size && ret >= 0; i++) {
+        uint64_t t = s->l1_table[i] & L1E_OFFSET_MASK;
+        uint64_t rc, copy;
+        if (!t) {
+            continue;
+        }
+        ret = qcow2_get_refcount(bs, t >> s->cluster_bits, &rc);
+        if (ret < 0 || rc != 1) {
+            continue;
+        }
+        ret = copy_table_fix_flags(bs, t, false, &copy);
+        if (ret >= 0) {
+            ret = shadow_release(bs, t, s->cluster_size);
+        }
+        if (ret >= 0) {
+            s->l1_table[i] = copy | QCOW_OFLAG_COPIED;
+        }
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    Qcow2Snapshot *list = g_new0(Qcow2Snapshot, MAX(s->nb_snapshots, 1));
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        snapshot_copy(&list[i], &s->snapshots[i]);
+    }
+    return shadow_switch(bs, list, s->nb_snapshots);
 }
 
 static int coroutine_fn apply_locked(BlockDriverState *bs, int idx,
@@ -1465,6 +1632,8 @@ const BdrvSnapshotOps qcow2_snapshot_ops = {
     .create_commit = qcow2_snapshot_create_commit,
     .create_finish = qcow2_snapshot_create_finish,
     .create_abort = qcow2_snapshot_create_abort,
+    .create_writev_vmstate = qcow2_snapshot_create_writev_vmstate,
+    .create_set_vm_state_size = qcow2_snapshot_create_set_vm_state_size,
     .apply = qcow2_snapshot_apply,
     .delete = qcow2_snapshot_delete,
     .readv_vmstate = qcow2_snapshot_readv_vmstate,

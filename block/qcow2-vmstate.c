@@ -26,6 +26,9 @@
  *   - the L1 table never grows while a snapshot creation is pending (its
  *     prepare reserved L1 space for the current size).
  *
+ * The late VM state of a snapshot being created (vm_state_late, written
+ * between its commit and its finish) is the last part of this file.
+ *
  * Called through block/vmstate.c.
  */
 #include "block/qcow2.h"
@@ -249,4 +252,389 @@ int coroutine_fn qcow2_snapshot_readv_vmstate(BlockDriverState *bs,
     }
     co_mutex_unlock(&s->lock);
     return ret;
+}
+
+/* ---- the late VM state of a snapshot being created ----
+ *
+ * Between the commit and the finish of a creation prepared with
+ * vm_state_late, the VM state is written straight into the snapshot:
+ * through its L1 table in memory (st->l1s, grown here as needed) into L2
+ * tables private to it - copies made at commit or allocated here - that
+ * live dirty in the L2 cache (shadow mode: never written in place).
+ * Data goes to newly allocated clusters; a cluster a late write
+ * allocated (st->vm_fresh) is rewritten in place, any other (handed over
+ * at commit, possibly still live in the on-disk state) is replaced with
+ * a copy and released from the shadow state only.  Nothing reaches the
+ * on-disk state before the finish's shadow switch, which writes the
+ * tables and syncs the data before the header names the snapshot.
+ *
+ * Late writes of overlapping clusters are serialised (st->vm_writes);
+ * finish and abort wait until none is under way.
+ */
+
+static Qcow2Alloc *late_overlap(BdrvSnapshotCreate *st, uint64_t first,
+                                uint64_t n)
+{
+    for (GList *l = st->vm_writes; l; l = l->next) {
+        Qcow2Alloc *a = l->data;
+        if (first < a->guest_start + a->nb_clusters &&
+            a->guest_start < first + n) {
+            return a;
+        }
+    }
+    return NULL;
+}
+
+void coroutine_fn qcow2_late_vmstate_wait_idle(BlockDriverState *bs,
+                                               BdrvSnapshotCreate *st)
+{
+    Qcow2State *s = bs->opaque;
+    while (st->vm_writes) {
+        co_queue_wait(&st->vm_idle, &s->lock);
+    }
+}
+
+/* May st's VM state be written now, [pos, +bytes)?  (s->lock held; st is
+ * only dereferenced once known to be the pending creation.) */
+static int late_check(BlockDriverState *bs, BdrvSnapshotCreate *st,
+                      int64_t pos, uint64_t bytes, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    if (s->stale || (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT)) {
+        error_setg(errp, "Image is corrupt or must be reopened; cannot "
+                   "write the VM state");
+        return -EIO;
+    }
+    if (s->pending_create != st || !st->vm_late) {
+        error_setg(errp, "No snapshot being created waits for its VM state");
+        return -EINVAL;
+    }
+    if (!st->committed) {
+        if (s->shadow_pending) {
+            error_setg(errp, "The snapshot's commit failed");
+            return -EIO;
+        }
+        error_setg(errp, "The snapshot is not committed yet");
+        return -EBUSY;
+    }
+    uint64_t max = qcow2_max_mapped_offset(s);
+    if (pos < 0 || st->vm_off >= max || (uint64_t)pos > max - st->vm_off ||
+        bytes > max - st->vm_off - pos) {
+        error_setg(errp, "VM state access out of range: %" G_GUINT64_FORMAT
+                   " bytes at %" G_GINT64_FORMAT " (this image maps at most %"
+                   G_GUINT64_FORMAT " bytes of VM state)", bytes, pos,
+                   st->vm_off < max ? max - st->vm_off : 0);
+        return -EFBIG;
+    }
+    return 0;
+}
+
+/* The snapshot's L2 table for L1 index l1i, made if missing. */
+static int coroutine_fn late_l2_table(BlockDriverState *bs,
+                                      BdrvSnapshotCreate *st, uint64_t l1i,
+                                      uint64_t *out)
+{
+    Qcow2State *s = bs->opaque;
+    if (l1i >= st->l1s_alloc) {
+        uint64_t n = MIN(MAX(l1i + 1, st->l1s_alloc * 2),
+                         (uint64_t)QCOW2_MAX_L1_SIZE / 8);
+        g_assert(l1i < n);
+        st->l1s = g_renew(uint64_t, st->l1s, n);
+        memset(st->l1s + st->l1s_alloc, 0, (n - st->l1s_alloc) * 8);
+        st->l1s_alloc = n;
+    }
+    if (l1i >= st->sn.l1_size) {
+        st->sn.l1_size = l1i + 1;
+    }
+    uint64_t t = st->l1s[l1i] & L1E_OFFSET_MASK;
+    if (!t) {
+        int64_t c = qcow2_alloc_clusters(bs, 1);
+        if (c < 0) {
+            return (int)c;
+        }
+        uint64_t *table;
+        int ret = qcow2_check_metadata_overlap(bs, c, s->cluster_size, "L2");
+        if (ret >= 0) {
+            ret = qcow2_cache_get_empty(bs, s->l2_cache, c, (void **)&table);
+        }
+        if (ret < 0) {
+            qcow2_shadow_release(bs, c, s->cluster_size);
+            return ret;
+        }
+        qcow2_cache_mark_dirty(s->l2_cache, table);
+        qcow2_cache_put(s->l2_cache, (void **)&table);
+        st->l1s[l1i] = c;
+        t = c;
+    }
+    *out = t;
+    return 0;
+}
+
+static bool late_is_fresh(Qcow2State *s, BdrvSnapshotCreate *st,
+                          uint64_t guest_cluster, uint64_t e)
+{
+    return qcow2_cluster_type(s, e) == QCOW2_CLUSTER_NORMAL &&
+           g_hash_table_contains(st->vm_fresh,
+                                 QCOW2_CLUSTER_KEY(guest_cluster));
+}
+
+/* Bytes [off, +len) of the cluster an old entry maps (copy-on-write of a
+ * partly written cluster).  No lock: only this write replaces it. */
+static int coroutine_fn late_read_old(BlockDriverState *bs, uint64_t e,
+                                      uint64_t off, uint64_t len,
+                                      uint8_t *buf)
+{
+    Qcow2State *s = bs->opaque;
+    switch (qcow2_cluster_type(s, e)) {
+    case QCOW2_CLUSTER_NORMAL: {
+        uint64_t host = e & L2E_OFFSET_MASK;
+        if (host < s->cluster_size || !IS_ALIGNED(host, s->cluster_size)) {
+            qcow2_signal_corruption(bs, "Invalid VM state L2 entry %#"
+                                    G_GINT64_MODIFIER "x", e);
+            return -EIO;
+        }
+        return bdrv_co_pread(bs->file->bs, host + off, len, buf, 0);
+    }
+    case QCOW2_CLUSTER_COMPRESSED: {
+        uint8_t *c = g_malloc(s->cluster_size);
+        int ret = qcow2_decompress_cluster(bs, e, c);
+        if (ret >= 0) {
+            memcpy(buf, c + off, len);
+        }
+        g_free(c);
+        return ret;
+    }
+    default:
+        memset(buf, 0, len);
+        return 0;
+    }
+}
+
+/* Releases, from the shadow state, what an entry replaced by a late
+ * write held. */
+static int coroutine_fn late_release_old(BlockDriverState *bs, uint64_t e)
+{
+    Qcow2State *s = bs->opaque;
+    switch (qcow2_cluster_type(s, e)) {
+    case QCOW2_CLUSTER_NORMAL:
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        return qcow2_shadow_release(bs, e & L2E_OFFSET_MASK, s->cluster_size);
+    case QCOW2_CLUSTER_COMPRESSED: {
+        uint64_t host, bytes;
+        qcow2_compressed_range(s, e, &host, &bytes);
+        return qcow2_shadow_release(bs, host & ~511ULL, (host & 511) + bytes);
+    }
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Guest [offset, +n) of the area, whose clusters are not fresh, into n
+ * newly allocated contiguous clusters (with the old contents around a
+ * partly written first or last cluster), then mapped by table t.
+ */
+static int coroutine_fn late_write_new(BlockDriverState *bs,
+                                       BdrvSnapshotCreate *st, uint64_t t,
+                                       uint64_t offset, uint64_t n,
+                                       IOVector *qiov, size_t qoff,
+                                       uint64_t e_first, uint64_t e_last)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    uint64_t head = qcow2_offset_into_cluster(s, offset);
+    uint64_t nb = DIV_ROUND_UP(head + n, cs);
+    uint64_t tail = nb * cs - head - n;
+    int64_t host = qcow2_alloc_clusters(bs, nb);
+    if (host < 0) {
+        return (int)host;
+    }
+    int ret = qcow2_check_metadata_overlap(bs, host, nb * cs, "VM state");
+    if (ret < 0) {
+        return ret;
+    }
+    co_mutex_unlock(&s->lock);
+    uint8_t *head_buf = NULL, *tail_buf = NULL;
+    IOVector wq;
+    iovec_init(&wq, qiov->niov + 2);
+    if (head) {
+        head_buf = bdrv_blockalign(bs->file->bs, head);
+        ret = late_read_old(bs, e_first, 0, head, head_buf);
+        iovec_add(&wq, head_buf, head);
+    }
+    iovec_concat(&wq, qiov, qoff, n);
+    if (tail && ret >= 0) {
+        tail_buf = bdrv_blockalign(bs->file->bs, tail);
+        ret = late_read_old(bs, e_last, cs - tail, tail, tail_buf);
+        iovec_add(&wq, tail_buf, tail);
+    }
+    if (ret >= 0) {
+        ret = bdrv_co_pwritev(bs->file->bs, host, wq.size, &wq, 0);
+    }
+    iovec_destroy(&wq);
+    bdrv_vfree(head_buf);
+    bdrv_vfree(tail_buf);
+    co_mutex_lock(&s->lock);
+
+    uint64_t *l2, *old = NULL;
+    if (ret >= 0) {
+        ret = qcow2_cache_get(bs, s->l2_cache, t, (void **)&l2);
+    }
+    if (ret < 0) {
+        /* Never referenced: back to free after the switch. */
+        qcow2_shadow_release(bs, host, nb * cs);
+        return ret;
+    }
+    uint64_t l2i = qcow2_l2_index(s, offset);
+    uint64_t guest_c = offset >> s->cluster_bits;
+    old = g_new(uint64_t, nb);
+    for (uint64_t i = 0; i < nb; i++) {
+        old[i] = be64_read(&l2[l2i + i]);
+        /* The snapshot's alone, but no OFLAG_COPIED: only active tables
+         * carry it (as for the area commit hands over). */
+        be64_write(&l2[l2i + i], host + (i << s->cluster_bits));
+        g_hash_table_add(st->vm_fresh, QCOW2_CLUSTER_KEY(guest_c + i));
+    }
+    qcow2_cache_mark_dirty(s->l2_cache, l2);
+    qcow2_cache_put(s->l2_cache, (void **)&l2);
+    for (uint64_t i = 0; i < nb && ret >= 0; i++) {
+        ret = late_release_old(bs, old[i]);
+    }
+    g_free(old);
+    return ret;
+}
+
+/* One run of [offset, +bytes): clusters of one L2 table that are all
+ * fresh and host-contiguous (written in place) or all not (written
+ * anew).  *done: the bytes it covered.  s->lock held. */
+static int coroutine_fn late_write_run(BlockDriverState *bs,
+                                       BdrvSnapshotCreate *st,
+                                       uint64_t offset, uint64_t bytes,
+                                       IOVector *qiov, size_t qoff,
+                                       uint64_t *done)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t cs = s->cluster_size;
+    uint64_t t = 0;
+    int ret = late_l2_table(bs, st, qcow2_l1_index(s, offset), &t);
+    if (ret < 0) {
+        return ret;
+    }
+    uint64_t l2i = qcow2_l2_index(s, offset);
+    uint64_t in_cluster = qcow2_offset_into_cluster(s, offset);
+    uint64_t avail = MIN(bytes, ((s->l2_size - l2i) << s->cluster_bits) -
+                                in_cluster);
+    uint64_t nb_max = DIV_ROUND_UP(in_cluster + avail, cs);
+    uint64_t guest_c = offset >> s->cluster_bits;
+    uint64_t *l2;
+    ret = qcow2_cache_get(bs, s->l2_cache, t, (void **)&l2);
+    if (ret < 0) {
+        return ret;
+    }
+    uint64_t e0 = be64_read(&l2[l2i]);
+    bool fresh = late_is_fresh(s, st, guest_c, e0);
+    uint64_t k = 1;
+    for (; k < nb_max; k++) {
+        uint64_t e = be64_read(&l2[l2i + k]);
+        if (late_is_fresh(s, st, guest_c + k, e) != fresh ||
+            (fresh && (e & L2E_OFFSET_MASK) !=
+                      (e0 & L2E_OFFSET_MASK) + (k << s->cluster_bits))) {
+            break;
+        }
+    }
+    uint64_t n = MIN(avail, (k << s->cluster_bits) - in_cluster);
+    uint64_t nb = DIV_ROUND_UP(in_cluster + n, cs);
+    uint64_t e_last = be64_read(&l2[l2i + nb - 1]);
+    qcow2_cache_put(s->l2_cache, (void **)&l2);
+    *done = n;
+    if (!fresh) {
+        return late_write_new(bs, st, t, offset, n, qiov, qoff, e0, e_last);
+    }
+    uint64_t host = (e0 & L2E_OFFSET_MASK) + in_cluster;
+    ret = qcow2_check_metadata_overlap(bs, host, n, "VM state");
+    if (ret < 0) {
+        return ret;
+    }
+    co_mutex_unlock(&s->lock);
+    IOVector sub;
+    iovec_init(&sub, qiov->niov);
+    iovec_concat(&sub, qiov, qoff, n);
+    ret = bdrv_co_pwritev(bs->file->bs, host, n, &sub, 0);
+    iovec_destroy(&sub);
+    co_mutex_lock(&s->lock);
+    return ret;
+}
+
+int coroutine_fn qcow2_snapshot_create_writev_vmstate(BlockDriverState *bs,
+                                                      BdrvSnapshotCreate *st,
+                                                      IOVector *qiov,
+                                                      int64_t pos,
+                                                      GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    uint64_t bytes = qiov->size;
+    int ret;
+    co_mutex_lock(&s->lock);
+    uint64_t first = 0, n = 0;
+    for (;;) {
+        ret = late_check(bs, st, pos, bytes, errp);
+        if (ret < 0 || !bytes) {
+            co_mutex_unlock(&s->lock);
+            return ret;
+        }
+        uint64_t offset = st->vm_off + pos;
+        first = offset >> s->cluster_bits;
+        n = ((offset + bytes - 1) >> s->cluster_bits) - first + 1;
+        Qcow2Alloc *a = late_overlap(st, first, n);
+        if (!a) {
+            break;
+        }
+        co_queue_wait(&a->waiters, &s->lock);
+    }
+    Qcow2Alloc me = { .guest_start = first, .nb_clusters = n };
+    co_queue_init(&me.waiters);
+    st->vm_writes = g_list_prepend(st->vm_writes, &me);
+    uint64_t offset = st->vm_off + pos;
+    size_t qoff = 0;
+    while (bytes > 0) {
+        uint64_t done = 0;
+        ret = late_write_run(bs, st, offset, bytes, qiov, qoff, &done);
+        if (ret < 0) {
+            break;
+        }
+        offset += done;
+        bytes -= done;
+        qoff += done;
+    }
+    st->vm_writes = g_list_remove(st->vm_writes, &me);
+    co_queue_restart_all(&me.waiters);
+    if (!st->vm_writes) {
+        co_queue_restart_all(&st->vm_idle);
+    }
+    co_mutex_unlock(&s->lock);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not write the VM state of the "
+                         "snapshot being created");
+    }
+    return ret;
+}
+
+int qcow2_snapshot_create_set_vm_state_size(BlockDriverState *bs,
+                                            BdrvSnapshotCreate *st,
+                                            uint64_t size, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    if (s->pending_create != st || !st->vm_late) {
+        error_setg(errp, "No snapshot being created waits for its VM state");
+        return -EINVAL;
+    }
+    uint64_t max = qcow2_max_mapped_offset(s);
+    if (st->vm_off >= max || size > max - st->vm_off) {
+        error_setg(errp, "VM state too large: %" G_GUINT64_FORMAT " bytes "
+                   "(this image maps at most %" G_GUINT64_FORMAT ")", size,
+                   st->vm_off < max ? max - st->vm_off : 0);
+        return -EFBIG;
+    }
+    st->sn.vm_state_size = size;
+    return 0;
 }

@@ -198,6 +198,13 @@ typedef struct Qcow2State {
     bool shadow_pending;
     GHashTable *shadow_excluded;  /* keys: QCOW2_CLUSTER_KEY(index) */
     struct BdrvSnapshotCreate *pending_create;
+    /* Flushes waiting for a committed creation whose VM state is still
+     * being written (qcow2_late_vmstate_pending): woken whenever
+     * pending_create goes away. */
+    CoQueue pending_done;
+    /* Counts reload_after_failure(): a flush that waited across one
+     * reports the loss of what memory held (-EIO). */
+    uint64_t reload_count;
 
     /* Reads of a snapshot's VM state in progress (qcow2-vmstate.c): they
      * hold no lock while the data is read, so snapshot delete waits for
@@ -215,6 +222,50 @@ typedef struct Qcow2State {
  * allocation per key; g_direct_hash tables). */
 G_STATIC_ASSERT(sizeof(gpointer) >= sizeof(uint64_t));
 #define QCOW2_CLUSTER_KEY(c) ((gpointer)(uintptr_t)(c))
+
+/*
+ * A snapshot creation between prepare and finish (qcow2-snapshot.c).
+ *
+ * With vm_late (BdrvSnapshotInfo.vm_state_late) the VM state is written
+ * after the commit, straight into the snapshot's own tables
+ * (qcow2_snapshot_create_writev_vmstate in qcow2-vmstate.c): from the
+ * commit on, l1s[vm_index..] are tables private to the snapshot, all in
+ * clusters the on-disk state does not use (copies made at commit, or
+ * allocated by the late writes), so they are changed in the cache and
+ * reach the file only with the shadow switch of finish.  l1s grows in
+ * memory as the writes need it (sn.l1_size follows); finish places the
+ * snapshot's L1 table where it fits.
+ */
+struct BdrvSnapshotCreate {
+    Qcow2Snapshot sn;
+    uint64_t l1_bytes;
+    uint64_t l1s_offset;        /* reserved: the snapshot's L1 table */
+    uint64_t l1a_offset;        /* reserved: the new active L1 table */
+    GArray *reserved;           /* of uint64_t: clusters for L2 copies */
+    GArray *held_l2;            /* of uint64_t: offsets held in cache */
+    GArray *held_rb;
+    uint64_t *l1s;              /* captured at commit (host order) */
+    uint64_t l1s_alloc;         /* entries allocated in l1s */
+    bool committed;
+
+    /* the late VM state */
+    bool vm_late;
+    uint64_t vm_off;            /* guest offset where its area begins */
+    /* Guest clusters of the area that late writes allocated: their data
+     * clusters are the snapshot's alone and new, so they are rewritten
+     * in place.  Keys: QCOW2_CLUSTER_KEY(guest cluster index). */
+    GHashTable *vm_fresh;
+    GList *vm_writes;           /* of Qcow2Alloc: late writes under way */
+    CoQueue vm_idle;            /* woken when vm_writes empties */
+};
+
+/* A committed creation waits for its VM state: nothing may be written in
+ * place (shadow mode) and a flush cannot complete it yet. */
+static inline bool qcow2_late_vmstate_pending(Qcow2State *s)
+{
+    return s->pending_create && s->pending_create->vm_late &&
+           s->pending_create->committed;
+}
 
 static inline uint64_t qcow2_offset_into_cluster(Qcow2State *s, uint64_t off)
 {
@@ -439,6 +490,24 @@ int coroutine_fn qcow2_drop_active_vmstate(BlockDriverState *bs);
 
 /* Completes a snapshot creation that was committed (flush calls it). */
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs);
+/* Drops range [offset, +bytes) from the new state during a shadow
+ * commit: refcount decremented, clusters kept from reuse until the
+ * switch (s->lock held). */
+int coroutine_fn qcow2_shadow_release(BlockDriverState *bs, uint64_t offset,
+                                      uint64_t bytes);
+/* qcow2-vmstate.c: the late VM state of the pending creation st
+ * (see block/vmstate.h); s->lock not held. */
+int coroutine_fn qcow2_snapshot_create_writev_vmstate(BlockDriverState *bs,
+                                                      BdrvSnapshotCreate *st,
+                                                      IOVector *qiov,
+                                                      int64_t pos,
+                                                      GError **errp);
+int qcow2_snapshot_create_set_vm_state_size(BlockDriverState *bs,
+                                            BdrvSnapshotCreate *st,
+                                            uint64_t size, GError **errp);
+/* Waits until no late write of st is under way (s->lock held). */
+void coroutine_fn qcow2_late_vmstate_wait_idle(BlockDriverState *bs,
+                                               BdrvSnapshotCreate *st);
 
 int coroutine_fn qcow2_rewrite_snapshot_table(BlockDriverState *bs);
 int coroutine_fn qcow2_snapshots_have_zero_clusters(BlockDriverState *bs,

@@ -9,6 +9,17 @@
  *              it succeeds is the snapshot listed on disk;
  *   abort    - undoes a prepare that was not committed.
  * bdrv_snapshot_create() runs all three for callers without a pause.
+ *
+ * A save state's VM state may also come late (vm_state_late): written
+ * between commit and finish, while the guest runs again, straight into
+ * the snapshot being created (block/vmstate.h:
+ * bdrv_co_snapshot_create_writev_vmstate), its final size given before
+ * finish.  Until finish the snapshot exists only in memory; a flush of
+ * the node meanwhile waits for the finish (it cannot complete a
+ * snapshot whose VM state is not there yet).  If the write-out fails,
+ * abort - allowed after commit in this case only - abandons the
+ * snapshot: nothing of it is ever listed or kept, and the active layer
+ * keeps everything written since the commit.
  */
 #ifndef XBLK_BLOCK_SNAPSHOT_H
 #define XBLK_BLOCK_SNAPSHOT_H
@@ -24,6 +35,12 @@
  * belongs to the new snapshot: its L1 table maps it and the active layer
  * gives it up.  disk_size is set by the driver.  id_str NULL or "" picks
  * the next free numeric ID.
+ *
+ * vm_state_late (creation only, never set in listings): the snapshot
+ * takes the VM state area over at commit whatever vm_state_size says,
+ * and its VM state is written after the commit
+ * (bdrv_co_snapshot_create_writev_vmstate); vm_state_size is then only
+ * provisional until bdrv_snapshot_create_set_vm_state_size().
  */
 typedef struct BdrvSnapshotInfo {
     char *id_str;
@@ -34,6 +51,7 @@ typedef struct BdrvSnapshotInfo {
     uint64_t vm_clock_nsec;
     uint64_t icount;            /* UINT64_MAX when not recorded */
     uint64_t disk_size;
+    bool vm_state_late;
 } BdrvSnapshotInfo;
 
 #define BDRV_SNAPSHOT_NO_ICOUNT UINT64_MAX
@@ -51,8 +69,17 @@ typedef struct BdrvSnapshotOps {
     int coroutine_fn (*create_finish)(BlockDriverState *bs,
                                       BdrvSnapshotCreate *state,
                                       GError **errp);
+    /* Before commit; after commit only for a late VM state (abandons). */
     void coroutine_fn (*create_abort)(BlockDriverState *bs,
                                       BdrvSnapshotCreate *state);
+    /* The late VM state (see block/vmstate.h).  Optional. */
+    int coroutine_fn (*create_writev_vmstate)(BlockDriverState *bs,
+                                              BdrvSnapshotCreate *state,
+                                              IOVector *qiov, int64_t pos,
+                                              GError **errp);
+    int (*create_set_vm_state_size)(BlockDriverState *bs,
+                                    BdrvSnapshotCreate *state,
+                                    uint64_t size, GError **errp);
     int coroutine_fn (*apply)(BlockDriverState *bs, const char *id_or_name,
                               GError **errp);
     /* id or name may be NULL, not both; both given must match one entry */

@@ -51,6 +51,10 @@ static BlockDriverState *backup_lookup_bs(const char *name, GError **errp)
     if (blk && blk_bs(blk)) {
         return blk_bs(blk);
     }
+    if (blk) {                  /* an empty drive */
+        error_setg(errp, "Device '%s' has no medium", name);
+        return NULL;
+    }
     BlockDriverState *bs = bdrv_find_node(name);
     if (!bs) {
         error_setg(errp, "Cannot find device='%s' nor node-name='%s'", name,

@@ -16,7 +16,11 @@
  * finish makes the folder entry durable before the reply.
  *
  * Internal snapshots map onto bdrv_co_snapshot_create_prepare / _commit /
- * _finish / _abort; undo deletes the snapshot again.
+ * _finish / _abort; undo deletes the snapshot again.  With a late VM state
+ * (txn_add_snapshot_internal_late) finish first runs the caller's
+ * write-out into the committed snapshot
+ * (bdrv_co_snapshot_create_writev_vmstate), then finishes it; a failed
+ * write-out aborts the committed creation, which abandons the snapshot.
  *
  * Invariant: from a successful prepare until clean, an action holds one
  * reference to every node it names.
@@ -24,6 +28,7 @@
 #include "block/txn-snapshot.h"
 #include "block/block-backend.h"
 #include "block/block_int.h"
+#include "block/vmstate.h"
 #include "util/error.h"
 #include "util/main-loop.h"
 #include <errno.h>
@@ -40,6 +45,10 @@ static BlockDriverState *txn_lookup_bs(const char *device,
         BlockBackend *blk = blk_by_name(device);
         if (blk && blk_bs(blk)) {
             return blk_bs(blk);
+        }
+        if (blk) {              /* an empty drive */
+            error_setg(errp, "Device '%s' has no medium", device);
+            return NULL;
         }
     }
     if (node_name) {
@@ -517,15 +526,23 @@ void txn_add_snapshot(Transaction *t, const char *node, const char *overlay)
 
 /* ---- internal snapshots ---- */
 
-typedef struct IntSnap {
+/* The internal snapshot action; a late VM state's writer sees it as its
+ * TxnSnapshotVmstate handle. */
+typedef struct TxnSnapshotVmstate IntSnap;
+struct TxnSnapshotVmstate {
     char *device, *name;
     /* recorded as given; date 0 means "when prepared" */
     uint64_t vm_state_size, vm_clock_nsec, icount;
     uint32_t date_sec, date_nsec;
     BlockDriverState *bs;
-    BdrvSnapshotCreate *state;  /* between prepare and commit/abort */
+    BdrvSnapshotCreate *state;  /* between prepare and finish/abort */
     GList *link;                /* in int_pending while prepared */
-} IntSnap;
+    /* late VM state */
+    bool late;
+    bool writing;               /* inside write: the writer may write */
+    TxnVmstateWriteFn *write;
+    void *write_opaque;
+};
 
 /* Internal actions prepared and not yet cleaned: a second snapshot of the
  * same name on the same node in one transaction is a duplicate. */
@@ -598,6 +615,7 @@ static int coroutine_fn int_prepare(void *opaque, Transaction *txn,
         .vm_state_size = s->vm_state_size,
         .vm_clock_nsec = s->vm_clock_nsec,
         .icount = s->icount,
+        .vm_state_late = s->late,
     };
     if (s->date_sec || s->date_nsec) {
         sn.date_sec = s->date_sec;
@@ -637,13 +655,6 @@ static void coroutine_fn int_abort(void *opaque)
     s->state = NULL;
 }
 
-static int coroutine_fn int_finish(void *opaque, GError **errp)
-{
-    IntSnap *s = opaque;
-    BdrvSnapshotCreate *st = g_steal_pointer(&s->state);
-    return bdrv_co_snapshot_create_finish(s->bs, st, errp);
-}
-
 static void coroutine_fn int_undo(void *opaque)
 {
     IntSnap *s = opaque;
@@ -653,6 +664,49 @@ static void coroutine_fn int_undo(void *opaque)
         g_error_free(err);
     }
 }
+
+/* The late VM state's write-out and its size; on failure the committed
+ * creation is aborted, which abandons the snapshot. */
+static int coroutine_fn int_write_out(IntSnap *s, GError **errp)
+{
+    GError *err = NULL;
+    s->writing = true;
+    int ret = s->write(s, s->write_opaque, &err);
+    s->writing = false;
+    if (ret >= 0) {
+        g_clear_error(&err);
+        ret = bdrv_snapshot_create_set_vm_state_size(s->bs, s->state,
+                                                     s->vm_state_size, &err);
+    } else if (!err) {
+        error_setg_errno(&err, -ret, "Could not write the VM state");
+    }
+    if (ret < 0) {
+        bdrv_co_snapshot_create_abort(s->bs, g_steal_pointer(&s->state));
+        g_propagate_error(errp, err);
+    }
+    return ret;
+}
+
+static int coroutine_fn int_finish(void *opaque, GError **errp)
+{
+    IntSnap *s = opaque;
+    if (s->late) {
+        int ret = int_write_out(s, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    BdrvSnapshotCreate *st = g_steal_pointer(&s->state);
+    int ret = bdrv_co_snapshot_create_finish(s->bs, st, errp);
+    if (ret < 0 && bdrv_snapshot_find(s->bs, s->name, NULL)) {
+        /* Written, but not known durable (a sync failed after the
+         * switch): the action failed, so the snapshot goes (rule 3); if
+         * even that fails it stays, whole. */
+        int_undo(s);
+    }
+    return ret;
+}
+
 
 static void int_clean(void *opaque)
 {
@@ -686,8 +740,7 @@ void txn_add_snapshot_internal(Transaction *t, const char *device,
     txn_add_snapshot_internal_vm(t, device, &sn);
 }
 
-void txn_add_snapshot_internal_vm(Transaction *t, const char *device,
-                                  const BdrvSnapshotInfo *sn)
+static IntSnap *int_new(const char *device, const BdrvSnapshotInfo *sn)
 {
     IntSnap *s = g_new0(IntSnap, 1);
     s->device = g_strdup(device);
@@ -697,7 +750,64 @@ void txn_add_snapshot_internal_vm(Transaction *t, const char *device,
     s->icount = sn->icount;
     s->date_sec = sn->date_sec;
     s->date_nsec = sn->date_nsec;
+    return s;
+}
+
+void txn_add_snapshot_internal_vm(Transaction *t, const char *device,
+                                  const BdrvSnapshotInfo *sn)
+{
+    txn_add(t, &int_driver, int_new(device, sn));
+}
+
+TxnSnapshotVmstate *txn_add_snapshot_internal_late(Transaction *t,
+                                                   const char *device,
+                                                   const BdrvSnapshotInfo *sn,
+                                                   TxnVmstateWriteFn *write,
+                                                   void *opaque)
+{
+    g_assert(write);
+    IntSnap *s = int_new(device, sn);
+    s->late = true;
+    s->write = write;
+    s->write_opaque = opaque;
     txn_add(t, &int_driver, s);
+    return s;
+}
+
+int coroutine_fn txn_snapshot_writev_vmstate(TxnSnapshotVmstate *vs,
+                                             IOVector *qiov, int64_t pos,
+                                             GError **errp)
+{
+    if (!vs->writing || !vs->state) {
+        error_setg(errp, "The VM state of snapshot '%s' can be written only "
+                   "during its write-out", vs->name);
+        return -EINVAL;
+    }
+    return bdrv_co_snapshot_create_writev_vmstate(vs->bs, vs->state, qiov,
+                                                  pos, errp);
+}
+
+int coroutine_fn txn_snapshot_write_vmstate(TxnSnapshotVmstate *vs,
+                                            const void *buf, int64_t pos,
+                                            int64_t len, GError **errp)
+{
+    if (len < 0) {
+        error_setg(errp, "Invalid VM state request size");
+        return -EINVAL;
+    }
+    IOVector qiov;
+    iovec_init_buf(&qiov, (void *)buf, len);
+    return txn_snapshot_writev_vmstate(vs, &qiov, pos, errp);
+}
+
+void txn_snapshot_set_vm_state_size(TxnSnapshotVmstate *vs, uint64_t size)
+{
+    vs->vm_state_size = size;
+}
+
+BlockDriverState *txn_snapshot_vmstate_node(TxnSnapshotVmstate *vs)
+{
+    return vs->bs;
 }
 
 /* ---- abort ---- */

@@ -5,7 +5,9 @@
  * the synchronous wrappers.
  *
  * Invariant: every error comes back with *errp set, including the
- * -ENOTSUP of nodes without an area.
+ * -ENOTSUP of nodes without an area.  The late VM state of a snapshot
+ * being created goes to the node the creation was prepared on (no filter
+ * lookup: the creation belongs to that node).
  */
 #include "block/vmstate.h"
 #include "block/block_int.h"
@@ -143,6 +145,47 @@ int coroutine_fn bdrv_co_snapshot_readv_vmstate(BlockDriverState *bs,
     n->rd_ops++;
     bdrv_dec_in_flight(n);
     return ret;
+}
+
+/* ---- the late VM state of a snapshot being created ---- */
+
+static bool late_supported(BlockDriverState *bs, GError **errp)
+{
+    if (!bs->drv->snapshot || !bs->drv->snapshot->create_writev_vmstate) {
+        error_setg(errp, "Block format '%s' used by node '%s' does not "
+                   "support a VM state written after the snapshot",
+                   bdrv_get_format_name(bs), bdrv_get_node_name(bs));
+        return false;
+    }
+    return true;
+}
+
+int coroutine_fn bdrv_co_snapshot_create_writev_vmstate(BlockDriverState *bs,
+                                                        BdrvSnapshotCreate *st,
+                                                        IOVector *qiov,
+                                                        int64_t pos,
+                                                        GError **errp)
+{
+    if (!late_supported(bs, errp)) {
+        return -ENOTSUP;
+    }
+    bdrv_inc_in_flight(bs);
+    int ret = bs->drv->snapshot->create_writev_vmstate(bs, st, qiov, pos,
+                                                        errp);
+    bs->wr_bytes += qiov->size;
+    bs->wr_ops++;
+    bdrv_dec_in_flight(bs);
+    return ret;
+}
+
+int bdrv_snapshot_create_set_vm_state_size(BlockDriverState *bs,
+                                           BdrvSnapshotCreate *st,
+                                           uint64_t size, GError **errp)
+{
+    if (!late_supported(bs, errp)) {
+        return -ENOTSUP;
+    }
+    return bs->drv->snapshot->create_set_vm_state_size(bs, st, size, errp);
 }
 
 /* ---- synchronous wrappers ---- */

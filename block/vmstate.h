@@ -21,6 +21,19 @@
  *      needed), or after bdrv_snapshot_apply() with bdrv_co_readv_vmstate()
  *      (the active layer then maps the snapshot's VM state again; drop it
  *      with bdrv_discard_vmstate() once loaded).
+ *
+ * Or late, after the snapshot's commit (the guest runs meanwhile; DESIGN
+ * "Data flow of a save state"):
+ *   1. prepare the creation with BdrvSnapshotInfo.vm_state_late set, and
+ *      commit it (or txn_add_snapshot_internal_late in a transaction);
+ *   2. bdrv_co_snapshot_create_writev_vmstate() the stream into the
+ *      pending snapshot - pieces in any order, several at once - and
+ *      bdrv_snapshot_create_set_vm_state_size() its final length;
+ *   3. finish the creation: the VM state, the tables mapping it and the
+ *      snapshot's entry become durable and the snapshot listed in one
+ *      step (nothing of it before); or abort it to abandon the snapshot.
+ *   Guest writes to the node never reach the snapshot (its point in time
+ *   is the commit) and the active layer's own area is not involved.
  * Deleting the snapshot frees its VM state.  A VM state written and never
  * given to a snapshot is dropped by bdrv_discard_vmstate() or by a resize
  * that moves the area.  Never-written bytes read as zeroes.
@@ -33,6 +46,7 @@
 #define XBLK_BLOCK_VMSTATE_H
 
 #include "block/block.h"
+#include "block/snapshot.h"
 
 /* Writes / reads qiov->size bytes of the active layer's VM state at pos. */
 int coroutine_fn bdrv_co_writev_vmstate(BlockDriverState *bs, IOVector *qiov,
@@ -52,6 +66,23 @@ int coroutine_fn bdrv_co_snapshot_readv_vmstate(BlockDriverState *bs,
                                                 const char *id_or_name,
                                                 IOVector *qiov, int64_t pos,
                                                 GError **errp);
+
+/* Writes qiov->size bytes at pos of the VM state of st, a creation on bs
+ * prepared with vm_state_late and committed, not yet finished.  bs is the
+ * node st was prepared on (the one carrying the VM state); pos may go up
+ * to what an L1 table can map past the disk.  Bytes never written read
+ * as zeroes (or as the active area held them at commit).  Until finish,
+ * a flush of bs waits: whoever writes must not wait for one. */
+int coroutine_fn bdrv_co_snapshot_create_writev_vmstate(BlockDriverState *bs,
+                                                        BdrvSnapshotCreate *st,
+                                                        IOVector *qiov,
+                                                        int64_t pos,
+                                                        GError **errp);
+/* Sets the vm_state_size that finish records for st (vm_state_late);
+ * may be called any time between prepare and finish. */
+int bdrv_snapshot_create_set_vm_state_size(BlockDriverState *bs,
+                                           BdrvSnapshotCreate *st,
+                                           uint64_t size, GError **errp);
 
 /* Synchronous wrappers on flat buffers. */
 int bdrv_save_vmstate(BlockDriverState *bs, const void *buf, int64_t pos,

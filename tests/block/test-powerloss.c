@@ -11,9 +11,11 @@
  * or a random selection (a disk may persist its cache in any order).
  * The image is then reopened and must pass bdrv_check and `qemu-img
  * check` without corruption (leaks are allowed), keep every byte flushed
- * before the operation, and show snapshots whole or not at all.
+ * before the operation, and show snapshots whole or not at all (a save
+ * state's VM state written after the commit included).
  */
 #include "image-test.h"
+#include "block/vmstate.h"
 #include "util/cutils.h"
 
 #define KiB (1ULL << 10)
@@ -549,6 +551,90 @@ static void verify_create(Env *e)
     verify_old(e);
 }
 
+/* A save state whose VM state is written after the commit (block/vmstate.h,
+ * vm_state_late), with a guest write in between: the snapshot is listed
+ * only with its whole VM state, and holds the disk at the commit. */
+#define LATE_VM (300 * KiB + 17)
+
+typedef struct {
+    Env *e;
+    int ret;
+    GError *err;
+} LateCo;
+
+static void coroutine_fn late_entry(void *opaque)
+{
+    LateCo *c = opaque;
+    BlockDriverState *bs = blk_bs(c->e->blk);
+    BdrvSnapshotInfo sn = { .name = "new", .vm_state_late = true,
+                            .icount = BDRV_SNAPSHOT_NO_ICOUNT };
+    BdrvSnapshotCreate *st;
+    c->ret = bdrv_co_snapshot_create_prepare(bs, &sn, &st, &c->err);
+    if (c->ret < 0) {
+        return;
+    }
+    bdrv_drained_begin(bs);
+    bdrv_snapshot_create_commit(bs, st);
+    bdrv_drained_end(bs);
+    uint64_t off = 100 * KiB + 7, len = 70 * KiB;
+    uint8_t *buf = g_malloc(len);
+    pattern_fill(buf, len, 12, off);
+    memcpy(c->e->alt->data + off, buf, len);
+    c->e->vol_off = off;
+    c->e->vol_len = len;
+    IOVector q;
+    iovec_init_buf(&q, buf, len);
+    int ret = blk_co_pwritev(c->e->blk, off, len, &q, 0);
+    g_free(buf);
+    const uint64_t piece = 100 * KiB + 3;
+    uint8_t *vm = g_malloc(LATE_VM);
+    pattern_fill(vm, LATE_VM, 15, 0);
+    /* The last piece first. */
+    for (uint64_t k = 0; k < 4 && ret >= 0; k++) {
+        uint64_t pos = ((k + 3) % 4) * piece;
+        iovec_init_buf(&q, vm + pos, MIN(piece, LATE_VM - pos));
+        ret = bdrv_co_snapshot_create_writev_vmstate(bs, st, &q, pos, NULL);
+    }
+    g_free(vm);
+    if (ret >= 0) {
+        ret = bdrv_snapshot_create_set_vm_state_size(bs, st, LATE_VM, NULL);
+    }
+    if (ret < 0) {
+        bdrv_co_snapshot_create_abort(bs, st);
+        c->ret = ret;
+        return;
+    }
+    c->ret = bdrv_co_snapshot_create_finish(bs, st, &c->err);
+}
+
+static void op_create_late(Env *e)
+{
+    LateCo c = { e, 0, NULL };
+    co_run_sync(late_entry, &c);
+    snapshot_op(e, c.ret, c.err);
+}
+
+static void verify_create_late(Env *e)
+{
+    BdrvSnapshotInfo sn;
+    if (bdrv_snapshot_find(blk_bs(e->blk), "new", &sn)) {
+        bdrv_snapshot_info_clear(&sn);
+        g_assert_cmpuint(sn.vm_state_size, ==, LATE_VM);
+        uint8_t *want = g_malloc(LATE_VM), *got = g_malloc(LATE_VM);
+        pattern_fill(want, LATE_VM, 15, 0);
+        GError *err = NULL;
+        g_assert_cmpint(bdrv_snapshot_load_vmstate(blk_bs(e->blk), "new", got,
+                                                   0, LATE_VM, &err), ==, 0);
+        g_assert_no_error(err);
+        assert_same_bytes(got, want, LATE_VM, 0, "late VM state");
+        g_free(want);
+        g_free(got);
+        snapshot_apply_ok(e->blk, "new");
+        verify_model(e->blk, e->m);
+    }
+    verify_old(e);
+}
+
 static void setup_two_states(Env *e)
 {
     setup_snapshot(e);
@@ -610,6 +696,10 @@ static const CrashCase cases[] = {
       verify_old },
     { "snapshot-create", NULL, NULL, 1 * MiB, setup_snapshot, op_create,
       verify_create },
+    { "snapshot-create-late-vmstate", NULL, NULL, 1 * MiB, setup_snapshot,
+      op_create_late, verify_create_late },
+    { "snapshot-create-late-vmstate-4k", "cluster_size=4096", NULL, 1 * MiB,
+      setup_snapshot, op_create_late, verify_create_late },
     { "snapshot-apply", NULL, NULL, 1 * MiB, setup_two_states, op_apply,
       verify_old },
     { "snapshot-delete", NULL, NULL, 1 * MiB, setup_three_states, op_delete,
