@@ -88,6 +88,11 @@ typedef struct DevHostOps {
     void (*io_error_event)(DevHost *host, const char *dev_name,
                            const char *node_name, bool is_write, int ret,
                            const char *action);
+    /* The tray of a drive with removable media (dev_name: its -drive id)
+     * opened or closed, whoever moved it: the guest (START STOP UNIT) or
+     * the machine's media control.  Made once per real movement.  May be
+     * NULL (hosts that do not report DEVICE_TRAY_MOVED). */
+    void (*tray_moved)(DevHost *host, const char *dev_name, bool open);
 } DevHostOps;
 
 struct DevHost {

@@ -1,13 +1,18 @@
 /*
- * hmp.c - HMP commands: help, info version/status/block/snapshots.
- * Each command writes into a GString; later issues add commands to the
- * table below.
+ * hmp.c - HMP commands: help, eject, change, info version/status/block/
+ * snapshots.  Each command writes into a GString with "\n" line ends;
+ * hmp_execute() turns them into "\r\n" as QEMU's monitor prints them.
+ * Texts follow QEMU 7.2's (eject and change run the QMP commands of
+ * monitor/qmp-media.c and print their errors as "Error: ..."); later
+ * issues add commands to the table below.
  */
 #include "monitor/hmp.h"
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/snapshot.h"
 #include "hw/runstate.h"
+#include "hw/xbox/machine-media.h"
+#include "qapi/qapi-commands.h"
 #include "util/cutils.h"
 #include "util/version.h"
 #include <string.h>
@@ -24,34 +29,123 @@ typedef struct HmpCmd {
 
 static void hmp_help(GString *out, char **argv);
 static void hmp_info(GString *out, char **argv);
+static void hmp_eject(GString *out, char **argv);
+static void hmp_change(GString *out, char **argv);
 
 static const HmpCmd hmp_cmds[] = {
     { "help", "[cmd]", "show the help", hmp_help },
+    { "eject", "[-f] device", "eject a removable medium (use -f to force "
+      "it)", hmp_eject },
+    { "change", "device [-f] filename [format [read-only-mode]]",
+      "change a removable medium, optional format, use -f to force the "
+      "operation", hmp_change },
     { "info", "[subcommand]", "show various information about the system "
       "state", hmp_info },
 };
+
+/* QEMU's argument errors end with a pointer to the help. */
+static void arg_error(GString *out, const char *cmd, const char *what)
+{
+    g_string_append_printf(out, "%s: %s\nTry \"help %s\" for more "
+                           "information\n", cmd, what, cmd);
+}
+
+static void print_error(GString *out, GError *err)
+{
+    if (err) {
+        g_string_append_printf(out, "Error: %s\n", err->message);
+        g_error_free(err);
+    }
+}
+
+/* eject [-f] device */
+static void hmp_eject(GString *out, char **argv)
+{
+    bool force = argv[0] && !strcmp(argv[0], "-f");
+    char **a = argv + force;
+    GError *err = NULL;
+    if (!a[0]) {
+        arg_error(out, "eject", "block device name expected");
+        return;
+    }
+    if (a[1]) {
+        arg_error(out, "eject", "extraneous characters at the end of line");
+        return;
+    }
+    qmp_eject(true, a[0], false, NULL, true, force, &err);
+    print_error(out, err);
+}
+
+/* change device [-f] filename [format [read-only-mode]] */
+static void hmp_change(GString *out, char **argv)
+{
+    GError *err = NULL;
+    if (!argv[0]) {
+        arg_error(out, "change", "block device name expected");
+        return;
+    }
+    const char *device = argv[0];
+    bool force = argv[1] && !strcmp(argv[1], "-f");
+    char **a = argv + 1 + force;
+    if (!a[0]) {
+        arg_error(out, "change", "filename expected");
+        return;
+    }
+    if (a[1] && a[2] && a[3]) {
+        arg_error(out, "change", "extraneous characters at the end of line");
+        return;
+    }
+    int mode = BLOCKDEV_CHANGE_READ_ONLY_MODE_RETAIN;
+    if (a[1] && a[2]) {
+        mode = BlockdevChangeReadOnlyMode_parse(a[2]);
+        if (mode < 0) {
+            g_string_append_printf(out, "Error: invalid parameter value: "
+                                   "%s\n", a[2]);
+            return;
+        }
+    }
+    qmp_blockdev_change_medium(true, device, false, NULL, a[0], a[1] != NULL,
+                               a[1], true, force, a[1] && a[2], mode, &err);
+    print_error(out, err);
+}
 
 static void info_version(GString *out, char **argv)
 {
     g_string_append_printf(out, "7.2.0 (xblk %s)\n", XBLK_VERSION_STRING);
 }
 
+/* QEMU: "running", "paused", or "paused (STATE)" for the other
+ * stopped states (prelaunch, io-error, guest-panicked, ...). */
 static void info_status(GString *out, char **argv)
 {
-    const char *st = runstate_is_running() ? "running"
-                   : runstate_get() == XBLK_RUN_STATE_PAUSED ? "paused"
-                   : runstate_name(runstate_get());
-    g_string_append_printf(out, "VM status: %s\n", st);
+    XblkRunState st = runstate_get();
+    bool running = runstate_is_running();
+    g_string_append_printf(out, "VM status: %s", running ? "running"
+                                                         : "paused");
+    if (!running && st != XBLK_RUN_STATE_PAUSED) {
+        g_string_append_printf(out, " (%s)", runstate_name(st));
+    }
+    g_string_append(out, "\n");
 }
 
-static void print_node(GString *out, const char *name, BlockDriverState *bs)
+static void print_node_header(GString *out, const char *name,
+                              BlockDriverState *bs)
 {
     g_string_append_printf(out, "%s: %s (%s%s)\n", name, bs->filename,
                            bdrv_get_format_name(bs),
                            bs->read_only ? ", read-only" : "");
-    g_string_append_printf(out, "    Cache mode:       %s%s\n",
-                           "writeback", (bs->open_flags & BDRV_O_NOCACHE)
-                           ? ", direct" : "");
+}
+
+/* The lines after the header and the drive's lines. */
+static void print_node_details(GString *out, BlockDriverState *bs,
+                               bool writeback)
+{
+    g_string_append_printf(out, "    Cache mode:       %s%s%s\n",
+                           writeback ? "writeback" : "writethrough",
+                           (bs->open_flags & BDRV_O_NOCACHE)
+                           ? ", direct" : "",
+                           (bs->open_flags & BDRV_O_NO_FLUSH)
+                           ? ", ignore flushes" : "");
     int depth = 0;
     for (BlockDriverState *b = bdrv_backing_bs(bs); b;
          b = bdrv_backing_bs(b)) {
@@ -63,10 +157,47 @@ static void print_node(GString *out, const char *name, BlockDriverState *bs)
     }
 }
 
-/* info block [-n]: devices, or with -n every named node. */
+/* A device as QEMU prints it: the medium (or "[not inserted]"), the
+ * device it is attached to, the tray, a failed I/O status, the cache. */
+static void print_device(GString *out, XboxMachine *m, BlockBackend *blk)
+{
+    MachineDriveInfo info;
+    int index = m ? machine_drive_of_blk(m, blk) : -1;
+    bool drive = index >= 0 && machine_drive_info(m, index, &info);
+    BlockDriverState *bs = blk_bs(blk);
+    if (bs) {
+        g_autofree char *n = g_strdup_printf("%s (%s)", blk_name(blk),
+                                             bs->node_name);
+        print_node_header(out, n, bs);
+    } else {
+        g_string_append_printf(out, "%s: [not inserted]\n", blk_name(blk));
+    }
+    if (drive) {
+        g_string_append_printf(out, "    Attached to:      %s\n", info.qdev);
+        if (info.removable) {
+            g_string_append_printf(out, "    Removable device: %slocked, "
+                                   "tray %s\n", info.locked ? "" : "not ",
+                                   info.tray_open ? "open" : "closed");
+        }
+        if (info.io_status != MACHINE_IO_STATUS_OK) {
+            g_string_append_printf(out, "    I/O status:       %s\n",
+                                   machine_io_status_name(info.io_status));
+        }
+    }
+    if (bs) {
+        print_node_details(out, bs, blk_enable_write_cache(blk) &&
+                                    (!drive || info.write_cache));
+    }
+}
+
+/* info block [-n] [device]: devices (or one), or with -n every named
+ * node.  As in QEMU, a blank line precedes every device but the first of
+ * the whole list, shown or not. */
 static void info_block(GString *out, char **argv)
 {
     bool nodes = argv[0] && !strcmp(argv[0], "-n");
+    const char *only = argv[0] && argv[0][0] != '-' ? argv[0]
+                     : argv[0] && argv[1] ? argv[1] : NULL;
     bool first = true;
     if (nodes) {
         for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
@@ -74,31 +205,32 @@ static void info_block(GString *out, char **argv)
             if (bs->auto_node_name) {
                 continue;
             }
+            if (only && strcmp(only, bs->node_name)) {
+                continue;
+            }
             if (!first) {
                 g_string_append(out, "\n");
             }
-            print_node(out, bs->node_name, bs);
+            print_node_header(out, bs->node_name, bs);
+            print_node_details(out, bs, true);
             first = false;
         }
         return;
     }
+    XboxMachine *m = machine_current();
     for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
         if (!*blk_name(blk)) {
             continue;
         }
-        if (!first) {
+        bool was_first = first;
+        first = false;
+        if (only && strcmp(only, blk_name(blk))) {
+            continue;
+        }
+        if (!was_first) {
             g_string_append(out, "\n");
         }
-        BlockDriverState *bs = blk_bs(blk);
-        if (bs) {
-            g_autofree char *n = g_strdup_printf("%s (%s)", blk_name(blk),
-                                                 bs->node_name);
-            print_node(out, n, bs);
-        } else {
-            g_string_append_printf(out, "%s: [not inserted]\n",
-                                   blk_name(blk));
-        }
-        first = false;
+        print_device(out, m, blk);
     }
 }
 
@@ -170,8 +302,8 @@ typedef struct InfoCmd {
 } InfoCmd;
 
 static const InfoCmd info_cmds[] = {
-    { "block", "[-n] -- show info of one block device or all block devices "
-      "(-n: show named nodes)", info_block },
+    { "block", "[-n] [device] -- show info of one block device or all block "
+      "devices (-n: show named nodes)", info_block },
     { "snapshots", "-- show the currently saved VM snapshots", info_snapshots },
     { "status", "-- show the current VM status (running|paused)",
       info_status },
@@ -201,6 +333,13 @@ static void hmp_help(GString *out, char **argv)
     if (argv[0] && !strcmp(argv[0], "info")) {
         hmp_info(out, argv + 1);
         return;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds) && argv[0]; i++) {
+        if (!strcmp(argv[0], hmp_cmds[i].name)) {
+            g_string_append_printf(out, "%s %s -- %s\n", hmp_cmds[i].name,
+                                   hmp_cmds[i].args, hmp_cmds[i].help);
+            return;
+        }
     }
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_cmds); i++) {
         g_string_append_printf(out, "%s %s -- %s\n", hmp_cmds[i].name,
@@ -235,5 +374,8 @@ char *hmp_execute(const char *line, GError **errp)
         }
     }
     g_ptr_array_free(words, TRUE);
-    return g_string_free(out, FALSE);
+    /* QEMU's monitor ends lines with "\r\n". */
+    g_autofree char *text = g_string_free(out, FALSE);
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    return g_strjoinv("\r\n", lines);
 }

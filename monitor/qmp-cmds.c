@@ -10,7 +10,7 @@
 #include "block/dirty-bitmap.h"
 #include "block/snapshot.h"
 #include "hw/runstate.h"
-#include "hw/xbox/machine.h"
+#include "hw/xbox/machine-media.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
@@ -101,12 +101,11 @@ StatusInfo *qmp_query_status(GError **errp)
 
 void qmp_stop(GError **errp)
 {
-    XblkRunState st = runstate_get();
-    if (st == XBLK_RUN_STATE_RUNNING) {
+    /* As QEMU: only a running machine stops; prelaunch, io-error and the
+     * other stopped states stay what they are. */
+    if (runstate_get() == XBLK_RUN_STATE_RUNNING) {
         runstate_set(XBLK_RUN_STATE_PAUSED);
         qapi_event_send_stop();
-    } else if (st == XBLK_RUN_STATE_PRELAUNCH) {
-        runstate_set(XBLK_RUN_STATE_PAUSED);
     }
 }
 
@@ -243,7 +242,9 @@ static json_t *image_info_json(BlockDriverState *bs, bool chain)
     return o;
 }
 
-static json_t *device_info_json(BlockDriverState *bs, bool chain)
+/* writeback: the cache mode the guest sees (true for bare nodes). */
+static json_t *device_info_json(BlockDriverState *bs, bool chain,
+                                bool writeback)
 {
     int depth = 0;
     for (BlockDriverState *b = bdrv_backing_bs(bs); b; b = bdrv_backing_bs(b)) {
@@ -272,7 +273,8 @@ static json_t *device_info_json(BlockDriverState *bs, bool chain)
         json_object_set_new(o, zero_keys[i], json_integer(0));
     }
     json_object_set_new(o, "image", image_info_json(bs, chain));
-    json_object_set_new(o, "cache", json_pack("{s:b,s:b,s:b}", "writeback", 1,
+    json_object_set_new(o, "cache", json_pack("{s:b,s:b,s:b}", "writeback",
+                                              writeback,
                                               "direct", !!(bs->open_flags &
                                                            BDRV_O_NOCACHE),
                                               "no-flush", !!(bs->open_flags &
@@ -292,7 +294,8 @@ BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat,
     /* Every node has a name, generated ones ("#block123") included. */
     for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
          bs = bdrv_next_node(bs)) {
-        json_array_append_new(arr, device_info_json(bs, !(has_flat && flat)));
+        json_array_append_new(arr, device_info_json(bs, !(has_flat && flat),
+                                                    true));
     }
     BlockDeviceInfoList *l = NULL;
     visit_BlockDeviceInfoList_from_json(arr, "return", &l, errp);
@@ -300,17 +303,40 @@ BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat,
     return l;
 }
 
+/* One BlockInfo: a backend, and with a machine the drive using it
+ * (device path, tray, lock, I/O status), as QEMU shows an IDE drive. */
+static json_t *block_info_json(XboxMachine *m, BlockBackend *blk)
+{
+    MachineDriveInfo info;
+    int index = m ? machine_drive_of_blk(m, blk) : -1;
+    bool drive = index >= 0 && machine_drive_info(m, index, &info);
+    json_t *o = json_pack("{s:s,s:s,s:b,s:b}", "device", blk_name(blk),
+                          "type", "unknown",
+                          "removable", drive && info.removable,
+                          "locked", drive && info.locked);
+    if (drive) {
+        json_object_set_new(o, "qdev", json_string(info.qdev));
+        if (info.removable) {
+            json_object_set_new(o, "tray_open", json_boolean(info.tray_open));
+        }
+        const char *st = machine_io_status_name(info.io_status);
+        json_object_set_new(o, "io-status", json_string(st));
+    }
+    if (blk_bs(blk)) {
+        bool writeback = blk_enable_write_cache(blk) &&
+                         (!drive || info.write_cache);
+        json_object_set_new(o, "inserted",
+                            device_info_json(blk_bs(blk), true, writeback));
+    }
+    return o;
+}
+
 BlockInfoList *qmp_query_block(GError **errp)
 {
     json_t *arr = json_array();
+    XboxMachine *m = machine_current();
     for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
-        json_t *o = json_pack("{s:s,s:s,s:b,s:b}", "device", blk_name(blk),
-                              "type", "unknown", "removable", 0, "locked", 0);
-        if (blk_bs(blk)) {
-            json_object_set_new(o, "inserted",
-                                device_info_json(blk_bs(blk), true));
-        }
-        json_array_append_new(arr, o);
+        json_array_append_new(arr, block_info_json(m, blk));
     }
     BlockInfoList *l = NULL;
     visit_BlockInfoList_from_json(arr, "return", &l, errp);
@@ -343,6 +369,10 @@ void qmp_block_resize(bool has_device, const char *device,
     if (has_device && device) {
         BlockBackend *blk = blk_by_name(device);
         bs = blk ? blk_bs(blk) : NULL;
+        if (blk && !bs) {       /* an empty drive, as QEMU says */
+            error_setg(errp, "Device '%s' has no medium", device);
+            return;
+        }
     }
     if (!bs && has_node_name && node_name) {
         bs = bdrv_find_node(node_name);

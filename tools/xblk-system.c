@@ -14,12 +14,15 @@
  * and exits 0.  Options follow QEMU's spelling and semantics: -drive's
  * default IDs are "ide<bus>-hd<unit>" / "ide<bus>-cd<unit>" and name the
  * drive's BlockBackend; a -device's backend is named by its id= (default:
- * the same names).
+ * the same names).  Every drive gets a backend, an empty DVD drive one
+ * without a root node, so that query-block lists it and media can be
+ * inserted (hw/xbox/machine-media.h, which also names the device paths).
  */
 #include "block/block-backend.h"
 #include "block/block-events.h"
 #include "block/blockdev.h"
 #include "hw/runstate.h"
+#include "hw/xbox/cpu.h"
 #include "hw/xbox/machine.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
@@ -38,6 +41,7 @@ typedef struct SysOpts {
     MachineConfig mc;
     bool drive_used[MACHINE_IDE_DRIVES];
     GPtrArray *devices;         /* -device arguments, after the nodes */
+    int anon_devices;           /* -device without id= so far */
     GPtrArray *qmp;             /* -qmp arguments, opened last */
     char *debugcon;
     FILE *debugcon_file;
@@ -296,25 +300,34 @@ static bool parse_cache(const char *cache, int *flags, bool *wce,
     return true;
 }
 
+/* The drive's backend: file opened with format=, cache= and discard=,
+ * or without a file (an empty DVD drive) one without a root.  *flags:
+ * the open flags, which the machine keeps for media changes. */
 static BlockBackend *open_drive_file(BlockOpts *o, const char *file,
-                                     bool read_only, GError **errp)
+                                     bool read_only, int *flags,
+                                     GError **errp)
 {
     g_autofree char *format = bopts_take(o, "format");
     g_autofree char *cache = bopts_take(o, "cache");
     g_autofree char *discard = bopts_take(o, "discard");
-    int flags = read_only ? 0 : BDRV_O_RDWR;
     bool wce;
-    if (!parse_cache(cache, &flags, &wce, errp)) {
+    *flags = read_only ? 0 : BDRV_O_RDWR;
+    if (!parse_cache(cache, flags, &wce, errp)) {
         return NULL;
     }
     if (discard && !strcmp(discard, "unmap")) {
-        flags |= BDRV_O_UNMAP;
+        *flags |= BDRV_O_UNMAP;
     }
-    BlockOpts *bo = bopts_new();
-    if (format) {
-        bopts_set(bo, "driver", format);
+    BlockBackend *blk;
+    if (file) {
+        BlockOpts *bo = bopts_new();
+        if (format) {
+            bopts_set(bo, "driver", format);
+        }
+        blk = blk_new_open(file, bo, *flags, errp);
+    } else {
+        blk = blk_new();
     }
-    BlockBackend *blk = blk_new_open(file, bo, flags, errp);
     if (blk) {
         blk_set_enable_write_cache(blk, wce);
     }
@@ -369,16 +382,14 @@ static bool add_drive(SysOpts *so, const char *arg, GError **errp)
         error_setg(errp, "drive %s: a disk needs file=", d.id);
         goto fail;
     }
-    if (file && *file) {
-        d.blk = open_drive_file(o, file, read_only || cd, errp);
-        if (!d.blk) {
-            goto fail;
-        }
-        blk_set_name(d.blk, d.id);
+    d.blk = open_drive_file(o, file && *file ? file : NULL,
+                            read_only || cd, &d.open_flags, errp);
+    if (!d.blk) {
+        goto fail;
+    }
+    blk_set_name(d.blk, d.id);
+    if (blk_bs(d.blk)) {
         d.node_name = g_strdup(bdrv_get_node_name(blk_bs(d.blk)));
-    } else {
-        g_free(bopts_take(o, "format"));
-        g_free(bopts_take(o, "cache"));
     }
     if (!no_leftovers(o, "-drive", errp)) {
         goto fail;
@@ -411,6 +422,10 @@ static bool add_device(SysOpts *so, const char *arg, GError **errp)
         return false;
     }
     MachineDriveConfig d = { 0 };
+    /* QEMU's device paths: the id, or a number under peripheral-anon. */
+    d.qdev = id ? g_strdup(id)
+                : g_strdup_printf("/machine/peripheral-anon/device[%d]",
+                                  so->anon_devices);
     d.id = id ? g_steal_pointer(&id) : default_drive_id(index, cd);
     d.model = bopts_take(o, "model");
     d.serial = bopts_take(o, "serial");
@@ -433,6 +448,13 @@ static bool add_device(SysOpts *so, const char *arg, GError **errp)
         blk_insert_bs(d.blk, bs);
         blk_set_name(d.blk, d.id);
         d.node_name = g_strdup(node);
+        d.open_flags = bdrv_get_flags(bs);
+    } else {
+        d.blk = blk_new();      /* an empty DVD drive */
+        blk_set_name(d.blk, d.id);
+    }
+    if (g_str_has_prefix(d.qdev, "/")) {
+        so->anon_devices++;
     }
     so->mc.drives[index] = d;
     so->drive_used[index] = true;
@@ -564,7 +586,8 @@ static bool parse_args(SysOpts *so, int argc, char **argv)
             usage();
             exit(0);
         } else if (!strcmp(a, "-version")) {
-            printf("xblk-system version " XBLK_VERSION_STRING "\n");
+            printf("xblk-system version " XBLK_VERSION_STRING
+                   " (Unicorn %s)\n", cpu_unicorn_version());
             exit(0);
         } else if (!strcmp(a, "-S")) {
             runstate_set(XBLK_RUN_STATE_PRELAUNCH);

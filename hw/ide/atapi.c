@@ -29,7 +29,10 @@
  *     ide_in_flight() says its requests are done.
  *   - ide_cd_open_tray on a tray locked by PREVENT ALLOW MEDIUM REMOVAL,
  *     without force, leaves it closed and queues an eject request for the
- *     guest (QEMU's blockdev-open-tray); ide_cd_eject fails instead.
+ *     guest (QEMU's blockdev-open-tray); ide_cd_eject fails instead.  With
+ *     force both unlock the tray first, as QEMU's forced eject request.
+ *   - Every real movement of the tray, whoever makes it, is reported once
+ *     through the DevHost's tray_moved (QEMU's DEVICE_TRAY_MOVED).
  */
 #include "hw/ide/internal.h"
 #include "util/cutils.h"
@@ -674,6 +677,10 @@ static void atapi_tray_set(IDEDrive *d, bool open)
         return;
     }
     a->tray_open = open;
+    DevHost *h = ide_drive_host(d);
+    if (h->ops->tray_moved) {
+        h->ops->tray_moved(h, d->id, open);
+    }
     if (!d->blk) {
         return;
     }
@@ -808,6 +815,7 @@ bool ide_cd_open_tray(IDEController *c, int index, bool force,
         d->atapi.event = ATAPI_EV_EJECT_REQUEST;
         return true;
     }
+    d->atapi.prevent = false;
     atapi_tray_set(d, true);
     atapi_medium_gone(d);
     return true;
@@ -835,6 +843,7 @@ bool ide_cd_eject(IDEController *c, int index, bool force, GError **errp)
                    d->id);
         return false;
     }
+    d->atapi.prevent = false;
     atapi_tray_set(d, true);
     atapi_medium_gone(d);
     d->blk = NULL;

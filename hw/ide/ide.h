@@ -68,7 +68,10 @@ unsigned ide_in_flight(IDEController *c);
 void ide_resume(IDEController *c);
 
 /* ATAPI media, QEMU's semantics (eject refuses a locked tray unless
- * force; a change raises UNIT ATTENTION). */
+ * force; open_tray of a locked tray without force leaves it closed and
+ * asks the guest to eject; force unlocks it; a change raises UNIT
+ * ATTENTION).  Each real tray movement is reported through the DevHost's
+ * tray_moved (hw/devio.h). */
 bool ide_cd_open_tray(IDEController *c, int index, bool force,
                       GError **errp);
 bool ide_cd_close_tray(IDEController *c, int index, GError **errp);

@@ -84,6 +84,17 @@
 #define EFLAGS_RF 0x10000u
 #define EFLAGS_VM 0x20000u
 
+const char *cpu_unicorn_version(void)
+{
+    static char buf[32];
+    unsigned major, minor;
+    /* uc_version() packs major, minor, patch and extra into one byte
+     * each, from the highest. */
+    unsigned v = uc_version(&major, &minor);
+    g_snprintf(buf, sizeof(buf), "%u.%u.%u", major, minor, (v >> 8) & 0xff);
+    return buf;
+}
+
 typedef struct PortHandler {
     DevReadFn *read;
     DevWriteFn *write;
@@ -105,6 +116,29 @@ typedef struct ExcLayout {
 } ExcLayout;
 
 static ExcLayout exc_layout;
+
+/* What a save state carries (cpu_vmstate(); see cpu.h). */
+typedef struct CpuVMState {
+    uint32_t eax, ecx, edx, ebx, esp, ebp, esi, edi;
+    uint32_t eip, eflags;
+    uint16_t cs, ss, ds, es, fs, gs;
+    uint32_t cr0, cr2, cr3, cr4;
+    uint32_t dr[8];
+    uint32_t gdt_base, gdt_limit, idt_base, idt_limit;
+    uint16_t ldt_sel, tr_sel;
+    uint32_t ldt_base, ldt_limit, ldt_flags;
+    uint32_t tr_base, tr_limit, tr_flags;
+    uint16_t fpcw, fpsw, fptag, fop, fcs, fds;
+    uint64_t fip, fdp;
+    uint64_t fp_mant[8];        /* physical registers R0-R7 */
+    uint16_t fp_exp[8];
+    uint32_t mxcsr;
+    uint64_t xmm[16];           /* XMMn = xmm[2n] (low), xmm[2n + 1] */
+    uint64_t slice_left;        /* blocks left of a preempted slice */
+    bool have_last_tb;
+    uint64_t last_tb_addr;
+    uint32_t last_tb_size;
+} CpuVMState;
 
 struct XboxCpu {
     uc_engine *uc;
@@ -130,6 +164,7 @@ struct XboxCpu {
 
     char *panic_msg;
     CpuStats stats;
+    CpuVMState vms;             /* save states: pre_save / post_load */
 };
 
 /* ---- Unicorn helpers ---- */
@@ -1021,4 +1056,466 @@ GByteArray *cpu_register_image(XboxCpu *cpu)
     }
     image_add(a, cpu, UC_X86_REG_MXCSR, 4);
     return a;
+}
+
+/* ---- save states ---- */
+
+static bool cpu_vm_read(XboxCpu *cpu, CpuVMState *v, GError **errp)
+{
+    static const struct { int reg; size_t off; } r32[] = {
+        { UC_X86_REG_EAX, offsetof(CpuVMState, eax) },
+        { UC_X86_REG_ECX, offsetof(CpuVMState, ecx) },
+        { UC_X86_REG_EDX, offsetof(CpuVMState, edx) },
+        { UC_X86_REG_EBX, offsetof(CpuVMState, ebx) },
+        { UC_X86_REG_ESP, offsetof(CpuVMState, esp) },
+        { UC_X86_REG_EBP, offsetof(CpuVMState, ebp) },
+        { UC_X86_REG_ESI, offsetof(CpuVMState, esi) },
+        { UC_X86_REG_EDI, offsetof(CpuVMState, edi) },
+        { UC_X86_REG_EIP, offsetof(CpuVMState, eip) },
+        { UC_X86_REG_EFLAGS, offsetof(CpuVMState, eflags) },
+        { UC_X86_REG_CR0, offsetof(CpuVMState, cr0) },
+        { UC_X86_REG_CR2, offsetof(CpuVMState, cr2) },
+        { UC_X86_REG_CR3, offsetof(CpuVMState, cr3) },
+        { UC_X86_REG_CR4, offsetof(CpuVMState, cr4) },
+        { UC_X86_REG_MXCSR, offsetof(CpuVMState, mxcsr) },
+    };
+    static const struct { int reg; size_t off; } r16[] = {
+        { UC_X86_REG_CS, offsetof(CpuVMState, cs) },
+        { UC_X86_REG_SS, offsetof(CpuVMState, ss) },
+        { UC_X86_REG_DS, offsetof(CpuVMState, ds) },
+        { UC_X86_REG_ES, offsetof(CpuVMState, es) },
+        { UC_X86_REG_FS, offsetof(CpuVMState, fs) },
+        { UC_X86_REG_GS, offsetof(CpuVMState, gs) },
+        { UC_X86_REG_FPCW, offsetof(CpuVMState, fpcw) },
+        { UC_X86_REG_FPSW, offsetof(CpuVMState, fpsw) },
+        { UC_X86_REG_FPTAG, offsetof(CpuVMState, fptag) },
+        { UC_X86_REG_FOP, offsetof(CpuVMState, fop) },
+        { UC_X86_REG_FCS, offsetof(CpuVMState, fcs) },
+        { UC_X86_REG_FDS, offsetof(CpuVMState, fds) },
+    };
+    uc_err e = UC_ERR_OK;
+    *v = (CpuVMState){ 0 };
+    for (size_t i = 0; i < G_N_ELEMENTS(r32) && !e; i++) {
+        uint64_t x = 0;
+        e = uc_reg_read(cpu->uc, r32[i].reg, &x);
+        uint32_t w = (uint32_t)x;
+        memcpy((uint8_t *)v + r32[i].off, &w, 4);
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(r16) && !e; i++) {
+        uint64_t x = 0;
+        e = uc_reg_read(cpu->uc, r16[i].reg, &x);
+        uint16_t w = (uint16_t)x;
+        memcpy((uint8_t *)v + r16[i].off, &w, 2);
+    }
+    for (int i = 0; i < 8 && !e; i++) {
+        uint64_t x = 0;
+        e = uc_reg_read(cpu->uc, UC_X86_REG_DR0 + i, &x);
+        v->dr[i] = (uint32_t)x;
+    }
+    uc_x86_mmr m;
+    if (!e) {
+        m = (uc_x86_mmr){ 0 };
+        e = uc_reg_read(cpu->uc, UC_X86_REG_GDTR, &m);
+        v->gdt_base = (uint32_t)m.base;
+        v->gdt_limit = m.limit;
+    }
+    if (!e) {
+        m = (uc_x86_mmr){ 0 };
+        e = uc_reg_read(cpu->uc, UC_X86_REG_IDTR, &m);
+        v->idt_base = (uint32_t)m.base;
+        v->idt_limit = m.limit;
+    }
+    if (!e) {
+        m = (uc_x86_mmr){ 0 };
+        e = uc_reg_read(cpu->uc, UC_X86_REG_LDTR, &m);
+        v->ldt_sel = m.selector;
+        v->ldt_base = (uint32_t)m.base;
+        v->ldt_limit = m.limit;
+        v->ldt_flags = m.flags;
+    }
+    if (!e) {
+        m = (uc_x86_mmr){ 0 };
+        e = uc_reg_read(cpu->uc, UC_X86_REG_TR, &m);
+        v->tr_sel = m.selector;
+        v->tr_base = (uint32_t)m.base;
+        v->tr_limit = m.limit;
+        v->tr_flags = m.flags;
+    }
+    if (!e) {
+        e = uc_reg_read(cpu->uc, UC_X86_REG_FIP, &v->fip);
+    }
+    if (!e) {
+        e = uc_reg_read(cpu->uc, UC_X86_REG_FDP, &v->fdp);
+    }
+    for (int i = 0; i < 8 && !e; i++) {
+        uint8_t fp[16] = { 0 };
+        e = uc_reg_read(cpu->uc, UC_X86_REG_FP0 + i, fp);
+        memcpy(&v->fp_mant[i], fp, 8);
+        memcpy(&v->fp_exp[i], fp + 8, 2);
+    }
+    for (int i = 0; i < 8 && !e; i++) {
+        e = uc_reg_read(cpu->uc, UC_X86_REG_XMM0 + i, &v->xmm[2 * i]);
+    }
+    return uc_check(e, "reading the registers", errp);
+}
+
+#define CR0_PE      0x00000001u
+#define CR0_WP      0x00010000u
+#define CR0_PG      0x80000000u
+/* CR0: PE MP EM TS ET NE WP AM NW CD PG. */
+#define CR0_KNOWN   0xE005003Fu
+#define CR4_PSE     0x00000010u
+#define CR4_PAE     0x00000020u
+/* CR4: VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT. */
+#define CR4_KNOWN   0x000007FFu
+#define EFLAGS_VM_BIT 0x00020000u
+
+/*
+ * Loading a segment selector through uc_reg_write makes Unicorn read
+ * (and, for the accessed bit, write) the descriptor in guest memory; a
+ * fault there, or a descriptor its loader refuses with an exception,
+ * longjmps out of the API call and crashes the host.  So every selector
+ * is checked here first, against the state's own GDT/LDT in the RAM
+ * just loaded, walking 32-bit paging (not PAE: refused) as the CPU
+ * would, with the rules of a ring-0 load.
+ */
+static bool cpu_vm_translate(XboxCpu *cpu, const CpuVMState *v, uint32_t lin,
+                             bool write, uint64_t *gpa)
+{
+    uint32_t pde, pte;
+    bool wp = v->cr0 & CR0_WP;
+    if (!(v->cr0 & CR0_PG)) {
+        *gpa = lin;
+        return in_ram(cpu, lin, 1);
+    }
+    if (!ram_read(cpu, (v->cr3 & ~0xFFFu) + (lin >> 22) * 4ull, &pde, 4)) {
+        return false;
+    }
+    pde = GUINT32_FROM_LE(pde);
+    if (!(pde & 1)) {
+        return false;
+    }
+    if ((v->cr4 & CR4_PSE) && (pde & 0x80)) {
+        if ((pde & 0x003FE000u) || (write && wp && !(pde & 2))) {
+            return false;       /* PSE-36 bits: beyond 4 GiB */
+        }
+        *gpa = (pde & 0xFFC00000u) | (lin & 0x003FFFFFu);
+        return in_ram(cpu, *gpa, 1);
+    }
+    if (!ram_read(cpu, (pde & ~0xFFFu) + ((lin >> 12) & 0x3FF) * 4ull, &pte,
+                  4)) {
+        return false;
+    }
+    pte = GUINT32_FROM_LE(pte);
+    if (!(pte & 1) || (write && wp && !((pde & 2) && (pte & 2)))) {
+        return false;
+    }
+    *gpa = (pte & ~0xFFFu) | (lin & 0xFFFu);
+    return in_ram(cpu, *gpa, 1);
+}
+
+typedef enum { SEG_CS, SEG_SS, SEG_DATA } SegKind;
+
+static bool cpu_vm_check_selector(XboxCpu *cpu, const CpuVMState *v,
+                                  SegKind kind, uint16_t sel,
+                                  const char *name, GError **errp)
+{
+    if (!(v->cr0 & CR0_PE)) {
+        return true;            /* real mode: no descriptor */
+    }
+    if ((sel & 0xFFFC) == 0) {
+        if (kind != SEG_DATA) {
+            error_setg(errp, "%s holds a null selector", name);
+            return false;
+        }
+        return true;
+    }
+    bool ldt = sel & 4;
+    uint32_t base = ldt ? v->ldt_base : v->gdt_base;
+    uint32_t limit = ldt ? v->ldt_limit : v->gdt_limit;
+    uint32_t index = sel & ~7u;
+    if (index + 7 > limit) {
+        error_setg(errp, "%s selector 0x%x lies beyond the %s limit", name,
+                   sel, ldt ? "LDT" : "GDT");
+        return false;
+    }
+    uint8_t d[8];
+    for (int i = 0; i < 8; i++) {
+        uint64_t gpa;
+        if (!cpu_vm_translate(cpu, v, base + index + i, false, &gpa) ||
+            !ram_read(cpu, gpa, &d[i], 1)) {
+            error_setg(errp, "the descriptor of %s selector 0x%x is not "
+                       "mapped in RAM", name, sel);
+            return false;
+        }
+    }
+    bool present = d[5] & 0x80, segment = d[5] & 0x10, code = d[5] & 0x08;
+    bool rw = d[5] & 0x02, conforming = code && (d[5] & 0x04);
+    int dpl = (d[5] >> 5) & 3, rpl = sel & 3;
+    bool ok = present && segment;
+    switch (kind) {
+    case SEG_CS:
+        ok = ok && code && rw && (conforming || dpl >= rpl);
+        break;
+    case SEG_SS:
+        ok = ok && !code && rw && rpl == 0 && dpl == 0;
+        break;
+    default:
+        ok = ok && (!code || rw) && (conforming || dpl >= rpl);
+        break;
+    }
+    if (!ok) {
+        error_setg(errp, "%s selector 0x%x: descriptor (access 0x%02x) "
+                   "cannot be loaded at ring 0", name, sel, d[5]);
+        return false;
+    }
+    /* The load sets the accessed bit: that dword must be writable. */
+    for (int i = 4; i < 8 && !(d[5] & 1); i += 3) {
+        uint64_t gpa;
+        if (!cpu_vm_translate(cpu, v, base + index + i, true, &gpa)) {
+            error_setg(errp, "the descriptor of %s selector 0x%x is not "
+                       "writable", name, sel);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool cpu_vm_write(XboxCpu *cpu, const CpuVMState *v, GError **errp)
+{
+    uc_engine *uc = cpu->uc;
+    uc_x86_mmr gdtr = { .base = v->gdt_base, .limit = v->gdt_limit };
+    uc_x86_mmr idtr = { .base = v->idt_base, .limit = v->idt_limit };
+    uc_x86_mmr ldtr = { .selector = v->ldt_sel, .base = v->ldt_base,
+                        .limit = v->ldt_limit, .flags = v->ldt_flags };
+    uc_x86_mmr tr = { .selector = v->tr_sel, .base = v->tr_base,
+                      .limit = v->tr_limit, .flags = v->tr_flags };
+    uint32_t cr[4] = { v->cr0, v->cr3, v->cr4, v->cr2 };
+    static const int crs[4] = { UC_X86_REG_CR0, UC_X86_REG_CR3,
+                                UC_X86_REG_CR4, UC_X86_REG_CR2 };
+    static const struct { SegKind kind; const char *name; } segs[6] = {
+        { SEG_CS, "CS" }, { SEG_SS, "SS" }, { SEG_DATA, "DS" },
+        { SEG_DATA, "ES" }, { SEG_DATA, "FS" }, { SEG_DATA, "GS" },
+    };
+    const uint16_t sels[6] = { v->cs, v->ss, v->ds, v->es, v->fs, v->gs };
+    for (int i = 0; i < 6; i++) {
+        if (!cpu_vm_check_selector(cpu, v, segs[i].kind, sels[i],
+                                   segs[i].name, errp)) {
+            return false;
+        }
+    }
+    /* Control and table registers first: the selectors are checked
+     * against the GDT they name.  A control register equal to the fresh
+     * engine's is left alone, so that the hidden flags Unicorn derives
+     * at reset (SSE enabled with CR4 = 0) stay as the saved engine had
+     * them. */
+    for (int i = 0; i < 4; i++) {
+        uint64_t now = 0;
+        uc_reg_read(uc, crs[i], &now);
+        if ((uint32_t)now != cr[i] &&
+            !uc_check(uc_reg_write(uc, crs[i], &cr[i]), "loading a control "
+                      "register", errp)) {
+            return false;
+        }
+    }
+    if (!uc_check(uc_reg_write(uc, UC_X86_REG_GDTR, &gdtr), "loading GDTR",
+                  errp) ||
+        !uc_check(uc_reg_write(uc, UC_X86_REG_IDTR, &idtr), "loading IDTR",
+                  errp) ||
+        !uc_check(uc_reg_write(uc, UC_X86_REG_LDTR, &ldtr), "loading LDTR",
+                  errp) ||
+        !uc_check(uc_reg_write(uc, UC_X86_REG_TR, &tr), "loading TR",
+                  errp) ||
+        !write_seg(cpu, UC_X86_REG_CS, v->cs, "CS", errp) ||
+        !write_seg(cpu, UC_X86_REG_SS, v->ss, "SS", errp) ||
+        !write_seg(cpu, UC_X86_REG_DS, v->ds, "DS", errp) ||
+        !write_seg(cpu, UC_X86_REG_ES, v->es, "ES", errp) ||
+        !write_seg(cpu, UC_X86_REG_FS, v->fs, "FS", errp) ||
+        !write_seg(cpu, UC_X86_REG_GS, v->gs, "GS", errp)) {
+        return false;
+    }
+    static const int gprs[] = { UC_X86_REG_EAX, UC_X86_REG_ECX,
+                                UC_X86_REG_EDX, UC_X86_REG_EBX,
+                                UC_X86_REG_ESP, UC_X86_REG_EBP,
+                                UC_X86_REG_ESI, UC_X86_REG_EDI };
+    const uint32_t vals[] = { v->eax, v->ecx, v->edx, v->ebx, v->esp,
+                              v->ebp, v->esi, v->edi };
+    for (size_t i = 0; i < G_N_ELEMENTS(gprs); i++) {
+        set_reg32(cpu, gprs[i], vals[i]);
+    }
+    set_reg32(cpu, UC_X86_REG_EFLAGS, v->eflags);
+    set_reg32(cpu, UC_X86_REG_EIP, v->eip);
+    uc_err e = UC_ERR_OK;
+    for (int i = 0; i < 8 && !e; i++) {
+        uint32_t d = v->dr[i];
+        e = uc_reg_write(uc, UC_X86_REG_DR0 + i, &d);
+    }
+    for (int i = 0; i < 8 && !e; i++) {
+        uint8_t fp[10];
+        memcpy(fp, &v->fp_mant[i], 8);
+        memcpy(fp + 8, &v->fp_exp[i], 2);
+        e = uc_reg_write(uc, UC_X86_REG_FP0 + i, fp);
+    }
+    const struct { int reg; uint16_t val; } x87[] = {
+        { UC_X86_REG_FPCW, v->fpcw }, { UC_X86_REG_FPSW, v->fpsw },
+        { UC_X86_REG_FPTAG, v->fptag }, { UC_X86_REG_FOP, v->fop },
+        { UC_X86_REG_FCS, v->fcs }, { UC_X86_REG_FDS, v->fds },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(x87) && !e; i++) {
+        e = uc_reg_write(uc, x87[i].reg, &x87[i].val);
+    }
+    if (!e) {
+        e = uc_reg_write(uc, UC_X86_REG_FIP, &v->fip);
+    }
+    if (!e) {
+        e = uc_reg_write(uc, UC_X86_REG_FDP, &v->fdp);
+    }
+    if (!e) {
+        e = uc_reg_write(uc, UC_X86_REG_MXCSR, &v->mxcsr);
+    }
+    for (int i = 0; i < 8 && !e; i++) {
+        e = uc_reg_write(uc, UC_X86_REG_XMM0 + i, &v->xmm[2 * i]);
+    }
+    return uc_check(e, "loading the x87/SSE registers", errp);
+}
+
+static bool cpu_pre_save(void *opaque, GError **errp)
+{
+    XboxCpu *cpu = opaque;
+    g_assert(!cpu->in_slice);
+    if (!cpu_vm_read(cpu, &cpu->vms, errp)) {
+        return false;
+    }
+    cpu->vms.slice_left = cpu->limit > cpu->blocks ? cpu->limit - cpu->blocks
+                                                   : 0;
+    cpu->vms.have_last_tb = cpu->have_last_tb;
+    cpu->vms.last_tb_addr = cpu->have_last_tb ? cpu->last_tb_addr : 0;
+    cpu->vms.last_tb_size = cpu->have_last_tb ? cpu->last_tb_size : 0;
+    return true;
+}
+
+/* A fresh engine (no translated code of the RAM before the load, no
+ * hidden exception state), then the registers; on failure the previous
+ * registers go back into the new engine. */
+static bool cpu_post_load(void *opaque, int version_id, GError **errp)
+{
+    XboxCpu *cpu = opaque;
+    CpuVMState old;
+    g_assert(!cpu->in_slice);
+    if (!cpu_vm_read(cpu, &old, errp) || !cpu_reset_engine(cpu, errp)) {
+        return false;
+    }
+    if (!cpu_vm_write(cpu, &cpu->vms, errp)) {
+        cpu_vm_write(cpu, &old, NULL);
+        return false;
+    }
+    cpu->limit = cpu->blocks + cpu->vms.slice_left;
+    cpu->have_last_tb = cpu->vms.have_last_tb;
+    cpu->last_tb_addr = cpu->vms.last_tb_addr;
+    cpu->last_tb_size = cpu->vms.last_tb_size;
+    cpu->pending_vector = -1;
+    cpu->mem_fault = false;
+    return true;
+}
+
+static const VMStateDescription cpu_regs_vmsd = {
+    .name = "x86-registers",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(CpuVMState),
+    .fields = (const VMStateField[]){
+        VMS_U32(CpuVMState, eax),
+        VMS_U32(CpuVMState, ecx),
+        VMS_U32(CpuVMState, edx),
+        VMS_U32(CpuVMState, ebx),
+        VMS_U32(CpuVMState, esp),
+        VMS_U32(CpuVMState, ebp),
+        VMS_U32(CpuVMState, esi),
+        VMS_U32(CpuVMState, edi),
+        VMS_U32(CpuVMState, eip),
+        VMS_U32(CpuVMState, eflags),
+        VMS_U16(CpuVMState, cs),
+        VMS_U16(CpuVMState, ss),
+        VMS_U16(CpuVMState, ds),
+        VMS_U16(CpuVMState, es),
+        VMS_U16(CpuVMState, fs),
+        VMS_U16(CpuVMState, gs),
+        VMS_U32(CpuVMState, cr0),
+        VMS_U32(CpuVMState, cr2),
+        VMS_U32(CpuVMState, cr3),
+        VMS_U32(CpuVMState, cr4),
+        VMS_U32_ARRAY(CpuVMState, dr, 8),
+        VMS_U32(CpuVMState, gdt_base),
+        VMS_U32(CpuVMState, gdt_limit, VMS_MAX(0xFFFF)),
+        VMS_U32(CpuVMState, idt_base),
+        VMS_U32(CpuVMState, idt_limit, VMS_MAX(0xFFFF)),
+        VMS_U16(CpuVMState, ldt_sel),
+        VMS_U32(CpuVMState, ldt_base),
+        VMS_U32(CpuVMState, ldt_limit),
+        VMS_U32(CpuVMState, ldt_flags),
+        VMS_U16(CpuVMState, tr_sel),
+        VMS_U32(CpuVMState, tr_base),
+        VMS_U32(CpuVMState, tr_limit),
+        VMS_U32(CpuVMState, tr_flags),
+        VMS_U16(CpuVMState, fpcw),
+        VMS_U16(CpuVMState, fpsw),
+        VMS_U16(CpuVMState, fptag),
+        VMS_U16(CpuVMState, fop),
+        VMS_U16(CpuVMState, fcs),
+        VMS_U16(CpuVMState, fds),
+        VMS_U64(CpuVMState, fip, VMS_MAX(0xFFFFFFFF)),
+        VMS_U64(CpuVMState, fdp, VMS_MAX(0xFFFFFFFF)),
+        VMS_U64_ARRAY(CpuVMState, fp_mant, 8),
+        VMS_U16_ARRAY(CpuVMState, fp_exp, 8),
+        VMS_U32(CpuVMState, mxcsr, VMS_MAX(0xFFFF)),
+        VMS_U64_ARRAY(CpuVMState, xmm, 16),
+        VMS_U64(CpuVMState, slice_left, VMS_MAX(UINT32_MAX)),
+        VMS_BOOL(CpuVMState, have_last_tb),
+        VMS_U64(CpuVMState, last_tb_addr, VMS_MAX(UINT32_MAX)),
+        VMS_U32(CpuVMState, last_tb_size),
+        VMS_END
+    },
+};
+
+/* What the machine cannot run (and Unicorn's API cannot load safely). */
+static bool cpu_vm_check(const void *current, const void *scratch,
+                         int version_id, GError **errp)
+{
+    const CpuVMState *v = &((const XboxCpu *)scratch)->vms;
+    const char *why = NULL;
+    if (v->eflags & EFLAGS_VM_BIT) {
+        why = "virtual-8086 mode";
+    } else if ((v->cr0 & ~CR0_KNOWN) || (v->cr4 & ~CR4_KNOWN)) {
+        why = "reserved CR0/CR4 bits";
+    } else if ((v->cr0 & CR0_PG) && !(v->cr0 & CR0_PE)) {
+        why = "paging without protected mode";
+    } else if ((v->cr0 & CR0_PG) && (v->cr4 & CR4_PAE)) {
+        why = "PAE paging";
+    }
+    if (why) {
+        error_setg(errp, "the CPU state uses %s (CR0 0x%08x, CR4 0x%08x, "
+                   "EFLAGS 0x%08x), which this machine does not support",
+                   why, v->cr0, v->cr4, v->eflags);
+        return false;
+    }
+    return true;
+}
+
+static const VMStateDescription cpu_vmsd = {
+    .name = "cpu",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(XboxCpu),
+    .pre_save = cpu_pre_save,
+    .check = cpu_vm_check,
+    .post_load = cpu_post_load,
+    .fields = (const VMStateField[]){
+        VMS_STRUCT(XboxCpu, vms, &cpu_regs_vmsd, CpuVMState),
+        VMS_END
+    },
+};
+
+const VMStateDescription *cpu_vmstate(void)
+{
+    return &cpu_vmsd;
 }

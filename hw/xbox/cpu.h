@@ -14,11 +14,16 @@
 #define XBLK_HW_XBOX_CPU_H
 
 #include "hw/devio.h"
+#include "migration/vmstate.h"
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef struct XboxCpu XboxCpu;
+
+/* The Unicorn library's version at run time, e.g. "2.0.1" (any thread;
+ * xblk-system -version prints it). */
+const char *cpu_unicorn_version(void);
 
 /* The machine's helper for host-side writes into guest RAM. */
 typedef bool CpuRamWriteFn(void *opaque, uint64_t gpa, const void *buf,
@@ -118,5 +123,27 @@ void cpu_get_stats(const XboxCpu *cpu, CpuStats *out);
 /* Whether the probes found Unicorn's exception fields (see cpu.c): error
  * codes are exact and no spurious double faults occur.  After cpu_new. */
 bool cpu_exception_fixup_available(void);
+
+/*
+ * Save states (opaque: the XboxCpu), through Unicorn's register API only
+ * (never the uc_context blob, whose layout depends on the Unicorn build):
+ * general registers, EIP, EFLAGS, segment selectors, CR0/2/3/4, DR0-7,
+ * GDTR, IDTR, LDTR and TR (selector, base, limit, flags), the x87 state
+ * (control, status with TOP, tag, FIP/FCS/FDP/FDS/FOP, the eight
+ * physical registers), MXCSR and XMM0-7; plus the vCPU's own state: the
+ * rest of a preempted slice (in blocks) and the last executed block (the
+ * sti shadow).  Not carried: MSRs and the hidden parts of segment
+ * registers, which Unicorn 2.0.1 does not expose in 32-bit mode: loading
+ * a selector reloads base, limit and flags from the descriptor in guest
+ * RAM, so the CPU section must be loaded after RAM (the machine's
+ * section list puts it last), and a guest that changed a descriptor
+ * without reloading its segment register gets the new one.  Loading
+ * starts a fresh Unicorn engine (no translated code of the old RAM
+ * survives) and the state must be taken between slices.  Every selector
+ * is checked against the state's GDT/LDT in RAM before Unicorn sees it
+ * (a descriptor fault inside uc_reg_write would crash the host); states
+ * this machine cannot run (vm86, PAE, ring 3 stacks) are refused.
+ */
+const VMStateDescription *cpu_vmstate(void);
 
 #endif

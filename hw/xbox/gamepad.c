@@ -353,3 +353,38 @@ void gamepad_ioport_write(void *opaque, uint32_t port, uint32_t val,
 {
     /* All registers are read-only. */
 }
+
+/* ---- save states ---- */
+
+static const VMStateDescription gamepad_state_vmsd = {
+    .name = "gamepad-state",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(GamepadState),
+    .fields = (const VMStateField[]){
+        VMS_U16(GamepadState, buttons, VMS_MAX(GAMEPAD_BUTTON_MASK)),
+        VMS_U8(GamepadState, left_trigger),
+        VMS_U8(GamepadState, right_trigger),
+        VMS_I16(GamepadState, lx),
+        VMS_I16(GamepadState, ly),
+        VMS_I16(GamepadState, rx),
+        VMS_I16(GamepadState, ry),
+        VMS_END
+    },
+};
+
+static const VMStateDescription gamepad_vmsd = {
+    .name = "gamepad",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(Gamepad),
+    .fields = (const VMStateField[]){
+        VMS_STRUCT(Gamepad, latched, &gamepad_state_vmsd, GamepadState),
+        VMS_END
+    },
+};
+
+const VMStateDescription *gamepad_vmstate(void)
+{
+    return &gamepad_vmsd;
+}

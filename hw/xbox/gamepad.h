@@ -7,6 +7,7 @@
 #ifndef XBLK_HW_XBOX_GAMEPAD_H
 #define XBLK_HW_XBOX_GAMEPAD_H
 
+#include "migration/vmstate.h"
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,5 +34,10 @@ void gamepad_vblank(Gamepad *pad, uint64_t frame);
 uint32_t gamepad_ioport_read(void *pad, uint32_t port, unsigned size);
 void gamepad_ioport_write(void *pad, uint32_t port, uint32_t val,
                           unsigned size);
+
+/* Save states (opaque: the Gamepad): the state latched for the current
+ * frame.  Neither the script (configuration) nor the live host input
+ * (what the player holds now) is part of a state. */
+const VMStateDescription *gamepad_vmstate(void);
 
 #endif

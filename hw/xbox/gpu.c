@@ -611,3 +611,35 @@ void gpu_mmio_write(void *opaque, uint32_t offset, uint32_t val,
     }
     gpu_update_irq(gpu);
 }
+
+/* ---- save states ---- */
+
+static const VMStateDescription gpu_vmsd = {
+    .name = "gpu",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(XboxGPU),
+    .fields = (const VMStateField[]){
+        VMS_U32(XboxGPU, intr_status, VMS_MAX(GPU_INTR_ALL)),
+        VMS_U32(XboxGPU, intr_enable, VMS_MAX(GPU_INTR_ALL)),
+        VMS_U32(XboxGPU, error, VMS_MAX(GPU_ERR_RUNAWAY)),
+        VMS_U32(XboxGPU, scanout_base),
+        VMS_U32(XboxGPU, scanout_pitch),
+        VMS_U32(XboxGPU, shown_base),
+        VMS_U32(XboxGPU, shown_pitch),
+        VMS_U64(XboxGPU, frame),
+        VMS_U32(XboxGPU, pb_base),
+        VMS_U32(XboxGPU, pb_size),
+        VMS_U32(XboxGPU, pb_put),
+        VMS_U32(XboxGPU, pb_get),
+        VMS_U32(XboxGPU, notify_value),
+        VMS_U32(XboxGPU, target_base),
+        VMS_U32(XboxGPU, target_pitch),
+        VMS_END
+    },
+};
+
+const VMStateDescription *gpu_vmstate(void)
+{
+    return &gpu_vmsd;
+}

@@ -7,6 +7,7 @@
 #define XBLK_HW_XBOX_GPU_H
 
 #include "hw/devio.h"
+#include "migration/vmstate.h"
 #include <glib.h>
 #include <stdbool.h>
 
@@ -33,5 +34,9 @@ void gpu_scanout(const XboxGPU *gpu, uint32_t *base, uint32_t *pitch);
  * XRGB8888 in host order, row after row); false with *errp set if the
  * scanout does not lie inside guest RAM. */
 bool gpu_read_scanout(XboxGPU *gpu, uint32_t *dst, GError **errp);
+/* Save states (opaque: the XboxGPU): the whole register file, the
+ * render target and the scanout latch.  Nothing is trusted on use, so
+ * any values load. */
+const VMStateDescription *gpu_vmstate(void);
 
 #endif

@@ -40,6 +40,7 @@
  */
 #include "hw/xbox/machine.h"
 #include "hw/devio.h"
+#include "hw/xbox/machine-media.h"
 #include "hw/runstate.h"
 #include "hw/xbox/cpu.h"
 #include "hw/xbox/gamepad.h"
@@ -108,6 +109,7 @@ struct XboxMachine {
     XboxGPU *gpu;
     Gamepad *pad;
     Smc *smc;
+    MachineMedia *media;        /* drives as the monitor sees them */
     LoaderImage *image;
     uint16_t irq_levels;        /* as last set, to skip no-op changes */
 
@@ -173,6 +175,7 @@ static void drive_config_clear(MachineDriveConfig *d)
         blk_unref(d->blk);
     }
     g_free(d->id);
+    g_free(d->qdev);
     g_free(d->node_name);
     g_free(d->model);
     g_free(d->serial);
@@ -492,6 +495,7 @@ static void host_io_error_stop(DevHost *h, const char *dev, const char *node,
                                bool is_write, int ret)
 {
     XboxMachine *m = host_machine(h);
+    machine_media_io_error(m->media, dev, ret);
     /* Park at the end of this block; the event sets the run state. */
     g_mutex_lock(&m->lock);
     m->want_run = false;
@@ -509,6 +513,14 @@ static void host_io_error_event(DevHost *h, const char *dev,
                   a < 0 ? BLOCK_ERROR_ACTION_REPORT : a);
 }
 
+static void host_tray_moved(DevHost *h, const char *dev, bool open)
+{
+    XboxMachine *m = host_machine(h);
+    if (m->media) {
+        machine_media_tray_moved(m->media, dev, open);
+    }
+}
+
 static const DevHostOps machine_host_ops = {
     .set_irq = host_set_irq,
     .ram_read = host_ram_read,
@@ -519,6 +531,7 @@ static const DevHostOps machine_host_ops = {
     .submit = host_submit,
     .io_error_stop = host_io_error_stop,
     .io_error_event = host_io_error_event,
+    .tray_moved = host_tray_moved,
 };
 
 /* ---- device wiring ---- */
@@ -610,8 +623,11 @@ static bool attach_drives(XboxMachine *m, GError **errp)
         if (d->kind == IDE_DRIVE_NONE) {
             continue;
         }
+        /* The controller holds the backend only with a medium in it
+         * (machine-media.h). */
         IDEDriveConfig c = {
-            .kind = d->kind, .blk = d->blk, .id = d->id,
+            .kind = d->kind, .blk = d->blk && blk_bs(d->blk) ? d->blk : NULL,
+            .id = d->id,
             .node_name = d->node_name, .model = d->model,
             .serial = d->serial, .locked = d->locked,
             .werror = d->werror, .rerror = d->rerror,
@@ -1036,6 +1052,7 @@ static void ide_resume_on_vcpu(XboxMachine *m, void *opaque)
 
 void machine_resume(XboxMachine *m)
 {
+    machine_media_iostatus_reset(m->media);     /* QEMU's cont */
     machine_run_on_vcpu(m, ide_resume_on_vcpu, NULL);
     set_want_run(m, true);
 }
@@ -1051,6 +1068,11 @@ bool machine_guest_shut_down(XboxMachine *m)
 IDEController *machine_ide(XboxMachine *m)
 {
     return m->ide;
+}
+
+MachineMedia *machine_media(XboxMachine *m)
+{
+    return m->media;
 }
 
 DevHost *machine_devhost(XboxMachine *m)
@@ -1133,7 +1155,11 @@ static bool create_devices(XboxMachine *m, GError **errp)
         error_prepend(errp, "-input-script %s: ", m->cfg.input_script);
         return false;
     }
-    return wire_devices(m, errp) && attach_drives(m, errp);
+    if (!wire_devices(m, errp) || !attach_drives(m, errp)) {
+        return false;
+    }
+    m->media = machine_media_new(m, m->cfg.drives);
+    return true;
 }
 
 static bool config_check(const MachineConfig *cfg, GError **errp)
@@ -1202,14 +1228,19 @@ static bool machine_busy(XboxMachine *m)
 static void free_devices(XboxMachine *m)
 {
     MachineIO *io;
+    /* The controller goes first: requests it still has in flight then
+     * complete into nothing (ide.h), which frees them. */
+    ide_controller_free(m->ide);
+    m->ide = NULL;
     while ((io = g_queue_pop_head(&m->ios))) {
+        DevIORequest *req = io->req;
         vtimer_del(&io->timer);
         g_free(io);
+        req->complete(req, -ECANCELED);
     }
     if (m->vc) {
         vtimer_del(&m->vblank);
     }
-    ide_controller_free(m->ide);
     gpu_free(m->gpu);
     gamepad_free(m->pad);
     smc_free(m->smc);
@@ -1236,6 +1267,8 @@ void machine_free(XboxMachine *m)
         current_machine = NULL;
     }
     AIO_POLL_WHILE(machine_busy(m));
+    machine_media_free(m->media);
+    m->media = NULL;
     free_devices(m);
     loader_image_free(m->image);
     if (m->ram) {

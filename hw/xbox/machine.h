@@ -16,6 +16,9 @@
  * error (io-error, BLOCK_IO_ERROR), and shuts down on the guest's power
  * off (SHUTDOWN, reason guest-shutdown); the state changes and events are
  * made on the main loop.
+ *
+ * The drives as the monitor sees them (names, device paths, tray, media
+ * changes, DEVICE_TRAY_MOVED) are hw/xbox/machine-media.h's.
  */
 #ifndef XBLK_HW_XBOX_MACHINE_H
 #define XBLK_HW_XBOX_MACHINE_H
@@ -42,9 +45,15 @@ typedef struct XboxMachine XboxMachine;
 
 typedef struct MachineDriveConfig {
     IDEDriveKind kind;          /* IDE_DRIVE_NONE: the slot is empty */
-    BlockBackend *blk;          /* the machine takes this reference; NULL:
-                                 * a CD drive without a medium */
+    BlockBackend *blk;          /* the machine takes this reference; a
+                                 * CD drive without a medium has one
+                                 * without a root (or NULL: not listed) */
     char *id;                   /* device name, e.g. "ide0-hd0" */
+    char *qdev;                 /* device path or -device id; NULL: the
+                                 * machine's /machine/unattached/device[N]
+                                 * (hw/xbox/machine-media.h) */
+    int open_flags;             /* BDRV_O_* of -drive, kept for media
+                                 * changes (an empty drive's included) */
     char *node_name;            /* or NULL */
     char *model, *serial;       /* or NULL: defaults */
     bool locked;                /* HD: SECURITY locked with hdd-password */

@@ -17,6 +17,7 @@
  * of channel 0 is what the IRQ line was last told.
  */
 #include "hw/xbox/pit.h"
+#include "util/error.h"
 #include <glib.h>
 
 typedef struct PitCounter {
@@ -45,6 +46,10 @@ struct Pit {
     PitOutFn *out0;
     void *opaque;
     PitCounter ch[3];
+    /* Save states: base_ns - now, and the timer (pre_save fills them,
+     * post_load applies them). */
+    int64_t base_rel;
+    VTimerSave timer_save;
 };
 
 int64_t pit_ticks_at(int64_t ns)
@@ -392,4 +397,89 @@ void pit_ioport_write(void *opaque, uint32_t port, uint32_t val,
         write_counter(pit, &pit->ch[idx], val);
     }
     update_ch0(pit);
+}
+
+/* ---- save states ---- */
+
+/* Ticks are counted from base_ns; 2^48 ticks is ~7 years, small enough
+ * that no tick or ns computation can overflow. */
+#define PIT_SAVE_MAX_TICK (1ll << 48)
+
+static bool pit_counter_check(const void *current, const void *scratch,
+                              int version_id, GError **errp)
+{
+    const PitCounter *c = scratch;
+    if (c->bcd && (c->initial > 9999 || c->pending_initial > 9999)) {
+        error_setg(errp, "BCD count above 9999");
+        return false;
+    }
+    return true;
+}
+
+static const VMStateDescription pit_counter_vmsd = {
+    .name = "i8254-counter",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(PitCounter),
+    .check = pit_counter_check,
+    .fields = (const VMStateField[]){
+        VMS_U8(PitCounter, mode, VMS_MAX(5)),
+        VMS_U8(PitCounter, rw, VMS_RANGE(1, 3)),
+        VMS_BOOL(PitCounter, bcd),
+        VMS_BOOL(PitCounter, write_msb_next),
+        VMS_BOOL(PitCounter, read_msb_next),
+        VMS_U8(PitCounter, lsb_written),
+        VMS_BOOL(PitCounter, loaded),
+        VMS_I64(PitCounter, load_tick,
+                VMS_RANGE(-PIT_SAVE_MAX_TICK, PIT_SAVE_MAX_TICK)),
+        VMS_U32(PitCounter, initial, VMS_MAX(0xFFFF)),
+        VMS_BOOL(PitCounter, pending),
+        VMS_I64(PitCounter, pending_tick,
+                VMS_RANGE(-PIT_SAVE_MAX_TICK, PIT_SAVE_MAX_TICK)),
+        VMS_U32(PitCounter, pending_initial, VMS_MAX(0xFFFF)),
+        VMS_BOOL(PitCounter, count_latched),
+        VMS_BOOL(PitCounter, latch_msb_next),
+        VMS_U16(PitCounter, latch),
+        VMS_BOOL(PitCounter, status_latched),
+        VMS_U8(PitCounter, status),
+        VMS_BOOL(PitCounter, out),
+        VMS_I64(PitCounter, cycles_seen, VMS_RANGE(0, PIT_SAVE_MAX_TICK)),
+        VMS_END
+    },
+};
+
+static bool pit_pre_save(void *opaque, GError **errp)
+{
+    Pit *pit = opaque;
+    pit->base_rel = pit->base_ns - vclock_now(pit->vc);
+    vtimer_save(&pit->timer, &pit->timer_save);
+    return true;
+}
+
+static bool pit_post_load(void *opaque, int version_id, GError **errp)
+{
+    Pit *pit = opaque;
+    pit->base_ns = vclock_now(pit->vc) + pit->base_rel;
+    vtimer_restore(&pit->timer, &pit->timer_save);
+    return true;
+}
+
+static const VMStateDescription pit_vmsd = {
+    .name = "pit",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(Pit),
+    .pre_save = pit_pre_save,
+    .post_load = pit_post_load,
+    .fields = (const VMStateField[]){
+        VMS_I64(Pit, base_rel, VMS_RANGE(-VTIMER_SAVE_MAX_REL, 0)),
+        VMS_STRUCT(Pit, timer_save, &vtimer_vmsd, VTimerSave),
+        VMS_STRUCT_ARRAY(Pit, ch, 3, &pit_counter_vmsd, PitCounter),
+        VMS_END
+    },
+};
+
+const VMStateDescription *pit_vmstate(void)
+{
+    return &pit_vmsd;
 }

@@ -46,4 +46,9 @@ void pit_ioport_write(void *pit, uint32_t port, uint32_t val, unsigned size);
 int64_t pit_ticks_at(int64_t ns);
 int64_t pit_tick_start_ns(int64_t tick);
 
+/* Save states (opaque: the Pit).  Times are kept relative to the clock;
+ * loading does not call the OUT callback (the PIC's section has the
+ * line). */
+const VMStateDescription *pit_vmstate(void);
+
 #endif

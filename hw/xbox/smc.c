@@ -18,6 +18,7 @@
  *   newline, so a reader of the file sees whole lines promptly.
  */
 #include "hw/xbox/smc.h"
+#include "util/error.h"
 #include <glib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -184,4 +185,38 @@ void smc_ioport_write(void *opaque, uint32_t port, uint32_t val,
     default:
         break;
     }
+}
+
+/* ---- save states ---- */
+
+static bool smc_check(const void *current, const void *scratch,
+                      int version_id, GError **errp)
+{
+    const Smc *cur = current, *s = scratch;
+    if (cur->ram_size != s->ram_size) {
+        error_setg(errp, "the state was saved with %u bytes of RAM, this "
+                   "machine has %u", s->ram_size, cur->ram_size);
+        return false;
+    }
+    return true;
+}
+
+static const VMStateDescription smc_vmsd = {
+    .name = "smc",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(Smc),
+    .check = smc_check,
+    .fields = (const VMStateField[]){
+        VMS_U32(Smc, ram_size),
+        VMS_U64(Smc, seed),
+        VMS_BUFFER(Smc, key),
+        VMS_U32(Smc, key_index, VMS_MAX(SMC_KEY_WORDS - 1)),
+        VMS_END
+    },
+};
+
+const VMStateDescription *smc_vmstate(void)
+{
+    return &smc_vmsd;
 }

@@ -16,6 +16,9 @@ struct VClock {
     VTimer *timers;             /* sorted by (deadline, seq) */
     VClockDeadlineFn *notify;
     void *notify_opaque;
+    /* Save states: the arm-order base of the timers restored by the
+     * current load. */
+    uint64_t restore_base;      /* 0: none yet */
 };
 
 VClock *vclock_new(void)
@@ -142,4 +145,90 @@ unsigned vclock_run_due(VClock *vc)
         n++;
     }
     return n;
+}
+
+/* ---- save states ---- */
+
+const VMStateDescription vtimer_vmsd = {
+    .name = "vtimer",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(VTimerSave),
+    .fields = (const VMStateField[]){
+        VMS_BOOL(VTimerSave, armed),
+        VMS_I64(VTimerSave, deadline_rel,
+                VMS_RANGE(-VTIMER_SAVE_MAX_REL, VTIMER_SAVE_MAX_REL)),
+        VMS_U64(VTimerSave, seq_rel, VMS_MAX(VTIMER_SAVE_MAX_SEQ)),
+        VMS_END
+    },
+};
+
+void vtimer_save(const VTimer *t, VTimerSave *s)
+{
+    VClock *vc = t->clock;
+    *s = (VTimerSave){ 0 };
+    if (!t->armed) {
+        return;
+    }
+    int64_t rel = t->deadline_ns - vclock_now(vc);
+    uint64_t seq_rel = vc->next_seq - t->seq;
+    s->armed = true;
+    s->deadline_rel = CLAMP(rel, -VTIMER_SAVE_MAX_REL, VTIMER_SAVE_MAX_REL);
+    /* Only the order among the timers of one save matters; a timer armed
+     * more than 2^40 arms ago sorts as the oldest. */
+    s->seq_rel = MIN(seq_rel, (uint64_t)VTIMER_SAVE_MAX_SEQ);
+}
+
+/* Starts a new base for restored arm orders: after every seq in use. */
+static void vclock_new_restore_base(VClock *vc)
+{
+    vc->restore_base = vc->next_seq + VTIMER_SAVE_MAX_SEQ + 1;
+    vc->next_seq = vc->restore_base;
+}
+
+void vtimer_restore(VTimer *t, const VTimerSave *s)
+{
+    VClock *vc = t->clock;
+    g_assert(vc && t->cb);
+    vtimer_del(t);
+    if (!s->armed) {
+        return;
+    }
+    if (!vc->restore_base) {
+        vclock_new_restore_base(vc);
+    }
+    t->deadline_ns = vclock_now(vc) + s->deadline_rel;
+    t->seq = vc->restore_base - s->seq_rel;
+    t->armed = true;
+    VTimer **pp = &vc->timers;
+    while (*pp && vtimer_before(*pp, t)) {
+        pp = &(*pp)->next;
+    }
+    t->next = *pp;
+    *pp = t;
+}
+
+static bool vclock_post_load(void *opaque, int version_id, GError **errp)
+{
+    vclock_new_restore_base(opaque);
+    return true;
+}
+
+/* Version 1 carries no fields: the target's time is kept (it never goes
+ * backwards) and every timer is saved by its owner, relative to it.  The
+ * section marks where a load starts restoring timers. */
+static const VMStateDescription vclock_vmsd = {
+    .name = "vclock",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .size = sizeof(VClock),
+    .post_load = vclock_post_load,
+    .fields = (const VMStateField[]){
+        VMS_END
+    },
+};
+
+const VMStateDescription *vclock_vmstate(void)
+{
+    return &vclock_vmsd;
 }

@@ -19,6 +19,7 @@
 #ifndef XBLK_HW_XBOX_VCLOCK_H
 #define XBLK_HW_XBOX_VCLOCK_H
 
+#include "migration/vmstate.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -67,5 +68,32 @@ int64_t vclock_next_deadline(const VClock *vc);
  * the next call (vclock_next_deadline() <= now tells).  Returns the
  * count. */
 unsigned vclock_run_due(VClock *vc);
+
+/*
+ * Save states (migration/vmstate.h).  Everything is relative to the
+ * clock: a loaded state keeps the target clock's time (which never goes
+ * backwards) and re-arms each timer at the same distance from now.  A
+ * timer's owner keeps a VTimerSave next to its VTimer, fills it in its
+ * pre_save (vtimer_save) and applies it in its post_load
+ * (vtimer_restore); the arm order of timers restored in one load is kept
+ * (it breaks ties between equal deadlines), after every timer armed
+ * before the load.
+ */
+typedef struct VTimerSave {
+    bool armed;
+    int64_t deadline_rel;       /* deadline - now */
+    uint64_t seq_rel;           /* arm order: the clock's next seq - seq */
+} VTimerSave;
+
+#define VTIMER_SAVE_MAX_REL (1ll << 60)     /* ~36 years of ns */
+#define VTIMER_SAVE_MAX_SEQ (1ll << 40)
+
+extern const VMStateDescription vtimer_vmsd;    /* VTimerSave */
+void vtimer_save(const VTimer *t, VTimerSave *s);
+/* Arms (or deletes) t as s says, without the deadline notification. */
+void vtimer_restore(VTimer *t, const VTimerSave *s);
+/* The clock's own section (opaque: the VClock): starts a new arm-order
+ * base for the timers restored after it; the target's time is kept. */
+const VMStateDescription *vclock_vmstate(void);
 
 #endif

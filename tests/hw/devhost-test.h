@@ -34,6 +34,9 @@ typedef struct TestHost {
     unsigned stop_requests;         /* io_error_stop calls */
     unsigned error_events;          /* io_error_event calls */
     char last_error_action[16];
+    unsigned tray_moves;            /* tray_moved calls */
+    bool tray_open;                 /* as the last one said */
+    char tray_dev[16];
 } TestHost;
 
 typedef struct TestHostIO {
@@ -146,6 +149,14 @@ static void th_io_error_event(DevHost *h, const char *dev, const char *node,
     g_strlcpy(th->last_error_action, action, sizeof(th->last_error_action));
 }
 
+static void th_tray_moved(DevHost *h, const char *dev, bool open)
+{
+    TestHost *th = (TestHost *)h;
+    th->tray_moves++;
+    th->tray_open = open;
+    g_strlcpy(th->tray_dev, dev, sizeof(th->tray_dev));
+}
+
 static const DevHostOps test_host_ops = {
     .set_irq = th_set_irq,
     .ram_read = th_ram_read,
@@ -156,6 +167,7 @@ static const DevHostOps test_host_ops = {
     .submit = th_submit,
     .io_error_stop = th_io_error_stop,
     .io_error_event = th_io_error_event,
+    .tray_moved = th_tray_moved,
 };
 
 static inline TestHost *test_host_new(uint64_t ram_size)

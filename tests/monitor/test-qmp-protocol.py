@@ -216,9 +216,9 @@ class QmpProtocol(xtest.TmpDirTestCase):
         hmp = lambda line: c.cmd('human-monitor-command',
                                  {'command-line': line})['return']
         self.assertIn('info', hmp('help'))
-        self.assertEqual(hmp('info status'), 'VM status: running\n')
+        self.assertEqual(hmp('info status'), 'VM status: running\r\n')
         c.cmd('stop')
-        self.assertEqual(hmp('info status'), 'VM status: paused\n')
+        self.assertEqual(hmp('info status'), 'VM status: paused\r\n')
         self.assertIn('unknown command', hmp('frobnicate'))
         self.assertIn('no snapshot', hmp('info snapshots'))
 

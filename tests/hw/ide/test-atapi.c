@@ -7,7 +7,9 @@
  * data (NOT READY / MEDIUM NOT PRESENT with the tray qualifiers, ILLEGAL
  * REQUEST for bad opcodes, fields and LBAs, UNIT ATTENTION after a medium
  * change); the tray and medium functions of ide.h with QEMU's lock check;
- * read errors under rerror=report; a medium pulled mid-read.
+ * tray movements reported to the host once each, whoever makes them, and
+ * forced opening unlocking the tray; read errors under rerror=report; a
+ * medium pulled mid-read.
  */
 #include "ide-test.h"
 #include "util/cutils.h"
@@ -838,6 +840,56 @@ static void test_media_api(void)
     cd_close(c);
 }
 
+/* DevHostOps.tray_moved: once per real movement, from the guest's START
+ * STOP UNIT and from the media functions; a forced open unlocks. */
+static void test_tray_moved(void)
+{
+    CDT *c = cd_open(true, false);
+    IDETest *t = c->t;
+    TestHost *th = t->th;
+    GError *err = NULL;
+    IDEDriveInfo info;
+    uint8_t eject[12] = { 0x1B, 0, 0, 0, 0x02 };
+    uint8_t load[12] = { 0x1B, 0, 0, 0, 0x03 };
+    uint8_t prevent[12] = { 0x1E, 0, 0, 0, 1 };
+    expect_good(t, eject);
+    g_assert_cmpuint(th->tray_moves, ==, 1);
+    g_assert_true(th->tray_open);
+    g_assert_cmpstr(th->tray_dev, ==, "ide0-cd1");
+    expect_good(t, eject);                  /* already open: no report */
+    g_assert_cmpuint(th->tray_moves, ==, 1);
+    expect_good(t, load);
+    g_assert_cmpuint(th->tray_moves, ==, 2);
+    g_assert_false(th->tray_open);
+    expect_check(t, TUR, 0x06, 0x28, 0x00);
+    /* Locked: open without force asks the guest, nothing moves. */
+    expect_good(t, prevent);
+    g_assert_true(ide_cd_open_tray(t->c, 1, false, &err));
+    g_assert_cmpuint(th->tray_moves, ==, 2);
+    g_assert_true(ide_drive_info(t->c, 1, &info));
+    g_assert_true(info.medium_locked);
+    g_assert_false(info.tray_open);
+    /* Forced: unlocked and open, reported once. */
+    g_assert_true(ide_cd_open_tray(t->c, 1, true, &err));
+    g_assert_cmpuint(th->tray_moves, ==, 3);
+    g_assert_true(th->tray_open);
+    g_assert_true(ide_drive_info(t->c, 1, &info));
+    g_assert_false(info.medium_locked);
+    g_assert_true(info.tray_open);
+    g_assert_true(ide_cd_close_tray(t->c, 1, &err));
+    g_assert_true(ide_cd_close_tray(t->c, 1, &err));
+    g_assert_cmpuint(th->tray_moves, ==, 4);
+    expect_check(t, TUR, 0x06, 0x28, 0x00);
+    /* A forced eject of a locked tray unlocks it too. */
+    expect_good(t, prevent);
+    g_assert_true(ide_cd_eject(t->c, 1, true, &err));
+    g_assert_cmpuint(th->tray_moves, ==, 5);
+    g_assert_true(ide_drive_info(t->c, 1, &info));
+    g_assert_false(info.medium_locked);
+    g_assert_null(info.blk);
+    cd_close(c);
+}
+
 static void test_read_error(void)
 {
     CDT *c = cd_open(true, true);
@@ -936,6 +988,7 @@ int main(int argc, char **argv)
     g_test_add_func("/atapi/event-status", test_event_status);
     g_test_add_func("/atapi/start-stop", test_start_stop);
     g_test_add_func("/atapi/media-api", test_media_api);
+    g_test_add_func("/atapi/tray-moved", test_tray_moved);
     g_test_add_func("/atapi/read-error", test_read_error);
     g_test_add_func("/atapi/eject-mid-read", test_eject_mid_read);
     g_test_add_func("/atapi/srst-mid-pio", test_srst_mid_pio);

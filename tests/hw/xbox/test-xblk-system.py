@@ -134,9 +134,10 @@ class XboxSystemTest(xtest.TmpDirTestCase):
         self.assertIn('ide0-hd0', names)
         self.assertIn('ide0-cd1', names)
         self.assertIn('ide1-hd0', names)
-        # An empty CD drive has no backend yet (media control is a later
-        # issue), so query-block does not list it.
-        self.assertNotIn('emptycd', names)
+        # An empty CD drive has a backend without a medium, as in QEMU.
+        self.assertIn('emptycd', names)
+        self.assertNotIn('inserted', names['emptycd'])
+        self.assertEqual(names['emptycd']['qdev'], 'emptycd')
         self.assertTrue(names['ide0-cd1']['inserted']['ro'])
         self.assertEqual(names['ide1-hd0']['inserted']['node-name'],
                          'disk2')
