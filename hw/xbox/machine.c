@@ -41,6 +41,7 @@
 #include "hw/xbox/machine.h"
 #include "hw/devio.h"
 #include "hw/xbox/machine-media.h"
+#include "hw/xbox/machine-vmstate.h"
 #include "hw/runstate.h"
 #include "hw/xbox/cpu.h"
 #include "hw/xbox/gamepad.h"
@@ -112,6 +113,10 @@ struct XboxMachine {
     MachineMedia *media;        /* drives as the monitor sees them */
     LoaderImage *image;
     uint16_t irq_levels;        /* as last set, to skip no-op changes */
+    MachineVMState st;          /* save states: the machine's own section
+                                 * (copied from / to the fields below by
+                                 * the vCPU thread around a save / load) */
+    VMStateSet *sections;       /* every section, built once after wiring */
 
     /* vCPU thread only */
     VTimer vblank;
@@ -135,6 +140,11 @@ struct XboxMachine {
     uint64_t frame_pub;         /* frame, for the main loop */
     uint64_t frame_stop_at;     /* 0: none */
     bool guest_shut_down;
+    /* Quiescing for save states (machine_quiesce_*): quiesce_req asks the
+     * vCPU to park at the first step boundary with no disk request
+     * outstanding; quiesced says it did (at quiesce_park_ns). */
+    bool quiesce_req, quiesced, quiesce_want_run;
+    int64_t quiesce_park_ns;
 };
 
 static XboxMachine *current_machine;
@@ -347,6 +357,7 @@ static void self_stop(XboxMachine *m, MachineEvent *ev, bool dead)
 {
     g_mutex_lock(&m->lock);
     m->want_run = false;
+    m->quiesce_want_run = false;    /* a quiesce must not undo it */
     m->dead |= dead;
     g_mutex_unlock(&m->lock);
     post_event(m, ev);
@@ -499,6 +510,7 @@ static void host_io_error_stop(DevHost *h, const char *dev, const char *node,
     /* Park at the end of this block; the event sets the run state. */
     g_mutex_lock(&m->lock);
     m->want_run = false;
+    m->quiesce_want_run = false;
     g_mutex_unlock(&m->lock);
     cpu_request_exit(m->cpu);
     host_io_error(m, dev, node, is_write, ret, BLOCK_ERROR_ACTION_STOP);
@@ -862,7 +874,8 @@ static bool deliver_interrupt(XboxMachine *m)
 static void idle_wait(XboxMachine *m)
 {
     g_mutex_lock(&m->lock);
-    while (m->want_run && !m->quit && g_queue_is_empty(&m->calls)) {
+    while (m->want_run && !m->quit && g_queue_is_empty(&m->calls) &&
+           !m->quiesce_req) {
         g_cond_wait(&m->cond, &m->lock);
     }
     g_mutex_unlock(&m->lock);
@@ -972,6 +985,17 @@ static bool run_calls_locked(XboxMachine *m)
     return any;
 }
 
+/* No disk request between submission and delivery (vCPU thread, or the
+ * main loop while no vCPU thread runs). */
+static bool quiescent_locked(XboxMachine *m)
+{
+    return g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0;
+}
+
+static void quiesce_wake_bh(void *opaque)
+{
+}
+
 static gpointer vcpu_thread(gpointer opaque)
 {
     XboxMachine *m = opaque;
@@ -979,6 +1003,17 @@ static gpointer vcpu_thread(gpointer opaque)
     while (!m->quit) {
         if (run_calls_locked(m)) {
             continue;
+        }
+        if (m->quiesce_req && quiescent_locked(m)) {
+            /* A step boundary with nothing outstanding: park here (a
+             * preempted slice goes on after the resume, invisibly). */
+            m->quiesce_req = false;
+            m->quiesced = true;
+            m->want_run = false;
+            m->quiesce_park_ns = g_get_monotonic_time() * 1000;
+            /* Wake the main loop now: its waiter polls (the pause runs
+             * from here). */
+            aio_bh_schedule(quiesce_wake_bh, NULL);
         }
         if (!m->want_run || m->dead) {
             set_parked_locked(m, true);
@@ -1022,6 +1057,19 @@ void machine_run_on_vcpu(XboxMachine *m, MachineCallFn *fn, void *opaque)
 static void set_want_run(XboxMachine *m, bool run)
 {
     g_mutex_lock(&m->lock);
+    if (m->quiesced) {
+        /* Parked for a save or load: the change applies at its end. */
+        m->quiesce_want_run = run && !m->dead;
+        g_mutex_unlock(&m->lock);
+        return;
+    }
+    if (m->quiesce_req) {
+        m->quiesce_want_run = run && !m->dead;
+        if (run) {
+            g_mutex_unlock(&m->lock);
+            return;             /* it runs (to quiesce) anyway */
+        }
+    }
     bool starting = run && !m->want_run && !m->dead && m->parked;
     uint64_t epoch = m->run_epoch;
     m->want_run = run && !m->dead;
@@ -1159,6 +1207,13 @@ static bool create_devices(XboxMachine *m, GError **errp)
         return false;
     }
     m->media = machine_media_new(m, m->cfg.drives);
+    m->st.vc = m->vc;
+    m->st.vblank = &m->vblank;
+    m->sections = machine_vmstate_set(&(MachineDevices){
+        .vc = m->vc, .machine = &m->st, .pic = m->pic, .pit = m->pit,
+        .smc = m->smc, .pad = m->pad, .gpu = m->gpu, .ide = m->ide,
+        .cpu = m->cpu,
+    });
     return true;
 }
 
@@ -1228,6 +1283,10 @@ static bool machine_busy(XboxMachine *m)
 static void free_devices(XboxMachine *m)
 {
     MachineIO *io;
+    if (m->sections) {
+        vmstate_set_free(m->sections);
+        m->sections = NULL;
+    }
     /* The controller goes first: requests it still has in flight then
      * complete into nothing (ide.h), which frees them. */
     ide_controller_free(m->ide);
@@ -1282,4 +1341,278 @@ void machine_free(XboxMachine *m)
     g_mutex_clear(&m->lock);
     g_cond_clear(&m->cond);
     g_free(m);
+}
+
+/* ---- save states (hw/xbox/machine-savestate.c) ---- */
+
+VMStateSet *machine_vmstate_sections(XboxMachine *m)
+{
+    return m->sections;
+}
+
+void machine_quiesce_request(XboxMachine *m)
+{
+    g_mutex_lock(&m->lock);
+    g_assert(!m->quiesce_req && !m->quiesced);
+    m->quiesce_want_run = m->want_run;
+    if (!m->thread) {
+        /* Nothing runs the guest: it is quiescent now or never. */
+        m->quiesced = quiescent_locked(m);
+        m->quiesce_req = !m->quiesced;
+        m->quiesce_park_ns = g_get_monotonic_time() * 1000;
+    } else {
+        m->quiesce_req = true;
+        /* Run until the requests are delivered, even if stopped. */
+        m->want_run = !m->dead;
+        cpu_preempt(m->cpu);    /* look at it after the current block */
+        g_cond_broadcast(&m->cond);
+    }
+    g_mutex_unlock(&m->lock);
+}
+
+int machine_quiesce_poll(XboxMachine *m, GError **errp)
+{
+    int ret = 0;
+    g_mutex_lock(&m->lock);
+    if (m->quiesced && (m->parked || !m->thread)) {
+        ret = 1;
+    } else if (m->dead || m->quit || (!m->thread && m->quiesce_req)) {
+        error_setg(errp, "the machine %s", m->dead ? "has stopped for good "
+                   "(guest shut down or finished)" : "has requests in "
+                   "flight and no vCPU to complete them");
+        ret = -1;
+    } else if (m->quiesce_req && !m->want_run && m->parked) {
+        error_setg(errp, "the machine stopped before its disk requests "
+                   "completed");
+        ret = -1;
+    }
+    if (ret < 0) {
+        m->quiesce_req = false;
+        m->quiesced = false;
+    }
+    g_mutex_unlock(&m->lock);
+    return ret;
+}
+
+bool machine_quiesce(XboxMachine *m, GError **errp)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    machine_quiesce_request(m);
+    for (;;) {
+        int r = machine_quiesce_poll(m, errp);
+        if (r > 0) {
+            return true;
+        }
+        if (r < 0) {
+            machine_quiesce_end(m);
+            return false;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            machine_quiesce_cancel(m);
+            error_setg(errp, "the guest's disk requests did not complete "
+                       "in 10 s");
+            return false;
+        }
+        if (!aio_poll(false)) {
+            g_usleep(50);
+        }
+    }
+}
+
+int64_t machine_quiesce_park_ns(XboxMachine *m)
+{
+    g_mutex_lock(&m->lock);
+    int64_t ns = m->quiesce_park_ns;
+    g_mutex_unlock(&m->lock);
+    return ns;
+}
+
+void machine_quiesce_end(XboxMachine *m)
+{
+    g_mutex_lock(&m->lock);
+    m->quiesce_req = false;
+    m->quiesced = false;
+    m->want_run = m->quiesce_want_run && !m->dead;
+    g_cond_broadcast(&m->cond);
+    g_mutex_unlock(&m->lock);
+}
+
+void machine_quiesce_cancel(XboxMachine *m)
+{
+    machine_quiesce_end(m);
+}
+
+RamSnapshot *machine_ram_snapshot_begin(XboxMachine *m, GError **errp)
+{
+    g_assert(machine_is_parked(m));
+    return ram_snapshot_begin(m->ram, m->ram_size, errp);
+}
+
+typedef struct CaptureCall {
+    XssWriter *w;
+    uint64_t frame;
+    int64_t clock_ns;
+    bool ok;
+    GError *err;
+} CaptureCall;
+
+/* The machine's saved fields into its section's struct and back (vCPU
+ * thread). */
+static void machine_state_to_st(XboxMachine *m)
+{
+    m->st.frame = m->frame;
+    m->st.vblank_base = m->vblank_base;
+    m->st.halted = m->halted;
+    m->st.slice_pending = m->slice_pending;
+    m->st.power_off_req = m->power_off_req;
+    m->st.reset_req = m->reset_req;
+    m->st.irq_levels = m->irq_levels;
+}
+
+static void capture_on_vcpu(XboxMachine *m, void *opaque)
+{
+    CaptureCall *c = opaque;
+    g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
+    machine_state_to_st(m);
+    c->frame = m->frame;
+    c->clock_ns = vclock_now(m->vc);
+    c->ok = xss_writer_devices(c->w, m->sections, &c->err);
+}
+
+bool machine_capture_devices(XboxMachine *m, XssWriter *w, uint64_t *frame,
+                             int64_t *clock_ns, GError **errp)
+{
+    CaptureCall c = { .w = w };
+    machine_run_on_vcpu(m, capture_on_vcpu, &c);
+    if (!c.ok) {
+        g_propagate_error(errp, c.err);
+        return false;
+    }
+    *frame = c.frame;
+    *clock_ns = c.clock_ns;
+    return true;
+}
+
+typedef struct LoadCall {
+    XssReader *r;
+    bool check_only;
+    bool ok;
+    GError *err;
+} LoadCall;
+
+static bool load_chunk(void *opaque, const XssChunk *ch, GError **errp)
+{
+    XboxMachine *m = opaque;
+    if (!machine_ram_write(m, ch->gpa, ch->data, ch->len)) {
+        error_setg(errp, "RAM chunk %u leaves guest RAM", ch->index);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Loading the CPU's segment selectors (uc_reg_write) sets the accessed
+ * bit of their descriptors in guest RAM, which the saved run may not have
+ * had: the RAM the guest sees after a load must be the saved RAM, byte
+ * for byte (rule 6).  So the chunks holding those descriptors are copied
+ * in again from the stream after the CPU section.  Only GDT descriptors
+ * with paging off are located here; otherwise every chunk is copied in
+ * again (exact, slower).
+ */
+static bool restore_descriptors(XboxMachine *m, XssReader *r, GError **errp)
+{
+    CpuRegs regs;
+    XssRamLayout lay;
+    if (!xss_reader_ram_layout(r, &lay)) {
+        return true;
+    }
+    cpu_get_regs(m->cpu, &regs);
+    const uint16_t sels[] = { regs.cs, regs.ss, regs.ds, regs.es, regs.fs,
+                              regs.gs };
+    bool all = regs.cr0 & 0x80000000u;
+    GHashTable *chunks = g_hash_table_new(NULL, NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(sels) && !all; i++) {
+        if ((sels[i] & ~3u) == 0) {
+            continue;
+        }
+        if (sels[i] & 4) {
+            all = true;         /* an LDT descriptor */
+            break;
+        }
+        uint64_t a = (uint64_t)regs.gdt_base + (sels[i] & ~7u);
+        for (uint64_t b = a; b < a + 8; b += 7) {
+            if (b < lay.ram_size) {
+                g_hash_table_add(chunks,
+                                 GUINT_TO_POINTER(b / lay.chunk_size + 1));
+            }
+        }
+    }
+    bool ok = true;
+    if (all) {
+        ok = xss_reader_foreach_chunk(r, load_chunk, m, errp);
+    } else {
+        GHashTableIter it;
+        gpointer key;
+        g_hash_table_iter_init(&it, chunks);
+        while (ok && g_hash_table_iter_next(&it, &key, NULL)) {
+            XssChunk ch;
+            ok = xss_reader_read_chunk(r, GPOINTER_TO_UINT(key) - 1, &ch,
+                                       errp) &&
+                 load_chunk(m, &ch, errp);
+        }
+    }
+    g_hash_table_destroy(chunks);
+    return ok;
+}
+
+static void load_on_vcpu(XboxMachine *m, void *opaque)
+{
+    LoadCall *c = opaque;
+    if (c->check_only) {
+        VMStateSetLoad *l = xss_reader_prepare_devices(c->r, m->sections,
+                                                       &c->err);
+        c->ok = l != NULL;
+        if (l) {
+            vmstate_set_load_free(l);
+        }
+        return;
+    }
+    g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
+    machine_state_to_st(m);     /* a refusal leaves these as they are */
+    c->ok = xss_load(c->r, m->sections, load_chunk, m, &c->err) &&
+            restore_descriptors(m, c->r, &c->err);
+    /* Even a partial load (post_load refusing) leaves the machine's
+     * section committed: take it over so that the fields agree. */
+    m->frame = m->st.frame;
+    m->vblank_base = m->st.vblank_base;
+    m->halted = m->st.halted;
+    m->slice_pending = m->st.slice_pending;
+    m->power_off_req = m->st.power_off_req;
+    m->reset_req = m->st.reset_req;
+    m->irq_levels = m->st.irq_levels;
+    m->frame_stop_hit = m->frames_done = false;
+    g_mutex_lock(&m->lock);
+    m->frame_pub = m->frame;
+    m->frame_stop_at = 0;       /* host-side stops are forgotten */
+    g_mutex_unlock(&m->lock);
+}
+
+bool machine_check_stream(XboxMachine *m, XssReader *r, GError **errp)
+{
+    LoadCall c = { .r = r, .check_only = true };
+    machine_run_on_vcpu(m, load_on_vcpu, &c);
+    if (!c.ok) {
+        g_propagate_error(errp, c.err);
+    }
+    return c.ok;
+}
+
+bool machine_load_stream(XboxMachine *m, XssReader *r, GError **errp)
+{
+    LoadCall c = { .r = r };
+    machine_run_on_vcpu(m, load_on_vcpu, &c);
+    if (!c.ok) {
+        g_propagate_error(errp, c.err);
+    }
+    return c.ok;
 }

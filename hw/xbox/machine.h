@@ -26,6 +26,8 @@
 #include "block/block-backend.h"
 #include "hw/ide/ide.h"
 #include "hw/xbox/gpu.h"
+#include "migration/ram-snapshot.h"
+#include "migration/savestream.h"
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -144,5 +146,41 @@ bool machine_ram_write(XboxMachine *m, uint64_t gpa, const void *buf,
 void *machine_ram_map_write(XboxMachine *m, uint64_t gpa, uint64_t len);
 bool machine_ram_read(XboxMachine *m, uint64_t gpa, void *buf, uint64_t len);
 const void *machine_ram_map_read(XboxMachine *m, uint64_t gpa, uint64_t len);
+
+
+/* ---- save states (hw/xbox/machine-savestate.c) ----
+ *
+ * The machine's section list (machine-vmstate.h), built once after the
+ * devices are wired.  Quiescing parks the vCPU at the first step
+ * boundary at which no disk request is outstanding (the machine's I/O
+ * list empty and ide_in_flight() == 0): if requests are outstanding the
+ * vCPU runs on (also when it was stopped) until they are delivered at
+ * their virtual deadlines.  Parking is invisible to the guest (a
+ * preempted slice goes on after it), so a run with a save or load
+ * attempt shows the guest exactly what a run without one does. */
+VMStateSet *machine_vmstate_sections(XboxMachine *m);
+/* Main loop.  request; poll until 1 (parked, quiescent) or -1 (*errp
+ * set: the machine shut down or was stopped meanwhile; the request is
+ * over); end lets the vCPU run again if it ran at the request (also after
+ * -1 and to cancel).  machine_quiesce: the three, polling the main loop,
+ * bounded to 10 s; on failure nothing is left to end. */
+void machine_quiesce_request(XboxMachine *m);
+int machine_quiesce_poll(XboxMachine *m, GError **errp);
+void machine_quiesce_end(XboxMachine *m);
+void machine_quiesce_cancel(XboxMachine *m);
+bool machine_quiesce(XboxMachine *m, GError **errp);
+/* When the vCPU parked for the last quiesce (g_get_monotonic_time in ns). */
+int64_t machine_quiesce_park_ns(XboxMachine *m);
+/* Quiesced: write-protects guest RAM for copy-on-write capture. */
+RamSnapshot *machine_ram_snapshot_begin(XboxMachine *m, GError **errp);
+/* Quiesced: every device section into w (on the vCPU thread), with the
+ * frame and virtual clock of the instant. */
+bool machine_capture_devices(XboxMachine *m, XssWriter *w, uint64_t *frame,
+                             int64_t *clock_ns, GError **errp);
+/* Quiesced: checks every device section of r against the machine (no
+ * change); loads r (RAM through the RAM helper, devices, CPU last) and
+ * takes over its frame, forgetting host-side frame stops. */
+bool machine_check_stream(XboxMachine *m, XssReader *r, GError **errp);
+bool machine_load_stream(XboxMachine *m, XssReader *r, GError **errp);
 
 #endif
