@@ -462,4 +462,53 @@ static inline void poll_until_count(const int *counter, int target)
     }
 }
 
+/* ---- real QEMU ---- */
+
+/* Runs qemu-system-x86_64 on path with these HMP commands; returns each
+ * command's reply text (NULL-terminated array, caller frees). */
+static inline char **qemu_hmp(const char *path, const char *const *cmds)
+{
+    GString *in = g_string_new("{\"execute\":\"qmp_capabilities\"}\n");
+    for (int i = 0; cmds[i]; i++) {
+        g_string_append_printf(in, "{\"execute\":\"human-monitor-command\","
+                               "\"arguments\":{\"command-line\":\"%s\"},"
+                               "\"id\":%d}\n", cmds[i], i);
+    }
+    g_string_append(in, "{\"execute\":\"quit\"}\n");
+    g_autofree char *input = test_path("qmp-in");
+    g_assert_true(g_file_set_contents(input, in->str, -1, NULL));
+    g_string_free(in, TRUE);
+    g_autofree char *drive = g_strdup_printf("file=%s,format=qcow2,if=ide",
+                                             path);
+    g_autofree char *sh = g_strdup_printf(
+        "timeout 120 qemu-system-x86_64 -M pc -m 16 -nodefaults "
+        "-display none -S -drive '%s' -qmp stdio < '%s'", drive, input);
+    char *argv[] = { "sh", "-c", sh, NULL };
+    g_autofree char *out = NULL, *err = NULL;
+    int status = run_tool(argv, &out, &err);
+    if (status != 0) {
+        g_error("qemu-system-x86_64: status %d\n%s%s", status, out, err);
+    }
+    int n = 0;
+    while (cmds[n]) {
+        n++;
+    }
+    char **replies = g_new0(char *, n + 1);
+    g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+    for (int i = 0; lines[i]; i++) {
+        json_t *j = json_loads(lines[i], 0, NULL);
+        json_t *id = j ? json_object_get(j, "id") : NULL;
+        if (json_is_integer(id) && json_integer_value(id) < n) {
+            json_t *r = json_object_get(j, "return");
+            replies[json_integer_value(id)] =
+                g_strdup(json_is_string(r) ? json_string_value(r) : "?");
+        }
+        json_decref(j);
+    }
+    for (int i = 0; i < n; i++) {
+        g_assert_nonnull(replies[i]);
+    }
+    return replies;
+}
+
 #endif
