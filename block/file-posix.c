@@ -17,6 +17,14 @@
  * flushes and zero/discard fallocates go to the process's io_uring
  * (util/aio-uring.c) instead of the worker pool; the pool remains the
  * fallback when the ring cannot be set up or refuses an operation.
+ * Direct reads and writes go to the pool too once more than
+ * FILE_RING_DIRECT_DEPTH of them are in flight: the ring submits from the
+ * loop thread alone, so every request's trip to the device (a doorbell,
+ * on a virtual disk an exit to the hypervisor) is paid one after another
+ * on one CPU, while the pool's threads pay them in parallel on every CPU.
+ * Measured here (bench/run-bench, 2 CPUs, virtio disk): at queue depth 32
+ * the pool did 3-8 % more IOPS than the ring, at depth 1 the ring 30-40 %
+ * more than the pool, with half the CPU time.
  *
  * Write-behind: without O_DIRECT or cache.no-flush (whose users never
  * wait for the disk: qemu-img convert's default "unsafe" output), once
@@ -74,6 +82,8 @@ typedef struct FileState {
     int64_t reserved_end;
     bool can_reserve;
     CoMutex reserve_lock;
+    /* Direct reads and writes submitted and not completed. */
+    unsigned direct_rw_in_flight;
 } FileState;
 
 #define FILE_WRITE_BEHIND_BYTES (1 << 20)
@@ -81,6 +91,8 @@ typedef struct FileState {
  * fallocate calls for a large fill, little left over for a small one. */
 #define FILE_RESERVE_MIN (4 << 20)
 #define FILE_RESERVE_MAX (64 << 20)
+/* Direct transfers in flight up to which they go to the ring. */
+#define FILE_RING_DIRECT_DEPTH 4
 
 typedef enum { FILE_READ, FILE_WRITE, FILE_FLUSH, FILE_ZERO, FILE_DISCARD,
                FILE_TRUNCATE, FILE_FALLOC, FILE_RESERVE,
@@ -261,15 +273,30 @@ static int coroutine_fn file_uring_submit(FileReq *r)
     return ret;
 }
 
+/* The ring, or the pool (see the header: direct transfers in parallel). */
+static bool file_on_ring(FileState *s, FileReq *r)
+{
+    if (!s->use_uring || !aio_uring_available()) {
+        return false;
+    }
+    return !(s->direct && (r->op == FILE_READ || r->op == FILE_WRITE) &&
+             s->direct_rw_in_flight > FILE_RING_DIRECT_DEPTH);
+}
+
 static int coroutine_fn file_submit_op(FileState *s, FileReq *r)
 {
-    if (s->use_uring && aio_uring_available()) {
-        int ret = file_uring_submit(r);
-        if (ret <= 0) {
-            return ret;
-        }
+    bool direct_rw = s->direct && (r->op == FILE_READ ||
+                                   r->op == FILE_WRITE);
+    int ret = 1;
+    s->direct_rw_in_flight += direct_rw;
+    if (file_on_ring(s, r)) {
+        ret = file_uring_submit(r);
     }
-    return worker_pool_run(file_worker, r);
+    if (ret > 0) {
+        ret = worker_pool_run(file_worker, r);
+    }
+    s->direct_rw_in_flight -= direct_rw;
+    return ret;
 }
 
 static int coroutine_fn file_submit(FileState *s, FileReq *r)
