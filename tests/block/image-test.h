@@ -13,6 +13,7 @@
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/snapshot.h"
+#include "block/vmstate.h"
 #include "util/main-loop.h"
 #include <errno.h>
 #include <glib.h>
@@ -460,6 +461,23 @@ static inline void poll_until_count(const int *counter, int target)
             g_usleep(50);
         }
     }
+}
+
+/* ---- VM state ---- */
+
+/* Reads the active VM state (name NULL) or a snapshot's. */
+static inline uint8_t *vm_load(BlockBackend *blk, const char *name, int64_t pos,
+                        int64_t len)
+{
+    GError *err = NULL;
+    uint8_t *buf = g_malloc(MAX(len, 1));
+    memset(buf, 0xa5, len);
+    int ret = name ? bdrv_snapshot_load_vmstate(blk_bs(blk), name, buf, pos,
+                                                len, &err)
+                   : bdrv_load_vmstate(blk_bs(blk), buf, pos, len, &err);
+    g_assert_no_error(err);
+    g_assert_cmpint(ret, ==, 0);
+    return buf;
 }
 
 /* ---- real QEMU ---- */

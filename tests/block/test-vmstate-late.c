@@ -56,20 +56,6 @@ static char *run_ok(char **argv)
     return out;
 }
 
-static uint8_t *vm_load(BlockBackend *blk, const char *name, int64_t pos,
-                        int64_t len)
-{
-    GError *err = NULL;
-    uint8_t *buf = g_malloc(MAX(len, 1));
-    memset(buf, 0xa5, len);
-    int ret = name ? bdrv_snapshot_load_vmstate(blk_bs(blk), name, buf, pos,
-                                                len, &err)
-                   : bdrv_load_vmstate(blk_bs(blk), buf, pos, len, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(ret, ==, 0);
-    return buf;
-}
-
 static void assert_vm_pattern(BlockBackend *blk, const char *name,
                               uint32_t seed, int64_t len)
 {

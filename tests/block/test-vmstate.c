@@ -74,21 +74,6 @@ static void vm_save_pattern(BlockBackend *blk, uint32_t seed, int64_t pos,
     g_free(buf);
 }
 
-/* Reads the active VM state (name NULL) or a snapshot's. */
-static uint8_t *vm_load(BlockBackend *blk, const char *name, int64_t pos,
-                        int64_t len)
-{
-    GError *err = NULL;
-    uint8_t *buf = g_malloc(MAX(len, 1));
-    memset(buf, 0xa5, len);
-    int ret = name ? bdrv_snapshot_load_vmstate(blk_bs(blk), name, buf, pos,
-                                                len, &err)
-                   : bdrv_load_vmstate(blk_bs(blk), buf, pos, len, &err);
-    g_assert_no_error(err);
-    g_assert_cmpint(ret, ==, 0);
-    return buf;
-}
-
 static void assert_vm_pattern(BlockBackend *blk, const char *name,
                               uint32_t seed, int64_t pos, int64_t len)
 {
