@@ -31,6 +31,9 @@ static void hmp_help(GString *out, char **argv);
 static void hmp_info(GString *out, char **argv);
 static void hmp_eject(GString *out, char **argv);
 static void hmp_change(GString *out, char **argv);
+static void hmp_savevm(GString *out, char **argv);
+static void hmp_loadvm(GString *out, char **argv);
+static void hmp_delvm(GString *out, char **argv);
 
 static const HmpCmd hmp_cmds[] = {
     { "help", "[cmd]", "show the help", hmp_help },
@@ -41,6 +44,10 @@ static const HmpCmd hmp_cmds[] = {
       "operation", hmp_change },
     { "info", "[subcommand]", "show various information about the system "
       "state", hmp_info },
+    { "savevm", "[tag]", "save a VM snapshot. If no tag is provided, a new "
+      "snapshot is created", hmp_savevm },
+    { "loadvm", "tag", "restore a VM snapshot from its tag", hmp_loadvm },
+    { "delvm", "tag", "delete a VM snapshot from its tag", hmp_delvm },
 };
 
 /* QEMU's argument errors end with a pointer to the help. */
@@ -74,6 +81,44 @@ static void hmp_eject(GString *out, char **argv)
     }
     qmp_eject(true, a[0], false, NULL, true, force, &err);
     print_error(out, err);
+}
+
+/* savevm [tag] */
+static void hmp_savevm(GString *out, char **argv)
+{
+    if (argv[0] && argv[1]) {
+        arg_error(out, "savevm", "extraneous characters at the end of line");
+        return;
+    }
+    hmp_savevm_run(out, argv[0]);
+}
+
+/* loadvm tag, delvm tag */
+static bool one_tag(GString *out, const char *cmd, char **argv)
+{
+    if (!argv[0]) {
+        arg_error(out, cmd, "string expected");
+        return false;
+    }
+    if (argv[1]) {
+        arg_error(out, cmd, "extraneous characters at the end of line");
+        return false;
+    }
+    return true;
+}
+
+static void hmp_loadvm(GString *out, char **argv)
+{
+    if (one_tag(out, "loadvm", argv)) {
+        hmp_loadvm_run(out, argv[0]);
+    }
+}
+
+static void hmp_delvm(GString *out, char **argv)
+{
+    if (one_tag(out, "delvm", argv)) {
+        hmp_delvm_run(out, argv[0]);
+    }
 }
 
 /* change device [-f] filename [format [read-only-mode]] */

@@ -11,4 +11,10 @@
  * commands produce QEMU's "unknown command" text, not an error. */
 char *hmp_execute(const char *line, GError **errp);
 
+/* savevm, loadvm, delvm (monitor/qmp-savestate.c): tag may be NULL for
+ * savevm only.  Errors are appended as "Error: ...". */
+void hmp_savevm_run(GString *out, const char *tag);
+void hmp_loadvm_run(GString *out, const char *tag);
+void hmp_delvm_run(GString *out, const char *tag);
+
 #endif

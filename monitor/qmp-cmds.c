@@ -155,6 +155,21 @@ XFrameInfo *qmp_x_query_frame(GError **errp)
     return info;
 }
 
+XFrameTimes *qmp_x_query_frame_times(GError **errp)
+{
+    XboxMachine *m = need_machine("x-query-frame-times", errp);
+    if (!m) {
+        return NULL;
+    }
+    MachineFrameTimes ft;
+    machine_frame_times(m, &ft);
+    XFrameTimes *t = g_new0(XFrameTimes, 1);
+    t->frames = ft.frames;
+    t->max_us = ft.max_us;
+    t->over_budget = ft.over_budget;
+    return t;
+}
+
 void qmp_x_frame_stop(int64_t frame, GError **errp)
 {
     XboxMachine *m = need_machine("x-frame-stop", errp);

@@ -1,6 +1,6 @@
 /*
  * qmp-screendump.c - QMP `screendump`: the picture the console shows now,
- * written as QEMU writes it: binary PPM (P6, the default) or PNG (libpng).
+ * written as QEMU writes it: binary PPM (P6, the default) or PNG (hw/xbox/picture.h).
  *
  * The picture is copied out of guest RAM on the vCPU thread (the GPU owns
  * the scanout registers there), then encoded and written here on the main
@@ -9,10 +9,10 @@
  */
 #include "hw/xbox/gpu.h"
 #include "hw/xbox/machine.h"
+#include "hw/xbox/picture.h"
 #include "qapi/qapi-commands.h"
 #include "util/error.h"
 #include <errno.h>
-#include <png.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -58,31 +58,10 @@ static bool screendump_write_ppm(FILE *f, const uint32_t *pixels, int w,
 static bool screendump_write_png(FILE *f, const uint32_t *pixels, int w,
                                  int h)
 {
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL,
-                                              NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    uint8_t *row = g_malloc(3 * w);
-    bool ok = false;
-    if (!info) {
-        goto out;
-    }
-    if (setjmp(png_jmpbuf(png))) {      /* libpng reports errors by longjmp */
-        goto out;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) {
-        screendump_row_rgb(pixels + (size_t)y * w, row, w);
-        png_write_row(png, row);
-    }
-    png_write_end(png, NULL);
-    ok = true;
-out:
-    png_destroy_write_struct(&png, info ? &info : NULL);
-    g_free(row);
-    return ok;
+    g_autoptr(GBytes) png = picture_png_encode(pixels, w, h, NULL);
+    gsize len;
+    const void *data = png ? g_bytes_get_data(png, &len) : NULL;
+    return data && fwrite(data, 1, len, f) == len;
 }
 
 static bool screendump_save(const char *filename, const uint32_t *pixels,

@@ -16,11 +16,20 @@
  *                     thread and write-protects RAM; then the drained
  *                     section commits every snapshot in memory and that
  *                     action's commit, the last one, lets the vCPU run;
- *   after the pause   the late action's finish streams the metadata, the
- *                     RAM pages as of the pause (copy on write) and the
- *                     end marker into the pending snapshot, sets its
+ *   after the pause   the late action's finish streams the RAM pages as
+ *                     of the pause (copy on write), the metadata (frame
+ *                     hash over those pages, PNG thumbnail) and the end
+ *                     marker into the pending snapshot, sets its
  *                     vm_state_size; the transaction makes every snapshot
  *                     durable, then lists it (rules 2 and 3).
+ *
+ * The write-out is a pipeline: a producer thread reads the RAM snapshot,
+ * hashes and compresses (the CPU work, off the main loop so that the
+ * guest's disk completions and the monitor go on), and hands stream
+ * pieces of SAVE_STAGE_BYTES to the finish coroutine through a queue of
+ * at most SAVE_QUEUE_BYTES; the coroutine writes them into the snapshot
+ * (the I/O, on the main loop).  The coroutine owns the write position;
+ * the producer never touches a disk.
  * Invariants: the guest pause holds no I/O wait that grows with disk or
  * RAM size (only the in-memory commit, the device encoding and one
  * mprotect); the RAM snapshot is always ended, whatever fails; a failed
@@ -28,12 +37,14 @@
  *
  * Load: every check that can refuse runs before a disk or a byte of the
  * machine changes (tag on every writable disk, the stream read from the
- * snapshot and verified, machine type and RAM size, then - quiesced - the
- * device sections decoded against the machine); then the disks revert
- * and the stream loads (RAM, devices, CPU last).  Eager: RAM is copied
- * in before the guest resumes.
+ * snapshot and verified on a pool thread, machine type and RAM size, then
+ * - quiesced - the device sections decoded against the machine); then
+ * the disks revert and the stream loads (RAM, devices, CPU last).
  *
- * Callers: tests, later the monitor and the UI.  Main loop only.
+ * One save, load or delete at a time (machine_state_busy()).  Callers:
+ * the monitor's jobs and HMP commands, xblk-system's -loadvm, tests.
+ * Main loop only; from a coroutine (a job) the calls yield instead of
+ * polling the loop.
  */
 #include "hw/xbox/machine-savestate.h"
 #include "block/snapshot.h"
@@ -41,19 +52,24 @@
 #include "block/vmstate.h"
 #include "hw/xbox/machine-media.h"
 #include "hw/xbox/machine-vmstate.h"
+#include "hw/xbox/picture.h"
 #include "util/coroutine.h"
 #include "util/error.h"
 #include "util/main-loop.h"
+#include "util/version.h"
 #include <errno.h>
 #include <string.h>
 
 /* Stream bytes gathered before one write into the snapshot. */
 #define SAVE_STAGE_BYTES    (1u << 20)
+/* Stream bytes the producer may run ahead of the writes. */
+#define SAVE_QUEUE_BYTES    (8u << 20)
 /* How long the pause may wait for the guest's disk requests. */
 #define SAVE_QUIESCE_US     (10 * G_USEC_PER_SEC)
 
 static MachineSaveStats save_stats;
 static MachineLoadStats load_stats;
+static bool state_busy;
 
 const MachineSaveStats *machine_last_save_stats(void)
 {
@@ -65,9 +81,29 @@ const MachineLoadStats *machine_last_load_stats(void)
     return &load_stats;
 }
 
+bool machine_state_busy(void)
+{
+    return state_busy;
+}
+
 static int64_t now_ns(void)
 {
     return g_get_monotonic_time() * 1000;
+}
+
+static const MachineStateArgs no_args;
+
+static bool args_cancelled(const MachineStateArgs *a)
+{
+    return a->cancelled && a->cancelled(a->opaque);
+}
+
+static void args_progress(const MachineStateArgs *a, uint64_t done,
+                          uint64_t total)
+{
+    if (a->progress) {
+        a->progress(a->opaque, done, total);
+    }
 }
 
 /* ---- the disks ---- */
@@ -76,6 +112,11 @@ typedef struct SaveDisk {
     const char *name;           /* the backend's name */
     BlockDriverState *bs;
 } SaveDisk;
+
+static bool disk_is_named(const SaveDisk *d, const char *name)
+{
+    return !strcmp(d->name, name) || !strcmp(bdrv_get_node_name(d->bs), name);
+}
 
 /* Every drive with a writable medium, in index order. */
 static GArray *writable_disks(XboxMachine *m)
@@ -95,52 +136,154 @@ static GArray *writable_disks(XboxMachine *m)
     return a;
 }
 
+/* The writable disks, checked against args->devices (which must name
+ * exactly them when given). */
+static GArray *state_disks(XboxMachine *m, const MachineStateArgs *a,
+                           GError **errp)
+{
+    GArray *disks = writable_disks(m);
+    if (!a->devices) {
+        return disks;
+    }
+    g_autofree bool *named = g_new0(bool, disks->len + 1);
+    for (char **n = a->devices; *n; n++) {
+        bool found = false;
+        for (guint i = 0; i < disks->len && !found; i++) {
+            if (disk_is_named(&g_array_index(disks, SaveDisk, i), *n)) {
+                named[i] = found = true;
+            }
+        }
+        if (!found) {
+            error_setg(errp, "Device '%s' is not a writable disk of the "
+                       "machine", *n);
+            g_array_unref(disks);
+            return NULL;
+        }
+    }
+    for (guint i = 0; i < disks->len; i++) {
+        if (!named[i]) {
+            error_setg(errp, "Device '%s' is writable but not in the list "
+                       "of devices: a save state covers every writable "
+                       "disk", g_array_index(disks, SaveDisk, i).name);
+            g_array_unref(disks);
+            return NULL;
+        }
+    }
+    return disks;
+}
+
+static SaveDisk *find_disk(GArray *disks, const char *name)
+{
+    for (guint i = 0; i < disks->len; i++) {
+        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
+        if (disk_is_named(d, name)) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
+/* The inserted disc: its path and the ISO 9660 volume identifier (the
+ * title), both NULL without one. */
+static void disc_info(XboxMachine *m, char **path, char **title)
+{
+    *path = *title = NULL;
+    for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
+        MachineDriveInfo info;
+        BlockDriverState *bs;
+        if (!machine_drive_info(m, i, &info) || !info.removable ||
+            !(bs = blk_bs(info.blk))) {
+            continue;
+        }
+        *path = g_strdup(bdrv_get_filename(bs));
+        uint8_t pvd[2048];
+        if (blk_pread(info.blk, 16 * 2048, sizeof(pvd), pvd) >= 0 &&
+            pvd[0] == 1 && !memcmp(pvd + 1, "CD001", 5)) {
+            g_autofree char *id = g_strndup((char *)pvd + 40, 32);
+            g_strchomp(id);
+            if (*id && g_utf8_validate(id, -1, NULL)) {
+                *title = g_steal_pointer(&id);
+            }
+        }
+        return;
+    }
+}
+
 /* ---- save ---- */
 
 typedef struct SaveCtx {
     XboxMachine *m;
+    const MachineStateArgs *args;
     XssWriter *w;
-    GByteArray *stage;          /* stream bytes not written yet */
-    int64_t pos;                /* stream offset of stage[0] */
+    GByteArray *stage;          /* stream bytes not handed on yet */
+    int64_t pos;                /* stream offset written so far */
     TxnSnapshotVmstate *vs;     /* during the write-out */
     RamSnapshot *ram;
     RamSnapshotStats ram_stats;
     bool quiesced;              /* we hold the vCPU parked */
     int64_t park_ns, resume_ns;
-    uint64_t frame;
-    int64_t clock_ns;
+    MachineCapture cap;
+    uint32_t thumb[PICTURE_THUMB_WIDTH * PICTURE_THUMB_HEIGHT];
+    char *disc_path, *title;
+    uint64_t raw_bytes;          /* the stream with RAM uncompressed */
+
+    /* The write-out pipeline (producer thread -> finish coroutine). */
+    GMutex qlock;
+    GCond qcond;
+    GQueue queue;               /* GByteArray *, stream order */
+    size_t queued_bytes;
+    bool producer_done;         /* no more pieces will come */
+    bool abort;                 /* the coroutine gave up: stop producing */
+    bool co_waiting;            /* the coroutine waits for a piece */
+    Coroutine *co;
+    GError *producer_err;
+    MachineHash *hash;
 } SaveCtx;
 
 static const uint8_t zero_page[XSS_PAGE_SIZE];
 
-static bool coroutine_fn save_flush(SaveCtx *s, GError **errp)
+/* Producer: a finished piece into the queue, waiting while the queue is
+ * full.  False once the coroutine gave up. */
+static bool save_hand_on(SaveCtx *s, GByteArray *piece)
 {
-    if (!s->stage->len) {
-        return true;
+    g_mutex_lock(&s->qlock);
+    while (s->queued_bytes >= SAVE_QUEUE_BYTES && !s->abort) {
+        g_cond_wait(&s->qcond, &s->qlock);
     }
-    if (txn_snapshot_write_vmstate(s->vs, s->stage->data, s->pos,
-                                   s->stage->len, errp) < 0) {
-        return false;
+    bool ok = !s->abort;
+    if (ok) {
+        g_queue_push_tail(&s->queue, piece);
+        s->queued_bytes += piece->len;
+        if (s->co_waiting) {
+            s->co_waiting = false;
+            co_wake(s->co);
+        }
+    } else {
+        g_byte_array_unref(piece);
     }
-    s->pos += s->stage->len;
-    g_byte_array_set_size(s->stage, 0);
-    return true;
+    g_mutex_unlock(&s->qlock);
+    return ok;
 }
 
-/* XssWriteFn: into memory until the write-out, then through to the
- * snapshot in pieces of SAVE_STAGE_BYTES. */
+/* XssWriteFn: into memory until the write-out, then on to the queue in
+ * pieces of SAVE_STAGE_BYTES (producer thread). */
 static bool save_write(void *opaque, const void *buf, size_t len,
                        GError **errp)
 {
     SaveCtx *s = opaque;
     g_byte_array_append(s->stage, buf, len);
     if (s->vs && s->stage->len >= SAVE_STAGE_BYTES) {
-        return save_flush(s, errp);
+        GByteArray *piece = s->stage;
+        s->stage = g_byte_array_sized_new(SAVE_STAGE_BYTES + 65536);
+        if (!save_hand_on(s, piece)) {
+            error_setg(errp, "the save was abandoned");
+            return false;
+        }
     }
     return true;
 }
 
-/* XssPageNextFn over the RAM snapshot. */
+/* XssPageNextFn over the RAM snapshot; hashes every page on the way. */
 static int save_next_page(void *opaque, uint64_t *page_index,
                           const void **data, GError **errp)
 {
@@ -149,8 +292,10 @@ static int save_next_page(void *opaque, uint64_t *page_index,
     if (!ram_snapshot_next(s->ram, &pg)) {
         return 0;
     }
+    g_assert(ram_snapshot_page_size(s->ram) == XSS_PAGE_SIZE);
     *page_index = pg.offset / XSS_PAGE_SIZE;
     *data = pg.zero ? zero_page : pg.data;
+    machine_hash_update(s->hash, *data, XSS_PAGE_SIZE);
     return 1;
 }
 
@@ -162,22 +307,119 @@ static void save_end_ram(SaveCtx *s)
     }
 }
 
+/* The producer thread: RAM, then the metadata that needs it (the frame
+ * hash), the end marker, the last piece. */
+static gpointer save_producer(gpointer opaque)
+{
+    SaveCtx *s = opaque;
+    GError *err = NULL;
+    XssMetadata md = {
+        .frame = s->cap.frame,
+        .disc_path = s->disc_path,
+        .title = s->title,
+    };
+    s->hash = machine_hash_new();
+    uint64_t before_ram = xss_writer_bytes(s->w);
+    bool ok = xss_writer_ram(s->w, save_next_page, s, &err);
+    uint64_t ram_records = xss_writer_bytes(s->w) - before_ram;
+    md.frame_hash = machine_hash_finish(s->hash, s->cap.regs);
+    s->hash = NULL;
+    save_end_ram(s);            /* the guest writes at full speed again */
+    if (ok && s->cap.has_thumb) {
+        md.thumb_width = PICTURE_THUMB_WIDTH;
+        md.thumb_height = PICTURE_THUMB_HEIGHT;
+        md.thumbnail_png = picture_png_encode(s->thumb, PICTURE_THUMB_WIDTH,
+                                              PICTURE_THUMB_HEIGHT, NULL);
+    }
+    ok = ok && xss_writer_metadata(s->w, &md, &err) &&
+         xss_writer_finish(s->w, &err);
+    g_free(md.frame_hash);
+    g_clear_pointer(&md.thumbnail_png, g_bytes_unref);
+    s->raw_bytes = xss_writer_bytes(s->w) - ram_records +
+                   machine_ram_size(s->m);
+    if (ok && s->stage->len) {
+        GByteArray *piece = s->stage;
+        s->stage = g_byte_array_new();
+        ok = save_hand_on(s, piece);
+    }
+    g_mutex_lock(&s->qlock);
+    s->producer_done = true;
+    if (!ok) {
+        s->producer_err = err ? err : g_error_new(XBLK_ERROR, 0,
+                                                  "the save was abandoned");
+    }
+    if (s->co_waiting) {
+        s->co_waiting = false;
+        co_wake(s->co);
+    }
+    g_mutex_unlock(&s->qlock);
+    return NULL;
+}
+
+/* Consumer: the next piece, yielding while there is none; NULL when the
+ * producer is done. */
+static GByteArray *coroutine_fn save_next_piece(SaveCtx *s)
+{
+    g_mutex_lock(&s->qlock);
+    while (g_queue_is_empty(&s->queue) && !s->producer_done) {
+        s->co = co_self();
+        s->co_waiting = true;
+        g_mutex_unlock(&s->qlock);
+        co_yield();
+        g_mutex_lock(&s->qlock);
+    }
+    GByteArray *piece = g_queue_pop_head(&s->queue);
+    if (piece) {
+        s->queued_bytes -= piece->len;
+        g_cond_signal(&s->qcond);
+    }
+    g_mutex_unlock(&s->qlock);
+    return piece;
+}
+
+static void save_stop_producer(SaveCtx *s)
+{
+    g_mutex_lock(&s->qlock);
+    s->abort = true;
+    g_cond_signal(&s->qcond);
+    g_mutex_unlock(&s->qlock);
+}
+
 /* The late VM state write-out (the late action's finish; guest running). */
 static int coroutine_fn save_write_out(TxnSnapshotVmstate *vs, void *opaque,
                                        GError **errp)
 {
     SaveCtx *s = opaque;
-    XssMetadata md = {
-        .frame = s->frame, .thumb_width = 320, .thumb_height = 240,
-    };
+    uint64_t expect = s->pos + s->stage->len + machine_ram_size(s->m) / 2;
+    GError *err = NULL;
     s->vs = vs;
-    bool ok = xss_writer_metadata(s->w, &md, errp) &&
-              xss_writer_ram(s->w, save_next_page, s, errp) &&
-              xss_writer_finish(s->w, errp) &&
-              save_flush(s, errp);
+    GThread *producer = g_thread_new("xblk-save", save_producer, s);
+    for (GByteArray *piece; (piece = save_next_piece(s)); ) {
+        if (!err && args_cancelled(s->args)) {
+            error_setg(&err, "the save was cancelled");
+        }
+        if (!err && txn_snapshot_write_vmstate(vs, piece->data, s->pos,
+                                               piece->len, &err) < 0) {
+            g_prefix_error(&err, "writing the VM state: ");
+        }
+        if (err) {
+            save_stop_producer(s);  /* drains what is queued, unwritten */
+        } else {
+            s->pos += piece->len;
+            expect = MAX(expect, (uint64_t)s->pos);
+            args_progress(s->args, s->pos, expect);
+        }
+        g_byte_array_unref(piece);
+    }
+    g_thread_join(producer);
     save_end_ram(s);
     s->vs = NULL;
-    if (!ok) {
+    if (!err && s->producer_err) {
+        err = g_steal_pointer(&s->producer_err);
+    }
+    g_clear_error(&s->producer_err);
+    if (err) {
+        g_propagate_error(errp, err);
         return -EIO;
     }
     txn_snapshot_set_vm_state_size(vs, s->pos);
@@ -199,6 +441,10 @@ static int coroutine_fn pause_prepare(void *opaque, Transaction *t,
 {
     SaveCtx *s = opaque;
     gint64 deadline = g_get_monotonic_time() + SAVE_QUIESCE_US;
+    if (args_cancelled(s->args)) {
+        error_setg(errp, "the save was cancelled");
+        return -ECANCELED;
+    }
     machine_quiesce_request(s->m);
     for (;;) {
         int r = machine_quiesce_poll(s->m, errp);
@@ -219,8 +465,8 @@ static int coroutine_fn pause_prepare(void *opaque, Transaction *t,
     }
     s->quiesced = true;
     s->park_ns = machine_quiesce_park_ns(s->m);
-    if (!machine_capture_devices(s->m, s->w, &s->frame, &s->clock_ns,
-                                 errp) ||
+    s->cap.thumb = s->thumb;
+    if (!machine_capture_devices(s->m, s->w, &s->cap, errp) ||
         !(s->ram = machine_ram_snapshot_begin(s->m, errp))) {
         save_resume(s);
         return -EIO;
@@ -247,221 +493,469 @@ static const TxnActionDriver pause_driver = {
     .abort = pause_abort,
 };
 
-static bool tag_exists(GArray *disks, const char *tag, GError **errp)
+static bool tag_on_disk(const SaveDisk *d, const char *tag)
+{
+    BdrvSnapshotInfo info = { 0 };
+    bool found = bdrv_snapshot_find(d->bs, tag, &info);
+    bdrv_snapshot_info_clear(&info);
+    return found;
+}
+
+static bool tag_on_any(GArray *disks, const char *tag)
 {
     for (guint i = 0; i < disks->len; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        BdrvSnapshotInfo info = { 0 };
-        if (bdrv_snapshot_find(d->bs, tag, &info)) {
-            bdrv_snapshot_info_clear(&info);
-            error_setg(errp, "Snapshot '%s' already exists on device '%s'",
-                       tag, d->name);
+        if (tag_on_disk(&g_array_index(disks, SaveDisk, i), tag)) {
             return true;
         }
     }
     return false;
 }
 
-bool machine_save_state(XboxMachine *m, const char *tag,
-                        const char *vmstate_dev, GError **errp)
+/* HMP savevm's replacement, as QEMU's: the old state goes first. */
+static bool delete_tag(GArray *disks, const char *tag, GError **errp)
 {
-    int64_t t0 = now_ns();
-    g_autoptr(GArray) disks = writable_disks(m);
-    const SaveDisk *vmd = NULL;
-    if (!tag || !*tag) {
-        error_setg(errp, "a save state needs a tag");
-        return false;
+    for (guint i = 0; i < disks->len; i++) {
+        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
+        while (tag_on_disk(d, tag)) {
+            if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
+                error_prepend(errp, "Error while deleting snapshot on "
+                              "device '%s': ", d->name);
+                return false;
+            }
+        }
     }
+    return true;
+}
+
+static const SaveDisk *save_vmstate_disk(GArray *disks,
+                                         const MachineStateArgs *a,
+                                         GError **errp)
+{
+    const SaveDisk *vmd = NULL;
     for (guint i = 0; i < disks->len; i++) {
         SaveDisk *d = &g_array_index(disks, SaveDisk, i);
         if (!bdrv_can_snapshot(d->bs)) {
             error_setg(errp, "Device '%s' is writable but does not support "
                        "snapshots", d->name);
-            return false;
+            return NULL;
         }
-        if (!vmd && (vmstate_dev ? !strcmp(vmstate_dev, d->name)
-                                 : bdrv_can_save_vmstate(d->bs))) {
+        if (!vmd && (a->vmstate ? disk_is_named(d, a->vmstate)
+                                : bdrv_can_save_vmstate(d->bs))) {
             vmd = d;
         }
     }
     if (!vmd) {
-        error_setg(errp, vmstate_dev ? "Device '%s' is not a writable disk "
-                   "of the machine" : "No writable disk can hold the VM "
-                   "state", vmstate_dev);
-        return false;
+        if (a->vmstate) {
+            error_setg(errp, "vmstate block device '%s' is not a writable "
+                       "disk of the machine", a->vmstate);
+        } else {
+            error_setg(errp, "No block device can accept snapshots");
+        }
+        return NULL;
     }
     if (!bdrv_can_save_vmstate(vmd->bs)) {
-        error_setg(errp, "Device '%s' cannot hold a VM state", vmd->name);
-        return false;
+        error_setg(errp, "vmstate block device '%s' does not support "
+                   "snapshots", a->vmstate ? a->vmstate : vmd->name);
+        return NULL;
     }
-    if (tag_exists(disks, tag, errp)) {
-        return false;
-    }
+    return vmd;
+}
 
-    SaveCtx s = { .m = m, .stage = g_byte_array_new() };
-    s.w = xss_writer_new(save_write, &s, NULL);
-    if (!xss_writer_begin(s.w, MACHINE_VMSTATE_TYPE, machine_ram_size(m),
-                          errp)) {
-        xss_writer_free(s.w);
-        g_byte_array_unref(s.stage);
+static bool save_checks(XboxMachine *m, const char *tag,
+                        const MachineStateArgs *a, GArray **disks_out,
+                        const SaveDisk **vmd_out, GError **errp)
+{
+    if (!tag || !*tag) {
+        error_setg(errp, "a save state needs a tag");
         return false;
     }
-    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
-    BdrvSnapshotInfo sn = {
-        .name = (char *)tag, .icount = BDRV_SNAPSHOT_NO_ICOUNT,
-    };
-    txn_add_snapshot_internal_late(t, vmd->name, &sn, save_write_out, &s);
-    for (guint i = 0; i < disks->len; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        if (d != vmd) {
-            txn_add_snapshot_internal_vm(t, d->name, &sn);
+    if (strlen(tag) >= sizeof(save_stats.tag)) {
+        error_setg(errp, "tag '%s' is too long (at most %zu bytes)", tag,
+                   sizeof(save_stats.tag) - 1);
+        return false;
+    }
+    if (machine_guest_shut_down(m)) {
+        error_setg(errp, "the guest has shut down: nothing to save");
+        return false;
+    }
+    GArray *disks = state_disks(m, a, errp);
+    if (!disks) {
+        return false;
+    }
+    const SaveDisk *vmd = save_vmstate_disk(disks, a, errp);
+    if (!vmd) {
+        g_array_unref(disks);
+        return false;
+    }
+    if (tag_on_any(disks, tag) &&
+        (!a->overwrite || !delete_tag(disks, tag, errp))) {
+        if (!a->overwrite) {
+            error_setg(errp, "Snapshot '%s' already exists in one or more "
+                       "devices", tag);
         }
-    }
-    txn_add(t, &pause_driver, &s);
-    int ret = txn_run(t, errp);
-    /* Whatever failed: the RAM is released, the guest runs. */
-    save_end_ram(&s);
-    save_resume(&s);
-    xss_writer_free(s.w);
-    g_byte_array_unref(s.stage);
-    if (ret < 0) {
+        g_array_unref(disks);
         return false;
     }
-    save_stats = (MachineSaveStats){
-        .valid = true,
-        .guest_pause_ns = s.resume_ns - s.park_ns,
-        .durable_ns = now_ns() - t0,
-        .vm_state_size = s.pos,
-        .frame = s.frame,
-    };
+    *disks_out = disks;
+    *vmd_out = vmd;
     return true;
+}
+
+static void save_ctx_clear(SaveCtx *s)
+{
+    save_end_ram(s);
+    save_resume(s);
+    xss_writer_free(s->w);
+    g_byte_array_unref(s->stage);
+    g_queue_clear_full(&s->queue, (GDestroyNotify)g_byte_array_unref);
+    g_mutex_clear(&s->qlock);
+    g_cond_clear(&s->qcond);
+    if (s->cap.regs) {
+        g_byte_array_unref(s->cap.regs);
+    }
+    g_free(s->disc_path);
+    g_free(s->title);
+}
+
+bool machine_save_state(XboxMachine *m, const char *tag,
+                        const MachineStateArgs *args, GError **errp)
+{
+    const MachineStateArgs *a = args ? args : &no_args;
+    int64_t t0 = now_ns();
+    GArray *disks;
+    const SaveDisk *vmd;
+    if (state_busy) {
+        error_setg(errp, "a save, load or delete of a state is in "
+                   "progress");
+        return false;
+    }
+    if (!save_checks(m, tag, a, &disks, &vmd, errp)) {
+        return false;
+    }
+    state_busy = true;
+    SaveCtx *s = g_new0(SaveCtx, 1);
+    s->m = m;
+    s->args = a;
+    s->stage = g_byte_array_sized_new(SAVE_STAGE_BYTES + 65536);
+    g_mutex_init(&s->qlock);
+    g_cond_init(&s->qcond);
+    g_queue_init(&s->queue);
+    disc_info(m, &s->disc_path, &s->title);
+    s->w = xss_writer_new(save_write, s, NULL);
+    int ret = -EIO;
+    if (xss_writer_begin(s->w, MACHINE_VMSTATE_TYPE, machine_ram_size(m),
+                         errp)) {
+        Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+        BdrvSnapshotInfo sn = {
+            .name = (char *)tag, .icount = BDRV_SNAPSHOT_NO_ICOUNT,
+        };
+        txn_add_snapshot_internal_late(t, vmd->name, &sn, save_write_out, s);
+        for (guint i = 0; i < disks->len; i++) {
+            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
+            if (d != vmd) {
+                txn_add_snapshot_internal_vm(t, d->name, &sn);
+            }
+        }
+        txn_add(t, &pause_driver, s);
+        ret = txn_run(t, errp);
+    }
+    if (ret == 0) {
+        save_stats = (MachineSaveStats){
+            .valid = true,
+            .guest_pause_ns = s->resume_ns - s->park_ns,
+            .durable_ns = now_ns() - t0,
+            .vm_state_size = s->pos,
+            .raw_size = s->raw_bytes,
+            .peak_cow_bytes = s->ram_stats.peak_copy_bytes,
+            .frame = s->cap.frame,
+        };
+        g_strlcpy(save_stats.tag, tag, sizeof(save_stats.tag));
+    }
+    save_ctx_clear(s);
+    g_free(s);
+    g_array_unref(disks);
+    state_busy = false;
+    return ret == 0;
 }
 
 /* ---- load ---- */
 
-bool machine_load_state(XboxMachine *m, const char *tag, GError **errp)
+typedef struct LoadCtx {
+    XboxMachine *m;
+    const char *tag;
+    const MachineStateArgs *args;
+    GError **errp;
+    bool ok;
+    int64_t t0;
+    uint8_t *buf;               /* the whole VM state */
+    uint64_t size;
+    XssReader *r;
+    GError *worker_err;
+} LoadCtx;
+
+/* Pool thread: everything that can refuse the stream by itself. */
+static int load_verify_worker(void *opaque)
 {
-    int64_t t0 = now_ns();
-    g_autoptr(GArray) disks = writable_disks(m);
-    const SaveDisk *vmd = NULL;
-    uint64_t size = 0;
+    LoadCtx *l = opaque;
+    l->r = xss_reader_open_buffer(l->buf, l->size, &l->worker_err);
+    if (!l->r) {
+        return -EINVAL;
+    }
+    if (!xss_reader_check_machine(l->r, MACHINE_VMSTATE_TYPE,
+                                  machine_ram_size(l->m), &l->worker_err) ||
+        !xss_reader_verify(l->r, &l->worker_err)) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The disk with the VM state, after checking that every disk has tag. */
+static const SaveDisk *load_vmstate_disk(LoadCtx *l, GArray *disks,
+                                         GError **errp)
+{
+    const MachineStateArgs *a = l->args;
+    const SaveDisk *vmd = a->vmstate ? find_disk(disks, a->vmstate) : NULL;
+    if (a->vmstate && !vmd) {
+        error_setg(errp, "vmstate block device '%s' is not a writable disk "
+                   "of the machine", a->vmstate);
+        return NULL;
+    }
     for (guint i = 0; i < disks->len; i++) {
         SaveDisk *d = &g_array_index(disks, SaveDisk, i);
         BdrvSnapshotInfo info = { 0 };
-        if (!bdrv_snapshot_find(d->bs, tag, &info)) {
+        if (!bdrv_snapshot_find(d->bs, l->tag, &info)) {
             error_setg(errp, "Snapshot '%s' does not exist on device '%s'",
-                       tag, d->name);
-            return false;
+                       l->tag, d->name);
+            return NULL;
         }
-        if (!vmd && info.vm_state_size) {
+        if (a->vmstate ? d == vmd : !vmd && info.vm_state_size) {
             vmd = d;
-            size = info.vm_state_size;
+            l->size = info.vm_state_size;
         }
         bdrv_snapshot_info_clear(&info);
     }
-    if (!vmd) {
-        error_setg(errp, disks->len ? "Snapshot '%s' has no VM state"
-                   : "The machine has no writable disk: no save state "
-                   "'%s'", tag);
-        return false;
+    if (!disks->len) {
+        error_setg(errp, "The machine has no writable disk: no save state "
+                   "'%s'", l->tag);
+        return NULL;
     }
-    if (size > G_MAXSIZE / 2) {
+    if (!vmd || !l->size) {
+        error_setg(errp, "Snapshot '%s' is a disk-only snapshot: revert to "
+                   "it offline using qemu-img", l->tag);
+        return NULL;
+    }
+    if (l->size > G_MAXSIZE / 2) {
         error_setg(errp, "Snapshot '%s': VM state of %" G_GUINT64_FORMAT
-                   " bytes is too large", tag, size);
-        return false;
+                   " bytes is too large", l->tag, l->size);
+        return NULL;
     }
-    /* Read and check everything while the guest runs. */
-    g_autofree uint8_t *buf = g_try_malloc(size);
-    if (!buf) {
-        error_setg(errp, "no memory for a VM state of %" G_GUINT64_FORMAT
-                   " bytes", size);
-        return false;
-    }
-    if (bdrv_snapshot_load_vmstate(vmd->bs, tag, buf, 0, size, errp) < 0) {
-        error_prepend(errp, "Snapshot '%s' on '%s': ", tag, vmd->name);
-        return false;
-    }
-    XssReader *r = xss_reader_open_buffer(buf, size, errp);
-    if (!r) {
-        error_prepend(errp, "Snapshot '%s': ", tag);
-        return false;
-    }
-    XssMetadata md = { 0 };
-    bool ok = xss_reader_check_machine(r, MACHINE_VMSTATE_TYPE,
-                                       machine_ram_size(m), errp) &&
-              xss_reader_verify(r, errp);
-    if (ok && xss_reader_metadata(r, &md, NULL)) {
-        load_stats.frame = md.frame;
-    }
-    xss_metadata_clear(&md);
-    if (!ok) {
-        error_prepend(errp, "Snapshot '%s': ", tag);
-        xss_reader_free(r);
-        return false;
-    }
+    return vmd;
+}
 
-    /* The pause: the devices checked against the machine, then the
-     * disks revert and the state loads. */
+/* The pause: devices checked against the machine, disks reverted, the
+ * state loaded. */
+static bool load_pause(LoadCtx *l, GArray *disks, int64_t *park_ns,
+                       int64_t *resume_ns, GError **errp)
+{
+    XboxMachine *m = l->m;
     if (!machine_quiesce(m, errp)) {
-        xss_reader_free(r);
         return false;
     }
-    int64_t park_ns = machine_quiesce_park_ns(m);
-    if (!machine_check_stream(m, r, errp)) {
-        error_prepend(errp, "Snapshot '%s': ", tag);
-        machine_quiesce_end(m);
-        xss_reader_free(r);
-        return false;
+    *park_ns = machine_quiesce_park_ns(m);
+    bool ok = machine_check_stream(m, l->r, errp);
+    if (!ok) {
+        error_prepend(errp, "Snapshot '%s': ", l->tag);
     }
     for (guint i = 0; i < disks->len && ok; i++) {
         SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        if (bdrv_snapshot_apply(d->bs, tag, errp) < 0) {
+        if (bdrv_snapshot_apply(d->bs, l->tag, errp) < 0) {
             error_prepend(errp, "Snapshot '%s' on '%s' (the disks before "
-                          "it are reverted, the machine is not): ", tag,
+                          "it are reverted, the machine is not): ", l->tag,
                           d->name);
             ok = false;
         }
     }
-    ok = ok && machine_load_stream(m, r, errp);
-    xss_reader_free(r);
+    ok = ok && machine_load_stream(m, l->r, errp);
     machine_quiesce_end(m);
-    int64_t resume_ns = now_ns();
+    *resume_ns = now_ns();
+    return ok;
+}
+
+static void coroutine_fn load_co(void *opaque)
+{
+    LoadCtx *l = opaque;
+    GError **errp = l->errp;
+    g_autoptr(GArray) disks = state_disks(l->m, l->args, errp);
+    const SaveDisk *vmd = disks ? load_vmstate_disk(l, disks, errp) : NULL;
+    if (!vmd) {
+        return;
+    }
+    /* Read and check everything while the guest runs. */
+    l->buf = g_try_malloc(l->size);
+    if (!l->buf) {
+        error_setg(errp, "no memory for a VM state of %" G_GUINT64_FORMAT
+                   " bytes", l->size);
+        return;
+    }
+    args_progress(l->args, 0, l->size * 2);
+    if (bdrv_snapshot_load_vmstate(vmd->bs, l->tag, l->buf, 0, l->size,
+                                   errp) < 0) {
+        error_prepend(errp, "Snapshot '%s' on '%s': ", l->tag, vmd->name);
+        return;
+    }
+    args_progress(l->args, l->size, l->size * 2);
+    if (worker_pool_run(load_verify_worker, l) < 0) {
+        g_propagate_prefixed_error(errp, g_steal_pointer(&l->worker_err),
+                                   "Snapshot '%s': ", l->tag);
+        return;
+    }
+    if (args_cancelled(l->args)) {
+        error_setg(errp, "the load was cancelled");
+        return;
+    }
+    XssMetadata md = { 0 };
+    uint64_t frame = xss_reader_metadata(l->r, &md, NULL) ? md.frame : 0;
+    xss_metadata_clear(&md);
+    int64_t park_ns = 0, resume_ns = 0;
+    bool ok = load_pause(l, disks, &park_ns, &resume_ns, errp);
     /* The reverted active layer maps the VM state again: drop it. */
     GError *local = NULL;
-    if (bdrv_discard_vmstate(vmd->bs, &local) < 0) {
+    if (resume_ns && bdrv_discard_vmstate(vmd->bs, &local) < 0) {
         g_clear_error(&local);
     }
     if (!ok) {
+        return;
+    }
+    args_progress(l->args, l->size * 2, l->size * 2);
+    load_stats = (MachineLoadStats){
+        .valid = true,
+        .guest_pause_ns = resume_ns - park_ns,
+        .total_ns = now_ns() - l->t0,
+        .frame = frame,
+    };
+    g_strlcpy(load_stats.tag, l->tag, sizeof(load_stats.tag));
+    l->ok = true;
+}
+
+bool machine_load_state(XboxMachine *m, const char *tag,
+                        const MachineStateArgs *args, GError **errp)
+{
+    if (state_busy) {
+        error_setg(errp, "a save, load or delete of a state is in "
+                   "progress");
         return false;
     }
-    load_stats.valid = true;
-    load_stats.guest_pause_ns = resume_ns - park_ns;
-    load_stats.total_ns = now_ns() - t0;
-    return true;
+    LoadCtx l = {
+        .m = m, .tag = tag, .args = args ? args : &no_args, .errp = errp,
+        .t0 = now_ns(),
+    };
+    state_busy = true;
+    co_run_sync(load_co, &l);
+    state_busy = false;
+    if (l.r) {
+        xss_reader_free(l.r);
+    }
+    g_clear_error(&l.worker_err);
+    g_free(l.buf);
+    return l.ok;
 }
 
 /* ---- delete ---- */
 
-bool machine_delete_state(XboxMachine *m, const char *tag, GError **errp)
+bool machine_delete_state(XboxMachine *m, const char *tag,
+                          const MachineStateArgs *args, GError **errp)
+{
+    const MachineStateArgs *a = args ? args : &no_args;
+    if (state_busy) {
+        error_setg(errp, "a save, load or delete of a state is in "
+                   "progress");
+        return false;
+    }
+    g_autoptr(GArray) disks = writable_disks(m);
+    if (a->devices) {
+        g_array_set_size(disks, 0);
+        g_autoptr(GArray) all = writable_disks(m);
+        for (char **n = a->devices; *n; n++) {
+            SaveDisk *d = find_disk(all, *n);
+            if (!d) {
+                error_setg(errp, "Device '%s' is not a writable disk of the "
+                           "machine", *n);
+                return false;
+            }
+            g_array_append_val(disks, *d);
+        }
+    }
+    if (!tag_on_any(disks, tag)) {
+        error_setg(errp, "Snapshot '%s' does not exist on any disk", tag);
+        return false;
+    }
+    state_busy = true;
+    /* The VM state's disk last, as a save lists it last: a tag on the
+     * others only is an unfinished state, which open cleans up. */
+    bool ok = true;
+    for (int pass = 0; pass < 2 && ok; pass++) {
+        for (guint i = 0; i < disks->len && ok; i++) {
+            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
+            BdrvSnapshotInfo info = { 0 };
+            if (!bdrv_snapshot_find(d->bs, tag, &info)) {
+                continue;
+            }
+            bool has_vm = info.vm_state_size > 0;
+            bdrv_snapshot_info_clear(&info);
+            if (has_vm != (pass == 1)) {
+                continue;
+            }
+            if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
+                error_prepend(errp, "Error while deleting snapshot on "
+                              "device '%s': ", d->name);
+                ok = false;
+            }
+        }
+    }
+    state_busy = false;
+    return ok;
+}
+
+/* ---- metadata ---- */
+
+typedef struct MetaRead {
+    BlockDriverState *bs;
+    const char *tag;
+} MetaRead;
+
+/* XssReadFn over a snapshot's VM state: the reader fetches the record
+ * headers and the one payload it needs, not the RAM. */
+static bool meta_read(void *opaque, uint64_t offset, void *buf, size_t len,
+                      GError **errp)
+{
+    MetaRead *mr = opaque;
+    return bdrv_snapshot_load_vmstate(mr->bs, mr->tag, buf, offset, len,
+                                      errp) >= 0;
+}
+
+bool machine_state_metadata(XboxMachine *m, const char *tag,
+                            XssMetadata *out, GError **errp)
 {
     g_autoptr(GArray) disks = writable_disks(m);
-    bool found = false;
     for (guint i = 0; i < disks->len; i++) {
         SaveDisk *d = &g_array_index(disks, SaveDisk, i);
         BdrvSnapshotInfo info = { 0 };
         if (!bdrv_snapshot_find(d->bs, tag, &info)) {
             continue;
         }
+        uint64_t size = info.vm_state_size;
         bdrv_snapshot_info_clear(&info);
-        found = true;
-        if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
-            error_prepend(errp, "Snapshot '%s' on '%s': ", tag, d->name);
-            return false;
+        if (!size) {
+            continue;
         }
+        MetaRead mr = { d->bs, tag };
+        XssReader *r = xss_reader_open(meta_read, &mr, size, errp);
+        bool ok = r && xss_reader_metadata(r, out, errp);
+        if (r) {
+            xss_reader_free(r);
+        }
+        return ok;
     }
-    if (!found) {
-        error_setg(errp, "Snapshot '%s' does not exist on any disk", tag);
-        return false;
-    }
-    return true;
+    error_setg(errp, "Snapshot '%s' has no VM state on any disk", tag);
+    return false;
 }

@@ -19,31 +19,72 @@
 
 typedef struct MachineSaveStats {
     bool valid;
+    char tag[256];
     int64_t guest_pause_ns;     /* vCPU parked .. running again */
     int64_t durable_ns;         /* call .. snapshot durable and listed */
-    uint64_t vm_state_size;     /* bytes of the stream */
+    uint64_t vm_state_size;     /* bytes of the stream (compressed) */
+    uint64_t raw_size;          /* the state before compression: the
+                                 * stream's other records plus all RAM */
+    uint64_t peak_cow_bytes;    /* copy-on-write memory at most at once */
     uint64_t frame;             /* frame at the save instant */
 } MachineSaveStats;
 
 typedef struct MachineLoadStats {
     bool valid;
+    char tag[256];
     int64_t guest_pause_ns;     /* vCPU parked .. running again */
     int64_t total_ns;
     uint64_t frame;             /* frame the state was saved at */
 } MachineLoadStats;
 
-/* Refuses a tag that already exists on one of the disks (nothing is
- * changed then), a machine without a writable disk that can hold a VM
- * state, a guest that has shut down. */
+/* Progress of a save or load: done out of total (bytes of the stream). */
+typedef void MachineStateProgressFn(void *opaque, uint64_t done,
+                                    uint64_t total);
+
+/* Optional arguments (NULL: every default). */
+typedef struct MachineStateArgs {
+    /* The disk that holds the VM state, by drive (backend) or node name.
+     * NULL: the first writable disk that can hold one (save), the disk
+     * whose snapshot has a VM state (load). */
+    const char *vmstate;
+    /* NULL-terminated drive or node names; NULL: every writable disk.
+     * Given, they must be exactly the machine's writable disks: a save
+     * state covers every disk the guest can write, or it would not be
+     * one instant of the console. */
+    char **devices;
+    /* Save: a state of the same tag is deleted first (HMP savevm, as
+     * QEMU's); otherwise it is refused. */
+    bool overwrite;
+    MachineStateProgressFn *progress;
+    /* Polled on the main loop; true stops a save before its state is
+     * durable (the partial snapshot is removed) or a load before any
+     * change. */
+    bool (*cancelled)(void *opaque);
+    void *opaque;
+} MachineStateArgs;
+
+/* Refuses a tag that already exists on one of the disks unless
+ * overwrite (nothing is changed then), a machine without a writable disk
+ * that can hold a VM state, a guest that has shut down. */
 bool machine_save_state(XboxMachine *m, const char *tag,
-                        const char *vmstate_dev, GError **errp);
+                        const MachineStateArgs *args, GError **errp);
 /* Refuses, with the machine and every disk unchanged, a tag missing on
  * one writable disk, a stream of another machine type or RAM size, or
  * one that does not check out against the machine's devices. */
-bool machine_load_state(XboxMachine *m, const char *tag, GError **errp);
-/* Deletes the snapshot tag from every writable disk that has it; fails
- * if none has. */
-bool machine_delete_state(XboxMachine *m, const char *tag, GError **errp);
+bool machine_load_state(XboxMachine *m, const char *tag,
+                        const MachineStateArgs *args, GError **errp);
+/* Deletes the snapshot tag from every writable disk that has it (of
+ * args->devices if given); fails if none has. */
+bool machine_delete_state(XboxMachine *m, const char *tag,
+                          const MachineStateArgs *args, GError **errp);
+
+/* A state's metadata (frame, frame hash, disc path, title, thumbnail),
+ * read from its VM state; false with *errp if it has none. */
+bool machine_state_metadata(XboxMachine *m, const char *tag,
+                            XssMetadata *out, GError **errp);
+
+/* True while a save, load or delete runs (a second one is refused). */
+bool machine_state_busy(void);
 
 const MachineSaveStats *machine_last_save_stats(void);
 const MachineLoadStats *machine_last_load_stats(void);

@@ -39,6 +39,7 @@
  * Callers: tools/xblk-system.c, monitor/qmp-cmds.c, tests.
  */
 #include "hw/xbox/machine.h"
+#include "hw/xbox/picture.h"
 #include "hw/devio.h"
 #include "hw/xbox/machine-media.h"
 #include "hw/xbox/machine-vmstate.h"
@@ -145,6 +146,10 @@ struct XboxMachine {
      * outstanding; quiesced says it did (at quiesce_park_ns). */
     bool quiesce_req, quiesced, quiesce_want_run;
     int64_t quiesce_park_ns;
+    /* Host time between vblanks (machine_frame_times): a user stop opens
+     * a gap that is not counted; a save's or load's pause is. */
+    int64_t frame_host_prev_us;     /* 0: gap */
+    MachineFrameTimes frame_times;
 };
 
 static XboxMachine *current_machine;
@@ -662,6 +667,26 @@ static void vblank_arm(XboxMachine *m)
                m->vblank_base + (int64_t)(m->frame + 1) * GPU_VBLANK_NS);
 }
 
+static void frame_time_account_locked(XboxMachine *m)
+{
+    int64_t now = g_get_monotonic_time();
+    if (m->frame_host_prev_us) {
+        int64_t d = now - m->frame_host_prev_us;
+        m->frame_times.frames++;
+        m->frame_times.max_us = MAX(m->frame_times.max_us, d);
+        m->frame_times.over_budget += d > MACHINE_FRAME_BUDGET_US;
+    }
+    m->frame_host_prev_us = now;
+}
+
+void machine_frame_times(XboxMachine *m, MachineFrameTimes *out)
+{
+    g_mutex_lock(&m->lock);
+    *out = m->frame_times;
+    memset(&m->frame_times, 0, sizeof(m->frame_times));
+    g_mutex_unlock(&m->lock);
+}
+
 static void vblank_cb(void *opaque)
 {
     XboxMachine *m = opaque;
@@ -671,6 +696,7 @@ static void vblank_cb(void *opaque)
     vblank_arm(m);
     g_mutex_lock(&m->lock);
     m->frame_pub = m->frame;
+    frame_time_account_locked(m);
     if (m->frame_stop_at && m->frame >= m->frame_stop_at) {
         m->frame_stop_at = 0;
         m->frame_stop_hit = true;
@@ -709,22 +735,44 @@ typedef struct HashCall {
     char *hex;
 } HashCall;
 
-static void hash_on_vcpu(XboxMachine *m, void *opaque)
+struct MachineHash {
+    XXH3_state_t *st;
+};
+
+MachineHash *machine_hash_new(void)
 {
-    HashCall *hc = opaque;
-    XXH3_state_t *st = XXH3_createState();
-    g_autoptr(GByteArray) regs = cpu_register_image(m->cpu);
+    MachineHash *h = g_new0(MachineHash, 1);
+    h->st = XXH3_createState();
+    XXH3_128bits_reset(h->st);
+    return h;
+}
+
+void machine_hash_update(MachineHash *h, const void *buf, size_t len)
+{
+    XXH3_128bits_update(h->st, buf, len);
+}
+
+char *machine_hash_finish(MachineHash *h, const GByteArray *regs)
+{
     XXH128_canonical_t canon;
-    XXH3_128bits_reset(st);
-    XXH3_128bits_update(st, m->ram, m->ram_size);
-    XXH3_128bits_update(st, regs->data, regs->len);
-    XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(st));
-    XXH3_freeState(st);
+    XXH3_128bits_update(h->st, regs->data, regs->len);
+    XXH128_canonicalFromHash(&canon, XXH3_128bits_digest(h->st));
+    XXH3_freeState(h->st);
+    g_free(h);
     GString *s = g_string_sized_new(32);
     for (size_t i = 0; i < sizeof(canon.digest); i++) {
         g_string_append_printf(s, "%02x", canon.digest[i]);
     }
-    hc->hex = g_string_free(s, FALSE);
+    return g_string_free(s, FALSE);
+}
+
+static void hash_on_vcpu(XboxMachine *m, void *opaque)
+{
+    HashCall *hc = opaque;
+    g_autoptr(GByteArray) regs = cpu_register_image(m->cpu);
+    MachineHash *h = machine_hash_new();
+    machine_hash_update(h, m->ram, m->ram_size);
+    hc->hex = machine_hash_finish(h, regs);
 }
 
 bool machine_is_parked(XboxMachine *m)
@@ -1073,6 +1121,9 @@ static void set_want_run(XboxMachine *m, bool run)
     bool starting = run && !m->want_run && !m->dead && m->parked;
     uint64_t epoch = m->run_epoch;
     m->want_run = run && !m->dead;
+    if (!run) {
+        m->frame_host_prev_us = 0;  /* a stop is not a slow frame */
+    }
     if (!run) {
         cpu_preempt(m->cpu);
     }
@@ -1450,8 +1501,7 @@ RamSnapshot *machine_ram_snapshot_begin(XboxMachine *m, GError **errp)
 
 typedef struct CaptureCall {
     XssWriter *w;
-    uint64_t frame;
-    int64_t clock_ns;
+    MachineCapture *out;
     bool ok;
     GError *err;
 } CaptureCall;
@@ -1469,27 +1519,42 @@ static void machine_state_to_st(XboxMachine *m)
     m->st.irq_levels = m->irq_levels;
 }
 
+/* The screen shown now, halved, if the scanout lies in RAM. */
+static bool capture_thumbnail(XboxMachine *m, uint32_t *thumb)
+{
+    uint32_t base, pitch;
+    gpu_scanout(m->gpu, &base, &pitch);
+    uint64_t len = (uint64_t)pitch * (GPU_HEIGHT - 1) + GPU_WIDTH * 4;
+    const uint8_t *src = pitch >= GPU_WIDTH * 4
+                         ? machine_ram_map_read(m, base, len) : NULL;
+    if (!src) {
+        return false;
+    }
+    picture_halve(src, pitch, GPU_WIDTH, GPU_HEIGHT, thumb);
+    return true;
+}
+
 static void capture_on_vcpu(XboxMachine *m, void *opaque)
 {
     CaptureCall *c = opaque;
     g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
     machine_state_to_st(m);
-    c->frame = m->frame;
-    c->clock_ns = vclock_now(m->vc);
+    c->out->frame = m->frame;
+    c->out->clock_ns = vclock_now(m->vc);
+    c->out->regs = cpu_register_image(m->cpu);
+    c->out->has_thumb = c->out->thumb && capture_thumbnail(m, c->out->thumb);
     c->ok = xss_writer_devices(c->w, m->sections, &c->err);
 }
 
-bool machine_capture_devices(XboxMachine *m, XssWriter *w, uint64_t *frame,
-                             int64_t *clock_ns, GError **errp)
+bool machine_capture_devices(XboxMachine *m, XssWriter *w,
+                             MachineCapture *out, GError **errp)
 {
-    CaptureCall c = { .w = w };
+    CaptureCall c = { .w = w, .out = out };
     machine_run_on_vcpu(m, capture_on_vcpu, &c);
     if (!c.ok) {
         g_propagate_error(errp, c.err);
         return false;
     }
-    *frame = c.frame;
-    *clock_ns = c.clock_ns;
     return true;
 }
 

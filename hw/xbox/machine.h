@@ -109,6 +109,17 @@ uint64_t machine_frame(XboxMachine *m);
  * count from 0 again after a reset; a pending stop then applies to the
  * new count).  Fails unless frame is ahead of the current one. */
 bool machine_frame_stop_at(XboxMachine *m, uint64_t frame, GError **errp);
+/* Host time between consecutive vblanks while the machine runs (a
+ * user stop is left out, a save's or load's pause is not): what a player
+ * would see as frame time if frames were paced at 60 Hz. */
+#define MACHINE_FRAME_BUDGET_US 16667
+typedef struct MachineFrameTimes {
+    uint64_t frames;            /* intervals measured */
+    int64_t max_us;
+    uint64_t over_budget;       /* intervals above MACHINE_FRAME_BUDGET_US */
+} MachineFrameTimes;
+/* The figures since the previous call, which resets them.  Any thread. */
+void machine_frame_times(XboxMachine *m, MachineFrameTimes *out);
 /* Hex XXH3-128 of RAM and the registers; the vCPU must be parked. */
 char *machine_frame_hash(XboxMachine *m, GError **errp);
 bool machine_is_parked(XboxMachine *m);
@@ -173,10 +184,25 @@ bool machine_quiesce(XboxMachine *m, GError **errp);
 int64_t machine_quiesce_park_ns(XboxMachine *m);
 /* Quiesced: write-protects guest RAM for copy-on-write capture. */
 RamSnapshot *machine_ram_snapshot_begin(XboxMachine *m, GError **errp);
+/* What a save captures besides the device sections. */
+typedef struct MachineCapture {
+    uint64_t frame;
+    int64_t clock_ns;
+    GByteArray *regs;           /* register image for the frame hash */
+    uint32_t *thumb;            /* caller's 320x240 buffer, or NULL */
+    bool has_thumb;             /* the scanout lay in RAM: thumb is set */
+} MachineCapture;
 /* Quiesced: every device section into w (on the vCPU thread), with the
- * frame and virtual clock of the instant. */
-bool machine_capture_devices(XboxMachine *m, XssWriter *w, uint64_t *frame,
-                             int64_t *clock_ns, GError **errp);
+ * frame, virtual clock, registers and screen of the instant. */
+bool machine_capture_devices(XboxMachine *m, XssWriter *w,
+                             MachineCapture *out, GError **errp);
+/* The frame hash (x-query-frame's) computed piecewise: every byte of RAM
+ * in address order, then finish with the registers of the same instant
+ * (frees h).  Any thread. */
+typedef struct MachineHash MachineHash;
+MachineHash *machine_hash_new(void);
+void machine_hash_update(MachineHash *h, const void *buf, size_t len);
+char *machine_hash_finish(MachineHash *h, const GByteArray *regs);
 /* Quiesced: checks every device section of r against the machine (no
  * change); loads r (RAM through the RAM helper, devices, CPU last) and
  * takes over its frame, forgetting host-side frame stops. */

@@ -215,7 +215,7 @@ static void save(Rig *r, const char *tag)
 static void load(Rig *r, const char *tag)
 {
     GError *err = NULL;
-    g_assert_true(machine_load_state(r->m, tag, &err));
+    g_assert_true(machine_load_state(r->m, tag, NULL, &err));
     g_assert_no_error(err);
     const MachineLoadStats *s = machine_last_load_stats();
     g_assert_true(s->valid);
@@ -295,7 +295,7 @@ static void test_determinism(void)
     /* On to 450, a refused load of a missing tag there, on to 600. */
     run_to_frame(&r, 450);
     g_autofree char *h450 = frame_hash(&r);
-    g_assert_false(machine_load_state(r.m, "missing", &err));
+    g_assert_false(machine_load_state(r.m, "missing", NULL, &err));
     g_assert_nonnull(strstr(err->message, "does not exist"));
     g_clear_error(&err);
     g_assert_cmpuint(machine_frame(r.m), ==, 450);
@@ -345,11 +345,11 @@ static void test_determinism(void)
     g_assert_cmpstr(d900, ==, d900b);
 
     /* Delete. */
-    g_assert_true(machine_delete_state(r.m, "s2", &err));
+    g_assert_true(machine_delete_state(r.m, "s2", NULL, &err));
     g_assert_no_error(err);
-    g_assert_false(machine_delete_state(r.m, "s2", &err));
+    g_assert_false(machine_delete_state(r.m, "s2", NULL, &err));
     g_clear_error(&err);
-    g_assert_false(machine_load_state(r.m, "s2", &err));
+    g_assert_false(machine_load_state(r.m, "s2", NULL, &err));
     g_clear_error(&err);
     rig_free(&r);
 
@@ -370,7 +370,7 @@ static void test_determinism(void)
     Rig a = rig_new(hd_a, MACHINE_RAM_128M);
     run_to_frame(&a, 60);
     g_autofree char *ha60 = frame_hash(&a);
-    g_assert_false(machine_load_state(a.m, "s1", &err));
+    g_assert_false(machine_load_state(a.m, "s1", NULL, &err));
     g_assert_nonnull(err);
     g_test_message("refused: %s", err->message);
     g_assert_nonnull(strstr(err->message, "RAM"));
@@ -393,7 +393,7 @@ static void test_determinism(void)
 
     /* Delete frees everything s1 held. */
     Rig c = rig_new(hd, MACHINE_RAM_64M);
-    g_assert_true(machine_delete_state(c.m, "s1", &err));
+    g_assert_true(machine_delete_state(c.m, "s1", NULL, &err));
     g_assert_no_error(err);
     rig_free(&c);
     g_autofree char *gone1 = snapshot_vm_size(hd, "s1");
