@@ -223,7 +223,9 @@ typedef struct SaveCtx {
     bool quiesced;              /* we hold the vCPU parked */
     int64_t park_ns, resume_ns;
     MachineCapture cap;
-    uint32_t thumb[PICTURE_THUMB_WIDTH * PICTURE_THUMB_HEIGHT];
+    uint8_t *screen;            /* the scanout's bytes, gathered from the
+                                 * RAM pages as they stream */
+    uint64_t screen_len;        /* 0: the scanout is not in RAM */
     char *disc_path, *title;
     uint64_t raw_bytes;          /* the stream with RAM uncompressed */
 
@@ -283,6 +285,42 @@ static bool save_write(void *opaque, const void *buf, size_t len,
     return true;
 }
 
+/* The thumbnail comes from the RAM as of the pause, like everything
+ * else: the scanout's pages are copied aside as they stream by, so the
+ * pause does not read the framebuffer. */
+static void save_screen_begin(SaveCtx *s)
+{
+    uint64_t base = s->cap.scanout_base, pitch = s->cap.scanout_pitch;
+    uint64_t len = pitch * (GPU_HEIGHT - 1) + GPU_WIDTH * 4;
+    if (pitch >= GPU_WIDTH * 4 && base <= machine_ram_size(s->m) &&
+        len <= machine_ram_size(s->m) - base) {
+        s->screen = g_malloc(len);
+        s->screen_len = len;
+    }
+}
+
+static void save_gather_screen(SaveCtx *s, uint64_t off, const uint8_t *pg)
+{
+    uint64_t base = s->cap.scanout_base, end = base + s->screen_len;
+    uint64_t lo = MAX(off, base), hi = MIN(off + XSS_PAGE_SIZE, end);
+    if (lo < hi) {
+        memcpy(s->screen + (lo - base), pg + (lo - off), hi - lo);
+    }
+}
+
+static GBytes *save_thumbnail(SaveCtx *s)
+{
+    if (!s->screen_len) {
+        return NULL;
+    }
+    g_autofree uint32_t *thumb = g_new(uint32_t, PICTURE_THUMB_WIDTH *
+                                                 PICTURE_THUMB_HEIGHT);
+    picture_halve(s->screen, s->cap.scanout_pitch, GPU_WIDTH, GPU_HEIGHT,
+                  thumb);
+    return picture_png_encode(thumb, PICTURE_THUMB_WIDTH,
+                              PICTURE_THUMB_HEIGHT, NULL);
+}
+
 /* XssPageNextFn over the RAM snapshot; hashes every page on the way. */
 static int save_next_page(void *opaque, uint64_t *page_index,
                           const void **data, GError **errp)
@@ -296,6 +334,7 @@ static int save_next_page(void *opaque, uint64_t *page_index,
     *page_index = pg.offset / XSS_PAGE_SIZE;
     *data = pg.zero ? zero_page : pg.data;
     machine_hash_update(s->hash, *data, XSS_PAGE_SIZE);
+    save_gather_screen(s, pg.offset, *data);
     return 1;
 }
 
@@ -319,17 +358,16 @@ static gpointer save_producer(gpointer opaque)
         .title = s->title,
     };
     s->hash = machine_hash_new();
+    save_screen_begin(s);
     uint64_t before_ram = xss_writer_bytes(s->w);
     bool ok = xss_writer_ram(s->w, save_next_page, s, &err);
     uint64_t ram_records = xss_writer_bytes(s->w) - before_ram;
     md.frame_hash = machine_hash_finish(s->hash, s->cap.regs);
     s->hash = NULL;
     save_end_ram(s);            /* the guest writes at full speed again */
-    if (ok && s->cap.has_thumb) {
+    if (ok && (md.thumbnail_png = save_thumbnail(s))) {
         md.thumb_width = PICTURE_THUMB_WIDTH;
         md.thumb_height = PICTURE_THUMB_HEIGHT;
-        md.thumbnail_png = picture_png_encode(s->thumb, PICTURE_THUMB_WIDTH,
-                                              PICTURE_THUMB_HEIGHT, NULL);
     }
     ok = ok && xss_writer_metadata(s->w, &md, &err) &&
          xss_writer_finish(s->w, &err);
@@ -465,7 +503,7 @@ static int coroutine_fn pause_prepare(void *opaque, Transaction *t,
     }
     s->quiesced = true;
     s->park_ns = machine_quiesce_park_ns(s->m);
-    s->cap.thumb = s->thumb;
+
     if (!machine_capture_devices(s->m, s->w, &s->cap, errp) ||
         !(s->ram = machine_ram_snapshot_begin(s->m, errp))) {
         save_resume(s);
@@ -615,6 +653,7 @@ static void save_ctx_clear(SaveCtx *s)
     }
     g_free(s->disc_path);
     g_free(s->title);
+    g_free(s->screen);
 }
 
 bool machine_save_state(XboxMachine *m, const char *tag,

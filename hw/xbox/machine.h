@@ -189,11 +189,11 @@ typedef struct MachineCapture {
     uint64_t frame;
     int64_t clock_ns;
     GByteArray *regs;           /* register image for the frame hash */
-    uint32_t *thumb;            /* caller's 320x240 buffer, or NULL */
-    bool has_thumb;             /* the scanout lay in RAM: thumb is set */
+    uint32_t scanout_base;      /* the picture shown (gpu_scanout): its */
+    uint32_t scanout_pitch;     /* pixels are in the RAM captured with it */
 } MachineCapture;
 /* Quiesced: every device section into w (on the vCPU thread), with the
- * frame, virtual clock, registers and screen of the instant. */
+ * frame, virtual clock, registers and scanout of the instant. */
 bool machine_capture_devices(XboxMachine *m, XssWriter *w,
                              MachineCapture *out, GError **errp);
 /* The frame hash (x-query-frame's) computed piecewise: every byte of RAM

@@ -17,7 +17,9 @@
 #include "hw/runstate.h"
 #include "hw/xbox/machine-media.h"
 #include "hw/xbox/machine-savestate.h"
+#include "hw/xbox/picture.h"
 #include "util/main-loop.h"
+#include <png.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -273,6 +275,62 @@ static char *ram_digest(Rig *r)
     return g_string_free(s, FALSE);
 }
 
+typedef struct ScreenCall {
+    uint32_t *pixels;
+    bool ok;
+} ScreenCall;
+
+static void screen_on_vcpu(XboxMachine *m, void *opaque)
+{
+    ScreenCall *c = opaque;
+    c->ok = gpu_read_scanout(machine_gpu(m), c->pixels, NULL);
+}
+
+/* The state's metadata tells the frame, the frame hash of a stopped
+ * machine at that frame (h), the disc and its title, and a thumbnail
+ * that is the screen of that instant, halved. */
+static void check_metadata(Rig *r, const char *tag, uint64_t frame,
+                           const char *h)
+{
+    GError *err = NULL;
+    XssMetadata md = { 0 };
+    g_assert_true(machine_state_metadata(r->m, tag, &md, &err));
+    g_assert_no_error(err);
+    g_assert_cmpuint(md.frame, ==, frame);
+    g_assert_cmpstr(md.frame_hash, ==, h);
+    g_assert_nonnull(md.disc_path);
+    g_assert_true(g_str_has_suffix(md.disc_path, "disc.iso"));
+    g_assert_nonnull(md.title);
+    g_test_message("title '%s', thumbnail %u x %u, %zu B PNG", md.title,
+                   md.thumb_width, md.thumb_height,
+                   md.thumbnail_png ? g_bytes_get_size(md.thumbnail_png) : 0);
+    g_assert_cmpuint(md.thumb_width, ==, PICTURE_THUMB_WIDTH);
+    g_assert_cmpuint(md.thumb_height, ==, PICTURE_THUMB_HEIGHT);
+    g_assert_nonnull(md.thumbnail_png);
+
+    png_image img = { .version = PNG_IMAGE_VERSION };
+    gsize len;
+    const void *data = g_bytes_get_data(md.thumbnail_png, &len);
+    g_assert_true(png_image_begin_read_from_memory(&img, data, len));
+    g_assert_cmpuint(img.width, ==, PICTURE_THUMB_WIDTH);
+    g_assert_cmpuint(img.height, ==, PICTURE_THUMB_HEIGHT);
+    img.format = PNG_FORMAT_BGRA;   /* XRGB8888 in memory, little-endian */
+    g_autofree uint32_t *got = g_new0(uint32_t, img.width * img.height);
+    g_assert_true(png_image_finish_read(&img, NULL, got, 0, NULL));
+
+    ScreenCall c = { g_new(uint32_t, GPU_WIDTH * GPU_HEIGHT), false };
+    machine_run_on_vcpu(r->m, screen_on_vcpu, &c);
+    g_assert_true(c.ok);
+    g_autofree uint32_t *want = g_new(uint32_t, img.width * img.height);
+    picture_halve((const uint8_t *)c.pixels, GPU_WIDTH * 4, GPU_WIDTH,
+                  GPU_HEIGHT, want);
+    for (size_t i = 0; i < img.width * img.height; i++) {
+        g_assert_cmphex(got[i] & 0xffffff, ==, want[i] & 0xffffff);
+    }
+    g_free(c.pixels);
+    xss_metadata_clear(&md);
+}
+
 static void test_determinism(void)
 {
     GError *err = NULL;
@@ -287,6 +345,7 @@ static void test_determinism(void)
     /* Saving changes nothing the guest sees. */
     g_autofree char *h300b = frame_hash(&r);
     g_assert_cmpstr(h300, ==, h300b);
+    check_metadata(&r, "s1", 300, h300);
     /* A second save under the same tag is refused. */
     g_assert_false(machine_save_state(r.m, "s1", NULL, &err));
     g_assert_nonnull(strstr(err->message, "already exists"));
