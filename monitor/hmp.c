@@ -279,9 +279,21 @@ static void info_block(GString *out, char **argv)
     }
 }
 
+static bool has_backend(BlockDriverState *bs)
+{
+    for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
+        if (blk_bs(blk) == bs) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* QEMU's set of disks a VM snapshot covers: writable nodes in use by a
+ * device (a BlockBackend) or owned by the monitor (no parent). */
 static bool is_snapshot_root(BlockDriverState *bs)
 {
-    return !bs->parents && bs->drv->snapshot && !bs->auto_node_name;
+    return !bdrv_is_read_only(bs) && (has_backend(bs) || !bs->parents);
 }
 
 static void info_snapshots(GString *out, char **argv)
@@ -290,7 +302,13 @@ static void info_snapshots(GString *out, char **argv)
     for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
          bs = bdrv_next_node(bs)) {
         if (is_snapshot_root(bs)) {
-            g_ptr_array_add(roots, bs);
+            /* The list comes from the first that can snapshot. */
+            if (bdrv_can_snapshot(bs) && roots->len &&
+                !bdrv_can_snapshot(roots->pdata[0])) {
+                g_ptr_array_insert(roots, 0, bs);
+            } else {
+                g_ptr_array_add(roots, bs);
+            }
         }
     }
     BdrvSnapshotInfo *list = NULL;
@@ -318,11 +336,12 @@ static void info_snapshots(GString *out, char **argv)
                    ":%02u:%02u.%03u", secs / 3600, (unsigned)(secs / 60 % 60),
                    (unsigned)(secs % 60), (unsigned)(ns / 1000000 % 1000));
         g_autofree char *vm = size_to_str(list[i].vm_state_size);
+        g_autofree char *icount =
+            list[i].icount == BDRV_SNAPSHOT_NO_ICOUNT
+            ? g_strdup("") : g_strdup_printf("%" G_GUINT64_FORMAT,
+                                             list[i].icount);
         g_string_append_printf(rows, "%-9s %-16s %8s%20s%13s%11s\n", "--",
-                               list[i].name, vm, date, clock,
-                               list[i].icount == BDRV_SNAPSHOT_NO_ICOUNT
-                               ? "" : g_strdup_printf("%" G_GUINT64_FORMAT,
-                                                      list[i].icount));
+                               list[i].name, vm, date, clock, icount);
         shown++;
     }
     if (shown) {

@@ -80,13 +80,11 @@ static int coroutine_fn snapshot_job_run(Job *job, GError **errp)
         ok = machine_delete_state(m, sj->tag, &a, errp);
         break;
     }
-    if (ok) {
-        /* Done is all of it, whatever the estimate was. */
-        job_progress_set_remaining(job, 0);
-        if (!job->progress_total) {
-            job_progress_update(job, 1);
-        }
+    /* Over, done or failed: all of it, as QEMU's jobs show it. */
+    if (!job->progress_current) {
+        job_progress_update(job, 1);
     }
+    job_progress_set_remaining(job, 0);
     return ok ? 0 : -EIO;
 }
 

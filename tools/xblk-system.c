@@ -5,7 +5,8 @@
  *       block devices and the QMP monitor only (no hardware);
  *   xblk-system -machine xbox[,seed=N,hdd-password=S] [-m 64|128]
  *       [-kernel FILE] [-drive ...] [-blockdev ... -device ide-hd,...]
- *       [-frames N] [-input-script FILE] [-debugcon file:PATH|stdio] [-S]
+ *       [-frames N] [-input-script FILE] [-debugcon file:PATH|stdio]
+ *       [-loadvm TAG] [-S]
  *       the console machine (hw/xbox/machine.h, docs/machine.md).
  *
  * It runs in the foreground until `quit` over QMP, SIGTERM or SIGINT, the
@@ -24,6 +25,7 @@
 #include "hw/runstate.h"
 #include "hw/xbox/cpu.h"
 #include "hw/xbox/machine.h"
+#include "hw/xbox/machine-savestate.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
@@ -44,6 +46,7 @@ typedef struct SysOpts {
     int anon_devices;           /* -device without id= so far */
     GPtrArray *qmp;             /* -qmp arguments, opened last */
     char *debugcon;
+    const char *loadvm;         /* -loadvm TAG */
     FILE *debugcon_file;
 } SysOpts;
 
@@ -64,6 +67,7 @@ static void usage(void)
            "  -blockdev OPTIONS        add a block node (JSON or key=value)\n"
            "  -frames N                quit after frame N\n"
            "  -input-script FILE       gamepad input per frame\n"
+           "  -loadvm TAG              start from save state TAG\n"
            "  -debugcon file:PATH|stdio|none   port 0xE9\n"
            "  -qmp unix:PATH,server=on,wait=off\n"
            "  -qmp tcp:127.0.0.1:PORT,server=on,wait=off\n"
@@ -567,6 +571,9 @@ static bool parse_option(SysOpts *so, const char *a, const char *v,
     } else if (!strcmp(a, "-debugcon")) {
         so->debugcon = (char *)v;
         return true;
+    } else if (!strcmp(a, "-loadvm")) {
+        so->loadvm = v;
+        return true;
     }
     error_setg(errp, "invalid option");
     return false;
@@ -620,8 +627,8 @@ static bool parse_args(SysOpts *so, int argc, char **argv)
     }
     if (!so->xbox && machine_opts) {
         error_report("-machine none has no hardware: -m, -kernel, -drive, "
-                     "-device, -frames, -input-script and -debugcon need "
-                     "-machine xbox");
+                     "-device, -frames, -input-script, -debugcon and "
+                     "-loadvm need -machine xbox");
         return false;
     }
     return true;
@@ -677,8 +684,12 @@ int main(int argc, char **argv)
     /* The monitors open last: opening a -blockdev runs the main loop
      * (its I/O completes there), which would otherwise accept a client
      * and run its commands before the later -blockdev nodes exist. */
+    /* -loadvm once every device and the input exist, before the guest
+     * runs an instruction or a client can ask anything; failing, QEMU's
+     * way: the error and exit 1. */
     if (!parse_args(&so, argc, argv) ||
         (so.xbox && !(m = create_machine(&so, &err))) ||
+        (m && so.loadvm && !machine_load_state(m, so.loadvm, NULL, &err)) ||
         !open_monitors(&so)) {
         if (err) {
             error_report_err(err);

@@ -136,6 +136,20 @@ static GArray *writable_disks(XboxMachine *m)
     return a;
 }
 
+/* A name of args->devices that is no writable disk: QEMU's texts (a
+ * read-only node is "writable but does not support snapshots" there). */
+static void bad_device(const char *name, GError **errp)
+{
+    BlockBackend *blk = blk_by_name(name);
+    BlockDriverState *bs = blk ? blk_bs(blk) : bdrv_find_node(name);
+    if (bs) {
+        error_setg(errp, "Device '%s' is writable but does not support "
+                   "snapshots", name);
+    } else {
+        error_setg(errp, "No block device node '%s'", name);
+    }
+}
+
 /* The writable disks, checked against args->devices (which must name
  * exactly them when given). */
 static GArray *state_disks(XboxMachine *m, const MachineStateArgs *a,
@@ -144,6 +158,11 @@ static GArray *state_disks(XboxMachine *m, const MachineStateArgs *a,
     GArray *disks = writable_disks(m);
     if (!a->devices) {
         return disks;
+    }
+    if (!a->devices[0]) {
+        error_setg(errp, "At least one device is required for snapshot");
+        g_array_unref(disks);
+        return NULL;
     }
     g_autofree bool *named = g_new0(bool, disks->len + 1);
     for (char **n = a->devices; *n; n++) {
@@ -154,8 +173,7 @@ static GArray *state_disks(XboxMachine *m, const MachineStateArgs *a,
             }
         }
         if (!found) {
-            error_setg(errp, "Device '%s' is not a writable disk of the "
-                       "machine", *n);
+            bad_device(*n, errp);
             g_array_unref(disks);
             return NULL;
         }
@@ -584,8 +602,8 @@ static const SaveDisk *save_vmstate_disk(GArray *disks,
     }
     if (!vmd) {
         if (a->vmstate) {
-            error_setg(errp, "vmstate block device '%s' is not a writable "
-                       "disk of the machine", a->vmstate);
+            error_setg(errp, "vmstate block device '%s' does not exist",
+                       a->vmstate);
         } else {
             error_setg(errp, "No block device can accept snapshots");
         }
@@ -668,10 +686,12 @@ bool machine_save_state(XboxMachine *m, const char *tag,
                    "progress");
         return false;
     }
+    /* Busy before anything can yield: a second job must see it. */
+    state_busy = true;
     if (!save_checks(m, tag, a, &disks, &vmd, errp)) {
+        state_busy = false;
         return false;
     }
-    state_busy = true;
     SaveCtx *s = g_new0(SaveCtx, 1);
     s->m = m;
     s->args = a;
@@ -755,16 +775,16 @@ static const SaveDisk *load_vmstate_disk(LoadCtx *l, GArray *disks,
     const MachineStateArgs *a = l->args;
     const SaveDisk *vmd = a->vmstate ? find_disk(disks, a->vmstate) : NULL;
     if (a->vmstate && !vmd) {
-        error_setg(errp, "vmstate block device '%s' is not a writable disk "
-                   "of the machine", a->vmstate);
+        error_setg(errp, "vmstate block device '%s' does not exist",
+                   a->vmstate);
         return NULL;
     }
     for (guint i = 0; i < disks->len; i++) {
         SaveDisk *d = &g_array_index(disks, SaveDisk, i);
         BdrvSnapshotInfo info = { 0 };
         if (!bdrv_snapshot_find(d->bs, l->tag, &info)) {
-            error_setg(errp, "Snapshot '%s' does not exist on device '%s'",
-                       l->tag, d->name);
+            error_setg(errp, "Snapshot '%s' does not exist in one or more "
+                       "devices", l->tag);
             return NULL;
         }
         if (a->vmstate ? d == vmd : !vmd && info.vm_state_size) {
@@ -910,27 +930,27 @@ bool machine_delete_state(XboxMachine *m, const char *tag,
                    "progress");
         return false;
     }
-    g_autoptr(GArray) disks = writable_disks(m);
-    if (a->devices) {
-        g_array_set_size(disks, 0);
-        g_autoptr(GArray) all = writable_disks(m);
-        for (char **n = a->devices; *n; n++) {
-            SaveDisk *d = find_disk(all, *n);
-            if (!d) {
-                error_setg(errp, "Device '%s' is not a writable disk of the "
-                           "machine", *n);
-                return false;
-            }
-            g_array_append_val(disks, *d);
-        }
+    g_autoptr(GArray) all = writable_disks(m);
+    g_autoptr(GArray) disks = g_array_new(FALSE, TRUE, sizeof(SaveDisk));
+    for (guint i = 0; !a->devices && i < all->len; i++) {
+        g_array_append_val(disks, g_array_index(all, SaveDisk, i));
     }
-    if (!tag_on_any(disks, tag)) {
-        error_setg(errp, "Snapshot '%s' does not exist on any disk", tag);
+    for (char **n = a->devices; n && *n; n++) {
+        SaveDisk *d = find_disk(all, *n);
+        if (!d) {
+            bad_device(*n, errp);
+            return false;
+        }
+        g_array_append_val(disks, *d);
+    }
+    if (a->devices && !a->devices[0]) {
+        error_setg(errp, "At least one device is required for snapshot");
         return false;
     }
-    state_busy = true;
+    state_busy = true;          /* before the first yield */
     /* The VM state's disk last, as a save lists it last: a tag on the
-     * others only is an unfinished state, which open cleans up. */
+     * others only is an unfinished state, which open cleans up.  A tag
+     * that is nowhere is deleted already (QEMU's delvm says nothing). */
     bool ok = true;
     for (int pass = 0; pass < 2 && ok; pass++) {
         for (guint i = 0; i < disks->len && ok; i++) {

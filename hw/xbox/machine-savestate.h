@@ -74,7 +74,8 @@ bool machine_save_state(XboxMachine *m, const char *tag,
 bool machine_load_state(XboxMachine *m, const char *tag,
                         const MachineStateArgs *args, GError **errp);
 /* Deletes the snapshot tag from every writable disk that has it (of
- * args->devices if given); fails if none has. */
+ * args->devices if given); a tag that is nowhere is no error (QEMU's
+ * delvm and snapshot-delete). */
 bool machine_delete_state(XboxMachine *m, const char *tag,
                           const MachineStateArgs *args, GError **errp);
 
