@@ -89,6 +89,10 @@ CpuExit cpu_resume_slice(XboxCpu *cpu);
  * block with CPU_EXIT_PREEMPTED, unless it ends for its own reasons
  * first.  Stays requested until cpu_clear_preempt(). */
 void cpu_preempt(XboxCpu *cpu);
+/* Drops every block translated from guest RAM [0, ram_size): after RAM
+ * was replaced behind the vCPU's back (a save state's load), code must be
+ * translated anew.  vCPU thread, outside a slice. */
+void cpu_flush_translations(XboxCpu *cpu, uint64_t ram_size);
 void cpu_clear_preempt(XboxCpu *cpu);
 /* Executed translation blocks since cpu_new (the virtual clock's base). */
 const uint64_t *cpu_block_counter(const XboxCpu *cpu);

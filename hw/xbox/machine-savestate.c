@@ -36,10 +36,16 @@
  * save leaves no snapshot on any disk.
  *
  * Load: every check that can refuse runs before a disk or a byte of the
- * machine changes (tag on every writable disk, the stream read from the
- * snapshot and verified on a pool thread, machine type and RAM size, then
- * - quiesced - the device sections decoded against the machine); then
- * the disks revert and the stream loads (RAM, devices, CPU last).
+ * machine changes, and the heavy work runs while the guest still plays:
+ * the whole stream is read from the snapshot, then on a pool thread its
+ * machine type and RAM size are checked and its RAM decoded into a
+ * mapping of its own (migration/ram-restore.h).  The pause: quiesce,
+ * device sections checked against the machine, every disk reverted,
+ * guest RAM replaced by moving that mapping into place (no copy), the
+ * devices and the CPU loaded.  The old RAM is unmapped on a pool thread
+ * after the guest runs again.  The pause holds no decoding and no copy of
+ * RAM: ~4 ms at 64 MiB here, mostly the disks' revert and dropping the
+ * vCPU's translated code.
  *
  * One save, load or delete at a time (machine_state_busy()).  Callers:
  * the monitor's jobs and HMP commands, xblk-system's -loadvm, tests.
@@ -749,22 +755,33 @@ typedef struct LoadCtx {
     uint8_t *buf;               /* the whole VM state */
     uint64_t size;
     XssReader *r;
+    RamRestore *rr;             /* guest RAM as saved, ready to move in */
     GError *worker_err;
 } LoadCtx;
 
-/* Pool thread: everything that can refuse the stream by itself. */
-static int load_verify_worker(void *opaque)
+/* Pool thread: everything that can refuse the stream by itself, and the
+ * RAM decoded into a mapping of its own while the guest runs. */
+static int load_prepare_worker(void *opaque)
 {
     LoadCtx *l = opaque;
+    /* Keep the RAM on huge pages (the machine's advice) after the move. */
+    RamRestoreOptions opts = { .huge_pages = true };
     l->r = xss_reader_open_buffer(l->buf, l->size, &l->worker_err);
-    if (!l->r) {
-        return -EINVAL;
-    }
-    if (!xss_reader_check_machine(l->r, MACHINE_VMSTATE_TYPE,
+    if (!l->r ||
+        !xss_reader_check_machine(l->r, MACHINE_VMSTATE_TYPE,
                                   machine_ram_size(l->m), &l->worker_err) ||
-        !xss_reader_verify(l->r, &l->worker_err)) {
+        !(l->rr = ram_restore_prepare(l->r, machine_ram_size(l->m), &opts,
+                                      &l->worker_err))) {
         return -EINVAL;
     }
+    return 0;
+}
+
+/* Pool thread: the guest's RAM before the load, unmapped off the loop. */
+static int load_free_worker(void *opaque)
+{
+    LoadCtx *l = opaque;
+    g_clear_pointer(&l->rr, ram_restore_free);
     return 0;
 }
 
@@ -834,7 +851,7 @@ static bool load_pause(LoadCtx *l, GArray *disks, int64_t *park_ns,
             ok = false;
         }
     }
-    ok = ok && machine_load_stream(m, l->r, errp);
+    ok = ok && machine_load_stream(m, l->r, l->rr, errp);
     machine_quiesce_end(m);
     *resume_ns = now_ns();
     return ok;
@@ -863,7 +880,7 @@ static void coroutine_fn load_co(void *opaque)
         return;
     }
     args_progress(l->args, l->size, l->size * 2);
-    if (worker_pool_run(load_verify_worker, l) < 0) {
+    if (worker_pool_run(load_prepare_worker, l) < 0) {
         g_propagate_prefixed_error(errp, g_steal_pointer(&l->worker_err),
                                    "Snapshot '%s': ", l->tag);
         return;
@@ -877,6 +894,7 @@ static void coroutine_fn load_co(void *opaque)
     xss_metadata_clear(&md);
     int64_t park_ns = 0, resume_ns = 0;
     bool ok = load_pause(l, disks, &park_ns, &resume_ns, errp);
+    worker_pool_run(load_free_worker, l);
     /* The reverted active layer maps the VM state again: drop it. */
     GError *local = NULL;
     if (resume_ns && bdrv_discard_vmstate(vmd->bs, &local) < 0) {
@@ -911,6 +929,9 @@ bool machine_load_state(XboxMachine *m, const char *tag,
     state_busy = true;
     co_run_sync(load_co, &l);
     state_busy = false;
+    if (l.rr) {
+        ram_restore_free(l.rr);
+    }
     if (l.r) {
         xss_reader_free(l.r);
     }

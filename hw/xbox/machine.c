@@ -1548,6 +1548,7 @@ bool machine_capture_devices(XboxMachine *m, XssWriter *w,
 
 typedef struct LoadCall {
     XssReader *r;
+    RamRestore *rr;
     bool check_only;
     bool ok;
     GError *err;
@@ -1618,6 +1619,26 @@ static bool restore_descriptors(XboxMachine *m, XssReader *r, GError **errp)
     return ok;
 }
 
+/* Devices decoded and checked, then RAM replaced (ram-restore.h: the
+ * prepared image moves into place, nothing is copied), then the devices
+ * committed, CPU last.  A refusal before the RAM moved changes nothing. */
+static bool load_sections(XboxMachine *m, LoadCall *c)
+{
+    VMStateSetLoad *l = xss_reader_prepare_devices(c->r, m->sections,
+                                                   &c->err);
+    if (!l) {
+        return false;
+    }
+    if (!ram_restore_commit(c->rr, m->ram, &c->err)) {
+        vmstate_set_load_free(l);
+        return false;
+    }
+    cpu_flush_translations(m->cpu, m->ram_size);
+    bool ok = vmstate_set_load_commit(l, &c->err);
+    vmstate_set_load_free(l);
+    return ok && restore_descriptors(m, c->r, &c->err);
+}
+
 static void load_on_vcpu(XboxMachine *m, void *opaque)
 {
     LoadCall *c = opaque;
@@ -1632,8 +1653,7 @@ static void load_on_vcpu(XboxMachine *m, void *opaque)
     }
     g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
     machine_state_to_st(m);     /* a refusal leaves these as they are */
-    c->ok = xss_load(c->r, m->sections, load_chunk, m, &c->err) &&
-            restore_descriptors(m, c->r, &c->err);
+    c->ok = load_sections(m, c);
     /* Even a partial load (post_load refusing) leaves the machine's
      * section committed: take it over so that the fields agree. */
     m->frame = m->st.frame;
@@ -1660,9 +1680,10 @@ bool machine_check_stream(XboxMachine *m, XssReader *r, GError **errp)
     return c.ok;
 }
 
-bool machine_load_stream(XboxMachine *m, XssReader *r, GError **errp)
+bool machine_load_stream(XboxMachine *m, XssReader *r, RamRestore *rr,
+                         GError **errp)
 {
-    LoadCall c = { .r = r };
+    LoadCall c = { .r = r, .rr = rr };
     machine_run_on_vcpu(m, load_on_vcpu, &c);
     if (!c.ok) {
         g_propagate_error(errp, c.err);

@@ -26,6 +26,7 @@
 #include "block/block-backend.h"
 #include "hw/ide/ide.h"
 #include "hw/xbox/gpu.h"
+#include "migration/ram-restore.h"
 #include "migration/ram-snapshot.h"
 #include "migration/savestream.h"
 #include <glib.h>
@@ -204,9 +205,12 @@ MachineHash *machine_hash_new(void);
 void machine_hash_update(MachineHash *h, const void *buf, size_t len);
 char *machine_hash_finish(MachineHash *h, const GByteArray *regs);
 /* Quiesced: checks every device section of r against the machine (no
- * change); loads r (RAM through the RAM helper, devices, CPU last) and
- * takes over its frame, forgetting host-side frame stops. */
+ * change).  machine_load_stream: loads r - guest RAM by moving rr's
+ * prepared image into place (ram_restore_commit), the devices, the CPU
+ * last - and takes over its frame, forgetting host-side frame stops; a
+ * refusal before the RAM moved changes nothing. */
 bool machine_check_stream(XboxMachine *m, XssReader *r, GError **errp);
-bool machine_load_stream(XboxMachine *m, XssReader *r, GError **errp);
+bool machine_load_stream(XboxMachine *m, XssReader *r, RamRestore *rr,
+                         GError **errp);
 
 #endif
