@@ -1146,6 +1146,18 @@ static int coroutine_fn qcow2_snapshot_create_finish(BlockDriverState *bs,
 static int coroutine_fn create_abandon_locked(BlockDriverState *bs,
                                               BdrvSnapshotCreate *st);
 
+/* The entry is serialized when the creation finishes (or a flush
+ * finishes it), so a clock set before that is the one written. */
+static void qcow2_snapshot_create_set_vm_clock(BlockDriverState *bs,
+                                               BdrvSnapshotCreate *st,
+                                               uint64_t ns)
+{
+    Qcow2State *s = bs->opaque;
+    if (s->pending_create == st) {
+        st->sn.vm_clock_nsec = ns;
+    }
+}
+
 /*
  * Undoes a prepare that was not committed.  A committed creation may be
  * aborted only if its VM state comes late (its write-out failed): the
@@ -1634,6 +1646,7 @@ const BdrvSnapshotOps qcow2_snapshot_ops = {
     .create_abort = qcow2_snapshot_create_abort,
     .create_writev_vmstate = qcow2_snapshot_create_writev_vmstate,
     .create_set_vm_state_size = qcow2_snapshot_create_set_vm_state_size,
+    .create_set_vm_clock = qcow2_snapshot_create_set_vm_clock,
     .apply = qcow2_snapshot_apply,
     .delete = qcow2_snapshot_delete,
     .readv_vmstate = qcow2_snapshot_readv_vmstate,

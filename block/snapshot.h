@@ -80,6 +80,10 @@ typedef struct BdrvSnapshotOps {
     int (*create_set_vm_state_size)(BlockDriverState *bs,
                                     BdrvSnapshotCreate *state,
                                     uint64_t size, GError **errp);
+    /* Before the snapshot is written: its VM clock (the machine's virtual
+     * time at the instant, known only inside the pause).  Optional. */
+    void (*create_set_vm_clock)(BlockDriverState *bs,
+                                BdrvSnapshotCreate *state, uint64_t ns);
     int coroutine_fn (*apply)(BlockDriverState *bs, const char *id_or_name,
                               GError **errp);
     /* id or name may be NULL, not both; both given must match one entry */

@@ -537,6 +537,7 @@ struct TxnSnapshotVmstate {
     BlockDriverState *bs;
     BdrvSnapshotCreate *state;  /* between prepare and finish/abort */
     GList *link;                /* in int_pending while prepared */
+    Transaction *txn;           /* whose prepare ran */
     /* late VM state */
     bool late;
     bool writing;               /* inside write: the writer may write */
@@ -625,6 +626,7 @@ static int coroutine_fn int_prepare(void *opaque, Transaction *txn,
      * side by side with the same name must see it taken. */
     int_pending = g_list_prepend(int_pending, s);
     s->link = int_pending;
+    s->txn = txn;
     ret = bdrv_co_snapshot_create_prepare(s->bs, &sn, &s->state, errp);
     if (ret < 0) {
         int_pending = g_list_delete_link(int_pending, s->link);
@@ -731,6 +733,17 @@ static const TxnActionDriver int_driver = {
     .undo = int_undo,
     .clean = int_clean,
 };
+
+void txn_snapshot_set_vm_clock(Transaction *t, uint64_t ns)
+{
+    for (GList *l = int_pending; l; l = l->next) {
+        IntSnap *s = l->data;
+        if (s->txn == t && s->state && s->bs->drv->snapshot &&
+            s->bs->drv->snapshot->create_set_vm_clock) {
+            s->bs->drv->snapshot->create_set_vm_clock(s->bs, s->state, ns);
+        }
+    }
+}
 
 void txn_add_snapshot_internal(Transaction *t, const char *device,
                                const char *name)

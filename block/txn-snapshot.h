@@ -84,6 +84,9 @@ int coroutine_fn txn_snapshot_write_vmstate(TxnSnapshotVmstate *vs,
 void txn_snapshot_set_vm_state_size(TxnSnapshotVmstate *vs, uint64_t size);
 /* The node the snapshot is taken of (after prepare; NULL before). */
 BlockDriverState *txn_snapshot_vmstate_node(TxnSnapshotVmstate *vs);
+/* From a later action's prepare (the save's pause): the VM clock every
+ * internal snapshot of t records, in place of sn->vm_clock_nsec. */
+void txn_snapshot_set_vm_clock(Transaction *t, uint64_t ns);
 /* Fails the transaction in prepare. */
 void txn_add_abort(Transaction *t);
 

@@ -533,6 +533,9 @@ static int coroutine_fn pause_prepare(void *opaque, Transaction *t,
         save_resume(s);
         return -EIO;
     }
+    /* Every disk's snapshot records the machine's clock of the instant
+     * (qemu-img's VM CLOCK). */
+    txn_snapshot_set_vm_clock(t, s->cap.clock_ns);
     return 0;
 }
 
