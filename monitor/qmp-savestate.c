@@ -2,7 +2,7 @@
  * qmp-savestate.c - save states on the monitor: QEMU's job commands
  * snapshot-save, snapshot-load and snapshot-delete, the HMP commands
  * savevm, loadvm and delvm (hmp.c's table calls the functions at the
- * end), and x-query-snapshot-stats.  The work is hw/xbox/machine-
+ * end), x-query-snapshot-stats and x-query-save-state.  The work is hw/xbox/machine-
  * savestate.c's; this file adapts it to the job model (block/job.h).
  *
  * As in QEMU, the commands only check what makes a job impossible (a
@@ -190,6 +190,34 @@ XSnapshotStats *qmp_x_query_snapshot_stats(GError **errp)
         st->has_load = true;
     }
     return st;
+}
+
+/* ---- x-query-save-state ---- */
+
+XSaveStateInfo *qmp_x_query_save_state(const char *tag, GError **errp)
+{
+    XboxMachine *m = need_machine("x-query-save-state", errp);
+    XssMetadata md = { 0 };
+    if (!m || !machine_state_metadata(m, tag, &md, errp)) {
+        return NULL;
+    }
+    XSaveStateInfo *info = g_new0(XSaveStateInfo, 1);
+    info->tag = g_strdup(tag);
+    info->frame = md.frame;
+    info->frame_hash = g_strdup(md.frame_hash);
+    info->has_frame_hash = md.frame_hash != NULL;
+    info->disc_path = g_strdup(md.disc_path);
+    info->has_disc_path = md.disc_path != NULL;
+    info->title = g_strdup(md.title);
+    info->has_title = md.title != NULL;
+    if (md.thumbnail_png) {
+        gsize len;
+        const guchar *png = g_bytes_get_data(md.thumbnail_png, &len);
+        info->thumbnail_png = g_base64_encode(png, len);
+        info->has_thumbnail_png = true;
+    }
+    xss_metadata_clear(&md);
+    return info;
 }
 
 /* ---- HMP ---- */

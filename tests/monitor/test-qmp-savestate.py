@@ -16,15 +16,19 @@
   running (no STOP) and its figures in x-query-snapshot-stats; the state
   is listed by qemu-img and the image stays clean; a second save while
   one is running fails its job with a clear error; a cancelled save
-  leaves no snapshot; a save of a stopped machine followed by a restart
-  with -loadvm shows the stopped frame and its hash again; -loadvm of a
+  leaves no snapshot; a save of a stopped machine records its frame,
+  frame hash, disc, title and a 320x240 PNG thumbnail
+  (x-query-save-state), and a restart with -loadvm shows that frame and
+  hash again; -loadvm of a
   missing tag exits 1 with QEMU's message; a writable disk left out of
   devices is refused.
 """
+import base64
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -315,6 +319,17 @@ class Running(xtest.TmpDirTestCase):
         self.assertEqual(r, {'return': ''})
         # Saving a paused machine keeps the paused frame.
         self.assertEqual(self.frame(), want)
+        info = q.cmd('x-query-save-state', {'tag': 'paused'})['return']
+        self.assertEqual(info['frame'], want['frame'])
+        self.assertEqual(info['frame-hash'], want['hash'])
+        self.assertEqual(info['title'], 'XBLK_GUEST_DISC')
+        self.assertEqual(info['disc-path'], DISC)
+        png = base64.b64decode(info['thumbnail-png'])
+        self.assertEqual(png[:8], b'\x89PNG\r\n\x1a\n')
+        self.assertEqual(struct.unpack('>II', png[16:24]), (320, 240))
+        r = q.cmd('x-query-save-state', {'tag': 'nope'})
+        self.assertEqual(r['error']['desc'],
+                         "Snapshot 'nope' has no VM state on any disk")
         q.cmd('cont')
         self.wait_frame(stop_at + 60)
         self.quit()

@@ -564,7 +564,7 @@ BAD = [
 # Commands only xblk has (not compared with QEMU's schema).
 XBLK_ONLY_COMMANDS = {'x-query-transaction-stats', 'x-query-frame',
                       'x-frame-stop', 'x-query-frame-times',
-                      'x-query-snapshot-stats'}
+                      'x-query-snapshot-stats', 'x-query-save-state'}
 
 class BadSchemas(xtest.TmpDirTestCase):
     """One test per entry of BAD (methods are added below)."""
