@@ -658,6 +658,22 @@ static void sysopts_clear(SysOpts *so)
     }
 }
 
+/* Save states a kill left unfinished go before anything loads. */
+static bool cleanup_states(XboxMachine *m, GError **errp)
+{
+    g_autoptr(GString) report = g_string_new(NULL);
+    int n = machine_state_cleanup(m, report, errp);
+    if (report->len) {
+        g_auto(GStrv) lines = g_strsplit(report->str, "\n", -1);
+        for (char **l = lines; *l; l++) {
+            if (**l) {
+                warn_report("%s", *l);
+            }
+        }
+    }
+    return n >= 0;
+}
+
 static void cleanup(XboxMachine *m, SysOpts *so)
 {
     machine_free(m);
@@ -689,6 +705,7 @@ int main(int argc, char **argv)
      * way: the error and exit 1. */
     if (!parse_args(&so, argc, argv) ||
         (so.xbox && !(m = create_machine(&so, &err))) ||
+        (m && !cleanup_states(m, &err)) ||
         (m && so.loadvm && !machine_load_state(m, so.loadvm, NULL, &err)) ||
         !open_monitors(&so)) {
         if (err) {

@@ -87,17 +87,31 @@ void error_propagate(GError **errp, GError *err)
     }
 }
 
-void error_report(const char *fmt, ...)
+static void report(const char *kind, const char *fmt, va_list ap)
 {
-    va_list ap;
     const char *prg = g_get_prgname();
     if (prg) {
         fprintf(stderr, "%s: ", prg);
     }
-    va_start(ap, fmt);
+    fputs(kind, stderr);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
+}
+
+void error_report(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report("", fmt, ap);
+    va_end(ap);
+}
+
+void warn_report(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    report("warning: ", fmt, ap);
+    va_end(ap);
 }
 
 void error_report_err(GError *err)

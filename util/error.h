@@ -40,5 +40,7 @@ void error_propagate(GError **errp, GError *err);
 /* Prints "<prgname>: <message>" on stderr and frees err. */
 void error_report_err(GError *err);
 void error_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* "PROGRAM: warning: MESSAGE" on stderr, as QEMU's warn_report. */
+void warn_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 #endif

@@ -999,6 +999,76 @@ bool machine_delete_state(XboxMachine *m, const char *tag,
     return ok;
 }
 
+/* ---- unfinished states ---- */
+
+typedef struct TagSeen {
+    unsigned disks;             /* writable disks that have it */
+    bool vm_state;              /* one copy has a VM state */
+    bool machine_clock;         /* one copy records a machine clock */
+} TagSeen;
+
+/* Every tag of every writable disk, with where and how it appears. */
+static GHashTable *tags_seen(GArray *disks)
+{
+    GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          g_free);
+    for (guint i = 0; i < disks->len; i++) {
+        BdrvSnapshotInfo *list = NULL;
+        int n = bdrv_snapshot_list(g_array_index(disks, SaveDisk, i).bs,
+                                   &list);
+        for (int j = 0; j < n; j++) {
+            TagSeen *t = g_hash_table_lookup(h, list[j].name);
+            if (!t) {
+                t = g_new0(TagSeen, 1);
+                g_hash_table_insert(h, g_strdup(list[j].name), t);
+            }
+            t->disks++;
+            t->vm_state |= list[j].vm_state_size > 0;
+            t->machine_clock |= list[j].vm_clock_nsec > 0;
+        }
+        if (n > 0) {
+            bdrv_snapshot_list_free(list, n);
+        }
+    }
+    return h;
+}
+
+int machine_state_cleanup(XboxMachine *m, GString *report, GError **errp)
+{
+    g_autoptr(GArray) disks = writable_disks(m);
+    g_autoptr(GHashTable) seen = tags_seen(disks);
+    GHashTableIter it;
+    gpointer key, value;
+    int removed = 0;
+    g_hash_table_iter_init(&it, seen);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        const TagSeen *t = value;
+        /* A save lists its tag on the VM state's disk last: missing there
+         * (on no disk with a VM state) while the other disks have it with
+         * the machine's clock, it is a save that never finished.  Disk-only
+         * snapshots record no machine clock and stay. */
+        if (t->disks == disks->len || t->vm_state || !t->machine_clock) {
+            continue;
+        }
+        for (guint i = 0; i < disks->len; i++) {
+            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
+            if (!tag_on_disk(d, key)) {
+                continue;
+            }
+            if (bdrv_snapshot_delete(d->bs, NULL, key, errp) < 0) {
+                error_prepend(errp, "removing the unfinished save state "
+                              "'%s' from '%s': ", (char *)key, d->name);
+                return -1;
+            }
+            g_string_append_printf(report, "removed the unfinished save "
+                                   "state '%s' from '%s'\n", (char *)key,
+                                   d->name);
+        }
+        removed++;
+    }
+    return removed;
+}
+
 /* ---- metadata ---- */
 
 typedef struct MetaRead {

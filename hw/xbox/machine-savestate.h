@@ -79,6 +79,15 @@ bool machine_load_state(XboxMachine *m, const char *tag,
 bool machine_delete_state(XboxMachine *m, const char *tag,
                           const MachineStateArgs *args, GError **errp);
 
+/*
+ * At start, before anything loads: removes every save state that a kill
+ * or power loss left unfinished - a tag that some writable disks have and
+ * others lack, with a machine clock and without a VM state on any (a save
+ * lists its VM state's disk last).  One line per removal goes to report.
+ * Returns how many states were removed, or -1 with *errp set.
+ */
+int machine_state_cleanup(XboxMachine *m, GString *report, GError **errp);
+
 /* A state's metadata (frame, frame hash, disc path, title, thumbnail),
  * read from its VM state; false with *errp if it has none. */
 bool machine_state_metadata(XboxMachine *m, const char *tag,

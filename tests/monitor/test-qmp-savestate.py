@@ -379,6 +379,42 @@ class Running(xtest.TmpDirTestCase):
         self.assertEqual(m1.group(1), m2.group(2))
         self.assertNotEqual(m1.group(1), '00:00:00.000')
 
+    def test_unfinished_state_removed_at_start(self):
+        """A save killed before its VM state's disk listed it leaves the
+        tag on the other disks only: the next start removes it there, and
+        leaves alone a disk-only snapshot made by qemu-img."""
+        hd2 = self.path('hd2.qcow2')
+        xtest.run(['qemu-img', 'create', '-q', '-f', 'qcow2', hd2, '64M'])
+        drive2 = ['-drive', 'file=%s,format=qcow2,if=ide,index=2' % hd2]
+        q = self.start(drive2)
+        self.wait_frame(10)
+        for tag in ('kept', 'torn'):
+            r, _, entry = job(q, 'snapshot-save', {
+                'job-id': 'j', 'tag': tag, 'vmstate': 'ide0-hd0',
+                'devices': ['ide0-hd0', 'ide1-hd0']})
+            self.assertNotIn('error', entry)
+        self.quit()
+        # What a kill between the two disks' listings leaves behind.
+        xtest.run(['qemu-img', 'snapshot', '-d', 'torn', self.hd])
+        xtest.run(['qemu-img', 'snapshot', '-c', 'disk-only', hd2])
+        q = self.start(drive2)
+        info = q.cmd('human-monitor-command',
+                     {'command-line': 'info snapshots'})['return']
+        self.assertIn('kept', info)
+        self.assertNotIn('torn', info)
+        q.cmd('quit')
+        rc, out, err = self.srv.stop()
+        self.srv = None
+        self.assertEqual(rc, 0, err)
+        self.assertIn("xblk-system: warning: removed the unfinished save "
+                      "state 'torn' from 'ide1-hd0'\n", err)
+        out2 = xtest.run(['qemu-img', 'snapshot', '-l', hd2]).stdout
+        out2 = out2.decode() if isinstance(out2, bytes) else out2
+        self.assertNotIn('torn', out2)
+        self.assertIn('kept', out2)
+        self.assertIn('disk-only', out2)
+        self.check_clean()
+
 
 if __name__ == '__main__':
     xtest.main()
