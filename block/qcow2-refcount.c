@@ -729,16 +729,10 @@ int coroutine_fn qcow2_flush_metadata(BlockDriverState *bs)
     if (qcow2_late_vmstate_pending(s)) {
         /* The snapshot cannot be completed before its VM state is
          * written, and nothing may be written in place before its shadow
-         * switch: wait for its finish (or abort).  If that failed and
-         * memory went back to the on-disk state, what this flush was to
-         * make durable is lost: say so. */
-        uint64_t reloads = s->reload_count;
-        while (qcow2_late_vmstate_pending(s)) {
-            co_queue_wait(&s->pending_done, &s->lock);
-        }
-        if (s->reload_count != reloads || s->stale) {
-            return -EIO;
-        }
+         * switch: a checkpoint makes the active layer durable without
+         * it (qcow2-snapshot.c), so the guest does not wait for the
+         * write-out. */
+        return qcow2_snapshot_checkpoint_pending(bs);
     }
     if (s->pending_create) {
         /* Nothing may be written in place before the shadow switch. */

@@ -33,8 +33,10 @@
  * the refcounts are written to unused clusters and synced before the
  * header names the new snapshot table, so a crash leaves the old state
  * (no snapshot) or the new one (the snapshot whole).  A flush in that
- * window waits for the finish: it cannot complete a snapshot whose VM
- * state is missing.  If the write-out fails, abort abandons the
+ * window cannot complete a snapshot whose VM state is missing: it is
+ * served by a checkpoint, a switch to the state without the snapshot
+ * (see "checkpoints" below), so the guest never waits for the write-out.
+ * If the write-out fails, abort abandons the
  * committed creation (create_abandon_locked): the snapshot's references
  * leave the shadow state and one switch writes the active layer as it
  * is, guest writes since the commit included, without the snapshot.
@@ -604,7 +606,6 @@ static void coroutine_fn reload_after_failure(BlockDriverState *bs)
         return;     /* nothing changed, or shadow_switch adopted the file */
     }
     shadow_end(bs);
-    s->reload_count++;
     qcow2_cache_empty(s->l2_cache);
     qcow2_cache_empty(s->refblock_cache);
     if (reload_tables(bs) < 0) {
@@ -693,17 +694,18 @@ static void create_state_free(BlockDriverState *bs, BdrvSnapshotCreate *st)
     if (st->vm_fresh) {
         g_hash_table_destroy(st->vm_fresh);
     }
+    if (st->cp_protected) {
+        g_array_free(st->cp_protected, TRUE);
+    }
     g_free(st->sn.id_str);
     g_free(st->sn.name);
     g_free(st->l1s);
     g_free(st);
 }
 
-/* pending_create goes away: flushes waiting for a late VM state go on. */
 static void create_clear_pending(Qcow2State *s)
 {
     s->pending_create = NULL;
-    co_queue_restart_all(&s->pending_done);
 }
 
 static int coroutine_fn create_prepare_locked(BlockDriverState *bs,
@@ -1082,6 +1084,95 @@ static int coroutine_fn late_place_l1(BlockDriverState *bs,
     return 0;
 }
 
+/*
+ * ---- checkpoints: a flush while a late VM state is written ----
+ *
+ * The guest's writes since the commit must become durable at its flush,
+ * but the snapshot cannot enter the file before its VM state is whole,
+ * and waiting for that would stall the guest for the whole write-out.  So
+ * a checkpoint writes, with one shadow switch, the state without the
+ * pending snapshot: the active layer as it is and the old snapshot list.
+ * The refcounts written include the pending snapshot's references, so in
+ * the file its tables and VM state are leaks until the finish (a kill in
+ * between leaves leaks, never corruption).  Shadow mode then starts over
+ * against the new on-disk state: the active L1 table moves to a new
+ * cluster, and every active L2 table the file now uses with refcount 1
+ * loses OFLAG_COPIED in memory, so the next write copies it rather than
+ * change a table in place (qcow2_get_l2_for_write).  Dirty refcount
+ * blocks are relocated by every switch anyway.  In the file OFLAG_COPIED
+ * must mean refcount 1, so before any switch the flag comes back on the
+ * tables that were not copied meanwhile (checkpoint_restore_copied).
+ */
+static void checkpoint_restore_copied(Qcow2State *s, BdrvSnapshotCreate *st)
+{
+    for (guint i = 0; st->cp_protected && i < st->cp_protected->len; i++) {
+        Qcow2CheckpointEntry *e = &g_array_index(st->cp_protected,
+                                                 Qcow2CheckpointEntry, i);
+        if (e->l1_index < s->l1_size &&
+            (s->l1_table[e->l1_index] & L1E_OFFSET_MASK) == e->l2_offset) {
+            s->l1_table[e->l1_index] |= QCOW_OFLAG_COPIED;
+        }
+    }
+    if (st->cp_protected) {
+        g_array_set_size(st->cp_protected, 0);
+    }
+}
+
+/* Shadow mode again, against the state the file now holds. */
+static int coroutine_fn checkpoint_protect(BlockDriverState *bs,
+                                           BdrvSnapshotCreate *st,
+                                           bool switched)
+{
+    Qcow2State *s = bs->opaque;
+    int ret = 0;
+    if (!s->shadow_pending) {
+        shadow_begin(bs);
+    }
+    if (switched && s->l1_size) {
+        uint64_t bytes = ROUND_UP((uint64_t)s->l1_size * 8, s->cluster_size);
+        int64_t off = qcow2_alloc_clusters(bs, bytes >> s->cluster_bits);
+        if (off < 0) {
+            ret = (int)off;
+        } else {
+            ret = shadow_release(bs, s->l1_table_offset, bytes);
+            s->l1_table_offset = off;
+        }
+    }
+    if (!st->cp_protected) {
+        st->cp_protected = g_array_new(FALSE, FALSE,
+                                       sizeof(Qcow2CheckpointEntry));
+    }
+    g_array_set_size(st->cp_protected, 0);
+    /* Even if the move failed: no table the file uses may change. */
+    for (uint64_t i = 0; i < s->l1_size; i++) {
+        if (s->l1_table[i] & QCOW_OFLAG_COPIED) {
+            Qcow2CheckpointEntry e = {
+                i, s->l1_table[i] & L1E_OFFSET_MASK };
+            g_array_append_val(st->cp_protected, e);
+            s->l1_table[i] &= ~QCOW_OFLAG_COPIED;
+        }
+    }
+    return ret;
+}
+
+int coroutine_fn qcow2_snapshot_checkpoint_pending(BlockDriverState *bs)
+{
+    Qcow2State *s = bs->opaque;
+    BdrvSnapshotCreate *st = s->pending_create;
+    g_assert(qcow2_late_vmstate_pending(s) && s->shadow_pending);
+    checkpoint_restore_copied(s, st);
+    Qcow2Snapshot *list = g_new0(Qcow2Snapshot, MAX(s->nb_snapshots, 1));
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        snapshot_copy(&list[i], &s->snapshots[i]);
+    }
+    int ret = shadow_switch(bs, list, s->nb_snapshots);
+    /* shadow_switch leaves shadow mode exactly when the header switched. */
+    bool switched = !s->shadow_pending;
+    int pret = checkpoint_protect(bs, st, switched);
+    s->checkpoint_count++;
+    return ret < 0 ? ret : pret;
+}
+
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs)
 {
     Qcow2State *s = bs->opaque;
@@ -1094,6 +1185,7 @@ int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs)
         return st && s->shadow_pending ? -EIO : 0;
     }
     create_clear_pending(s);
+    checkpoint_restore_copied(s, st);
     ret = st->vm_late ? late_place_l1(bs, st) : 0;
     if (ret >= 0) {
         ret = write_l1(bs, st->l1s_offset, st->l1s, st->sn.l1_size);

@@ -607,7 +607,6 @@ static int coroutine_fn qcow2_open(BlockDriverState *bs, BlockOpts *opts,
 
     co_mutex_init(&s->lock);
     co_queue_init(&s->vmstate_readers_done);
-    co_queue_init(&s->pending_done);
     s->unknown_exts = g_array_new(FALSE, TRUE, sizeof(Qcow2UnknownExt));
     s->l1_dirty = g_hash_table_new(g_direct_hash, g_direct_equal);
     uint64_t cache_size = cache_opt(opts, "cache-size", 0, &err);
@@ -1120,8 +1119,8 @@ int coroutine_fn qcow2_write_range(BlockDriverState *bs, uint64_t offset,
         bytes -= n;
         qoff += n;
     }
-    /* (Not while a snapshot waits for its late VM state: the flush would
-     * wait for it, and the frees are only held in memory meanwhile.) */
+    /* (Not while a snapshot waits for its late VM state: there a flush
+     * is a checkpoint, a whole switch, and the frees wait in memory.) */
     if (ret >= 0 && s->pending_frees->len > QCOW2_MAX_PENDING_FREES &&
         !qcow2_late_vmstate_pending(s)) {
         ret = qcow2_flush_metadata(bs);

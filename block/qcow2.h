@@ -198,13 +198,9 @@ typedef struct Qcow2State {
     bool shadow_pending;
     GHashTable *shadow_excluded;  /* keys: QCOW2_CLUSTER_KEY(index) */
     struct BdrvSnapshotCreate *pending_create;
-    /* Flushes waiting for a committed creation whose VM state is still
-     * being written (qcow2_late_vmstate_pending): woken whenever
-     * pending_create goes away. */
-    CoQueue pending_done;
-    /* Counts reload_after_failure(): a flush that waited across one
-     * reports the loss of what memory held (-EIO). */
-    uint64_t reload_count;
+    /* Counts qcow2_snapshot_checkpoint_pending(): flushes served while a
+     * late VM state was written (tests read it). */
+    uint64_t checkpoint_count;
 
     /* Reads of a snapshot's VM state in progress (qcow2-vmstate.c): they
      * hold no lock while the data is read, so snapshot delete waits for
@@ -257,7 +253,17 @@ struct BdrvSnapshotCreate {
     GHashTable *vm_fresh;
     GList *vm_writes;           /* of Qcow2Alloc: late writes under way */
     CoQueue vm_idle;            /* woken when vm_writes empties */
+    /* Active L1 entries whose OFLAG_COPIED a checkpoint cleared in memory
+     * (qcow2_snapshot_checkpoint_pending): of Qcow2CheckpointEntry. */
+    GArray *cp_protected;
 };
+
+/* An active L2 table that the file uses since a checkpoint: its L1 entry
+ * lost OFLAG_COPIED in memory so that the next write copies the table. */
+typedef struct Qcow2CheckpointEntry {
+    uint64_t l1_index;
+    uint64_t l2_offset;
+} Qcow2CheckpointEntry;
 
 /* A committed creation waits for its VM state: nothing may be written in
  * place (shadow mode) and a flush cannot complete it yet. */
@@ -490,6 +496,10 @@ int coroutine_fn qcow2_drop_active_vmstate(BlockDriverState *bs);
 
 /* Completes a snapshot creation that was committed (flush calls it). */
 int coroutine_fn qcow2_snapshot_finish_pending(BlockDriverState *bs);
+/* A flush while a snapshot waits for its late VM state: makes the
+ * active layer durable without that snapshot (qcow2-snapshot.c). */
+int coroutine_fn qcow2_snapshot_checkpoint_pending(BlockDriverState *bs);
+
 /* Drops range [offset, +bytes) from the new state during a shadow
  * commit: refcount decremented, clusters kept from reuse until the
  * switch (s->lock held). */

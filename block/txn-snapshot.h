@@ -54,9 +54,9 @@ void txn_add_snapshot_internal_vm(Transaction *t, const char *device,
  * nothing of it stays, the node keeps every guest write since the commit
  * - and the transaction fails with its error (other actions undone).
  * Guest writes go on during the write-out and never reach the snapshot;
- * a guest flush of the node waits until the snapshot is finished, so
- * `write` must neither flush the node nor wait for a flush of it (that
- * would wait for itself).  A VM state written to the node's area before
+ * a guest flush of the node meanwhile makes them durable without the
+ * snapshot (a kill before the finish leaves no snapshot, only leaked
+ * clusters) and does not wait for the write-out.  A VM state written to the node's area before
  * prepare is handed to the snapshot at commit too: bytes the write-out
  * does not cover read as written then (device state before, RAM after).
  *

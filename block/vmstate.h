@@ -72,7 +72,8 @@ int coroutine_fn bdrv_co_snapshot_readv_vmstate(BlockDriverState *bs,
  * node st was prepared on (the one carrying the VM state); pos may go up
  * to what an L1 table can map past the disk.  Bytes never written read
  * as zeroes (or as the active area held them at commit).  Until finish,
- * a flush of bs waits: whoever writes must not wait for one. */
+ * a flush of bs makes the active layer durable without the snapshot (a
+ * checkpoint, which does not wait for these writes). */
 int coroutine_fn bdrv_co_snapshot_create_writev_vmstate(BlockDriverState *bs,
                                                         BdrvSnapshotCreate *st,
                                                         IOVector *qiov,

@@ -7,7 +7,9 @@
  *   - the whole flow under a concurrent guest writer: guest writes (and a
  *     guest flush) during the write-out land in the active layer only,
  *     never in the snapshot (its point in time is the commit); the flush
- *     completes only once the snapshot is finished; the VM state reads
+ *     does not wait for the write-out (a checkpoint): when it completes,
+ *     the file - read by qemu-img as after a kill - holds the guest's
+ *     writes, no snapshot yet, and no corruption; the VM state reads
  *     back equal, out-of-order and rewritten pieces included; qemu-img
  *     lists the final VM SIZE; the snapshot's L1 table grows past one
  *     cluster when the area needs it (4 KiB clusters);
@@ -18,11 +20,14 @@
  *     nothing failed), qemu-img check finds no corruption, an abandoned
  *     snapshot leaves no leak and keeps the guest writes of the window;
  *   - SIGKILL of a child process (this program re-run with --late-child)
- *     at random instants of the write-out and finish: no corruption, the
- *     snapshot either absent or whole with its full VM state;
+ *     at random instants of the write-out, its guest flush and the
+ *     finish: no corruption, the snapshot either absent or whole with its
+ *     full VM state, and once the guest's flush had completed, its writes
+ *     are in the file;
  *   - the write-out speed of 64 MiB against a plain file.
  */
 #include "image-test.h"
+#include "block/qcow2.h"
 #include "block/blkdebug.h"
 #include "block/transaction.h"
 #include "block/txn-snapshot.h"
@@ -160,6 +165,7 @@ typedef struct Late {
     const BlkdebugRule *rule;
     /* child process: report the start of the write-out on this fd */
     int report_fd;
+    const char *path;           /* the image, read by qemu-img at flush */
     double t_write;             /* write-out time (s) */
 } Late;
 
@@ -170,13 +176,26 @@ static uint64_t guest_slot(Late *l, int i, uint64_t *len)
     return i * slot + 4096 * (i % 5) + 7 * i;
 }
 
+/*
+ * The guest's flush does not wait for the write-out: it completes with
+ * the snapshot still pending (the finish alone lists it), and the file
+ * then is what a kill would leave: checked clean but for leaks, the
+ * guest's writes in it, no snapshot.  (This callback blocks the main
+ * loop, so nothing switches while qemu-img reads.)
+ */
 static void late_flush_cb(void *opaque, int ret)
 {
     Late *l = opaque;
-    /* A flush cannot complete a snapshot whose VM state is not there. */
-    g_assert_true(l->writer_returned);
-    g_assert_true(ret < 0 || bdrv_snapshot_find(blk_bs(l->blk), l->name,
-                                                NULL));
+    if (ret == 0 && l->report_fd >= 0) {
+        g_assert_cmpint(write(l->report_fd, "F", 1), ==, 1);
+    }
+    if (ret == 0 && !l->writer_returned) {
+        g_assert_false(bdrv_snapshot_find(blk_bs(l->blk), l->name, NULL));
+        if (l->path) {
+            qemu_check(l->path, true);
+            qemu_compare(l->path, NULL, l->active);
+        }
+    }
     l->flush_ret = ret;
     l->flush_done = true;
     l->completed++;
@@ -258,6 +277,10 @@ static int coroutine_fn late_writer(TxnSnapshotVmstate *vs, void *opaque,
                 issue_guest_write(l, i);
             }
             if (l->guest_flush) {
+                /* A flush covers the writes completed before it. */
+                while (l->completed < l->expected) {
+                    co_yield_to_loop();
+                }
                 l->expected++;
                 blk_aio_flush(l->blk, late_flush_cb, l);
             }
@@ -326,12 +349,17 @@ static void flow_case(const char *opts, uint64_t disk, uint64_t vm_len,
 
     Late l = { .blk = blk, .active = m, .vm_len = vm_len, .piece = piece,
                .vm_seed = 77, .shuffle = true, .n_guest = MAX_GUEST,
-               .guest_flush = true, .name = "late", .report_fd = -1 };
+               .guest_flush = true, .name = "late", .report_fd = -1,
+               .path = path };
     GError *err = NULL;
+    uint64_t checkpoints =
+        ((Qcow2State *)blk_bs(blk)->opaque)->checkpoint_count;
     g_assert_cmpint(run_late(&l, &err), ==, 0);
     g_assert_no_error(err);
     g_assert_true(l.flush_done);
     g_assert_cmpint(l.flush_ret, ==, 0);
+    g_assert_cmpuint(((Qcow2State *)blk_bs(blk)->opaque)->checkpoint_count,
+                     ==, checkpoints + 1);
     for (int i = 0; i < l.n_guest; i++) {
         g_assert_cmpint(l.gw[i].r.ret, ==, 0);
     }
@@ -862,7 +890,7 @@ static int run_child(const char *path, int fd)
     kill_baseline(m);
     Late l = { .blk = blk, .active = m, .vm_len = KILL_VM,
                .piece = 1 * MiB, .vm_seed = 99, .n_guest = MAX_GUEST,
-               .name = "late", .report_fd = fd };
+               .guest_flush = true, .name = "late", .report_fd = fd };
     GError *err = NULL;
     int ret = run_late(&l, &err);
     g_assert_no_error(err);
@@ -875,8 +903,9 @@ static int run_child(const char *path, int fd)
 }
 
 /* Spawns the child; kills it delay_us after "S" (never if negative).
- * Returns the time from "S" to "D" when it completed, else -1. */
-static double child_round(const char *path, gint64 delay_us)
+ * Returns the time from "S" to "D" when it completed, else -1;
+ * *flushed: the child's guest flush had completed ("F"). */
+static double child_round(const char *path, gint64 delay_us, bool *flushed)
 {
     int pfd[2];
     g_assert_cmpint(pipe(pfd), ==, 0);
@@ -896,11 +925,18 @@ static double child_round(const char *path, gint64 delay_us)
     if (delay_us >= 0) {
         g_usleep(delay_us);
         kill(pid, SIGKILL);
-    } else {
-        g_assert_cmpint(read(pfd[0], &c, 1), ==, 1);
-        g_assert_cmpint(c, ==, 'D');
-        took = now_s() - t0;
     }
+    *flushed = false;
+    /* Until EOF: the child's end closes when it exits or dies. */
+    while (read(pfd[0], &c, 1) == 1) {
+        if (c == 'F') {
+            *flushed = true;
+        } else if (c == 'D') {
+            g_assert_true(*flushed);
+            took = now_s() - t0;
+        }
+    }
+    g_assert_true(delay_us >= 0 || took >= 0);
     int status;
     g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
     g_assert_true(delay_us >= 0 ? (WIFSIGNALED(status) ||
@@ -912,8 +948,20 @@ static double child_round(const char *path, gint64 delay_us)
     return took;
 }
 
-/* After the child: consistent, the snapshot absent or whole. */
-static bool check_after_kill(const char *path, const Model *base)
+/* The guest writes of the child (issue_guest_write) applied to m. */
+static void apply_child_writes(Model *m)
+{
+    Late l = { .active = m };
+    for (int i = 0; i < MAX_GUEST; i++) {
+        uint64_t len, off = guest_slot(&l, i, &len);
+        pattern_fill(m->data + off, len, 500 + i, off);
+    }
+}
+
+/* After the child: consistent, the snapshot absent or whole; once its
+ * guest flush completed, the guest's writes are all in the file. */
+static bool check_after_kill(const char *path, const Model *base,
+                             bool flushed)
 {
     qemu_check(path, true);
     BlockBackend *blk = img_open(path);
@@ -931,6 +979,12 @@ static bool check_after_kill(const char *path, const Model *base)
     assert_same_bytes(d, base->data + 20 * MiB + 512 * KiB, 1536 * KiB,
                       20 * MiB + 512 * KiB, "flushed before");
     g_free(d);
+    if (flushed) {
+        Model *after = model_copy(base);
+        apply_child_writes(after);
+        verify_model(blk, after);
+        model_free(after);
+    }
     blk_unref(blk);
     if (listed) {
         qemu_compare(path, "late", base);
@@ -954,24 +1008,27 @@ static void test_kill(void)
 
     /* Calibration: how long the write-out and finish take here. */
     copy_file(tmpl, path);
-    double span = child_round(path, -1);
-    g_assert_true(check_after_kill(path, base));
+    bool flushed;
+    double span = child_round(path, -1, &flushed);
+    g_assert_true(check_after_kill(path, base, flushed));
     g_test_message("write-out + finish of %u KiB in the child: %.1f ms",
                    (unsigned)(KILL_VM / KiB), span * 1e3);
 
     GRand *rand = g_rand_new_with_seed(20240601);
-    int absent = 0, whole = 0;
+    int absent = 0, whole = 0, after_flush = 0;
     const int rounds = 24;
     double deadline = now_s() + 20;
     for (int i = 0; i < rounds && now_s() < deadline; i++) {
         copy_file(tmpl, path);
         /* Spread over the write-out and the finish, a little past. */
         gint64 delay = g_rand_int_range(rand, 0, (gint32)(span * 1.3e6) + 1);
-        child_round(path, delay);
-        check_after_kill(path, base) ? whole++ : absent++;
+        child_round(path, delay, &flushed);
+        after_flush += flushed;
+        check_after_kill(path, base, flushed) ? whole++ : absent++;
     }
     g_rand_free(rand);
-    g_test_message("SIGKILL rounds: %d absent, %d whole", absent, whole);
+    g_test_message("SIGKILL rounds: %d absent, %d whole, %d after the "
+                   "guest's flush", absent, whole, after_flush);
     g_assert_cmpint(absent, >, 0);
     model_free(base);
     test_dir_cleanup();
