@@ -5,7 +5,7 @@
  *
  *   header      magic, format version, RAM size, machine type, xblk version
  *   records     each: tag, version, instance, payload length, payload
- *               CRC32, name, header CRC32, payload
+ *               checksum, name, header CRC32, payload
  *     META      frame, frame hash, disc path, title, PNG thumbnail
  *     DEVS      one per device section: a vmstate encoding (vmstate.h)
  *     RAMH      RAM layout: page size, chunk size, chunk count
@@ -14,8 +14,10 @@
  *     END       record count and offset: a stream without it is truncated
  *
  * Owns: the writer (to a write callback or a growing GByteArray) and the
- * reader (over a pread-like callback or a memory buffer).  Checksums are
- * CRC-32 as zlib's crc32() (ISO-HDLC polynomial 0xEDB88320).
+ * reader (over a pread-like callback or a memory buffer).  Header
+ * checksums are CRC-32 as zlib's crc32() (ISO-HDLC polynomial
+ * 0xEDB88320); payload checksums too in format version 1, the low 32
+ * bits of XXH3-64 from version 2 (written now; both are read).
  *
  * Writing RAM: pages come in any order, each exactly once, from the
  * caller (xss_writer_ram_page) or an iterator callback (xss_writer_ram);
@@ -46,7 +48,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define XSS_FORMAT_VERSION      1
+#define XSS_FORMAT_VERSION      2
 #define XSS_PAGE_SIZE           4096u
 #define XSS_CHUNK_SIZE_DEFAULT  (256u * 1024)
 #define XSS_CHUNK_SIZE_MAX      (16u * 1024 * 1024)

@@ -13,17 +13,17 @@
  * bit flip in a RAM chunk or in a record header, a chunk whose zstd data
  * is bad under a valid checksum, trailing bytes - each naming what it
  * refuses and leaving the target machine exactly as it was; the
- * committed version-1 fixture (tests/migration/fixtures/xbox-v1.xss),
- * which must keep loading; and a fuzzer: thousands of random mutations
+ * committed fixtures (tests/migration/fixtures/xbox-v1.xss at format
+ * version 1, xbox-v2.xss at format version 2), which must keep loading; and a fuzzer: thousands of random mutations
  * of a valid stream (raw, and with checksums repaired so that the
  * mutations reach the section decoders and the devices), after which the
  * machine must still run.
  *
- * The fixture is written by this program:
+ * A fixture is written by this program, at the format version it writes:
  *     build/tests/migration/test-savestream --write-fixture \
- *         tests/migration/fixtures/xbox-v1.xss
- * (tm_scenario() of machine-test.h at format version 1).  Regenerate it
- * only together with a new fixture name: the old one stays and must keep
+ *         tests/migration/fixtures/xbox-vN.xss
+ * (tm_scenario() of machine-test.h).  Never regenerate one: a new format
+ * or section version gets a new fixture, and the old ones must keep
  * loading.
  */
 #include "tests/migration/machine-test.h"
@@ -34,6 +34,7 @@
 #include <zlib.h>
 
 #define FIXTURE_V1 "tests/migration/fixtures/xbox-v1.xss"
+#define FIXTURE_V2 "tests/migration/fixtures/xbox-v2.xss"
 
 /* ---- a stream editor: records in, records out, checksums redone ---- */
 
@@ -65,6 +66,14 @@ static void put_le(GByteArray *a, uint64_t v, int n)
 static uint32_t crc(const void *p, size_t n)
 {
     return crc32(0, p, n);
+}
+
+/* A record's payload checksum in the format version the writer uses
+ * (docs/savestate.md: CRC-32 in version 1, XXH3-64's low half since). */
+static uint32_t payload_sum(const void *p, size_t n)
+{
+    G_STATIC_ASSERT(XSS_FORMAT_VERSION == 2);
+    return (uint32_t)XXH3_64bits(p, n);
 }
 
 static void rec_free(gpointer p)
@@ -114,7 +123,7 @@ static void emit_rec(GByteArray *out, const char *tag, uint32_t version,
     put_le(out, version, 4);
     put_le(out, instance, 4);
     put_le(out, len, 8);
-    put_le(out, crc(p, len), 4);
+    put_le(out, payload_sum(p, len), 4);
     put_le(out, strlen(name), 1);
     g_byte_array_append(out, (const uint8_t *)name, strlen(name));
     put_le(out, crc(out->data + at, out->len - at), 4);
@@ -215,7 +224,7 @@ static void test_save_load_save(void)
     XssReader *r = xss_reader_open_buffer(s1->data, s1->len, &err);
     g_assert_no_error(err);
     const XssHeader *h = xss_reader_header(r);
-    g_assert_cmpuint(h->format_version, ==, 1);
+    g_assert_cmpuint(h->format_version, ==, XSS_FORMAT_VERSION);
     g_assert_cmpstr(h->machine_type, ==, "xbox");
     g_assert_cmpuint(h->ram_size, ==, TM_RAM);
     g_assert_cmpstr(h->xblk_version, ==, XBLK_VERSION_STRING);
@@ -499,12 +508,12 @@ static void test_refusals(void)
     x->data[0] = 'Y';
     expect_refused(b, x, "not an xblk save state (bad magic)");
     g_byte_array_unref(x);
-    s->header->data[8] = 2;
+    s->header->data[8] = XSS_FORMAT_VERSION + 1;
     x = stream_build(s);
-    expect_refused(b, x, "format version 2 is newer than this xblk "
-                   "supports (1)");
+    expect_refused(b, x, "format version 3 is newer than this xblk "
+                   "supports (2)");
     g_byte_array_unref(x);
-    s->header->data[8] = 1;
+    s->header->data[8] = XSS_FORMAT_VERSION;
     x = g_byte_array_new();
     g_byte_array_append(x, good->data, good->len);
     x->data[20] ^= 0x40;
@@ -626,7 +635,7 @@ static void test_refusals(void)
     tm_free(b);
 }
 
-/* ---- the version-1 fixture ---- */
+/* ---- the fixtures ---- */
 
 static void write_fixture(const char *path)
 {
@@ -643,11 +652,12 @@ static void write_fixture(const char *path)
     test_dir_cleanup();
 }
 
-static void test_fixture_v1(void)
+/* The fixture at rel (format version `format`, every section at
+ * version 1) loads, holds what the scenario left, and runs on alike. */
+static void check_fixture(const char *rel, uint32_t format)
 {
     const char *root = g_getenv("XBLK_ROOT");
-    g_autofree char *path = g_build_filename(root ? root : ".", FIXTURE_V1,
-                                             NULL);
+    g_autofree char *path = g_build_filename(root ? root : ".", rel, NULL);
     g_autofree char *data = NULL;
     gsize len;
     GError *err = NULL;
@@ -661,7 +671,7 @@ static void test_fixture_v1(void)
     /* What version 1 of the scenario left, checked field by field. */
     XssReader *r = xss_reader_open_buffer(data, len, &err);
     g_assert_no_error(err);
-    g_assert_cmpuint(xss_reader_header(r)->format_version, ==, 1);
+    g_assert_cmpuint(xss_reader_header(r)->format_version, ==, format);
     g_assert_cmpstr(xss_reader_header(r)->xblk_version, ==, "0.1.0");
     XssMetadata md;
     g_assert_true(xss_reader_metadata(r, &md, &err));
@@ -730,6 +740,16 @@ static void test_fixture_v1(void)
     stream_free(s);
     xss_reader_free(r);
     tm_free(tm);
+}
+
+static void test_fixture_v1(void)
+{
+    check_fixture(FIXTURE_V1, 1);
+}
+
+static void test_fixture_v2(void)
+{
+    check_fixture(FIXTURE_V2, 2);
 }
 
 /* ---- fuzzing ---- */
@@ -895,6 +915,7 @@ int main(int argc, char **argv)
     g_test_add_func("/savestream/writer-refusals", test_writer_refusals);
     g_test_add_func("/savestream/refusals", test_refusals);
     g_test_add_func("/savestream/fixture-v1", test_fixture_v1);
+    g_test_add_func("/savestream/fixture-v2", test_fixture_v2);
     g_test_add_func("/savestream/fuzz/raw", test_fuzz_raw);
     g_test_add_func("/savestream/fuzz/sections", test_fuzz_sections);
     int ret = g_test_run();
