@@ -3,8 +3,9 @@
  *
  *   xblk-system -machine none -blockdev ... -qmp unix:PATH,server=on,wait=off
  *       block devices and the QMP monitor only (no hardware);
- *   xblk-system -machine xbox[,seed=N,hdd-password=S] [-m 64|128]
- *       [-kernel FILE] [-drive ...] [-blockdev ... -device ide-hd,...]
+ *   xblk-system -machine xbox[,seed=N,hdd-password=S,realtime=on]
+ *       [-m 64|128] [-kernel FILE] [-drive ...]
+ *       [-blockdev ... -device ide-hd,...]
  *       [-frames N] [-input-script FILE] [-debugcon file:PATH|stdio]
  *       [-loadvm TAG] [-S]
  *       the console machine (hw/xbox/machine.h, docs/machine.md).
@@ -54,8 +55,11 @@ static void usage(void)
 {
     printf("usage: xblk-system [options]\n"
            "  -machine none            no hardware (block devices and QMP)\n"
-           "  -machine xbox[,seed=N,hdd-password=S]\n"
-           "                           the console (docs/machine.md)\n"
+           "  -machine xbox[,seed=N,hdd-password=S,realtime=on|off]\n"
+           "                           the console (docs/machine.md);\n"
+           "                           realtime=on paces it to host time\n"
+           "                           (60 frames/s; default off: as fast\n"
+           "                           as the host allows)\n"
            "  -m 64|128                RAM in MiB (xbox; default 64)\n"
            "  -kernel FILE             flat binary or ELF32 program (default:\n"
            "                           guest/xboxguest.elf by this program)\n"
@@ -131,6 +135,19 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 /* ---- -machine ---- */
 
+static bool parse_on_off(BlockOpts *o, const char *key, bool *out,
+                         GError **errp)
+{
+    GError *err = NULL;
+    bool v = bopts_take_bool(o, key, *out, &err);
+    if (err) {
+        error_propagate(errp, err);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
 static bool parse_machine(SysOpts *so, const char *arg, GError **errp)
 {
     g_autoptr(BlockOpts) o = parse_kv(arg, "type", errp);
@@ -164,6 +181,9 @@ static bool parse_machine(SysOpts *so, const char *arg, GError **errp)
         g_free(so->mc.hdd_password);
         so->mc.hdd_password = g_steal_pointer(&pw);
     }
+    if (!parse_on_off(o, "realtime", &so->mc.realtime, errp)) {
+        return false;
+    }
     return no_leftovers(o, "-machine xbox", errp);
 }
 
@@ -188,19 +208,6 @@ static bool parse_error_action(const char *s, bool is_read,
                    is_read ? "read" : "write");
         return false;
     }
-    return true;
-}
-
-static bool parse_on_off(BlockOpts *o, const char *key, bool *out,
-                         GError **errp)
-{
-    GError *err = NULL;
-    bool v = bopts_take_bool(o, key, *out, &err);
-    if (err) {
-        error_propagate(errp, err);
-        return false;
-    }
-    *out = v;
     return true;
 }
 

@@ -19,6 +19,13 @@
  *   5. halted: jump the clock to the next deadline (or sleep until the
  *      main loop wants something); else run a slice of at most
  *      MACHINE_SLICE_BLOCKS, ending at the next deadline at the latest.
+ * With real-time pacing (cfg.realtime, machine.h) a step first sleeps
+ * until host time reaches the virtual now (a slice may have run ahead),
+ * and a halted guest sleeps until host time reaches the next deadline
+ * before the clock jumps there; both sleeps are the idle sleep's, with
+ * a timeout, so they give way to stop and calls at once.  "Host time"
+ * is counted from a base re-taken each time the vCPU leaves parked, so
+ * a stop (user, save state, -S) never becomes debt to catch up.
  * Between steps it runs queued calls and parks when asked to stop.  A
  * stop (or a call) preempts the running slice before its next
  * translation block (cpu_preempt), and the rest of that slice runs when
@@ -126,6 +133,12 @@ struct XboxMachine {
     bool slice_pending;         /* a preempted slice is not over */
     bool power_off_req, reset_req;
     bool frame_stop_hit, frames_done;
+    /* Real-time pacing: virtual time pace_base_vns is due at host time
+     * pace_base_us (g_get_monotonic_time), the rest follows at 1 ns per
+     * ns.  pace_rebase: take a new base before the next paced step. */
+    bool pace_rebase;
+    int64_t pace_base_us;
+    int64_t pace_base_vns;
 
     GThread *thread;
     GMutex lock;
@@ -918,14 +931,93 @@ static bool deliver_interrupt(XboxMachine *m)
     return true;
 }
 
-static void idle_wait(XboxMachine *m)
+/* No disk request between submission and delivery (vCPU thread, or the
+ * main loop while no vCPU thread runs). */
+static bool quiescent_locked(XboxMachine *m)
 {
+    return g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0;
+}
+
+/* The main loop wants the vCPU thread: a stop, quit, a queued call, or a
+ * quiesce that can park now (one waiting for disk requests lets the
+ * thread sleep on: they complete at deadlines it is waiting for). */
+static bool vcpu_wanted_locked(XboxMachine *m)
+{
+    return !m->want_run || m->quit || !g_queue_is_empty(&m->calls) ||
+           (m->quiesce_req && quiescent_locked(m));
+}
+
+#define SLEEP_FOREVER INT64_MAX
+
+/* Sleeps until the main loop wants the thread or host monotonic time
+ * (g_get_monotonic_time) reaches until_us; true in the latter case. */
+static bool vcpu_sleep_until(XboxMachine *m, int64_t until_us)
+{
+    bool reached = false;
     g_mutex_lock(&m->lock);
-    while (m->want_run && !m->quit && g_queue_is_empty(&m->calls) &&
-           !m->quiesce_req) {
-        g_cond_wait(&m->cond, &m->lock);
+    while (!vcpu_wanted_locked(m)) {
+        if (until_us == SLEEP_FOREVER) {
+            g_cond_wait(&m->cond, &m->lock);
+        } else if (g_get_monotonic_time() >= until_us) {
+            reached = true;
+            break;
+        } else {
+            g_cond_wait_until(&m->cond, &m->lock, until_us);
+        }
     }
     g_mutex_unlock(&m->lock);
+    return reached;
+}
+
+/* Nothing can wake the guest but the main loop. */
+static void idle_wait(XboxMachine *m)
+{
+    vcpu_sleep_until(m, SLEEP_FOREVER);
+    /* Real-time pacing: waiting for the main loop is no debt. */
+    m->pace_rebase = true;
+}
+
+/* ---- real-time pacing (cfg.realtime; machine.h) ---- */
+
+static void pace_set_base(XboxMachine *m)
+{
+    m->pace_base_us = g_get_monotonic_time();
+    m->pace_base_vns = vclock_now(m->vc);
+    m->pace_rebase = false;
+}
+
+/* Host time (g_get_monotonic_time) at which virtual time t is due. */
+static int64_t pace_due_us(const XboxMachine *m, int64_t t)
+{
+    return m->pace_base_us + (t - m->pace_base_vns + 999) / 1000;
+}
+
+/* Behind host time by more than the cap: drop the excess by moving the
+ * base forward, so that catching up never races through more than
+ * MACHINE_PACE_MAX_DEBT_US worth of frames. */
+static void pace_cap_debt(XboxMachine *m, int64_t now_us)
+{
+    int64_t behind_us = now_us - pace_due_us(m, vclock_now(m->vc));
+    if (behind_us > MACHINE_PACE_MAX_DEBT_US) {
+        m->pace_base_us += behind_us - MACHINE_PACE_MAX_DEBT_US;
+    }
+}
+
+/* Sleeps until host time reaches virtual time t (at once if it already
+ * did: a machine behind catches up without sleeping); false if the main
+ * loop wanted the thread first.  Unpaced machines never sleep here. */
+static bool pace_to(XboxMachine *m, int64_t t)
+{
+    if (!m->cfg.realtime) {
+        return true;
+    }
+    if (m->pace_rebase) {
+        pace_set_base(m);
+    }
+    int64_t now_us = g_get_monotonic_time();
+    pace_cap_debt(m, now_us);
+    int64_t due_us = pace_due_us(m, t);
+    return now_us >= due_us || vcpu_sleep_until(m, due_us);
 }
 
 static uint64_t slice_budget(XboxMachine *m)
@@ -979,13 +1071,27 @@ static void slice_done(XboxMachine *m, CpuExit exit)
     handle_requests(m);
 }
 
+/* The guest waits for an interrupt: the clock jumps to the next
+ * deadline (once host time reached it, when paced). */
+static void halt_step(XboxMachine *m)
+{
+    int64_t next = vclock_next_deadline(m->vc);
+    if (next == VCLOCK_NEVER) {
+        idle_wait(m);
+    } else if (pace_to(m, next)) {
+        vclock_warp_to(m->vc, next);
+    }
+}
+
 static void vcpu_step(XboxMachine *m)
 {
     if (m->slice_pending) {
         slice_done(m, cpu_resume_slice(m->cpu));
         return;
     }
-    if (!wait_due_io(m)) {
+    /* Paced: nothing happens at a virtual instant before its host time
+     * (the last slice may have run ahead). */
+    if (!pace_to(m, vclock_now(m->vc)) || !wait_due_io(m)) {
         return;
     }
     vclock_run_due(m->vc);
@@ -996,12 +1102,7 @@ static void vcpu_step(XboxMachine *m)
         return;
     }
     if (m->halted) {
-        int64_t next = vclock_next_deadline(m->vc);
-        if (next != VCLOCK_NEVER) {
-            vclock_warp_to(m->vc, next);
-        } else {
-            idle_wait(m);
-        }
+        halt_step(m);
         return;
     }
     slice_done(m, cpu_run(m->cpu, slice_budget(m)));
@@ -1012,6 +1113,8 @@ static void set_parked_locked(XboxMachine *m, bool parked)
     if (m->parked != parked) {
         m->parked = parked;
         m->run_epoch += !parked;
+        /* Paced: time spent parked is no debt. */
+        m->pace_rebase |= !parked;
         g_cond_broadcast(&m->cond);
     }
 }
@@ -1030,13 +1133,6 @@ static bool run_calls_locked(XboxMachine *m)
         any = true;
     }
     return any;
-}
-
-/* No disk request between submission and delivery (vCPU thread, or the
- * main loop while no vCPU thread runs). */
-static bool quiescent_locked(XboxMachine *m)
-{
-    return g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0;
 }
 
 static void quiesce_wake_bh(void *opaque)
@@ -1664,6 +1760,9 @@ static void load_on_vcpu(XboxMachine *m, void *opaque)
     m->reset_req = m->st.reset_req;
     m->irq_levels = m->st.irq_levels;
     m->frame_stop_hit = m->frames_done = false;
+    /* Paced: the loaded state's time goes on from the resume's host time
+     * (the resume re-bases anyway: loads happen while parked). */
+    m->pace_rebase = true;
     g_mutex_lock(&m->lock);
     m->frame_pub = m->frame;
     m->frame_stop_at = 0;       /* host-side stops are forgotten */

@@ -72,7 +72,26 @@ typedef struct MachineConfig {
     FILE *debugcon;             /* or NULL; the machine does not close it */
     MachineDriveConfig drives[MACHINE_IDE_DRIVES];  /* index = bus*2+unit */
     uint64_t frames_limit;      /* quit after this frame; 0: never */
+    bool realtime;              /* pace the virtual clock to host time
+                                 * (-machine xbox,realtime=on; see below) */
 } MachineConfig;
+
+/*
+ * Real-time pacing (MachineConfig.realtime; off by default: the machine
+ * then runs as fast as the host allows).  Virtual time is tied to host
+ * monotonic time from a base taken whenever the vCPU starts running
+ * (machine_start, cont, the end of a save's or load's pause): the vCPU
+ * never runs a step at a virtual instant that host time has not reached
+ * since the base, so frames come at 60 Hz of host time.  It sleeps
+ * instead (where it would jump the clock to the next deadline, and
+ * after a slice that ran ahead), giving way at once to stops and calls.
+ * A machine that fell behind (host hiccup, late disk request) runs
+ * without sleeping until it caught up, owing at most
+ * MACHINE_PACE_MAX_DEBT_US: beyond that the excess is dropped (the base
+ * moves forward), so a long hiccup costs at most a 6-frame burst.
+ * Guest-visible behaviour is unchanged: pacing only adds host sleeps.
+ */
+#define MACHINE_PACE_MAX_DEBT_US    100000
 
 /* "64", "128", with an optional M/MiB/G suffix; other sizes refused. */
 bool machine_parse_ram_size(const char *s, uint64_t *bytes, GError **errp);
