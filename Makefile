@@ -163,6 +163,7 @@ bench: all
 	@python3 bench/run-bench --build $(BUILD)
 	@python3 bench/run-txn-bench --build $(BUILD)
 	@python3 bench/run-machine-bench --build $(BUILD)
+	@python3 bench/run-savestate-bench --build $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
@@ -181,7 +182,7 @@ distclean:
 include hw/xbox/guest/guest.mk
 # Small test programs for the vCPU tests: TEST_GUEST_TARGETS.
 include tests/hw/xbox/guests.mk
-# The machine benchmark's guests (cpubench, dmabench): BENCH_GUEST_TARGETS.
+# The benchmark guests (cpubench, dmabench, ramfill): BENCH_GUEST_TARGETS.
 include bench/guests/guests.mk
 all: $(GUEST_TARGETS) $(TEST_GUEST_TARGETS) $(BENCH_GUEST_TARGETS)
 

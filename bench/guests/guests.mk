@@ -27,8 +27,16 @@ BENCH_GUEST_cpubench_OWN := cpubench benchlib
 BENCH_GUEST_cpubench_REF := $(BENCH_GUEST_REF_BASE)
 BENCH_GUEST_dmabench_OWN := dmabench benchlib
 BENCH_GUEST_dmabench_REF := $(BENCH_GUEST_REF_BASE) ata ide gpu
+# The RAM-filling guest of bench/run-savestate-bench: ramfill for the
+# xblk machine, ramfill-mb (Multiboot v1 ELF, own entry, no xbox device)
+# for qemu-system-x86_64 -kernel.
+BENCH_GUEST_ramfill_OWN := ramfill ramfill-fill benchlib
+BENCH_GUEST_ramfill_REF := $(BENCH_GUEST_REF_BASE)
+BENCH_GUEST_ramfill-mb_OWN := ramfill-mbentry ramfill-mb ramfill-fill
+BENCH_GUEST_ramfill-mb_REF := console lib
 
 BENCH_GUEST_NAMES := cpubench dmabench
+BENCH_GUEST_NAMES += ramfill ramfill-mb
 BENCH_GUEST_TARGETS := $(BENCH_GUEST_NAMES:%=$(BENCH_GUEST_OUT)/%.elf)
 
 bench_guest_objs = $(BENCH_GUEST_$(1)_OWN:%=$(BENCH_GUEST_OUT)/%.o) \
@@ -37,6 +45,10 @@ BENCH_GUEST_ALL_OBJS := $(sort $(foreach n,$(BENCH_GUEST_NAMES),\
 	$(call bench_guest_objs,$(n))))
 
 $(BENCH_GUEST_OUT)/%.o: $(BENCH_GUEST_SRC)/%.c $(BENCH_GUEST_SRC)/guests.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(BENCH_GUEST_CFLAGS) -c -o $@ $<
+
+$(BENCH_GUEST_OUT)/%.o: $(BENCH_GUEST_SRC)/%.S $(BENCH_GUEST_SRC)/guests.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_GUEST_CFLAGS) -c -o $@ $<
 

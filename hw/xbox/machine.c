@@ -161,6 +161,9 @@ struct XboxMachine {
     /* Host time between vblanks (machine_frame_times): a user stop opens
      * a gap that is not counted; a save's or load's pause is. */
     int64_t frame_host_prev_us;     /* 0: gap */
+    /* Host time a paced machine slept for host time to catch up since
+     * the last vblank (vCPU thread): not part of a frame's time. */
+    int64_t frame_paced_sleep_us;
     MachineFrameTimes frame_times;
 };
 
@@ -682,8 +685,10 @@ static void vblank_arm(XboxMachine *m)
 static void frame_time_account_locked(XboxMachine *m)
 {
     int64_t now = g_get_monotonic_time();
+    int64_t slept = m->frame_paced_sleep_us;
+    m->frame_paced_sleep_us = 0;
     if (m->frame_host_prev_us) {
-        int64_t d = now - m->frame_host_prev_us;
+        int64_t d = now - m->frame_host_prev_us - slept;
         m->frame_times.frames++;
         m->frame_times.max_us = MAX(m->frame_times.max_us, d);
         m->frame_times.over_budget += d > MACHINE_FRAME_BUDGET_US;
@@ -1017,7 +1022,12 @@ static bool pace_to(XboxMachine *m, int64_t t)
     int64_t now_us = g_get_monotonic_time();
     pace_cap_debt(m, now_us);
     int64_t due_us = pace_due_us(m, t);
-    return now_us >= due_us || vcpu_sleep_until(m, due_us);
+    if (now_us >= due_us) {
+        return true;
+    }
+    bool reached = vcpu_sleep_until(m, due_us);
+    m->frame_paced_sleep_us += g_get_monotonic_time() - now_us;
+    return reached;
 }
 
 static uint64_t slice_budget(XboxMachine *m)

@@ -129,9 +129,11 @@ uint64_t machine_frame(XboxMachine *m);
  * count from 0 again after a reset; a pending stop then applies to the
  * new count).  Fails unless frame is ahead of the current one. */
 bool machine_frame_stop_at(XboxMachine *m, uint64_t frame, GError **errp);
-/* Host time between consecutive vblanks while the machine runs (a
- * user stop is left out, a save's or load's pause is not): what a player
- * would see as frame time if frames were paced at 60 Hz. */
+/* Frame times: host time between consecutive vblanks while the machine
+ * runs, less the time a paced machine (realtime=on) slept for host time
+ * to catch up - the time the machine needed for the frame.  A user stop
+ * is left out, a save's or load's pause is not.  A frame over the budget
+ * is one a player at 60 Hz sees late. */
 #define MACHINE_FRAME_BUDGET_US 16667
 typedef struct MachineFrameTimes {
     uint64_t frames;            /* intervals measured */

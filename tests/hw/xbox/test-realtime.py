@@ -7,8 +7,8 @@ disk and the built disc) with build/xblk-system and checks, over QMP:
 
 - frames come at about 60 per second of host time (the loose bound 45-70
   per second; never more than the elapsed time allows), and
-  x-query-frame-times' longest interval is about a frame (16.7 ms), where
-  the unthrottled machine runs frames in well under a millisecond;
+  x-query-frame-times, which leaves the pacing sleep out, finds few frames
+  over the 16.7 ms budget, and the unthrottled machine runs far faster;
 - a stop of 0.5 s followed by cont does not become a burst of frames, nor
   does a load of a save state;
 - a host hiccup (the process stopped with SIGSTOP for 1 s) is caught up,
@@ -152,10 +152,13 @@ class RealtimeTest(xtest.TmpDirTestCase):
         self.check_rate(n, short, long, 'realtime=on')
         print('# frame times: %s' % ft)
         self.assertGreaterEqual(ft['frames'], 40)
-        # Paced: the longest interval is a frame (plus wake-up latency);
-        # unthrottled it is well under a millisecond.
-        self.assertGreater(ft['max-us'], 15000)
+        # A frame's time leaves out the pacing sleep: the reference guest
+        # needs a millisecond or two of the 16.7 ms, so frames over the
+        # budget are rare (noise); were the sleep counted, about half the
+        # intervals would exceed 16,667 us.
+        self.assertGreater(ft['max-us'], 0)
         self.assertLess(ft['max-us'], 100000)
+        self.assertLess(ft['over-budget'], ft['frames'] // 4)
         self.check_same_as_unthrottled(m, m.frame() + 10)
 
         # Unthrottled, the same guest runs far faster than 60 Hz.
