@@ -386,7 +386,7 @@ void job_unref(Job *job)
 static void job_timer_del(Job *job)
 {
     if (job->sleep_timer) {
-        g_source_remove(job->sleep_timer);
+        aio_source_remove(job->sleep_timer);
         job->sleep_timer = 0;
     }
 }
@@ -434,7 +434,7 @@ static void coroutine_fn job_do_yield(Job *job, int64_t ns)
     g_assert(job->busy && co_self() == job->co);
     if (ns >= 0) {
         guint ms = (guint)MIN((ns + 999999) / 1000000, (int64_t)G_MAXUINT);
-        job->sleep_timer = g_timeout_add(ms, job_timer_cb, job);
+        job->sleep_timer = aio_timeout_add(ms, job_timer_cb, job);
     }
     job->busy = false;
     co_yield();

@@ -2,6 +2,7 @@
  * runstate.c - see runstate.h.  State changes happen on the main loop.
  */
 #include "hw/runstate.h"
+#include "util/main-loop.h"
 #include <glib.h>
 
 static XblkRunState current = XBLK_RUN_STATE_RUNNING;
@@ -63,7 +64,7 @@ void runstate_request_shutdown(ShutdownRequest why)
     if (shutdown_req == SHUTDOWN_NONE) {
         shutdown_req = why;
     }
-    g_main_context_wakeup(NULL);
+    g_main_context_wakeup(aio_context());
 }
 
 ShutdownRequest runstate_shutdown_requested(void)

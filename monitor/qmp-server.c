@@ -77,10 +77,10 @@ static void client_update_input(QmpClient *c)
 {
     bool want = !c->closing && c->out->len < QMP_OUT_PAUSE;
     if (want && !c->in_watch) {
-        c->in_watch = g_unix_fd_add(c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+        c->in_watch = aio_fd_add(c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
                                     client_readable, c);
     } else if (!want && c->in_watch) {
-        g_source_remove(c->in_watch);
+        aio_source_remove(c->in_watch);
         c->in_watch = 0;
     }
 }
@@ -139,7 +139,7 @@ static void client_send_text(QmpClient *c, const char *text)
         return;
     }
     if (c->out->len > 0 && !c->out_watch) {
-        c->out_watch = g_unix_fd_add(c->fd, G_IO_OUT, client_writable, c);
+        c->out_watch = aio_fd_add(c->fd, G_IO_OUT, client_writable, c);
     }
     client_update_input(c);
 }
@@ -385,10 +385,10 @@ static void client_close(QmpClient *c)
         return;
     }
     if (c->in_watch) {
-        g_source_remove(c->in_watch);
+        aio_source_remove(c->in_watch);
     }
     if (c->out_watch) {
-        g_source_remove(c->out_watch);
+        aio_source_remove(c->out_watch);
     }
     close(c->fd);
     c->fd = -1;
@@ -582,7 +582,7 @@ bool monitor_add_qmp(const char *spec, GError **errp)
         g_free(l);
         return false;
     }
-    l->watch = g_unix_fd_add(l->fd, G_IO_IN, listener_accept, l);
+    l->watch = aio_fd_add(l->fd, G_IO_IN, listener_accept, l);
     if (!listeners) {
         listeners = g_ptr_array_new();
     }
@@ -617,7 +617,7 @@ void monitor_cleanup(void)
     }
     for (guint i = 0; listeners && i < listeners->len; i++) {
         QmpListener *l = g_ptr_array_index(listeners, i);
-        g_source_remove(l->watch);
+        aio_source_remove(l->watch);
         close(l->fd);
         if (l->unix_path) {
             unlink(l->unix_path);

@@ -1,5 +1,6 @@
 /*
- * aio-uring.c - the process's io_uring, driven by the default GMainContext.
+ * aio-uring.c - the process's io_uring, driven by the loop's GMainContext
+ * (aio_context()).
  *
  * Requests live on the stack of the coroutine that waits for them.  An
  * SQE is only filled in when queued; the source's prepare callback
@@ -118,7 +119,7 @@ static bool uring_init(void)
     s->owner = g_thread_self();
     g_source_set_priority(&s->source, G_PRIORITY_HIGH);
     g_source_set_can_recurse(&s->source, TRUE);
-    g_source_attach(&s->source, NULL);
+    g_source_attach(&s->source, aio_context());
     uring = s;
     return true;
 }

@@ -1,6 +1,6 @@
 /*
- * main-loop.c - bottom halves as a GSource on the default GMainContext and a
- * worker pool of plain threads.  Completions travel back as bottom halves.
+ * main-loop.c - the loop's GMainContext, bottom halves as a GSource on it
+ * and a worker pool of plain threads.  Completions travel back as bottom halves.
  *
  * Wake-ups are the cost that matters at low queue depth, so both halves
  * keep them to the minimum: a bottom half scheduled onto an empty list
@@ -31,6 +31,62 @@ typedef struct BHSource {
 
 static BHSource *bh_source;
 static GOnce bh_once = G_ONCE_INIT;
+
+/* ---- the context ---- */
+
+static GMainContext *loop_context;      /* NULL: GLib's default */
+static gint context_used;               /* a source was attached */
+
+GMainContext *aio_context(void)
+{
+    return loop_context ? loop_context : g_main_context_default();
+}
+
+bool aio_set_context(GMainContext *ctx)
+{
+    GMainContext *want = ctx ? ctx : g_main_context_default();
+    if (g_atomic_int_get(&context_used) && want != aio_context()) {
+        return false;
+    }
+    if (loop_context) {
+        g_main_context_unref(loop_context);
+    }
+    loop_context = ctx ? g_main_context_ref(ctx) : NULL;
+    return true;
+}
+
+static guint context_attach(GSource *src, GSourceFunc fn, gpointer data)
+{
+    g_atomic_int_set(&context_used, 1);
+    if (fn) {
+        g_source_set_callback(src, fn, data, NULL);
+    }
+    guint id = g_source_attach(src, aio_context());
+    g_source_unref(src);
+    return id;
+}
+
+guint aio_timeout_add(guint ms, GSourceFunc fn, gpointer data)
+{
+    return context_attach(g_timeout_source_new(ms), fn, data);
+}
+
+guint aio_fd_add(int fd, GIOCondition cond, GUnixFDSourceFunc fn,
+                 gpointer data)
+{
+    /* GLib's documented convention: a GUnixFDSource takes its
+     * GUnixFDSourceFunc through g_source_set_callback. */
+    return context_attach(g_unix_fd_source_new(fd, cond),
+                          (GSourceFunc)(void (*)(void))fn, data);
+}
+
+void aio_source_remove(guint id)
+{
+    GSource *src = g_main_context_find_source_by_id(aio_context(), id);
+    if (src) {
+        g_source_destroy(src);
+    }
+}
 
 static gboolean bh_prepare(GSource *source, gint *timeout)
 {
@@ -98,7 +154,8 @@ static gpointer bh_init(gpointer unused)
     g_source_set_priority(&s->source, G_PRIORITY_HIGH);
     /* Sync wrappers poll the loop from inside BH callbacks. */
     g_source_set_can_recurse(&s->source, TRUE);
-    g_source_attach(&s->source, NULL);
+    g_atomic_int_set(&context_used, 1);
+    g_source_attach(&s->source, aio_context());
     bh_source = s;
     return NULL;
 }
@@ -123,7 +180,7 @@ void aio_bh_schedule(BHFunc *fn, void *opaque)
 bool aio_poll(bool blocking)
 {
     g_once(&bh_once, bh_init, NULL);
-    return g_main_context_iteration(NULL, blocking);
+    return g_main_context_iteration(aio_context(), blocking);
 }
 
 /* ---- worker pool ---- */

@@ -1,5 +1,6 @@
 /*
- * main-loop.h - the event loop (GLib's default GMainContext), bottom halves
+ * main-loop.h - the event loop (a GMainContext, GLib's default unless an
+ * embedder chose one), bottom halves
  * and the worker pool that runs blocking syscalls off the loop.
  *
  * Bottom halves may be scheduled from any thread; they always run on the
@@ -12,7 +13,23 @@
 
 #include "util/coroutine.h"
 #include <glib.h>
+#include <glib-unix.h>
 #include <stdbool.h>
+
+/*
+ * The GMainContext every engine source lives on: GLib's default, unless
+ * an embedder chose its own with aio_set_context() before the engine
+ * created anything (libxblk, include/xblk/).  The loop's thread is the
+ * one that iterates it.
+ */
+GMainContext *aio_context(void);
+/* false (nothing changed) once a source exists on another context. */
+bool aio_set_context(GMainContext *ctx);
+/* g_timeout_add, g_unix_fd_add and g_source_remove on aio_context(). */
+guint aio_timeout_add(guint ms, GSourceFunc fn, gpointer data);
+guint aio_fd_add(int fd, GIOCondition cond, GUnixFDSourceFunc fn,
+                 gpointer data);
+void aio_source_remove(guint id);
 
 typedef void BHFunc(void *opaque);
 
