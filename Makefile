@@ -7,6 +7,8 @@
 #   make check-asan the same tests built with ASan/UBSan under build/asan
 #   make check-long the long soaks (kill test with hundreds of rounds)
 #   make bench      benchmarks against qemu-img and qemu-system, JSON + table
+#   make install    programs, libxblk (include/xblk/, lib/, xblk.pc) under
+#                   $(DESTDIR)$(PREFIX)
 
 BUILD ?= build
 -include $(BUILD)/config.mak
@@ -25,14 +27,30 @@ $(BUILD)/config.mak: configure
 WARN = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
        -Wno-missing-field-initializers -Wformat-security -Wvla
 CFLAGS ?= -O2 -g
+# -fPIC -fvisibility=hidden: every object may go into libxblk.so, which
+# exports only what include/xblk/ marks XBLK_API (and api/libxblk.map).
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
-	-I. -I$(BUILD) $(LIB_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS) -MMD -MP
+	-fPIC -fvisibility=hidden -I. -Iinclude -I$(BUILD) $(LIB_CFLAGS) \
+	$(SAN_FLAGS) $(EXTRA_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(LIB_LIBS) -lpthread -lm -ldl
 
 LIB_SRCS := $(wildcard util/*.c block/*.c) tools/img-common.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBXBLK := $(BUILD)/libxblk.a
+
+# libxblk for embedders (include/xblk/, docs/embedding.md): the API glue
+# in api/ over the engine, as libxblk.so.0 and a static archive, both in
+# $(BUILD)/lib/ (the engine-internal archives above stay as they are).
+XBLK_VERSION := $(shell sed -n 's/^\#define XBLK_VERSION_STRING "\(.*\)"/\1/p' util/version.h)
+API_SRCS := $(wildcard api/*.c)
+API_OBJS := $(API_SRCS:%.c=$(BUILD)/%.o)
+PUB_LIBDIR := $(BUILD)/lib
+SHLIB := $(PUB_LIBDIR)/libxblk.so.$(XBLK_VERSION)
+PUB_STATIC := $(PUB_LIBDIR)/libxblk.a
+PUB_OBJS := $(API_OBJS) $(LIB_OBJS)
+# An ASan library leaves the runtime's symbols to the executable.
+SHLIB_NO_UNDEF := $(if $(filter yes,$(SANITIZERS)),,-Wl,--no-undefined)
 
 # The monitor and the machine layer: only the emulator host links them.
 SYS_SRCS := $(wildcard monitor/*.c hw/*.c hw/ide/*.c hw/xbox/*.c migration/*.c)
@@ -78,7 +96,8 @@ QAPI_TEST_BINS := $(filter $(BUILD)/tests/qapi/%,$(TEST_BINS))
 
 .PHONY: all check check-unit check-asan check-long bench clean distclean install
 
-all: $(LIBXBLK) $(LIBQAPI) $(TOOLS) $(TEST_BINS) $(HELPER_BINS) $(BENCH_BINS)
+all: $(LIBXBLK) $(LIBQAPI) $(SHLIB) $(PUB_STATIC) $(TOOLS) $(TEST_BINS) \
+	$(HELPER_BINS) $(BENCH_BINS)
 
 # Order-only: the generated headers exist before anything that may include
 # them compiles (the .d files track the real dependencies afterwards).
@@ -117,6 +136,25 @@ $(QAPI_TEST_BINS): $(BUILD)/tests/qapi/%: $(BUILD)/tests/qapi/%.o \
 $(LIBXBLK): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(SHLIB): $(PUB_OBJS) api/libxblk.map
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -shared -Wl,-soname,libxblk.so.0 \
+		-Wl,--version-script=api/libxblk.map $(SHLIB_NO_UNDEF) \
+		-o $@ $(PUB_OBJS) $(LIBS)
+	ln -sf libxblk.so.$(XBLK_VERSION) $(PUB_LIBDIR)/libxblk.so.0
+	ln -sf libxblk.so.0 $(PUB_LIBDIR)/libxblk.so
+
+$(PUB_STATIC): $(PUB_OBJS)
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	ar rcs $@ $^
+
+# The API's tests see the library as a host does: <xblk/xblk.h> and
+# libxblk.so only (GLib for GTest itself).
+$(BUILD)/tests/api/%: $(BUILD)/tests/api/%.o $(SHLIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -L$(PUB_LIBDIR) -lxblk \
+		-Wl,-rpath,$(abspath $(PUB_LIBDIR)) $(LIBS)
 
 $(LIBSYS): $(SYS_OBJS)
 	@rm -f $@
@@ -166,13 +204,23 @@ bench: all
 	@python3 bench/run-savestate-bench --build $(BUILD)
 
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/xblk \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/xblk/*.h $(DESTDIR)$(PREFIX)/include/xblk
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib
+	ln -sf libxblk.so.$(XBLK_VERSION) $(DESTDIR)$(PREFIX)/lib/libxblk.so.0
+	ln -sf libxblk.so.0 $(DESTDIR)$(PREFIX)/lib/libxblk.so
+	install -m 644 $(PUB_STATIC) $(DESTDIR)$(PREFIX)/lib
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(XBLK_VERSION)|' \
+		-e 's|@LIBS_PRIVATE@|$(LIB_LIBS) -lpthread -lm -ldl|' \
+		-e 's|@REQUIRES_PRIVATE@|$(LIB_PKGS)|' api/xblk.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/xblk.pc
 
 clean:
 	rm -rf $(BUILD)/util $(BUILD)/block $(BUILD)/tools $(BUILD)/tests \
 	       $(BUILD)/bench $(BUILD)/qapi $(BUILD)/monitor $(BUILD)/hw \
-	       $(BUILD)/guest \
+	       $(BUILD)/guest $(BUILD)/api $(BUILD)/lib \
 	       $(BUILD)/*.a $(TOOLS)
 
 distclean:

@@ -56,9 +56,10 @@ void txn_add_snapshot_internal_vm(Transaction *t, const char *device,
  * Guest writes go on during the write-out and never reach the snapshot;
  * a guest flush of the node meanwhile makes them durable without the
  * snapshot (a kill before the finish leaves no snapshot, only leaked
- * clusters) and does not wait for the write-out.  A VM state written to the node's area before
- * prepare is handed to the snapshot at commit too: bytes the write-out
- * does not cover read as written then (device state before, RAM after).
+ * clusters) and does not wait for the write-out.  A VM state written to
+ * the node's area before prepare is handed to the snapshot at commit
+ * too: bytes the write-out does not cover read as written then (device
+ * state before, RAM after).
  *
  * The rest of sn is used as by txn_add_snapshot_internal_vm (its
  * vm_state_late is implied).  The returned handle belongs to the

@@ -1,0 +1,236 @@
+/*
+ * disk.c - disks (include/xblk/xblk-disk.h): a node graph opened from
+ * -blockdev options (block/blockdev.h's parser), behind a BlockBackend
+ * whose asynchronous requests become the host's XblkIoDone callbacks.
+ *
+ * Invariants: a disk's in_flight counts requests between submission and
+ * the host's callback; a callback never runs inside the call that
+ * submitted its request (a request that completes at once is deferred to
+ * a bottom half); close and drain run the loop until in_flight is 0.
+ */
+#include "api/internal.h"
+#include "block/block.h"
+#include "block/block_int.h"
+#include "block/blockdev.h"
+#include "util/iov.h"
+#include "util/main-loop.h"
+#include <errno.h>
+
+typedef struct DiskReq {
+    XblkDisk *disk;
+    IOVector qiov;
+    XblkIoDone *done;
+    void *opaque;
+    int ret;
+    bool submitting;            /* inside blk_aio_*: defer the callback */
+    bool completed_early;
+} DiskReq;
+
+static bool need_engine(XblkEngine *engine, XblkError **err)
+{
+    if (!engine || engine != xblk_api_engine()) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "no such engine");
+        return false;
+    }
+    return true;
+}
+
+XblkDisk *xblk_disk_open(XblkEngine *engine, const char *options,
+                         XblkError **err)
+{
+    if (!need_engine(engine, err)) {
+        return NULL;
+    }
+    if (!options || !*options) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "no disk options given");
+        return NULL;
+    }
+    GError *gerr = NULL;
+    BlockOpts *opts = blockdev_parse_arg(options, &gerr);
+    if (!opts) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "%s", gerr->message);
+        g_error_free(gerr);
+        return NULL;
+    }
+    if (!bopts_get(opts, "node-name")) {
+        bopts_free(opts);
+        xblk_api_error(err, XBLK_ERROR_INVALID,
+                       "'node-name' must be specified for the root node");
+        return NULL;
+    }
+    const char *name = bopts_get(opts, "node-name");
+    if (bdrv_find_node(name)) {
+        xblk_api_error(err, XBLK_ERROR_EXISTS,
+                       "Duplicate nodes with node-name='%s'", name);
+        bopts_free(opts);
+        return NULL;
+    }
+    /* Read-write unless the options say read-only=on, as -blockdev. */
+    BlockDriverState *bs = bdrv_open(NULL, opts, BDRV_O_RDWR, &gerr);
+    if (!bs) {
+        xblk_api_error_from(err, gerr);
+        return NULL;
+    }
+    XblkDisk *d = g_new0(XblkDisk, 1);
+    d->engine = engine;
+    d->blk = blk_new();
+    blk_insert_bs(d->blk, bs);
+    bdrv_unref(bs);                 /* the backend holds it now */
+    engine->disks = g_list_append(engine->disks, d);
+    return d;
+}
+
+void xblk_disk_drain(XblkDisk *d)
+{
+    if (d) {
+        AIO_POLL_WHILE(d->in_flight > 0);
+    }
+}
+
+void xblk_disk_close(XblkDisk *d)
+{
+    if (!d) {
+        return;
+    }
+    xblk_disk_drain(d);
+    BlockDriverState *bs = blk_bs(d->blk);
+    if (bs && !bs->read_only) {
+        bdrv_flush(bs);
+    }
+    blk_unref(d->blk);
+    d->engine->disks = g_list_remove(d->engine->disks, d);
+    g_free(d);
+}
+
+const char *xblk_disk_name(const XblkDisk *d)
+{
+    BlockDriverState *bs = d ? blk_bs(d->blk) : NULL;
+    return bs ? bs->node_name : NULL;
+}
+
+int64_t xblk_disk_length(XblkDisk *d, XblkError **err)
+{
+    if (!d) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "no disk");
+        return -1;
+    }
+    int64_t len = blk_getlength(d->blk);
+    if (len < 0) {
+        xblk_api_error(err, XBLK_ERROR_IO, "cannot get the disk's length: "
+                       "%s", g_strerror((int)-len));
+    }
+    return len;
+}
+
+bool xblk_disk_read_only(const XblkDisk *d)
+{
+    BlockDriverState *bs = d ? blk_bs(d->blk) : NULL;
+    return !bs || bs->read_only;
+}
+
+/* ---- requests ---- */
+
+static void req_deliver(void *opaque)
+{
+    DiskReq *r = opaque;
+    XblkDisk *d = r->disk;
+    r->done(r->opaque, r->ret);
+    d->in_flight--;
+    g_free(r);
+}
+
+static void req_complete(void *opaque, int ret)
+{
+    DiskReq *r = opaque;
+    r->ret = ret;
+    if (r->submitting) {
+        r->completed_early = true;
+        return;
+    }
+    req_deliver(r);
+}
+
+static bool req_check(XblkDisk *d, uint64_t offset, const void *buf,
+                      size_t bytes, bool write, XblkIoDone *done,
+                      XblkError **err)
+{
+    if (!d || !done || (!buf && bytes)) {
+        xblk_api_error(err, XBLK_ERROR_INVALID,
+                       "a request needs a disk, a buffer and a callback");
+        return false;
+    }
+    if (write && xblk_disk_read_only(d)) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "disk '%s' is read-only",
+                       xblk_disk_name(d));
+        return false;
+    }
+    int64_t len = blk_getlength(d->blk);
+    if (len < 0 || offset > (uint64_t)len || bytes > (uint64_t)len - offset) {
+        xblk_api_error(err, XBLK_ERROR_INVALID,
+                       "request [%" G_GUINT64_FORMAT ", +%zu) lies past the "
+                       "end of disk '%s'", offset, bytes, xblk_disk_name(d));
+        return false;
+    }
+    return true;
+}
+
+static DiskReq *req_new(XblkDisk *d, void *buf, size_t bytes,
+                        XblkIoDone *done, void *opaque)
+{
+    DiskReq *r = g_new0(DiskReq, 1);
+    r->disk = d;
+    r->done = done;
+    r->opaque = opaque;
+    r->submitting = true;
+    iovec_init_buf(&r->qiov, buf, bytes);
+    d->in_flight++;
+    return r;
+}
+
+static void req_submitted(DiskReq *r)
+{
+    r->submitting = false;
+    if (r->completed_early) {
+        aio_bh_schedule(req_deliver, r);
+    }
+}
+
+bool xblk_disk_read(XblkDisk *d, uint64_t offset, void *buf, size_t bytes,
+                    XblkIoDone *done, void *opaque, XblkError **err)
+{
+    if (!req_check(d, offset, buf, bytes, false, done, err)) {
+        return false;
+    }
+    DiskReq *r = req_new(d, buf, bytes, done, opaque);
+    blk_aio_preadv(d->blk, (int64_t)offset, &r->qiov, 0, req_complete, r);
+    req_submitted(r);
+    return true;
+}
+
+bool xblk_disk_write(XblkDisk *d, uint64_t offset, const void *buf,
+                     size_t bytes, XblkIoDone *done, void *opaque,
+                     XblkError **err)
+{
+    if (!req_check(d, offset, buf, bytes, true, done, err)) {
+        return false;
+    }
+    /* The request never writes into buf: the cast only fits IOVector. */
+    DiskReq *r = req_new(d, (void *)buf, bytes, done, opaque);
+    blk_aio_pwritev(d->blk, (int64_t)offset, &r->qiov, 0, req_complete, r);
+    req_submitted(r);
+    return true;
+}
+
+bool xblk_disk_flush(XblkDisk *d, XblkIoDone *done, void *opaque,
+                     XblkError **err)
+{
+    if (!d || !done) {
+        xblk_api_error(err, XBLK_ERROR_INVALID,
+                       "a flush needs a disk and a callback");
+        return false;
+    }
+    DiskReq *r = req_new(d, NULL, 0, done, opaque);
+    blk_aio_flush(d->blk, req_complete, r);
+    req_submitted(r);
+    return true;
+}

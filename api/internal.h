@@ -1,0 +1,49 @@
+/*
+ * internal.h - what the files of api/ share: the structs behind the
+ * public handles of include/xblk/ and the translation of the engine's
+ * GErrors into XblkErrors.  Never installed.
+ *
+ * api/ is the top of the engine: it may include every engine layer
+ * (util/, block/, ...), and nothing includes it but its own files.
+ */
+#ifndef XBLK_API_INTERNAL_H
+#define XBLK_API_INTERNAL_H
+
+#define XBLK_BUILDING_LIBRARY 1
+#include "include/xblk/xblk.h"
+#include "block/block-backend.h"
+#include <glib.h>
+
+struct XblkError {
+    XblkErrorCode code;
+    char *message;
+};
+
+struct XblkEngine {
+    GMainContext *ctx;          /* the loop's (aio_context()) */
+    bool own_context;
+    /* Own context: the epoll set of the context's descriptors as of the
+     * last xblk_engine_dispatch(), and its timeout. */
+    int epfd;
+    GPollFD *fds;
+    int nfds, fds_alloc;
+    int timeout_ms;
+    GList *disks;               /* of XblkDisk, open ones */
+};
+
+struct XblkDisk {
+    XblkEngine *engine;
+    BlockBackend *blk;
+    unsigned in_flight;         /* requests submitted, not completed */
+};
+
+/* The engine of the process, or NULL. */
+XblkEngine *xblk_api_engine(void);
+
+void xblk_api_error(XblkError **err, XblkErrorCode code, const char *fmt,
+                    ...) G_GNUC_PRINTF(3, 4);
+/* Moves an engine error into *err (code guessed from its class and
+ * text); frees gerr. */
+void xblk_api_error_from(XblkError **err, GError *gerr);
+
+#endif
