@@ -577,15 +577,37 @@ static bool tag_on_any(GArray *disks, const char *tag)
 }
 
 /* HMP savevm's replacement, as QEMU's: the old state goes first. */
+/* Does d hold tag with a VM state? */
+static bool tag_has_vmstate(const SaveDisk *d, const char *tag)
+{
+    BdrvSnapshotInfo info = { 0 };
+    bool has = bdrv_snapshot_find(d->bs, tag, &info) &&
+               info.vm_state_size > 0;
+    bdrv_snapshot_info_clear(&info);
+    return has;
+}
+
+/*
+ * Deletes tag from every disk in disks, the disk with its VM state first:
+ * a kill in between leaves the tag on the others only, with no VM state
+ * anywhere - an unfinished state, which the next start removes
+ * (machine_state_cleanup) - never a state whose VM state is listed while
+ * a disk lacks its snapshot.  A tag that is nowhere is deleted already.
+ */
 static bool delete_tag(GArray *disks, const char *tag, GError **errp)
 {
-    for (guint i = 0; i < disks->len; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        while (tag_on_disk(d, tag)) {
-            if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
-                error_prepend(errp, "Error while deleting snapshot on "
-                              "device '%s': ", d->name);
-                return false;
+    for (int pass = 0; pass < 2; pass++) {
+        for (guint i = 0; i < disks->len; i++) {
+            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
+            if (pass == 0 && !tag_has_vmstate(d, tag)) {
+                continue;
+            }
+            while (tag_on_disk(d, tag)) {
+                if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
+                    error_prepend(errp, "Error while deleting snapshot on "
+                                  "device '%s': ", d->name);
+                    return false;
+                }
             }
         }
     }
@@ -972,29 +994,7 @@ bool machine_delete_state(XboxMachine *m, const char *tag,
         return false;
     }
     state_busy = true;          /* before the first yield */
-    /* The VM state's disk last, as a save lists it last: a tag on the
-     * others only is an unfinished state, which open cleans up.  A tag
-     * that is nowhere is deleted already (QEMU's delvm says nothing). */
-    bool ok = true;
-    for (int pass = 0; pass < 2 && ok; pass++) {
-        for (guint i = 0; i < disks->len && ok; i++) {
-            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-            BdrvSnapshotInfo info = { 0 };
-            if (!bdrv_snapshot_find(d->bs, tag, &info)) {
-                continue;
-            }
-            bool has_vm = info.vm_state_size > 0;
-            bdrv_snapshot_info_clear(&info);
-            if (has_vm != (pass == 1)) {
-                continue;
-            }
-            if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
-                error_prepend(errp, "Error while deleting snapshot on "
-                              "device '%s': ", d->name);
-                ok = false;
-            }
-        }
-    }
+    bool ok = delete_tag(disks, tag, errp);
     state_busy = false;
     return ok;
 }

@@ -1573,7 +1573,12 @@ bool machine_quiesce(XboxMachine *m, GError **errp)
                        "in 10 s");
             return false;
         }
-        if (!aio_poll(false)) {
+        /* In a coroutine (a load job) the loop must run for real: a
+         * nested poll could not run the rest of the bottom-half batch that
+         * entered us, where a guest disk completion may wait. */
+        if (co_in_coroutine()) {
+            co_yield_to_loop();
+        } else if (!aio_poll(false)) {
             g_usleep(50);
         }
     }

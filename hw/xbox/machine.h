@@ -195,8 +195,9 @@ VMStateSet *machine_vmstate_sections(XboxMachine *m);
 /* Main loop.  request; poll until 1 (parked, quiescent) or -1 (*errp
  * set: the machine shut down or was stopped meanwhile; the request is
  * over); end lets the vCPU run again if it ran at the request (also after
- * -1 and to cancel).  machine_quiesce: the three, polling the main loop,
- * bounded to 10 s; on failure nothing is left to end. */
+ * -1 and to cancel).  machine_quiesce: the three, polling the main loop
+ * (from a coroutine: yielding to it), bounded to 10 s; on failure nothing
+ * is left to end. */
 void machine_quiesce_request(XboxMachine *m);
 int machine_quiesce_poll(XboxMachine *m, GError **errp);
 void machine_quiesce_end(XboxMachine *m);
