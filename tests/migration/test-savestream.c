@@ -896,7 +896,9 @@ static void test_fuzz_sections(void)
  * when the engine is closed; a fuzzed CPU state that modifies its own
  * code, then a load (which starts a fresh engine), shows it.  Not ours. */
 const char *__lsan_default_suppressions(void);
-__attribute__((used)) const char *__lsan_default_suppressions(void)
+/* Visible: the runtime looks it up dynamically (-fvisibility=hidden). */
+__attribute__((used, visibility("default")))
+const char *__lsan_default_suppressions(void)
 {
     return "leak:tb_invalidate_phys_page_fast\n";
 }
