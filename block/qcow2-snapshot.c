@@ -461,12 +461,10 @@ static int coroutine_fn shadow_switch(BlockDriverState *bs,
         }
         sn_off = off;
     }
-    if (old_sn_size) {
-        ret = shadow_release(bs, old_sn_off, old_sn_size);
-        if (ret < 0) {
-            goto out;
-        }
-    }
+    /* The old snapshot table stays counted until the switch (released in
+     * place below, as the old refcount structures): a switch that fails
+     * must leave nothing that a later one - a checkpoint's retry by the
+     * finish - would release twice. */
     uint64_t rt_off, rt_clusters;
     ret = relocate_refcounts(bs, &rt_off, &rt_clusters, old_blocks);
     if (ret < 0) {
@@ -544,6 +542,9 @@ static int coroutine_fn shadow_switch(BlockDriverState *bs,
     }
     if (ret >= 0) {
         qcow2_update_refcount(bs, old_rt_off, old_rt_bytes, -1);
+    }
+    if (ret >= 0 && old_sn_size) {
+        qcow2_update_refcount(bs, old_sn_off, old_sn_size, -1);
     }
 out:
     g_free(sn_buf);
