@@ -35,7 +35,7 @@ ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(LIB_LIBS) -lpthread -lm -ldl
 
-LIB_SRCS := $(wildcard util/*.c block/*.c) tools/img-common.c
+LIB_SRCS := $(wildcard util/*.c block/*.c migration/*.c) tools/img-common.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBXBLK := $(BUILD)/libxblk.a
 
@@ -53,7 +53,7 @@ PUB_OBJS := $(API_OBJS) $(LIB_OBJS)
 SHLIB_NO_UNDEF := $(if $(filter yes,$(SANITIZERS)),,-Wl,--no-undefined)
 
 # The monitor and the machine layer: only the emulator host links them.
-SYS_SRCS := $(wildcard monitor/*.c hw/*.c hw/ide/*.c hw/xbox/*.c migration/*.c)
+SYS_SRCS := $(wildcard monitor/*.c hw/*.c hw/ide/*.c hw/xbox/*.c)
 SYS_OBJS := $(SYS_SRCS:%.c=$(BUILD)/%.o)
 LIBSYS := $(BUILD)/libsys.a
 
