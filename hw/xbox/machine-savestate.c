@@ -1,211 +1,201 @@
 /*
- * machine-savestate.c - save, load and delete of whole-machine save
- * states (see machine-savestate.h).  Owns the coordination only: the
- * stream is migration/savestream.c's, the copy-on-write RAM capture
- * migration/ram-snapshot.c's, the snapshots the transaction core's
- * (block/transaction.c, block/txn-snapshot.c), quiescing the machine's.
+ * machine-savestate.c - the console machine as a host of the save-state
+ * coordination (migration/savestate.h): what a state of this machine
+ * holds and how the machine stops for it.
  *
- * Save, as one transaction over every writable disk:
- *   before the pause  stream header; every action's prepare (the late
- *                     internal snapshot on the VM state disk, plain
- *                     internal snapshots on the others: metadata loads,
- *                     L1 growth, allocation), the guest running;
- *   pause             the last action's prepare ("x-machine-pause")
- *                     quiesces the vCPU (no disk request outstanding),
- *                     serializes the devices into memory on the vCPU
- *                     thread and write-protects RAM; then the drained
- *                     section commits every snapshot in memory and that
- *                     action's commit, the last one, lets the vCPU run;
- *   after the pause   the late action's finish streams the RAM pages as
- *                     of the pause (copy on write), the metadata (frame
- *                     hash over those pages, PNG thumbnail) and the end
- *                     marker into the pending snapshot, sets its
- *                     vm_state_size; the transaction makes every snapshot
- *                     durable, then lists it (rules 2 and 3).
+ *   RAM          one region, the guest's RAM (on huge pages after a load)
+ *   disks        every drive with a writable medium, in index order (the
+ *                DVD drive does not take part)
+ *   the pause    the machine's quiesce: the vCPU parks at the first step
+ *                boundary with no disk request outstanding
+ *   devices      the machine's section list, encoded and loaded on the
+ *                vCPU thread (machine_capture_devices, machine_*_stream)
+ *   metadata     frame, frame hash (x-query-frame's, over the RAM pages
+ *                as they stream and the registers of the instant), the
+ *                disc's path and ISO 9660 title, a 320x240 PNG of the
+ *                scanout gathered from the streamed pages
  *
- * The write-out is a pipeline: a producer thread reads the RAM snapshot,
- * hashes and compresses (the CPU work, off the main loop so that the
- * guest's disk completions and the monitor go on), and hands stream
- * pieces of SAVE_STAGE_BYTES to the finish coroutine through a queue of
- * at most SAVE_QUEUE_BYTES; the coroutine writes them into the snapshot
- * (the I/O, on the main loop).  The coroutine owns the write position;
- * the producer never touches a disk.
- * Invariants: the guest pause holds no I/O wait that grows with disk or
- * RAM size (only the in-memory commit, the device encoding and one
- * mprotect); the RAM snapshot is always ended, whatever fails; a failed
- * save leaves no snapshot on any disk.
- *
- * Load: every check that can refuse runs before a disk or a byte of the
- * machine changes, and the heavy work runs while the guest still plays:
- * the whole stream is read from the snapshot, then on a pool thread its
- * machine type and RAM size are checked and its RAM decoded into a
- * mapping of its own (migration/ram-restore.h).  The pause: quiesce,
- * device sections checked against the machine, every disk reverted,
- * guest RAM replaced by moving that mapping into place (no copy), the
- * devices and the CPU loaded.  The old RAM is unmapped on a pool thread
- * after the guest runs again.  The pause holds no decoding and no copy of
- * RAM: ~4 ms at 64 MiB here, mostly the disks' revert and dropping the
- * vCPU's translated code.
- *
- * One save, load or delete at a time (machine_state_busy()).  Callers:
- * the monitor's jobs and HMP commands, xblk-system's -loadvm, tests.
- * Main loop only; from a coroutine (a job) the calls yield instead of
- * polling the loop.
+ * Invariants: the host context (MachineHost) lives for one call; what
+ * the producer thread touches (hash, screen) is written only there and
+ * read only after the coordination returned.  Main loop only.
  */
 #include "hw/xbox/machine-savestate.h"
-#include "block/snapshot.h"
-#include "block/txn-snapshot.h"
-#include "block/vmstate.h"
 #include "hw/xbox/machine-media.h"
 #include "hw/xbox/machine-vmstate.h"
 #include "hw/xbox/picture.h"
-#include "util/coroutine.h"
 #include "util/error.h"
-#include "util/main-loop.h"
-#include "util/version.h"
-#include <errno.h>
 #include <string.h>
 
-/* Stream bytes gathered before one write into the snapshot. */
-#define SAVE_STAGE_BYTES    (1u << 20)
-/* Stream bytes the producer may run ahead of the writes. */
-#define SAVE_QUEUE_BYTES    (8u << 20)
-/* How long the pause may wait for the guest's disk requests. */
-#define SAVE_QUIESCE_US     (10 * G_USEC_PER_SEC)
+typedef struct MachineHost {
+    XboxMachine *m;
+    MachineCapture cap;
+    MachineHash *hash;
+    uint8_t *screen;            /* the scanout's bytes, gathered from the
+                                 * RAM pages as they stream */
+    uint64_t screen_len;        /* 0: the scanout is not in RAM */
+    char *disc_path, *title;
+    char *frame_hash;
+    GBytes *thumbnail_png;
+} MachineHost;
 
-static MachineSaveStats save_stats;
-static MachineLoadStats load_stats;
-static bool state_busy;
-
-const MachineSaveStats *machine_last_save_stats(void)
+static guint host_ram_regions(void *opaque, SavestateRam *out)
 {
-    return &save_stats;
+    MachineHost *mh = opaque;
+    out[0] = (SavestateRam){ machine_ram_host(mh->m),
+                             machine_ram_size(mh->m) };
+    return 1;
 }
 
-const MachineLoadStats *machine_last_load_stats(void)
+static GArray *host_disks(void *opaque)
 {
-    return &load_stats;
-}
-
-bool machine_state_busy(void)
-{
-    return state_busy;
-}
-
-static int64_t now_ns(void)
-{
-    return g_get_monotonic_time() * 1000;
-}
-
-static const MachineStateArgs no_args;
-
-static bool args_cancelled(const MachineStateArgs *a)
-{
-    return a->cancelled && a->cancelled(a->opaque);
-}
-
-static void args_progress(const MachineStateArgs *a, uint64_t done,
-                          uint64_t total)
-{
-    if (a->progress) {
-        a->progress(a->opaque, done, total);
-    }
-}
-
-/* ---- the disks ---- */
-
-typedef struct SaveDisk {
-    const char *name;           /* the backend's name */
-    BlockDriverState *bs;
-} SaveDisk;
-
-static bool disk_is_named(const SaveDisk *d, const char *name)
-{
-    return !strcmp(d->name, name) || !strcmp(bdrv_get_node_name(d->bs), name);
-}
-
-/* Every drive with a writable medium, in index order. */
-static GArray *writable_disks(XboxMachine *m)
-{
-    GArray *a = g_array_new(FALSE, TRUE, sizeof(SaveDisk));
+    MachineHost *mh = opaque;
+    GArray *a = g_array_new(FALSE, TRUE, sizeof(SavestateDisk));
     for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
         MachineDriveInfo info;
-        if (!machine_drive_info(m, i, &info)) {
+        if (!machine_drive_info(mh->m, i, &info)) {
             continue;
         }
         BlockDriverState *bs = blk_bs(info.blk);
         if (bs && !bdrv_is_read_only(bs)) {
-            SaveDisk d = { info.name, bs };
+            SavestateDisk d = { info.name, bs };
             g_array_append_val(a, d);
         }
     }
     return a;
 }
 
-/* A name of args->devices that is no writable disk: QEMU's texts (a
- * read-only node is "writable but does not support snapshots" there). */
-static void bad_device(const char *name, GError **errp)
+static bool host_can_save(void *opaque, GError **errp)
 {
-    BlockBackend *blk = blk_by_name(name);
-    BlockDriverState *bs = blk ? blk_bs(blk) : bdrv_find_node(name);
-    if (bs) {
-        error_setg(errp, "Device '%s' is writable but does not support "
-                   "snapshots", name);
-    } else {
-        error_setg(errp, "No block device node '%s'", name);
+    MachineHost *mh = opaque;
+    if (machine_guest_shut_down(mh->m)) {
+        error_setg(errp, "the guest has shut down: nothing to save");
+        return false;
+    }
+    return true;
+}
+
+static void host_pause_request(void *opaque)
+{
+    machine_quiesce_request(((MachineHost *)opaque)->m);
+}
+
+static int host_pause_poll(void *opaque, GError **errp)
+{
+    MachineHost *mh = opaque;
+    int r = machine_quiesce_poll(mh->m, errp);
+    if (r < 0) {
+        machine_quiesce_end(mh->m);
+    }
+    return r;
+}
+
+static void host_resume(void *opaque)
+{
+    machine_quiesce_end(((MachineHost *)opaque)->m);
+}
+
+static int64_t host_park_ns(void *opaque)
+{
+    return machine_quiesce_park_ns(((MachineHost *)opaque)->m);
+}
+
+/* The thumbnail comes from the RAM as of the pause, like everything
+ * else: the scanout's pages are copied aside as they stream by, so the
+ * pause does not read the framebuffer. */
+static void screen_begin(MachineHost *mh)
+{
+    uint64_t base = mh->cap.scanout_base, pitch = mh->cap.scanout_pitch;
+    uint64_t len = pitch * (GPU_HEIGHT - 1) + GPU_WIDTH * 4;
+    uint64_t ram = machine_ram_size(mh->m);
+    if (pitch >= GPU_WIDTH * 4 && base <= ram && len <= ram - base) {
+        mh->screen = g_malloc(len);
+        mh->screen_len = len;
     }
 }
 
-/* The writable disks, checked against args->devices (which must name
- * exactly them when given). */
-static GArray *state_disks(XboxMachine *m, const MachineStateArgs *a,
-                           GError **errp)
+static bool host_capture(void *opaque, XssWriter *w, SavestateCapture *cap,
+                         GError **errp)
 {
-    GArray *disks = writable_disks(m);
-    if (!a->devices) {
-        return disks;
+    MachineHost *mh = opaque;
+    if (!machine_capture_devices(mh->m, w, &mh->cap, errp)) {
+        return false;
     }
-    if (!a->devices[0]) {
-        error_setg(errp, "At least one device is required for snapshot");
-        g_array_unref(disks);
+    cap->frame = mh->cap.frame;
+    cap->clock_ns = mh->cap.clock_ns;
+    mh->hash = machine_hash_new();
+    screen_begin(mh);
+    return true;
+}
+
+static void host_save_page(void *opaque, uint64_t off, const void *page)
+{
+    MachineHost *mh = opaque;
+    machine_hash_update(mh->hash, page, XSS_PAGE_SIZE);
+    uint64_t base = mh->cap.scanout_base, end = base + mh->screen_len;
+    uint64_t lo = MAX(off, base), hi = MIN(off + XSS_PAGE_SIZE, end);
+    if (lo < hi) {
+        memcpy(mh->screen + (lo - base), (const uint8_t *)page + (lo - off),
+               hi - lo);
+    }
+}
+
+static GBytes *thumbnail(MachineHost *mh)
+{
+    if (!mh->screen_len) {
         return NULL;
     }
-    g_autofree bool *named = g_new0(bool, disks->len + 1);
-    for (char **n = a->devices; *n; n++) {
-        bool found = false;
-        for (guint i = 0; i < disks->len && !found; i++) {
-            if (disk_is_named(&g_array_index(disks, SaveDisk, i), *n)) {
-                named[i] = found = true;
-            }
-        }
-        if (!found) {
-            bad_device(*n, errp);
-            g_array_unref(disks);
-            return NULL;
-        }
-    }
-    for (guint i = 0; i < disks->len; i++) {
-        if (!named[i]) {
-            error_setg(errp, "Device '%s' is writable but not in the list "
-                       "of devices: a save state covers every writable "
-                       "disk", g_array_index(disks, SaveDisk, i).name);
-            g_array_unref(disks);
-            return NULL;
-        }
-    }
-    return disks;
+    g_autofree uint32_t *thumb = g_new(uint32_t, PICTURE_THUMB_WIDTH *
+                                                 PICTURE_THUMB_HEIGHT);
+    picture_halve(mh->screen, mh->cap.scanout_pitch, GPU_WIDTH, GPU_HEIGHT,
+                  thumb);
+    return picture_png_encode(thumb, PICTURE_THUMB_WIDTH,
+                              PICTURE_THUMB_HEIGHT, NULL);
 }
 
-static SaveDisk *find_disk(GArray *disks, const char *name)
+/* Producer thread: the hash is complete once every page went by.  What
+ * md points to stays ours (host_clear frees it after the save). */
+static void host_save_metadata(void *opaque, XssMetadata *md)
 {
-    for (guint i = 0; i < disks->len; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        if (disk_is_named(d, name)) {
-            return d;
-        }
+    MachineHost *mh = opaque;
+    mh->frame_hash = machine_hash_finish(mh->hash, mh->cap.regs);
+    mh->hash = NULL;
+    mh->thumbnail_png = thumbnail(mh);
+    md->frame_hash = mh->frame_hash;
+    md->disc_path = mh->disc_path;
+    md->title = mh->title;
+    if ((md->thumbnail_png = mh->thumbnail_png)) {
+        md->thumb_width = PICTURE_THUMB_WIDTH;
+        md->thumb_height = PICTURE_THUMB_HEIGHT;
     }
-    return NULL;
 }
+
+static bool host_load_check(void *opaque, XssReader *r, GError **errp)
+{
+    return machine_check_stream(((MachineHost *)opaque)->m, r, errp);
+}
+
+static bool host_load(void *opaque, XssReader *r, RamRestore *rr,
+                      GError **errp)
+{
+    return machine_load_stream(((MachineHost *)opaque)->m, r, rr, errp);
+}
+
+static const SavestateHostOps machine_host_ops = {
+    .machine_type = MACHINE_VMSTATE_TYPE,
+    .ram_huge_pages = true,
+    .ram_regions = host_ram_regions,
+    .disks = host_disks,
+    .can_save = host_can_save,
+    .pause_request = host_pause_request,
+    .pause_poll = host_pause_poll,
+    .resume = host_resume,
+    .park_ns = host_park_ns,
+    .capture = host_capture,
+    .save_page = host_save_page,
+    .save_metadata = host_save_metadata,
+    .load_check = host_load_check,
+    .load = host_load,
+};
 
 /* The inserted disc: its path and the ISO 9660 volume identifier (the
  * title), both NULL without one. */
@@ -233,882 +223,77 @@ static void disc_info(XboxMachine *m, char **path, char **title)
     }
 }
 
-/* ---- save ---- */
-
-typedef struct SaveCtx {
-    XboxMachine *m;
-    const MachineStateArgs *args;
-    XssWriter *w;
-    GByteArray *stage;          /* stream bytes not handed on yet */
-    int64_t pos;                /* stream offset written so far */
-    TxnSnapshotVmstate *vs;     /* during the write-out */
-    RamSnapshot *ram;
-    RamSnapshotStats ram_stats;
-    bool quiesced;              /* we hold the vCPU parked */
-    int64_t park_ns, resume_ns;
-    MachineCapture cap;
-    uint8_t *screen;            /* the scanout's bytes, gathered from the
-                                 * RAM pages as they stream */
-    uint64_t screen_len;        /* 0: the scanout is not in RAM */
-    char *disc_path, *title;
-    uint64_t raw_bytes;          /* the stream with RAM uncompressed */
-
-    /* The write-out pipeline (producer thread -> finish coroutine). */
-    GMutex qlock;
-    GCond qcond;
-    GQueue queue;               /* GByteArray *, stream order */
-    size_t queued_bytes;
-    bool producer_done;         /* no more pieces will come */
-    bool abort;                 /* the coroutine gave up: stop producing */
-    bool co_waiting;            /* the coroutine waits for a piece */
-    Coroutine *co;
-    GError *producer_err;
-    MachineHash *hash;
-} SaveCtx;
-
-static const uint8_t zero_page[XSS_PAGE_SIZE];
-
-/* Producer: a finished piece into the queue, waiting while the queue is
- * full.  False once the coroutine gave up. */
-static bool save_hand_on(SaveCtx *s, GByteArray *piece)
+static void host_clear(MachineHost *mh)
 {
-    g_mutex_lock(&s->qlock);
-    while (s->queued_bytes >= SAVE_QUEUE_BYTES && !s->abort) {
-        g_cond_wait(&s->qcond, &s->qlock);
+    if (mh->hash) {
+        g_free(machine_hash_finish(mh->hash, mh->cap.regs));
     }
-    bool ok = !s->abort;
-    if (ok) {
-        g_queue_push_tail(&s->queue, piece);
-        s->queued_bytes += piece->len;
-        if (s->co_waiting) {
-            s->co_waiting = false;
-            co_wake(s->co);
-        }
-    } else {
-        g_byte_array_unref(piece);
+    if (mh->cap.regs) {
+        g_byte_array_unref(mh->cap.regs);
     }
-    g_mutex_unlock(&s->qlock);
-    return ok;
-}
-
-/* XssWriteFn: into memory until the write-out, then on to the queue in
- * pieces of SAVE_STAGE_BYTES (producer thread). */
-static bool save_write(void *opaque, const void *buf, size_t len,
-                       GError **errp)
-{
-    SaveCtx *s = opaque;
-    g_byte_array_append(s->stage, buf, len);
-    if (s->vs && s->stage->len >= SAVE_STAGE_BYTES) {
-        GByteArray *piece = s->stage;
-        s->stage = g_byte_array_sized_new(SAVE_STAGE_BYTES + 65536);
-        if (!save_hand_on(s, piece)) {
-            error_setg(errp, "the save was abandoned");
-            return false;
-        }
-    }
-    return true;
-}
-
-/* The thumbnail comes from the RAM as of the pause, like everything
- * else: the scanout's pages are copied aside as they stream by, so the
- * pause does not read the framebuffer. */
-static void save_screen_begin(SaveCtx *s)
-{
-    uint64_t base = s->cap.scanout_base, pitch = s->cap.scanout_pitch;
-    uint64_t len = pitch * (GPU_HEIGHT - 1) + GPU_WIDTH * 4;
-    if (pitch >= GPU_WIDTH * 4 && base <= machine_ram_size(s->m) &&
-        len <= machine_ram_size(s->m) - base) {
-        s->screen = g_malloc(len);
-        s->screen_len = len;
-    }
-}
-
-static void save_gather_screen(SaveCtx *s, uint64_t off, const uint8_t *pg)
-{
-    uint64_t base = s->cap.scanout_base, end = base + s->screen_len;
-    uint64_t lo = MAX(off, base), hi = MIN(off + XSS_PAGE_SIZE, end);
-    if (lo < hi) {
-        memcpy(s->screen + (lo - base), pg + (lo - off), hi - lo);
-    }
-}
-
-static GBytes *save_thumbnail(SaveCtx *s)
-{
-    if (!s->screen_len) {
-        return NULL;
-    }
-    g_autofree uint32_t *thumb = g_new(uint32_t, PICTURE_THUMB_WIDTH *
-                                                 PICTURE_THUMB_HEIGHT);
-    picture_halve(s->screen, s->cap.scanout_pitch, GPU_WIDTH, GPU_HEIGHT,
-                  thumb);
-    return picture_png_encode(thumb, PICTURE_THUMB_WIDTH,
-                              PICTURE_THUMB_HEIGHT, NULL);
-}
-
-/* XssPageNextFn over the RAM snapshot; hashes every page on the way. */
-static int save_next_page(void *opaque, uint64_t *page_index,
-                          const void **data, GError **errp)
-{
-    SaveCtx *s = opaque;
-    RamSnapshotPage pg;
-    if (!ram_snapshot_next(s->ram, &pg)) {
-        return 0;
-    }
-    g_assert(ram_snapshot_page_size(s->ram) == XSS_PAGE_SIZE);
-    *page_index = pg.offset / XSS_PAGE_SIZE;
-    *data = pg.zero ? zero_page : pg.data;
-    machine_hash_update(s->hash, *data, XSS_PAGE_SIZE);
-    save_gather_screen(s, pg.offset, *data);
-    return 1;
-}
-
-static void save_end_ram(SaveCtx *s)
-{
-    if (s->ram) {
-        ram_snapshot_end(s->ram, &s->ram_stats);
-        s->ram = NULL;
-    }
-}
-
-/* The producer thread: RAM, then the metadata that needs it (the frame
- * hash), the end marker, the last piece. */
-static gpointer save_producer(gpointer opaque)
-{
-    SaveCtx *s = opaque;
-    GError *err = NULL;
-    XssMetadata md = {
-        .frame = s->cap.frame,
-        .disc_path = s->disc_path,
-        .title = s->title,
-    };
-    s->hash = machine_hash_new();
-    save_screen_begin(s);
-    uint64_t before_ram = xss_writer_bytes(s->w);
-    bool ok = xss_writer_ram(s->w, save_next_page, s, &err);
-    uint64_t ram_records = xss_writer_bytes(s->w) - before_ram;
-    md.frame_hash = machine_hash_finish(s->hash, s->cap.regs);
-    s->hash = NULL;
-    save_end_ram(s);            /* the guest writes at full speed again */
-    if (ok && (md.thumbnail_png = save_thumbnail(s))) {
-        md.thumb_width = PICTURE_THUMB_WIDTH;
-        md.thumb_height = PICTURE_THUMB_HEIGHT;
-    }
-    ok = ok && xss_writer_metadata(s->w, &md, &err) &&
-         xss_writer_finish(s->w, &err);
-    g_free(md.frame_hash);
-    g_clear_pointer(&md.thumbnail_png, g_bytes_unref);
-    s->raw_bytes = xss_writer_bytes(s->w) - ram_records +
-                   machine_ram_size(s->m);
-    if (ok && s->stage->len) {
-        GByteArray *piece = s->stage;
-        s->stage = g_byte_array_new();
-        ok = save_hand_on(s, piece);
-    }
-    g_mutex_lock(&s->qlock);
-    s->producer_done = true;
-    if (!ok) {
-        s->producer_err = err ? err : g_error_new(XBLK_ERROR, 0,
-                                                  "the save was abandoned");
-    }
-    if (s->co_waiting) {
-        s->co_waiting = false;
-        co_wake(s->co);
-    }
-    g_mutex_unlock(&s->qlock);
-    return NULL;
-}
-
-/* Consumer: the next piece, yielding while there is none; NULL when the
- * producer is done. */
-static GByteArray *coroutine_fn save_next_piece(SaveCtx *s)
-{
-    g_mutex_lock(&s->qlock);
-    while (g_queue_is_empty(&s->queue) && !s->producer_done) {
-        s->co = co_self();
-        s->co_waiting = true;
-        g_mutex_unlock(&s->qlock);
-        co_yield();
-        g_mutex_lock(&s->qlock);
-    }
-    GByteArray *piece = g_queue_pop_head(&s->queue);
-    if (piece) {
-        s->queued_bytes -= piece->len;
-        g_cond_signal(&s->qcond);
-    }
-    g_mutex_unlock(&s->qlock);
-    return piece;
-}
-
-static void save_stop_producer(SaveCtx *s)
-{
-    g_mutex_lock(&s->qlock);
-    s->abort = true;
-    g_cond_signal(&s->qcond);
-    g_mutex_unlock(&s->qlock);
-}
-
-/* The late VM state write-out (the late action's finish; guest running). */
-static int coroutine_fn save_write_out(TxnSnapshotVmstate *vs, void *opaque,
-                                       GError **errp)
-{
-    SaveCtx *s = opaque;
-    uint64_t expect = s->pos + s->stage->len + machine_ram_size(s->m) / 2;
-    GError *err = NULL;
-    s->vs = vs;
-    GThread *producer = g_thread_new("xblk-save", save_producer, s);
-    for (GByteArray *piece; (piece = save_next_piece(s)); ) {
-        if (!err && args_cancelled(s->args)) {
-            error_setg(&err, "the save was cancelled");
-        }
-        if (!err && txn_snapshot_write_vmstate(vs, piece->data, s->pos,
-                                               piece->len, &err) < 0) {
-            g_prefix_error(&err, "writing the VM state: ");
-        }
-        if (err) {
-            save_stop_producer(s);  /* drains what is queued, unwritten */
-        } else {
-            s->pos += piece->len;
-            expect = MAX(expect, (uint64_t)s->pos);
-            args_progress(s->args, s->pos, expect);
-        }
-        g_byte_array_unref(piece);
-    }
-    g_thread_join(producer);
-    save_end_ram(s);
-    s->vs = NULL;
-    if (!err && s->producer_err) {
-        err = g_steal_pointer(&s->producer_err);
-    }
-    g_clear_error(&s->producer_err);
-    if (err) {
-        g_propagate_error(errp, err);
-        return -EIO;
-    }
-    txn_snapshot_set_vm_state_size(vs, s->pos);
-    return 0;
-}
-
-/* The pause, as the transaction's last action. */
-static void save_resume(SaveCtx *s)
-{
-    if (s->quiesced) {
-        machine_quiesce_end(s->m);
-        s->resume_ns = now_ns();
-        s->quiesced = false;
-    }
-}
-
-static int coroutine_fn pause_prepare(void *opaque, Transaction *t,
-                                      GError **errp)
-{
-    SaveCtx *s = opaque;
-    gint64 deadline = g_get_monotonic_time() + SAVE_QUIESCE_US;
-    if (args_cancelled(s->args)) {
-        error_setg(errp, "the save was cancelled");
-        return -ECANCELED;
-    }
-    machine_quiesce_request(s->m);
-    for (;;) {
-        int r = machine_quiesce_poll(s->m, errp);
-        if (r < 0) {
-            machine_quiesce_end(s->m);
-            return -EBUSY;
-        }
-        if (r > 0) {
-            break;
-        }
-        if (g_get_monotonic_time() > deadline) {
-            machine_quiesce_cancel(s->m);
-            error_setg(errp, "the guest's disk requests did not complete "
-                       "in %d s", (int)(SAVE_QUIESCE_US / G_USEC_PER_SEC));
-            return -ETIMEDOUT;
-        }
-        co_yield_to_loop();
-    }
-    s->quiesced = true;
-    s->park_ns = machine_quiesce_park_ns(s->m);
-
-    if (!machine_capture_devices(s->m, s->w, &s->cap, errp) ||
-        !(s->ram = machine_ram_snapshot_begin(s->m, errp))) {
-        save_resume(s);
-        return -EIO;
-    }
-    /* Every disk's snapshot records the machine's clock of the instant
-     * (qemu-img's VM CLOCK). */
-    txn_snapshot_set_vm_clock(t, s->cap.clock_ns);
-    return 0;
-}
-
-static void pause_commit(void *opaque)
-{
-    save_resume(opaque);
-}
-
-static void coroutine_fn pause_abort(void *opaque)
-{
-    SaveCtx *s = opaque;
-    save_end_ram(s);
-    save_resume(s);
-}
-
-static const TxnActionDriver pause_driver = {
-    .type = "x-machine-pause",
-    .prepare = pause_prepare,
-    .commit = pause_commit,
-    .abort = pause_abort,
-};
-
-static bool tag_on_disk(const SaveDisk *d, const char *tag)
-{
-    BdrvSnapshotInfo info = { 0 };
-    bool found = bdrv_snapshot_find(d->bs, tag, &info);
-    bdrv_snapshot_info_clear(&info);
-    return found;
-}
-
-static bool tag_on_any(GArray *disks, const char *tag)
-{
-    for (guint i = 0; i < disks->len; i++) {
-        if (tag_on_disk(&g_array_index(disks, SaveDisk, i), tag)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* HMP savevm's replacement, as QEMU's: the old state goes first. */
-/* Does d hold tag with a VM state? */
-static bool tag_has_vmstate(const SaveDisk *d, const char *tag)
-{
-    BdrvSnapshotInfo info = { 0 };
-    bool has = bdrv_snapshot_find(d->bs, tag, &info) &&
-               info.vm_state_size > 0;
-    bdrv_snapshot_info_clear(&info);
-    return has;
-}
-
-/*
- * Deletes tag from every disk in disks, the disk with its VM state first:
- * a kill in between leaves the tag on the others only, with no VM state
- * anywhere - an unfinished state, which the next start removes
- * (machine_state_cleanup) - never a state whose VM state is listed while
- * a disk lacks its snapshot.  A tag that is nowhere is deleted already.
- */
-static bool delete_tag(GArray *disks, const char *tag, GError **errp)
-{
-    for (int pass = 0; pass < 2; pass++) {
-        for (guint i = 0; i < disks->len; i++) {
-            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-            if (pass == 0 && !tag_has_vmstate(d, tag)) {
-                continue;
-            }
-            while (tag_on_disk(d, tag)) {
-                if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
-                    error_prepend(errp, "Error while deleting snapshot on "
-                                  "device '%s': ", d->name);
-                    return false;
-                }
-            }
-        }
-    }
-    return true;
-}
-
-static const SaveDisk *save_vmstate_disk(GArray *disks,
-                                         const MachineStateArgs *a,
-                                         GError **errp)
-{
-    const SaveDisk *vmd = NULL;
-    for (guint i = 0; i < disks->len; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        if (!bdrv_can_snapshot(d->bs)) {
-            error_setg(errp, "Device '%s' is writable but does not support "
-                       "snapshots", d->name);
-            return NULL;
-        }
-        if (!vmd && (a->vmstate ? disk_is_named(d, a->vmstate)
-                                : bdrv_can_save_vmstate(d->bs))) {
-            vmd = d;
-        }
-    }
-    if (!vmd) {
-        if (a->vmstate) {
-            error_setg(errp, "vmstate block device '%s' does not exist",
-                       a->vmstate);
-        } else {
-            error_setg(errp, "No block device can accept snapshots");
-        }
-        return NULL;
-    }
-    if (!bdrv_can_save_vmstate(vmd->bs)) {
-        error_setg(errp, "vmstate block device '%s' does not support "
-                   "snapshots", a->vmstate ? a->vmstate : vmd->name);
-        return NULL;
-    }
-    return vmd;
-}
-
-static bool save_checks(XboxMachine *m, const char *tag,
-                        const MachineStateArgs *a, GArray **disks_out,
-                        const SaveDisk **vmd_out, GError **errp)
-{
-    if (!tag || !*tag) {
-        error_setg(errp, "a save state needs a tag");
-        return false;
-    }
-    if (strlen(tag) >= sizeof(save_stats.tag)) {
-        error_setg(errp, "tag '%s' is too long (at most %zu bytes)", tag,
-                   sizeof(save_stats.tag) - 1);
-        return false;
-    }
-    if (machine_guest_shut_down(m)) {
-        error_setg(errp, "the guest has shut down: nothing to save");
-        return false;
-    }
-    GArray *disks = state_disks(m, a, errp);
-    if (!disks) {
-        return false;
-    }
-    const SaveDisk *vmd = save_vmstate_disk(disks, a, errp);
-    if (!vmd) {
-        g_array_unref(disks);
-        return false;
-    }
-    if (tag_on_any(disks, tag) &&
-        (!a->overwrite || !delete_tag(disks, tag, errp))) {
-        if (!a->overwrite) {
-            error_setg(errp, "Snapshot '%s' already exists in one or more "
-                       "devices", tag);
-        }
-        g_array_unref(disks);
-        return false;
-    }
-    *disks_out = disks;
-    *vmd_out = vmd;
-    return true;
-}
-
-static void save_ctx_clear(SaveCtx *s)
-{
-    save_end_ram(s);
-    save_resume(s);
-    xss_writer_free(s->w);
-    g_byte_array_unref(s->stage);
-    g_queue_clear_full(&s->queue, (GDestroyNotify)g_byte_array_unref);
-    g_mutex_clear(&s->qlock);
-    g_cond_clear(&s->qcond);
-    if (s->cap.regs) {
-        g_byte_array_unref(s->cap.regs);
-    }
-    g_free(s->disc_path);
-    g_free(s->title);
-    g_free(s->screen);
+    g_free(mh->screen);
+    g_free(mh->disc_path);
+    g_free(mh->title);
+    g_free(mh->frame_hash);
+    g_clear_pointer(&mh->thumbnail_png, g_bytes_unref);
 }
 
 bool machine_save_state(XboxMachine *m, const char *tag,
                         const MachineStateArgs *args, GError **errp)
 {
-    const MachineStateArgs *a = args ? args : &no_args;
-    int64_t t0 = now_ns();
-    GArray *disks;
-    const SaveDisk *vmd;
-    if (state_busy) {
-        error_setg(errp, "a save, load or delete of a state is in "
-                   "progress");
-        return false;
+    MachineHost mh = { .m = m };
+    SavestateHost h = { &machine_host_ops, &mh };
+    if (!savestate_busy()) {
+        /* Read before the save: no disk read inside the pause. */
+        disc_info(m, &mh.disc_path, &mh.title);
     }
-    /* Busy before anything can yield: a second job must see it. */
-    state_busy = true;
-    if (!save_checks(m, tag, a, &disks, &vmd, errp)) {
-        state_busy = false;
-        return false;
-    }
-    SaveCtx *s = g_new0(SaveCtx, 1);
-    s->m = m;
-    s->args = a;
-    s->stage = g_byte_array_sized_new(SAVE_STAGE_BYTES + 65536);
-    g_mutex_init(&s->qlock);
-    g_cond_init(&s->qcond);
-    g_queue_init(&s->queue);
-    disc_info(m, &s->disc_path, &s->title);
-    s->w = xss_writer_new(save_write, s, NULL);
-    int ret = -EIO;
-    if (xss_writer_begin(s->w, MACHINE_VMSTATE_TYPE, machine_ram_size(m),
-                         errp)) {
-        Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
-        BdrvSnapshotInfo sn = {
-            .name = (char *)tag, .icount = BDRV_SNAPSHOT_NO_ICOUNT,
-        };
-        txn_add_snapshot_internal_late(t, vmd->name, &sn, save_write_out, s);
-        for (guint i = 0; i < disks->len; i++) {
-            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-            if (d != vmd) {
-                txn_add_snapshot_internal_vm(t, d->name, &sn);
-            }
-        }
-        txn_add(t, &pause_driver, s);
-        ret = txn_run(t, errp);
-    }
-    if (ret == 0) {
-        save_stats = (MachineSaveStats){
-            .valid = true,
-            .guest_pause_ns = s->resume_ns - s->park_ns,
-            .durable_ns = now_ns() - t0,
-            .vm_state_size = s->pos,
-            .raw_size = s->raw_bytes,
-            .peak_cow_bytes = s->ram_stats.peak_copy_bytes,
-            .frame = s->cap.frame,
-        };
-        g_strlcpy(save_stats.tag, tag, sizeof(save_stats.tag));
-    }
-    save_ctx_clear(s);
-    g_free(s);
-    g_array_unref(disks);
-    state_busy = false;
-    return ret == 0;
-}
-
-/* ---- load ---- */
-
-typedef struct LoadCtx {
-    XboxMachine *m;
-    const char *tag;
-    const MachineStateArgs *args;
-    GError **errp;
-    bool ok;
-    int64_t t0;
-    uint8_t *buf;               /* the whole VM state */
-    uint64_t size;
-    XssReader *r;
-    RamRestore *rr;             /* guest RAM as saved, ready to move in */
-    GError *worker_err;
-} LoadCtx;
-
-/* Pool thread: everything that can refuse the stream by itself, and the
- * RAM decoded into a mapping of its own while the guest runs. */
-static int load_prepare_worker(void *opaque)
-{
-    LoadCtx *l = opaque;
-    /* Keep the RAM on huge pages (the machine's advice) after the move. */
-    RamRestoreOptions opts = { .huge_pages = true };
-    l->r = xss_reader_open_buffer(l->buf, l->size, &l->worker_err);
-    if (!l->r ||
-        !xss_reader_check_machine(l->r, MACHINE_VMSTATE_TYPE,
-                                  machine_ram_size(l->m), &l->worker_err) ||
-        !(l->rr = ram_restore_prepare(l->r, machine_ram_size(l->m), &opts,
-                                      &l->worker_err))) {
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* Pool thread: the guest's RAM before the load, unmapped off the loop. */
-static int load_free_worker(void *opaque)
-{
-    LoadCtx *l = opaque;
-    g_clear_pointer(&l->rr, ram_restore_free);
-    return 0;
-}
-
-/* The disk with the VM state, after checking that every disk has tag. */
-static const SaveDisk *load_vmstate_disk(LoadCtx *l, GArray *disks,
-                                         GError **errp)
-{
-    const MachineStateArgs *a = l->args;
-    const SaveDisk *vmd = a->vmstate ? find_disk(disks, a->vmstate) : NULL;
-    if (a->vmstate && !vmd) {
-        error_setg(errp, "vmstate block device '%s' does not exist",
-                   a->vmstate);
-        return NULL;
-    }
-    for (guint i = 0; i < disks->len; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        BdrvSnapshotInfo info = { 0 };
-        if (!bdrv_snapshot_find(d->bs, l->tag, &info)) {
-            error_setg(errp, "Snapshot '%s' does not exist in one or more "
-                       "devices", l->tag);
-            return NULL;
-        }
-        if (a->vmstate ? d == vmd : !vmd && info.vm_state_size) {
-            vmd = d;
-            l->size = info.vm_state_size;
-        }
-        bdrv_snapshot_info_clear(&info);
-    }
-    if (!disks->len) {
-        error_setg(errp, "The machine has no writable disk: no save state "
-                   "'%s'", l->tag);
-        return NULL;
-    }
-    if (!vmd || !l->size) {
-        error_setg(errp, "Snapshot '%s' is a disk-only snapshot: revert to "
-                   "it offline using qemu-img", l->tag);
-        return NULL;
-    }
-    if (l->size > G_MAXSIZE / 2) {
-        error_setg(errp, "Snapshot '%s': VM state of %" G_GUINT64_FORMAT
-                   " bytes is too large", l->tag, l->size);
-        return NULL;
-    }
-    return vmd;
-}
-
-/* The pause: devices checked against the machine, disks reverted, the
- * state loaded. */
-static bool load_pause(LoadCtx *l, GArray *disks, int64_t *park_ns,
-                       int64_t *resume_ns, GError **errp)
-{
-    XboxMachine *m = l->m;
-    if (!machine_quiesce(m, errp)) {
-        return false;
-    }
-    *park_ns = machine_quiesce_park_ns(m);
-    bool ok = machine_check_stream(m, l->r, errp);
-    if (!ok) {
-        error_prepend(errp, "Snapshot '%s': ", l->tag);
-    }
-    for (guint i = 0; i < disks->len && ok; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        if (bdrv_snapshot_apply(d->bs, l->tag, errp) < 0) {
-            error_prepend(errp, "Snapshot '%s' on '%s' (the disks before "
-                          "it are reverted, the machine is not): ", l->tag,
-                          d->name);
-            ok = false;
-        }
-    }
-    ok = ok && machine_load_stream(m, l->r, l->rr, errp);
-    machine_quiesce_end(m);
-    *resume_ns = now_ns();
+    bool ok = savestate_save(&h, tag, args, errp);
+    host_clear(&mh);
     return ok;
-}
-
-static void coroutine_fn load_co(void *opaque)
-{
-    LoadCtx *l = opaque;
-    GError **errp = l->errp;
-    g_autoptr(GArray) disks = state_disks(l->m, l->args, errp);
-    const SaveDisk *vmd = disks ? load_vmstate_disk(l, disks, errp) : NULL;
-    if (!vmd) {
-        return;
-    }
-    /* Read and check everything while the guest runs. */
-    l->buf = g_try_malloc(l->size);
-    if (!l->buf) {
-        error_setg(errp, "no memory for a VM state of %" G_GUINT64_FORMAT
-                   " bytes", l->size);
-        return;
-    }
-    args_progress(l->args, 0, l->size * 2);
-    if (bdrv_snapshot_load_vmstate(vmd->bs, l->tag, l->buf, 0, l->size,
-                                   errp) < 0) {
-        error_prepend(errp, "Snapshot '%s' on '%s': ", l->tag, vmd->name);
-        return;
-    }
-    args_progress(l->args, l->size, l->size * 2);
-    if (worker_pool_run(load_prepare_worker, l) < 0) {
-        g_propagate_prefixed_error(errp, g_steal_pointer(&l->worker_err),
-                                   "Snapshot '%s': ", l->tag);
-        return;
-    }
-    if (args_cancelled(l->args)) {
-        error_setg(errp, "the load was cancelled");
-        return;
-    }
-    XssMetadata md = { 0 };
-    uint64_t frame = xss_reader_metadata(l->r, &md, NULL) ? md.frame : 0;
-    xss_metadata_clear(&md);
-    int64_t park_ns = 0, resume_ns = 0;
-    bool ok = load_pause(l, disks, &park_ns, &resume_ns, errp);
-    worker_pool_run(load_free_worker, l);
-    /* The reverted active layer maps the VM state again: drop it. */
-    GError *local = NULL;
-    if (resume_ns && bdrv_discard_vmstate(vmd->bs, &local) < 0) {
-        g_clear_error(&local);
-    }
-    if (!ok) {
-        return;
-    }
-    args_progress(l->args, l->size * 2, l->size * 2);
-    load_stats = (MachineLoadStats){
-        .valid = true,
-        .guest_pause_ns = resume_ns - park_ns,
-        .total_ns = now_ns() - l->t0,
-        .frame = frame,
-    };
-    g_strlcpy(load_stats.tag, l->tag, sizeof(load_stats.tag));
-    l->ok = true;
 }
 
 bool machine_load_state(XboxMachine *m, const char *tag,
                         const MachineStateArgs *args, GError **errp)
 {
-    if (state_busy) {
-        error_setg(errp, "a save, load or delete of a state is in "
-                   "progress");
-        return false;
-    }
-    LoadCtx l = {
-        .m = m, .tag = tag, .args = args ? args : &no_args, .errp = errp,
-        .t0 = now_ns(),
-    };
-    state_busy = true;
-    co_run_sync(load_co, &l);
-    state_busy = false;
-    if (l.rr) {
-        ram_restore_free(l.rr);
-    }
-    if (l.r) {
-        xss_reader_free(l.r);
-    }
-    g_clear_error(&l.worker_err);
-    g_free(l.buf);
-    return l.ok;
+    MachineHost mh = { .m = m };
+    SavestateHost h = { &machine_host_ops, &mh };
+    return savestate_load(&h, tag, args, errp);
 }
-
-/* ---- delete ---- */
 
 bool machine_delete_state(XboxMachine *m, const char *tag,
                           const MachineStateArgs *args, GError **errp)
 {
-    const MachineStateArgs *a = args ? args : &no_args;
-    if (state_busy) {
-        error_setg(errp, "a save, load or delete of a state is in "
-                   "progress");
-        return false;
-    }
-    g_autoptr(GArray) all = writable_disks(m);
-    g_autoptr(GArray) disks = g_array_new(FALSE, TRUE, sizeof(SaveDisk));
-    for (guint i = 0; !a->devices && i < all->len; i++) {
-        g_array_append_val(disks, g_array_index(all, SaveDisk, i));
-    }
-    for (char **n = a->devices; n && *n; n++) {
-        SaveDisk *d = find_disk(all, *n);
-        if (!d) {
-            bad_device(*n, errp);
-            return false;
-        }
-        g_array_append_val(disks, *d);
-    }
-    if (a->devices && !a->devices[0]) {
-        error_setg(errp, "At least one device is required for snapshot");
-        return false;
-    }
-    state_busy = true;          /* before the first yield */
-    bool ok = delete_tag(disks, tag, errp);
-    state_busy = false;
-    return ok;
-}
-
-/* ---- unfinished states ---- */
-
-typedef struct TagSeen {
-    unsigned disks;             /* writable disks that have it */
-    bool vm_state;              /* one copy has a VM state */
-    bool machine_clock;         /* one copy records a machine clock */
-} TagSeen;
-
-/* Every tag of every writable disk, with where and how it appears. */
-static GHashTable *tags_seen(GArray *disks)
-{
-    GHashTable *h = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
-                                          g_free);
-    for (guint i = 0; i < disks->len; i++) {
-        BdrvSnapshotInfo *list = NULL;
-        int n = bdrv_snapshot_list(g_array_index(disks, SaveDisk, i).bs,
-                                   &list);
-        for (int j = 0; j < n; j++) {
-            TagSeen *t = g_hash_table_lookup(h, list[j].name);
-            if (!t) {
-                t = g_new0(TagSeen, 1);
-                g_hash_table_insert(h, g_strdup(list[j].name), t);
-            }
-            t->disks++;
-            t->vm_state |= list[j].vm_state_size > 0;
-            t->machine_clock |= list[j].vm_clock_nsec > 0;
-        }
-        if (n > 0) {
-            bdrv_snapshot_list_free(list, n);
-        }
-    }
-    return h;
+    MachineHost mh = { .m = m };
+    SavestateHost h = { &machine_host_ops, &mh };
+    return savestate_delete(&h, tag, args, errp);
 }
 
 int machine_state_cleanup(XboxMachine *m, GString *report, GError **errp)
 {
-    g_autoptr(GArray) disks = writable_disks(m);
-    g_autoptr(GHashTable) seen = tags_seen(disks);
-    GHashTableIter it;
-    gpointer key, value;
-    int removed = 0;
-    g_hash_table_iter_init(&it, seen);
-    while (g_hash_table_iter_next(&it, &key, &value)) {
-        const TagSeen *t = value;
-        /* A save lists its tag on the VM state's disk last: missing there
-         * (on no disk with a VM state) while the other disks have it with
-         * the machine's clock, it is a save that never finished.  Disk-only
-         * snapshots record no machine clock and stay. */
-        if (t->disks == disks->len || t->vm_state || !t->machine_clock) {
-            continue;
-        }
-        for (guint i = 0; i < disks->len; i++) {
-            SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-            if (!tag_on_disk(d, key)) {
-                continue;
-            }
-            if (bdrv_snapshot_delete(d->bs, NULL, key, errp) < 0) {
-                error_prepend(errp, "removing the unfinished save state "
-                              "'%s' from '%s': ", (char *)key, d->name);
-                return -1;
-            }
-            g_string_append_printf(report, "removed the unfinished save "
-                                   "state '%s' from '%s'\n", (char *)key,
-                                   d->name);
-        }
-        removed++;
-    }
-    return removed;
-}
-
-/* ---- metadata ---- */
-
-typedef struct MetaRead {
-    BlockDriverState *bs;
-    const char *tag;
-} MetaRead;
-
-/* XssReadFn over a snapshot's VM state: the reader fetches the record
- * headers and the one payload it needs, not the RAM. */
-static bool meta_read(void *opaque, uint64_t offset, void *buf, size_t len,
-                      GError **errp)
-{
-    MetaRead *mr = opaque;
-    return bdrv_snapshot_load_vmstate(mr->bs, mr->tag, buf, offset, len,
-                                      errp) >= 0;
+    MachineHost mh = { .m = m };
+    SavestateHost h = { &machine_host_ops, &mh };
+    return savestate_cleanup(&h, report, errp);
 }
 
 bool machine_state_metadata(XboxMachine *m, const char *tag,
                             XssMetadata *out, GError **errp)
 {
-    g_autoptr(GArray) disks = writable_disks(m);
-    for (guint i = 0; i < disks->len; i++) {
-        SaveDisk *d = &g_array_index(disks, SaveDisk, i);
-        BdrvSnapshotInfo info = { 0 };
-        if (!bdrv_snapshot_find(d->bs, tag, &info)) {
-            continue;
-        }
-        uint64_t size = info.vm_state_size;
-        bdrv_snapshot_info_clear(&info);
-        if (!size) {
-            continue;
-        }
-        MetaRead mr = { d->bs, tag };
-        XssReader *r = xss_reader_open(meta_read, &mr, size, errp);
-        bool ok = r && xss_reader_metadata(r, out, errp);
-        if (r) {
-            xss_reader_free(r);
-        }
-        return ok;
-    }
-    error_setg(errp, "Snapshot '%s' has no VM state on any disk", tag);
-    return false;
+    MachineHost mh = { .m = m };
+    SavestateHost h = { &machine_host_ops, &mh };
+    return savestate_metadata(&h, tag, out, errp);
+}
+
+bool machine_state_busy(void)
+{
+    return savestate_busy();
+}
+
+const MachineSaveStats *machine_last_save_stats(void)
+{
+    return savestate_last_save_stats();
+}
+
+const MachineLoadStats *machine_last_load_stats(void)
+{
+    return savestate_last_load_stats();
 }

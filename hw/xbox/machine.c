@@ -1607,10 +1607,9 @@ void machine_quiesce_cancel(XboxMachine *m)
     machine_quiesce_end(m);
 }
 
-RamSnapshot *machine_ram_snapshot_begin(XboxMachine *m, GError **errp)
+void *machine_ram_host(XboxMachine *m)
 {
-    g_assert(machine_is_parked(m));
-    return ram_snapshot_begin(m->ram, m->ram_size, errp);
+    return m->ram;
 }
 
 typedef struct CaptureCall {

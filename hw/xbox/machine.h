@@ -205,8 +205,9 @@ void machine_quiesce_cancel(XboxMachine *m);
 bool machine_quiesce(XboxMachine *m, GError **errp);
 /* When the vCPU parked for the last quiesce (g_get_monotonic_time in ns). */
 int64_t machine_quiesce_park_ns(XboxMachine *m);
-/* Quiesced: write-protects guest RAM for copy-on-write capture. */
-RamSnapshot *machine_ram_snapshot_begin(XboxMachine *m, GError **errp);
+/* Guest RAM's host address (machine_ram_size bytes, page aligned): the
+ * save states capture and replace it while the vCPU is parked. */
+void *machine_ram_host(XboxMachine *m);
 /* What a save captures besides the device sections. */
 typedef struct MachineCapture {
     uint64_t frame;
