@@ -100,6 +100,7 @@ void xblk_engine_free(XblkEngine *e)
         return;
     }
     g_assert(e == the_engine);
+    xblk_api_state_free(e);
     while (e->disks) {
         xblk_disk_close(e->disks->data);
     }

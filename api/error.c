@@ -60,6 +60,29 @@ void xblk_api_error(XblkError **err, XblkErrorCode code, const char *fmt,
     error_store(err, code, msg);
 }
 
+void xblk_error_set(XblkError **err, XblkErrorCode code, const char *fmt,
+                    ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    if (code < XBLK_ERROR_FAILED || code > XBLK_ERROR_UNSUPPORTED) {
+        code = XBLK_ERROR_FAILED;
+    }
+    error_store(err, code, msg);
+}
+
+void xblk_api_error_to_gerror(GError **errp, XblkError *err)
+{
+    if (err) {
+        error_setg(errp, "%s", err->message);
+        xblk_error_free(err);
+    } else {
+        error_setg(errp, "failed (the host gave no reason)");
+    }
+}
+
 static bool ends_with_errno(const char *msg, int errnum)
 {
     return g_str_has_suffix(msg, g_strerror(errnum));

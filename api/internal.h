@@ -19,6 +19,9 @@ struct XblkError {
     char *message;
 };
 
+/* api/state.c: the save-state part of an engine (NULL until used). */
+typedef struct XblkStateHost XblkStateHost;
+
 struct XblkEngine {
     GMainContext *ctx;          /* the loop's (aio_context()) */
     bool own_context;
@@ -29,6 +32,7 @@ struct XblkEngine {
     int nfds, fds_alloc;
     int timeout_ms;
     GList *disks;               /* of XblkDisk, open ones */
+    XblkStateHost *state;       /* RAM, devices, the host (api/state.c) */
 };
 
 struct XblkDisk {
@@ -45,5 +49,11 @@ void xblk_api_error(XblkError **err, XblkErrorCode code, const char *fmt,
 /* Moves an engine error into *err (code guessed from its class and
  * text); frees gerr. */
 void xblk_api_error_from(XblkError **err, GError *gerr);
+/* The other way, for the host's hooks: moves err (or, NULL, a generic
+ * text) into *errp; frees err. */
+void xblk_api_error_to_gerror(GError **errp, XblkError *err);
+
+/* api/state.c: frees the save-state part of an engine. */
+void xblk_api_state_free(XblkEngine *e);
 
 #endif

@@ -515,6 +515,22 @@ bool ram_restore_commit(RamRestore *rr, void *ram, GError **errp)
     return true;
 }
 
+bool ram_restore_copy(RamRestore *rr, uint64_t offset, void *dst,
+                      uint64_t len, GError **errp)
+{
+    if (!rr->image) {
+        error_setg(errp, "the loaded RAM was moved into place already");
+        return false;
+    }
+    if (offset > rr->size || len > rr->size - offset) {
+        error_setg(errp, "%" PRIu64 " bytes at %" PRIu64 " leave the "
+                   "loaded RAM of %" PRIu64 " bytes", len, offset, rr->size);
+        return false;
+    }
+    memcpy(dst, rr->image + offset, len);
+    return true;
+}
+
 void ram_restore_get_stats(const RamRestore *rr, RamRestoreStats *out)
 {
     *out = rr->stats;

@@ -122,6 +122,15 @@ RamRestore *ram_restore_prepare(XssReader *r, uint64_t ram_size,
  */
 bool ram_restore_commit(RamRestore *rr, void *ram, GError **errp);
 
+/*
+ * The other way in, for RAM that commit cannot move (several regions, or
+ * a target that is no anonymous mapping of its own): copies len bytes at
+ * offset of the prepared image to dst, inside the pause.  Refused when
+ * the image is gone (committed) or the range leaves it.
+ */
+bool ram_restore_copy(RamRestore *rr, uint64_t offset, void *dst,
+                      uint64_t len, GError **errp);
+
 void ram_restore_get_stats(const RamRestore *rr, RamRestoreStats *out);
 
 /*

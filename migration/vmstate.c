@@ -108,7 +108,9 @@ static void store_host(uint8_t *p, uint64_t v, size_t w)
 static bool run_pre_save(const VMStateDescription *d, void *opaque,
                          GError **errp)
 {
-    if (d->pre_save && !d->pre_save(opaque, errp)) {
+    if (d->pre_save ? !d->pre_save(opaque, errp)
+                    : d->ctx_pre_save &&
+                      !d->ctx_pre_save(d->hook_ctx, opaque, errp)) {
         return false;
     }
     for (const VMStateField *f = d->fields; f->name; f++) {
@@ -356,7 +358,11 @@ static bool run_check(const VMStateDescription *d, const uint8_t *cur,
             }
         }
     }
-    return !d->check || d->check(cur, scratch, version, errp);
+    if (d->check) {
+        return d->check(cur, scratch, version, errp);
+    }
+    return !d->ctx_check ||
+           d->ctx_check(d->hook_ctx, cur, scratch, version, errp);
 }
 
 static bool run_post_load(const VMStateDescription *d, uint8_t *obj,
@@ -374,7 +380,11 @@ static bool run_post_load(const VMStateDescription *d, uint8_t *obj,
             }
         }
     }
-    return !d->post_load || d->post_load(obj, version, errp);
+    if (d->post_load) {
+        return d->post_load(obj, version, errp);
+    }
+    return !d->ctx_post_load ||
+           d->ctx_post_load(d->hook_ctx, obj, version, errp);
 }
 
 struct VMStateLoad {
@@ -409,6 +419,8 @@ VMStateLoad *vmstate_load_prepare(const VMStateDescription *desc,
     }
     if (ok && version_id < desc->version_id && desc->load_old) {
         ok = desc->load_old(scratch, version_id, errp);
+    } else if (ok && version_id < desc->version_id && desc->ctx_load_old) {
+        ok = desc->ctx_load_old(desc->hook_ctx, scratch, version_id, errp);
     }
     ok = ok && run_check(desc, opaque, scratch, version_id, errp);
     if (!ok) {

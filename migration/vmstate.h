@@ -102,6 +102,17 @@ struct VMStateDescription {
                   GError **errp);
     /* After the commit copied the fields into the object. */
     bool (*post_load)(void *opaque, int version_id, GError **errp);
+    /* The same four hooks for tables that need context besides the
+     * object (libxblk's public tables, api/state.c): each gets hook_ctx
+     * first and runs only where its plain twin is NULL. */
+    const void *hook_ctx;
+    bool (*ctx_pre_save)(const void *ctx, void *opaque, GError **errp);
+    bool (*ctx_load_old)(const void *ctx, void *scratch, int version_id,
+                         GError **errp);
+    bool (*ctx_check)(const void *ctx, const void *current,
+                      const void *scratch, int version_id, GError **errp);
+    bool (*ctx_post_load)(const void *ctx, void *opaque, int version_id,
+                          GError **errp);
 };
 
 /* ---- declaring fields ----

@@ -68,6 +68,14 @@ XBLK_API XblkErrorCode xblk_error_code(const XblkError *err);
 XBLK_API const char *xblk_error_message(const XblkError *err);
 /* NULL is accepted. */
 XBLK_API void xblk_error_free(XblkError *err);
+/* For the host's own callbacks that report through an XblkError (the
+ * device hooks of xblk-state.h): stores a new error in *err unless err
+ * is NULL or *err is set already.  fmt is printf's. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+XBLK_API void xblk_error_set(XblkError **err, XblkErrorCode code,
+                             const char *fmt, ...);
 
 #ifdef __cplusplus
 }

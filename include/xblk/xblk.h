@@ -8,6 +8,7 @@
  *   xblk-engine.h    the engine and its event loop; the thread rules
  *   xblk-disk.h      disks: open, read, write, flush, drain
  *   xblk-snapshot.h  snapshot transactions, internal snapshots
+ *   xblk-state.h     save states: guest RAM, device tables, the pause
  *
  * Build against it with `pkg-config --cflags --libs xblk`.
  */
@@ -18,5 +19,6 @@
 #include "xblk-engine.h"
 #include "xblk-disk.h"
 #include "xblk-snapshot.h"
+#include "xblk-state.h"
 
 #endif
