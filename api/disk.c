@@ -99,11 +99,27 @@ void xblk_disk_close(XblkDisk *d)
     }
     blk_unref(d->blk);
     d->engine->disks = g_list_remove(d->engine->disks, d);
+    g_free(d->name);
     g_free(d);
+}
+
+XblkDisk *xblk_api_disk_wrap(XblkEngine *engine, BlockBackend *blk,
+                             const char *name)
+{
+    XblkDisk *d = g_new0(XblkDisk, 1);
+    d->engine = engine;
+    d->blk = blk;
+    blk_ref(blk);
+    d->name = g_strdup(name);
+    engine->disks = g_list_append(engine->disks, d);
+    return d;
 }
 
 const char *xblk_disk_name(const XblkDisk *d)
 {
+    if (d && d->name) {
+        return d->name;
+    }
     BlockDriverState *bs = d ? blk_bs(d->blk) : NULL;
     return bs ? bs->node_name : NULL;
 }

@@ -39,7 +39,15 @@ struct XblkDisk {
     XblkEngine *engine;
     BlockBackend *blk;
     unsigned in_flight;         /* requests submitted, not completed */
+    char *name;                 /* a host's name for it, or NULL: its
+                                 * node name */
 };
+
+/* For hosts built into the tree (xblk-system): an XblkDisk over a
+ * backend the host made (a -drive), named name (its id); closing it
+ * drops the reference it took. */
+XblkDisk *xblk_api_disk_wrap(XblkEngine *engine, BlockBackend *blk,
+                             const char *name);
 
 /* The engine of the process, or NULL. */
 XblkEngine *xblk_api_engine(void);

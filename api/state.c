@@ -56,8 +56,11 @@ struct XblkStateHost {
     atomic_bool paused;
     atomic_llong park_ns;
     bool busy;
+    bool cancel;                /* asked to stop the running operation */
     /* The running save's capture (freed when it ends). */
-    char *title, *frame_hash;
+    uint64_t frame;
+    int64_t clock_ns;
+    char *title, *disc_path, *frame_hash;
     GBytes *thumbnail;
     uint16_t thumb_w, thumb_h;
     /* A load's device sections, decoded and checked by load_check and
@@ -221,6 +224,7 @@ static VMStateType field_vms_type(XblkFieldType t)
         [XBLK_FIELD_I8] = VMS_T_I8, [XBLK_FIELD_I16] = VMS_T_I16,
         [XBLK_FIELD_I32] = VMS_T_I32, [XBLK_FIELD_I64] = VMS_T_I64,
         [XBLK_FIELD_BOOL] = VMS_T_BOOL, [XBLK_FIELD_BUFFER] = VMS_T_BUFFER,
+        [XBLK_FIELD_VBUFFER] = VMS_T_VBUFFER,
         [XBLK_FIELD_STRUCT] = VMS_T_STRUCT,
     };
     return map[t];
@@ -307,12 +311,32 @@ static bool convert_field(XblkStateHost *st, const XblkDeviceDesc *pub,
                        f->elem_size);
         return false;
     }
-    if (f->elem_size > pub->struct_size / count ||
-        f->offset > pub->struct_size - f->elem_size * count) {
+    /* Inside the struct, or (fields of past versions only) inside the
+     * old area after it. */
+    size_t old_base = (pub->struct_size + 15) & ~(size_t)15;
+    bool old = f->offset >= pub->struct_size;
+    size_t limit = old ? old_base + pub->old_size : pub->struct_size;
+    if (f->elem_size > limit / count ||
+        f->offset > limit - f->elem_size * count ||
+        (old && f->offset < old_base)) {
         xblk_api_error(err, XBLK_ERROR_INVALID, "device '%s' field '%s' "
                        "runs past its struct (offset %zu + %u x %zu bytes > "
                        "%zu)", dn, f->name, f->offset, count, f->elem_size,
-                       pub->struct_size);
+                       limit);
+        return false;
+    }
+    if (old && (!f->version_removed || f->version_removed > pub->version)) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "device '%s' field '%s': "
+                       "an old-area field must be of past versions only "
+                       "(XBLK_UNTIL)", dn, f->name);
+        return false;
+    }
+    if (f->type == XBLK_FIELD_VBUFFER &&
+        (count != 1 || f->len_offset > pub->struct_size - 4 ||
+         pub->struct_size < 4)) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "device '%s' field '%s': "
+                       "a VBUFFER is one array whose length field lies "
+                       "inside the struct", dn, f->name);
         return false;
     }
     if (f->version_added < 0 || f->version_removed < 0 ||
@@ -325,7 +349,8 @@ static bool convert_field(XblkStateHost *st, const XblkDeviceDesc *pub,
     *out = (VMStateField){
         .name = f->name, .offset = f->offset,
         .type = field_vms_type(f->type), .count = count,
-        .size = f->elem_size, .version_added = f->version_added,
+        .size = f->elem_size, .len_offset = f->len_offset,
+        .version_added = f->version_added,
         .version_removed = f->version_removed, .ranged = f->ranged,
         .min = f->min, .max = f->max,
     };
@@ -401,6 +426,7 @@ static const VMStateDescription *convert_desc(XblkStateHost *st,
     d->vmsd = (VMStateDescription){
         .name = g_strdup(pub->name), .version_id = pub->version,
         .minimum_version_id = min_version, .size = pub->struct_size,
+        .old_size = pub->old_size,
         .fields = d->fields, .hook_ctx = pub,
         .ctx_pre_save = pub->pre_save ? hook_pre_save : NULL,
         .ctx_load_old = pub->load_old ? hook_load_old : NULL,
@@ -473,6 +499,16 @@ void xblk_host_paused(XblkEngine *e)
 
 /* ---- the coordination's view of the host (SavestateHostOps) ---- */
 
+/* fn(arg) where the host wants its structs touched (run_paused). */
+static void run_on_host(XblkStateHost *st, XblkHostFn *fn, void *arg)
+{
+    if (st->ops.run_paused) {
+        st->ops.run_paused(st->ops.opaque, fn, arg);
+    } else {
+        fn(arg);
+    }
+}
+
 static guint sh_ram_regions(void *opaque, SavestateRam *out)
 {
     XblkStateHost *st = opaque;
@@ -490,7 +526,7 @@ static GArray *sh_disks(void *opaque)
         XblkDisk *d = l->data;
         BlockDriverState *bs = blk_bs(d->blk);
         if (bs && !bdrv_is_read_only(bs)) {
-            SavestateDisk sd = { bdrv_get_node_name(bs), bs };
+            SavestateDisk sd = { xblk_disk_name(d), bs };
             g_array_append_val(a, sd);
         }
     }
@@ -526,52 +562,121 @@ static int64_t sh_park_ns(void *opaque)
 static void capture_clear(XblkStateHost *st)
 {
     g_clear_pointer(&st->title, g_free);
+    g_clear_pointer(&st->disc_path, g_free);
     g_clear_pointer(&st->frame_hash, g_free);
     g_clear_pointer(&st->thumbnail, g_bytes_unref);
+}
+
+static void utf8_take(char **dst, const char *src)
+{
+    if (src && g_utf8_validate(src, -1, NULL)) {
+        g_free(*dst);
+        *dst = g_strdup(src);
+    }
+}
+
+/* What the host filled in, copied (non-NULL replaces). */
+static void capture_take(XblkStateHost *st, const XblkStateCapture *c)
+{
+    utf8_take(&st->title, c->title);
+    utf8_take(&st->disc_path, c->disc_path);
+    utf8_take(&st->frame_hash, c->frame_hash);
+    if (c->thumbnail_png && c->thumbnail_png_len) {
+        g_clear_pointer(&st->thumbnail, g_bytes_unref);
+        st->thumbnail = g_bytes_new(c->thumbnail_png, c->thumbnail_png_len);
+        st->thumb_w = c->thumbnail_width;
+        st->thumb_h = c->thumbnail_height;
+    }
+}
+
+typedef struct CaptureCall {
+    XblkStateHost *st;
+    XssWriter *w;
+    SavestateCapture *cap;
+    bool ok;
+    GError *err;
+} CaptureCall;
+
+static void capture_on_host(void *arg)
+{
+    CaptureCall *c = arg;
+    XblkStateHost *st = c->st;
+    XblkStateCapture hc = { .size = sizeof(hc) };
+    if (st->ops.capture) {
+        st->ops.capture(st->ops.opaque, &hc);
+    }
+    c->cap->frame = st->frame = hc.frame;
+    c->cap->clock_ns = st->clock_ns = hc.clock_ns;
+    capture_take(st, &hc);
+    c->ok = xss_writer_devices(c->w, st->devices, &c->err);
 }
 
 static bool sh_capture(void *opaque, XssWriter *w, SavestateCapture *cap,
                        GError **errp)
 {
     XblkStateHost *st = opaque;
-    XblkStateCapture c = { .size = sizeof(c) };
-    if (st->ops.capture) {
-        st->ops.capture(st->ops.opaque, &c);
-    }
-    cap->frame = c.frame;
-    cap->clock_ns = c.clock_ns;
     capture_clear(st);
-    if (c.title && g_utf8_validate(c.title, -1, NULL)) {
-        st->title = g_strdup(c.title);
+    CaptureCall c = { st, w, cap, false, NULL };
+    run_on_host(st, capture_on_host, &c);
+    if (!c.ok) {
+        g_propagate_error(errp, c.err);
     }
-    if (c.frame_hash && g_utf8_validate(c.frame_hash, -1, NULL)) {
-        st->frame_hash = g_strdup(c.frame_hash);
-    }
-    if (c.thumbnail_png && c.thumbnail_png_len) {
-        st->thumbnail = g_bytes_new(c.thumbnail_png, c.thumbnail_png_len);
-        st->thumb_w = c.thumbnail_width;
-        st->thumb_h = c.thumbnail_height;
-    }
-    return xss_writer_devices(w, st->devices, errp);
+    return c.ok;
 }
 
-/* Producer thread: only reads what the pause stored. */
+/* Streaming thread. */
+static void sh_save_page(void *opaque, uint64_t offset, const void *page)
+{
+    XblkStateHost *st = opaque;
+    if (st->ops.save_page) {
+        st->ops.save_page(st->ops.opaque, offset, page, XSS_PAGE_SIZE);
+    }
+}
+
+/* Streaming thread, after the RAM: the host completes the metadata. */
 static void sh_save_metadata(void *opaque, XssMetadata *md)
 {
     XblkStateHost *st = opaque;
+    if (st->ops.save_finish) {
+        XblkStateCapture c = {
+            .size = sizeof(c), .frame = st->frame, .clock_ns = st->clock_ns,
+        };
+        st->ops.save_finish(st->ops.opaque, &c);
+        capture_take(st, &c);
+    }
     md->title = st->title;
+    md->disc_path = st->disc_path;
     md->frame_hash = st->frame_hash;
     md->thumbnail_png = st->thumbnail;
     md->thumb_width = st->thumb_w;
     md->thumb_height = st->thumb_h;
 }
 
+typedef struct LoadCall {
+    XblkStateHost *st;
+    XssReader *r;
+    RamRestore *rr;
+    bool ok;
+    GError *err;
+} LoadCall;
+
+static void check_on_host(void *arg)
+{
+    LoadCall *c = arg;
+    XblkStateHost *st = c->st;
+    vmstate_set_load_free(st->prepared);
+    st->prepared = xss_reader_prepare_devices(c->r, st->devices, &c->err);
+    c->ok = st->prepared != NULL;
+}
+
 static bool sh_load_check(void *opaque, XssReader *r, GError **errp)
 {
-    XblkStateHost *st = opaque;
-    vmstate_set_load_free(st->prepared);
-    st->prepared = xss_reader_prepare_devices(r, st->devices, errp);
-    return st->prepared != NULL;
+    LoadCall c = { opaque, r, NULL, false, NULL };
+    run_on_host(c.st, check_on_host, &c);
+    if (!c.ok) {
+        g_propagate_error(errp, c.err);
+    }
+    return c.ok;
 }
 
 /* RAM in place: one region is moved in (no copy); several, or memory
@@ -592,17 +697,35 @@ static bool load_ram(XblkStateHost *st, RamRestore *rr, GError **errp)
     return true;
 }
 
+static void load_on_host(void *arg)
+{
+    LoadCall *c = arg;
+    XblkStateHost *st = c->st;
+    VMStateSetLoad *l = g_steal_pointer(&st->prepared);
+    if (!l && !(l = xss_reader_prepare_devices(c->r, st->devices,
+                                                &c->err))) {
+        return;
+    }
+    if (st->ops.load_begin) {
+        st->ops.load_begin(st->ops.opaque);
+    }
+    bool changed = load_ram(st, c->rr, &c->err);
+    c->ok = changed && vmstate_set_load_commit(l, &c->err);
+    vmstate_set_load_free(l);
+    if (st->ops.load_end) {
+        st->ops.load_end(st->ops.opaque, changed);
+    }
+}
+
 static bool sh_load(void *opaque, XssReader *r, RamRestore *rr,
                     GError **errp)
 {
-    XblkStateHost *st = opaque;
-    VMStateSetLoad *l = g_steal_pointer(&st->prepared);
-    if (!l && !(l = xss_reader_prepare_devices(r, st->devices, errp))) {
-        return false;
+    LoadCall c = { opaque, r, rr, false, NULL };
+    run_on_host(c.st, load_on_host, &c);
+    if (!c.ok) {
+        g_propagate_error(errp, c.err);
     }
-    bool ok = load_ram(st, rr, errp) && vmstate_set_load_commit(l, errp);
-    vmstate_set_load_free(l);
-    return ok;
+    return c.ok;
 }
 
 static const SavestateHostOps api_host_ops = {
@@ -613,10 +736,18 @@ static const SavestateHostOps api_host_ops = {
     .resume = sh_resume,
     .park_ns = sh_park_ns,
     .capture = sh_capture,
+    .save_page = sh_save_page,
     .save_metadata = sh_save_metadata,
     .load_check = sh_load_check,
     .load = sh_load,
 };
+
+static SavestateHost host_of(XblkStateHost *st, SavestateHostOps *ops)
+{
+    *ops = api_host_ops;
+    ops->machine_type = st->ops.machine_type ? st->ops.machine_type : "";
+    return (SavestateHost){ ops, st };
+}
 
 /* ---- save, load, delete ---- */
 
@@ -625,8 +756,10 @@ typedef struct ApiOp {
     XblkStateOp op;
     char *name;
     char *vmstate_disk;
+    char **disks;
     bool overwrite;
     XblkStateProgressFn *progress;
+    void *progress_opaque;
     XblkStateDoneFn *done;
     void *opaque;
     int64_t t0;
@@ -636,8 +769,14 @@ static void op_progress(void *opaque, uint64_t done, uint64_t total)
 {
     ApiOp *o = opaque;
     if (o->progress) {
-        o->progress(o->opaque, done, total);
+        o->progress(o->progress_opaque, done, total);
     }
+}
+
+static bool op_cancelled(void *opaque)
+{
+    ApiOp *o = opaque;
+    return o->engine->state->cancel;
 }
 
 static void op_stats(ApiOp *o, XblkStateStats *s)
@@ -650,6 +789,8 @@ static void op_stats(ApiOp *o, XblkStateStats *s)
         s->pause_ns = ss->guest_pause_ns;
         s->total_ns = ss->durable_ns;
         s->vm_state_size = ss->vm_state_size;
+        s->raw_size = ss->raw_size;
+        s->peak_cow_bytes = ss->peak_cow_bytes;
         s->frame = ss->frame;
     } else if (o->op == XBLK_STATE_LOAD) {
         const SavestateLoadStats *ls = savestate_last_load_stats();
@@ -662,12 +803,12 @@ static void coroutine_fn op_co(void *opaque)
 {
     ApiOp *o = opaque;
     XblkStateHost *st = o->engine->state;
-    SavestateHostOps ops = api_host_ops;
-    ops.machine_type = st->ops.machine_type;
-    SavestateHost h = { &ops, st };
+    SavestateHostOps ops;
+    SavestateHost h = host_of(st, &ops);
     SavestateArgs a = {
-        .vmstate = o->vmstate_disk, .overwrite = o->overwrite,
-        .progress = op_progress, .opaque = o,
+        .vmstate = o->vmstate_disk, .devices = o->disks,
+        .overwrite = o->overwrite, .progress = op_progress,
+        .cancelled = op_cancelled, .opaque = o,
     };
     GError *gerr = NULL;
     bool ok;
@@ -687,6 +828,7 @@ static void coroutine_fn op_co(void *opaque)
     capture_clear(st);
     g_clear_pointer(&st->prepared, vmstate_set_load_free);
     st->busy = false;           /* done may start the next one */
+    st->cancel = false;
     XblkError *err = NULL;
     if (!ok) {
         xblk_api_error_from(&err, gerr);
@@ -695,6 +837,7 @@ static void coroutine_fn op_co(void *opaque)
     xblk_error_free(err);
     g_free(o->name);
     g_free(o->vmstate_disk);
+    g_strfreev(o->disks);
     g_free(o);
 }
 
@@ -703,9 +846,9 @@ static void op_bh(void *opaque)
     co_enter(co_create(op_co, opaque));
 }
 
-static bool op_start(XblkEngine *e, XblkStateOp op, const char *name,
-                     const XblkStateOptions *opts, XblkStateDoneFn *done,
-                     void *opaque, XblkError **err)
+static bool op_checks(XblkEngine *e, XblkStateOp op, const char *name,
+                      const XblkStateOptions *opts, XblkStateDoneFn *done,
+                      XblkError **err)
 {
     if (!engine_ok(e, err) || !not_busy(e, err) ||
         !name_ok("a state's", name, err)) {
@@ -732,17 +875,33 @@ static bool op_start(XblkEngine *e, XblkStateOp op, const char *name,
                        "(xblk_ram_add)");
         return false;
     }
+    return true;
+}
+
+static bool op_start(XblkEngine *e, XblkStateOp op, const char *name,
+                     const XblkStateOptions *opts, XblkStateDoneFn *done,
+                     void *opaque, XblkError **err)
+{
+    if (!op_checks(e, op, name, opts, done, err)) {
+        return false;
+    }
     ApiOp *o = g_new0(ApiOp, 1);
     o->engine = e;
     o->op = op;
     o->name = g_strdup(name);
-    o->vmstate_disk = g_strdup(opts ? opts->vmstate_disk : NULL);
-    o->overwrite = opts && opts->overwrite;
-    o->progress = opts ? opts->progress : NULL;
+    if (opts) {
+        o->vmstate_disk = g_strdup(opts->vmstate_disk);
+        o->disks = opts->disks ? g_strdupv((char **)opts->disks) : NULL;
+        o->overwrite = opts->overwrite;
+        o->progress = opts->progress;
+        o->progress_opaque = opts->progress_opaque ? opts->progress_opaque
+                                                   : opaque;
+    }
     o->done = done;
     o->opaque = opaque;
     o->t0 = g_get_monotonic_time() * 1000;
-    st->busy = true;
+    e->state->busy = true;
+    e->state->cancel = false;
     aio_bh_schedule(op_bh, o);
     return true;
 }
@@ -762,12 +921,94 @@ bool xblk_state_load(XblkEngine *e, const char *name,
 }
 
 bool xblk_state_delete(XblkEngine *e, const char *name,
-                       XblkStateDoneFn *done, void *opaque, XblkError **err)
+                       const XblkStateOptions *opts, XblkStateDoneFn *done,
+                       void *opaque, XblkError **err)
 {
-    return op_start(e, XBLK_STATE_DELETE, name, NULL, done, opaque, err);
+    return op_start(e, XBLK_STATE_DELETE, name, opts, done, opaque, err);
 }
 
 bool xblk_state_busy(XblkEngine *e)
 {
     return (e && e->state && e->state->busy) || savestate_busy();
+}
+
+bool xblk_state_cancel(XblkEngine *e)
+{
+    if (!e || !e->state || !e->state->busy) {
+        return false;
+    }
+    e->state->cancel = true;
+    return true;
+}
+
+/* ---- the catalog's helpers ---- */
+
+XblkStateInfo *xblk_state_info(XblkEngine *e, const char *name,
+                               XblkError **err)
+{
+    if (!engine_ok(e, err) || !name_ok("a state's", name, err)) {
+        return NULL;
+    }
+    SavestateHostOps ops;
+    SavestateHost h = host_of(state_of(e), &ops);
+    XssMetadata md = { 0 };
+    GError *gerr = NULL;
+    if (!savestate_metadata(&h, name, &md, &gerr)) {
+        xblk_api_error_from(err, gerr);
+        return NULL;
+    }
+    XblkStateInfo *info = g_new0(XblkStateInfo, 1);
+    info->size = sizeof(*info);
+    info->frame = md.frame;
+    info->frame_hash = g_strdup(md.frame_hash);
+    info->disc_path = g_strdup(md.disc_path);
+    info->title = g_strdup(md.title);
+    if (md.thumbnail_png) {
+        gsize len;
+        const void *p = g_bytes_get_data(md.thumbnail_png, &len);
+        info->thumbnail_png = g_memdup2(p, len);
+        info->thumbnail_png_len = len;
+        info->thumbnail_width = md.thumb_width;
+        info->thumbnail_height = md.thumb_height;
+    }
+    xss_metadata_clear(&md);
+    return info;
+}
+
+void xblk_state_info_free(XblkStateInfo *info)
+{
+    if (info) {
+        g_free(info->frame_hash);
+        g_free(info->disc_path);
+        g_free(info->title);
+        g_free(info->thumbnail_png);
+        g_free(info);
+    }
+}
+
+int xblk_state_cleanup(XblkEngine *e,
+                       void (*report)(void *opaque, const char *line),
+                       void *opaque, XblkError **err)
+{
+    if (!engine_ok(e, err) || !not_busy(e, err)) {
+        return -1;
+    }
+    SavestateHostOps ops;
+    SavestateHost h = host_of(state_of(e), &ops);
+    GString *lines = g_string_new(NULL);
+    GError *gerr = NULL;
+    int n = savestate_cleanup(&h, lines, &gerr);
+    if (report) {
+        g_auto(GStrv) v = g_strsplit(lines->str, "\n", -1);
+        for (char **l = v; *l; l++) {
+            if (**l) {
+                report(opaque, *l);
+            }
+        }
+    }
+    g_string_free(lines, TRUE);
+    if (n < 0) {
+        xblk_api_error_from(err, gerr);
+    }
+    return n;
 }

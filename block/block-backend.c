@@ -93,6 +93,11 @@ void blk_replace_root(BlockBackend *blk, BlockDriverState *bs)
     bdrv_unref(old);
 }
 
+void blk_ref(BlockBackend *blk)
+{
+    blk->refcnt++;
+}
+
 void blk_unref(BlockBackend *blk)
 {
     if (!blk || --blk->refcnt > 0) {

@@ -20,6 +20,8 @@ BlockBackend *blk_new_open(const char *filename, BlockOpts *opts, int flags,
                            GError **errp);
 void blk_insert_bs(BlockBackend *blk, BlockDriverState *bs);
 void blk_remove_bs(BlockBackend *blk);
+/* Another owner (an XblkDisk over a -drive's backend, api/disk.c). */
+void blk_ref(BlockBackend *blk);
 void blk_unref(BlockBackend *blk);
 /* Points blk at bs instead of its root, in memory (graph switches). */
 void blk_replace_root(BlockBackend *blk, BlockDriverState *bs);

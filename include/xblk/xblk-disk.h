@@ -34,7 +34,8 @@ XBLK_API XblkDisk *xblk_disk_open(XblkEngine *engine, const char *options,
 /* Waits for the disk's requests, flushes and closes it.  NULL accepted. */
 XBLK_API void xblk_disk_close(XblkDisk *disk);
 
-/* The node-name; valid while the disk is open. */
+/* The disk's name: its node-name (a host built into the tree may name
+ * its disks otherwise); valid while the disk is open. */
 XBLK_API const char *xblk_disk_name(const XblkDisk *disk);
 /* The guest-visible size in bytes, or -1 with *err set. */
 XBLK_API int64_t xblk_disk_length(XblkDisk *disk, XblkError **err);

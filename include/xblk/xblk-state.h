@@ -88,13 +88,22 @@ XBLK_API void xblk_ram_prepare_write(XblkEngine *engine, void *dst,
  *
  * A device's state is a C struct; its table lists the fields to save,
  * each with its type, offset and element count.  Encoding at version V:
- * the fields that exist at V, in table order, little-endian, no padding.
- * A field added in version N carries .version_added = N (loading an
- * older state leaves it as it is, and load_old may set it); a field
- * that left carries .version_removed.  Loading decodes into a scratch
- * copy, checks every length and range, runs load_old and check, and only
- * then copies the fields into the device and runs post_load: a state
- * that does not check out changes nothing.
+ * the fields that exist at V (version_added <= V < version_removed), in
+ * table order, little-endian, no padding: integers at their width, bool
+ * one byte, arrays element after element, nested structs inline,
+ * BUFFER its bytes, VBUFFER a u32 length then that many bytes.
+ *
+ * Loading decodes into a scratch copy of the struct, checks every length
+ * and every ranged value, runs load_old (a state older than `version`)
+ * and check, and only then copies the fields into the device and runs
+ * post_load: a state that does not check out changes nothing.
+ *
+ * Old versions: a field added in version N carries XBLK_SINCE(N) (an
+ * older state leaves it as it is; load_old may set it).  A field whose
+ * encoding changed in version N stays in the table with XBLK_UNTIL(N),
+ * declared in an "old area" - scratch-only storage after the struct
+ * (XBLK_OLD_*; the table's old_size says how big) - which load_old reads
+ * (xblk_device_old_area()) to fill the new field.
  */
 typedef enum XblkFieldType {
     XBLK_FIELD_U8 = 1,
@@ -106,8 +115,11 @@ typedef enum XblkFieldType {
     XBLK_FIELD_I32,
     XBLK_FIELD_I64,
     XBLK_FIELD_BOOL,            /* a C bool, one byte */
-    XBLK_FIELD_BUFFER,          /* `elem_size` raw bytes */
-    XBLK_FIELD_STRUCT,          /* `count` structs described by `desc` */
+    XBLK_FIELD_BUFFER,          /* count x elem_size raw bytes */
+    XBLK_FIELD_VBUFFER,         /* the first n bytes of a byte array of
+                                 * elem_size, n the uint32_t at
+                                 * len_offset (listed earlier) */
+    XBLK_FIELD_STRUCT,          /* count structs described by desc */
 } XblkFieldType;
 
 typedef struct XblkDeviceDesc XblkDeviceDesc;
@@ -115,24 +127,27 @@ typedef struct XblkDeviceDesc XblkDeviceDesc;
 typedef struct XblkField {
     const char *name;           /* NULL ends the table */
     XblkFieldType type;
-    size_t offset;              /* offsetof(struct, member) */
+    size_t offset;              /* offsetof(struct, member), or into the
+                                 * old area (XBLK_OLD_*) */
     uint32_t count;             /* array elements (0 counts as 1) */
     size_t elem_size;           /* bytes of one element in the struct */
     const XblkDeviceDesc *desc; /* XBLK_FIELD_STRUCT */
+    size_t len_offset;          /* XBLK_FIELD_VBUFFER */
     int version_added;          /* first version with it (0: always) */
     int version_removed;        /* first version without it (0: none) */
     bool ranged;                /* integers: refuse values outside */
-    int64_t min, max;           /* [min, max] */
+    int64_t min, max;           /* [min, max] (unsigned: as uint64) */
 } XblkField;
 
 struct XblkDeviceDesc {
     size_t size;                /* sizeof(XblkDeviceDesc) */
     size_t field_size;          /* sizeof(XblkField) */
     const char *name;           /* the section's name in a state */
-    int version;                /* the version saved */
-    int minimum_version;        /* the oldest version loaded */
+    int version;                /* the version saved (>= 1) */
+    int minimum_version;        /* the oldest version loaded (0: 1) */
     size_t struct_size;         /* sizeof the struct described */
-    const XblkField *fields;    /* ends with a NULL name */
+    size_t old_size;            /* bytes of the old area (or 0) */
+    const XblkField *fields;    /* ends with XBLK_FIELDS_END */
     /* Optional hooks; they report failure with xblk_error_set(). */
     /* Before encoding (fill fields from elsewhere); may refuse. */
     bool (*pre_save)(void *opaque, XblkError **err);
@@ -145,20 +160,103 @@ struct XblkDeviceDesc {
     bool (*post_load)(void *opaque, int version, XblkError **err);
 };
 
-/* Field initializers: XBLK_FIELD(T, member, XBLK_FIELD_U32) for a
- * scalar, XBLK_FIELD_ARRAY(T, member, XBLK_FIELD_U8, n) for an array of
- * n, XBLK_FIELD_STRUCTS(T, member, &desc, n) for n nested structs. */
-#define XBLK_FIELD(T, f, type_) \
-    { #f, (type_), offsetof(T, f), 1, sizeof(((T *)0)->f), NULL, 0, 0, \
-      false, 0, 0 }
-#define XBLK_FIELD_ARRAY(T, f, type_, n) \
-    { #f, (type_), offsetof(T, f), (n), sizeof(((T *)0)->f) / (n), NULL, \
-      0, 0, false, 0, 0 }
-#define XBLK_FIELD_STRUCTS(T, f, descp, n) \
-    { #f, XBLK_FIELD_STRUCT, offsetof(T, f), (n), \
-      sizeof(((T *)0)->f) / (n), (descp), 0, 0, false, 0, 0 }
-#define XBLK_FIELD_END { NULL, (XblkFieldType)0, 0, 0, 0, NULL, 0, 0, \
-                         false, 0, 0 }
+/*
+ * Declaring fields.  Each macro takes the struct type and the member
+ * (which may be a path such as `regs.eax`), checks at compile time that
+ * the member has the width the type says, and accepts trailing
+ * designators:
+ *     XBLK_U8(Pic, init_step, XBLK_MAX(4)),
+ *     XBLK_U32(Foo, bar, XBLK_SINCE(2)),
+ *     XBLK_FIELDS_END
+ * (C only: C++ lacks the designated initializers they expand to.)
+ */
+#define XBLK_SINCE(v)       .version_added = (v)
+#define XBLK_UNTIL(v)       .version_removed = (v)
+#define XBLK_MAX(m)         .ranged = true, .min = 0, .max = (m)
+#define XBLK_RANGE(lo, hi)  .ranged = true, .min = (lo), .max = (hi)
+
+#define XBLK_SIZEOF(T, f) sizeof(((T *)0)->f)
+/* Compile-time: member f of T is n bytes; evaluates to n. */
+#define XBLK_SIZE_IS(T, f, n) \
+    (sizeof(char[XBLK_SIZEOF(T, f) == (size_t)(n) ? 1 : -1]) ? \
+     (size_t)(n) : 0)
+
+#define XBLK__SCALAR(T, f, t, w, n, ...) \
+    { .name = #f, .type = (t), .offset = offsetof(T, f), .count = (n), \
+      .elem_size = (w) + 0 * XBLK_SIZE_IS(T, f, (size_t)(w) * (n)), \
+      __VA_ARGS__ }
+
+#define XBLK_U8(T, f, ...)   XBLK__SCALAR(T, f, XBLK_FIELD_U8, 1, 1, __VA_ARGS__)
+#define XBLK_U16(T, f, ...)  XBLK__SCALAR(T, f, XBLK_FIELD_U16, 2, 1, __VA_ARGS__)
+#define XBLK_U32(T, f, ...)  XBLK__SCALAR(T, f, XBLK_FIELD_U32, 4, 1, __VA_ARGS__)
+#define XBLK_U64(T, f, ...)  XBLK__SCALAR(T, f, XBLK_FIELD_U64, 8, 1, __VA_ARGS__)
+#define XBLK_I8(T, f, ...)   XBLK__SCALAR(T, f, XBLK_FIELD_I8, 1, 1, __VA_ARGS__)
+#define XBLK_I16(T, f, ...)  XBLK__SCALAR(T, f, XBLK_FIELD_I16, 2, 1, __VA_ARGS__)
+#define XBLK_I32(T, f, ...)  XBLK__SCALAR(T, f, XBLK_FIELD_I32, 4, 1, __VA_ARGS__)
+#define XBLK_I64(T, f, ...)  XBLK__SCALAR(T, f, XBLK_FIELD_I64, 8, 1, __VA_ARGS__)
+#define XBLK_BOOL(T, f, ...) XBLK__SCALAR(T, f, XBLK_FIELD_BOOL, 1, 1, __VA_ARGS__)
+/* A C enum stored as u32 (give XBLK_MAX(last value)). */
+#define XBLK_ENUM(T, f, ...) XBLK__SCALAR(T, f, XBLK_FIELD_U32, 4, 1, __VA_ARGS__)
+
+#define XBLK_U8_ARRAY(T, f, n, ...) \
+    XBLK__SCALAR(T, f, XBLK_FIELD_U8, 1, n, __VA_ARGS__)
+#define XBLK_U16_ARRAY(T, f, n, ...) \
+    XBLK__SCALAR(T, f, XBLK_FIELD_U16, 2, n, __VA_ARGS__)
+#define XBLK_U32_ARRAY(T, f, n, ...) \
+    XBLK__SCALAR(T, f, XBLK_FIELD_U32, 4, n, __VA_ARGS__)
+#define XBLK_U64_ARRAY(T, f, n, ...) \
+    XBLK__SCALAR(T, f, XBLK_FIELD_U64, 8, n, __VA_ARGS__)
+#define XBLK_BOOL_ARRAY(T, f, n, ...) \
+    XBLK__SCALAR(T, f, XBLK_FIELD_BOOL, 1, n, __VA_ARGS__)
+
+/* The whole member as raw bytes. */
+#define XBLK_BUFFER(T, f, ...) \
+    { .name = #f, .type = XBLK_FIELD_BUFFER, .offset = offsetof(T, f), \
+      .count = 1, .elem_size = XBLK_SIZEOF(T, f), __VA_ARGS__ }
+/* The first `lenf` bytes of byte array f (lenf: a uint32_t member of T
+ * listed before f). */
+#define XBLK_VBUFFER(T, f, lenf, ...) \
+    { .name = #f, .type = XBLK_FIELD_VBUFFER, .offset = offsetof(T, f), \
+      .count = 1, .elem_size = XBLK_SIZEOF(T, f), \
+      .len_offset = offsetof(T, lenf) + 0 * XBLK_SIZE_IS(T, lenf, 4), \
+      __VA_ARGS__ }
+/* A nested struct of type ST described by *descp, and an array of n. */
+#define XBLK_STRUCT(T, f, descp, ST, ...) \
+    { .name = #f, .type = XBLK_FIELD_STRUCT, .offset = offsetof(T, f), \
+      .count = 1, .elem_size = XBLK_SIZE_IS(T, f, sizeof(ST)), \
+      .desc = (descp), __VA_ARGS__ }
+#define XBLK_STRUCT_ARRAY(T, f, n, descp, ST, ...) \
+    { .name = #f, .type = XBLK_FIELD_STRUCT, .offset = offsetof(T, f), \
+      .count = (n), \
+      .elem_size = sizeof(ST) + 0 * XBLK_SIZE_IS(T, f, sizeof(ST) * (n)), \
+      .desc = (descp), __VA_ARGS__ }
+
+/* Old area (see above): OT is the old-area struct of the table of T. */
+#define XBLK_OLD_BASE(T) ((sizeof(T) + 15) & ~(size_t)15)
+#define XBLK__OLD(T, OT, f, t, w, ...) \
+    { .name = #f, .type = (t), .offset = XBLK_OLD_BASE(T) + offsetof(OT, f), \
+      .count = 1, .elem_size = (w) + 0 * XBLK_SIZE_IS(OT, f, (w)), \
+      __VA_ARGS__ }
+#define XBLK_OLD_U8(T, OT, f, ...) \
+    XBLK__OLD(T, OT, f, XBLK_FIELD_U8, 1, __VA_ARGS__)
+#define XBLK_OLD_U16(T, OT, f, ...) \
+    XBLK__OLD(T, OT, f, XBLK_FIELD_U16, 2, __VA_ARGS__)
+#define XBLK_OLD_U32(T, OT, f, ...) \
+    XBLK__OLD(T, OT, f, XBLK_FIELD_U32, 4, __VA_ARGS__)
+#define XBLK_OLD_U64(T, OT, f, ...) \
+    XBLK__OLD(T, OT, f, XBLK_FIELD_U64, 8, __VA_ARGS__)
+#define XBLK_OLD_BOOL(T, OT, f, ...) \
+    XBLK__OLD(T, OT, f, XBLK_FIELD_BOOL, 1, __VA_ARGS__)
+
+#define XBLK_FIELDS_END { NULL, (XblkFieldType)0, 0, 0, 0, NULL, 0, 0, 0, \
+                          false, 0, 0 }
+
+/* The old area of a scratch copy (for load_old). */
+static inline void *xblk_device_old_area(const XblkDeviceDesc *desc,
+                                         void *scratch)
+{
+    return (char *)scratch + ((desc->struct_size + 15) & ~(size_t)15);
+}
 
 /*
  * Adds a device section: desc (which must outlive the engine) describes
@@ -176,20 +274,25 @@ XBLK_API bool xblk_device_add(XblkEngine *engine, const XblkDeviceDesc *desc,
 
 /* ---- the host ---- */
 
-/* What the host records about the save instant, inside the pause. */
+/* What the host records about a state: its frame and clock inside the
+ * pause (capture), the rest there or once all RAM streamed by
+ * (save_finish). */
 typedef struct XblkStateCapture {
     size_t size;                /* sizeof(XblkStateCapture), set by the
                                  * engine */
     uint64_t frame;             /* the host's frame or step counter */
     int64_t clock_ns;           /* the guest's clock: every disk's
                                  * snapshot records it (VM CLOCK) */
-    /* Optional, copied by the engine before capture() returns: */
+    /* Optional, copied by the engine when the callback returns: */
     const char *title;          /* the game's title */
+    const char *disc_path;      /* the disc inserted */
     const char *frame_hash;     /* the host's hash of the instant */
     const void *thumbnail_png;  /* a PNG picture of the screen */
     size_t thumbnail_png_len;
     uint16_t thumbnail_width, thumbnail_height;
 } XblkStateCapture;
+
+typedef void XblkHostFn(void *arg);
 
 typedef struct XblkHostOps {
     size_t size;                /* sizeof(XblkHostOps) */
@@ -199,12 +302,34 @@ typedef struct XblkHostOps {
     /* The pause contract (see the top of this file).  Required. */
     void (*pause)(void *opaque);
     void (*resume)(void *opaque);
-    /* Optional: inside the pause of a save, the capture's fields. */
+    /* Optional: runs fn(arg) on the thread the host wants device state
+     * touched on (its vCPU thread, say) and returns when it ran.  Inside
+     * the pause the engine runs through it everything that touches the
+     * host's structs: capture, the device encoding and its pre_save
+     * hooks, load_begin, the device loads and their hooks, load_end.
+     * NULL: they run on the loop thread. */
+    void (*run_paused)(void *opaque, XblkHostFn *fn, void *arg);
+    /* Optional, inside the pause of a save: the capture's fields. */
     void (*capture)(void *opaque, XblkStateCapture *capture);
+    /* Optional, on the engine's streaming thread while the guest runs:
+     * every page of guest RAM as it was at the pause, in ascending
+     * offset (the regions' concatenation), len bytes at a time; then
+     * save_finish with the capture to complete (a hash over all RAM, a
+     * thumbnail from a framebuffer in RAM).  Neither may touch what the
+     * guest is changing. */
+    void (*save_page)(void *opaque, uint64_t offset, const void *page,
+                      size_t len);
+    void (*save_finish)(void *opaque, XblkStateCapture *capture);
+    /* Optional, inside the pause of a load: load_begin once every check
+     * passed, before RAM or a device changes; load_end after, changed
+     * false if nothing was changed after all (a device's post_load may
+     * still fail after RAM and devices were replaced). */
+    void (*load_begin)(void *opaque);
+    void (*load_end)(void *opaque, bool changed);
     void *opaque;
 } XblkHostOps;
 
-/* Binds the host; once, before a save or load.  ops is copied. */
+/* Binds the host; before a save or load.  ops is copied. */
 XBLK_API bool xblk_engine_set_host(XblkEngine *engine,
                                    const XblkHostOps *ops, XblkError **err);
 /* The host's threads are stopped: any thread, once per ops->pause(). */
@@ -226,6 +351,8 @@ typedef struct XblkStateStats {
     int64_t total_ns;           /* call .. state durable and listed (save),
                                  * call .. done (load, delete) */
     uint64_t vm_state_size;     /* bytes of the stream (save) */
+    uint64_t raw_size;          /* the state uncompressed (save) */
+    uint64_t peak_cow_bytes;    /* copy-on-write memory at most (save) */
     uint64_t frame;             /* the capture's frame (save, load) */
 } XblkStateStats;
 
@@ -233,7 +360,7 @@ typedef struct XblkStateStats {
 typedef void XblkStateProgressFn(void *opaque, uint64_t done,
                                  uint64_t total);
 /* Completion: err NULL on success (borrowed: copy what you keep); stats
- * valid on success. */
+ * filled on success. */
 typedef void XblkStateDoneFn(void *opaque, const XblkError *err,
                              const XblkStateStats *stats);
 
@@ -241,10 +368,16 @@ typedef struct XblkStateOptions {
     size_t size;                /* sizeof(XblkStateOptions) */
     /* Save: replace a state of the same name (otherwise refused). */
     bool overwrite;
-    /* The disk to hold the VM state, by node name (NULL: the first
-     * writable qcow2 disk on save; the one that has it on load). */
+    /* The disk to hold the VM state, by name (xblk_disk_name) or node
+     * name.  NULL: the first writable disk that can hold one (save), the
+     * one that has it (load). */
     const char *vmstate_disk;
+    /* NULL-terminated disk names; NULL: every writable disk.  Given, it
+     * must name exactly the writable disks (a state covers them all);
+     * delete: only these disks. */
+    const char *const *disks;
     XblkStateProgressFn *progress;
+    void *progress_opaque;      /* progress's; NULL: done's opaque */
 } XblkStateOptions;
 
 /*
@@ -270,10 +403,45 @@ XBLK_API bool xblk_state_load(XblkEngine *engine, const char *name,
                               XblkStateDoneFn *done, void *opaque,
                               XblkError **err);
 XBLK_API bool xblk_state_delete(XblkEngine *engine, const char *name,
+                                const XblkStateOptions *opts,
                                 XblkStateDoneFn *done, void *opaque,
                                 XblkError **err);
 /* True while a save, load or delete runs. */
 XBLK_API bool xblk_state_busy(XblkEngine *engine);
+/* Asks the running save or load to stop: a save before its state is
+ * durable (nothing is left on any disk), a load before anything
+ * changed; too late, it completes.  False if none runs. */
+XBLK_API bool xblk_state_cancel(XblkEngine *engine);
+
+/* A state as the menu shows it, read without its RAM. */
+typedef struct XblkStateInfo {
+    size_t size;                /* sizeof(XblkStateInfo) */
+    uint64_t frame;
+    char *frame_hash;           /* or NULL, and so on */
+    char *disc_path;
+    char *title;
+    void *thumbnail_png;
+    size_t thumbnail_png_len;
+    uint16_t thumbnail_width, thumbnail_height;
+} XblkStateInfo;
+
+/* Synchronous (iterates the loop while it reads).  NULL with *err when
+ * no disk holds the state's VM state. */
+XBLK_API XblkStateInfo *xblk_state_info(XblkEngine *engine,
+                                        const char *name, XblkError **err);
+XBLK_API void xblk_state_info_free(XblkStateInfo *info);
+
+/*
+ * Synchronous, at start before any load: removes every state that a
+ * kill or power loss left unfinished (its snapshot on some writable
+ * disks only, with a guest clock and no VM state anywhere: a save lists
+ * the VM state's disk last).  report (may be NULL) gets one line per
+ * removal.  Returns how many states were removed, or -1 with *err.
+ */
+XBLK_API int xblk_state_cleanup(XblkEngine *engine,
+                                void (*report)(void *opaque,
+                                               const char *line),
+                                void *opaque, XblkError **err);
 
 #ifdef __cplusplus
 }

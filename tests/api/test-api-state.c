@@ -110,6 +110,7 @@ typedef struct Dev {
     uint32_t steps;
     int32_t delta;
     bool flag;
+    uint32_t blob_len;
     uint8_t blob[16];
     Inner inner[2];
     uint32_t added_in_v2;       /* version 2 of the table */
@@ -117,9 +118,9 @@ typedef struct Dev {
 } Dev;
 
 static const XblkField inner_fields[] = {
-    XBLK_FIELD(Inner, a, XBLK_FIELD_U16),
-    XBLK_FIELD_ARRAY(Inner, b, XBLK_FIELD_U8, 3),
-    XBLK_FIELD_END,
+    XBLK_U16(Inner, a),
+    XBLK_U8_ARRAY(Inner, b, 3),
+    XBLK_FIELDS_END,
 };
 
 static const XblkDeviceDesc inner_desc = {
@@ -157,19 +158,19 @@ static bool dev_load_old(void *scratch, int version, XblkError **err)
 }
 
 #define DEV_FIELDS_V1 \
-    XBLK_FIELD(Dev, prng, XBLK_FIELD_U64), \
-    XBLK_FIELD(Dev, steps, XBLK_FIELD_U32), \
-    XBLK_FIELD(Dev, delta, XBLK_FIELD_I32), \
-    XBLK_FIELD(Dev, flag, XBLK_FIELD_BOOL), \
-    XBLK_FIELD_ARRAY(Dev, blob, XBLK_FIELD_BUFFER, 1), \
-    XBLK_FIELD_STRUCTS(Dev, inner, &inner_desc, 2)
+    XBLK_U64(Dev, prng), \
+    XBLK_U32(Dev, steps), \
+    XBLK_I32(Dev, delta, XBLK_RANGE(-100, 100)), \
+    XBLK_BOOL(Dev, flag), \
+    XBLK_U32(Dev, blob_len, XBLK_MAX(16)), \
+    XBLK_VBUFFER(Dev, blob, blob_len), \
+    XBLK_STRUCT_ARRAY(Dev, inner, 2, &inner_desc, Inner)
 
-static const XblkField dev_fields_v1[] = { DEV_FIELDS_V1, XBLK_FIELD_END };
+static const XblkField dev_fields_v1[] = { DEV_FIELDS_V1, XBLK_FIELDS_END };
 static const XblkField dev_fields_v2[] = {
     DEV_FIELDS_V1,
-    { "added_in_v2", XBLK_FIELD_U32, offsetof(Dev, added_in_v2), 1, 4,
-      NULL, 2, 0, false, 0, 0 },
-    XBLK_FIELD_END,
+    XBLK_U32(Dev, added_in_v2, XBLK_SINCE(2)),
+    XBLK_FIELDS_END,
 };
 
 static const XblkDeviceDesc dev_desc_v1 = {
@@ -199,6 +200,15 @@ typedef struct Host {
     atomic_uint pauses, resumes;
     char ram_sum_at_pause[65];
     Dev dev_at_pause;
+    /* The streaming hooks: a SHA-256 over the pages as they stream. */
+    GChecksum *stream_sum;
+    uint64_t next_offset;
+    bool pages_in_order;
+    char streamed_sum[65];
+    /* run_paused: how many calls, and load_begin/end seen. */
+    atomic_uint run_paused_calls;
+    unsigned load_begins, load_ends;
+    bool last_load_changed;
 } Host;
 
 /* The guest: xorshift64 into RAM, one 8-byte store at a time, until
@@ -265,6 +275,51 @@ static void host_capture(void *opaque, XblkStateCapture *c)
     c->title = "api test";
 }
 
+static void host_run_paused(void *opaque, XblkHostFn *fn, void *arg)
+{
+    Host *h = opaque;
+    g_assert_true(!h->thread || atomic_load(&h->parked));
+    atomic_fetch_add(&h->run_paused_calls, 1);
+    fn(arg);
+}
+
+/* Streaming thread. */
+static void host_save_page(void *opaque, uint64_t offset, const void *page,
+                           size_t len)
+{
+    Host *h = opaque;
+    if (!h->stream_sum) {
+        h->stream_sum = g_checksum_new(G_CHECKSUM_SHA256);
+        h->next_offset = 0;
+        h->pages_in_order = true;
+    }
+    h->pages_in_order &= offset == h->next_offset;
+    h->next_offset = offset + len;
+    g_checksum_update(h->stream_sum, page, len);
+}
+
+static void host_save_finish(void *opaque, XblkStateCapture *c)
+{
+    Host *h = opaque;
+    g_assert_nonnull(h->stream_sum);
+    g_strlcpy(h->streamed_sum, g_checksum_get_string(h->stream_sum),
+              sizeof(h->streamed_sum));
+    g_clear_pointer(&h->stream_sum, g_checksum_free);
+    c->frame_hash = h->streamed_sum;
+}
+
+static void host_load_begin(void *opaque)
+{
+    ((Host *)opaque)->load_begins++;
+}
+
+static void host_load_end(void *opaque, bool changed)
+{
+    Host *h = opaque;
+    h->load_ends++;
+    h->last_load_changed = changed;
+}
+
 static void host_init(Host *h, const XblkDeviceDesc *desc)
 {
     XblkError *err = NULL;
@@ -275,13 +330,18 @@ static void host_init(Host *h, const XblkDeviceDesc *desc)
     h->ram = map_ram(h->ram_size);
     h->dev.prng = 88172645463325252ull;
     h->dev.delta = -5;
+    h->dev.blob_len = 3;
+    memcpy(h->dev.blob, "abc", 3);
     h->dev.inner[1].a = 77;
     g_assert_true(xblk_ram_add(h->e, "ram", h->ram, h->ram_size, &err));
     g_assert_true(xblk_device_add(h->e, desc, 0, &h->dev, &err));
     XblkHostOps ops = {
         .size = sizeof(ops), .machine_type = "api-test",
         .pause = host_pause, .resume = host_resume,
-        .capture = host_capture, .opaque = h,
+        .capture = host_capture, .run_paused = host_run_paused,
+        .save_page = host_save_page, .save_finish = host_save_finish,
+        .load_begin = host_load_begin, .load_end = host_load_end,
+        .opaque = h,
     };
     g_assert_true(xblk_engine_set_host(h->e, &ops, &err));
     g_assert_null(err);
@@ -356,7 +416,7 @@ static XblkErrorCode run_op(Host *h, XblkStateOp kind, const char *name,
                                                   o, &err) :
         kind == XBLK_STATE_LOAD ? xblk_state_load(h->e, name, &opts, op_done,
                                                   o, &err) :
-        xblk_state_delete(h->e, name, op_done, o, &err);
+        xblk_state_delete(h->e, name, NULL, op_done, o, &err);
     o->in_call = false;
     g_assert_null(err);
     g_assert_true(started);
@@ -430,6 +490,22 @@ static void test_save_load_running(void)
     g_assert_cmpuint(h.resumes, ==, 1);
     char sum_at_save[65];
     memcpy(sum_at_save, h.ram_sum_at_pause, sizeof(sum_at_save));
+    /* The streamed pages are RAM as of the pause, though the guest wrote
+     * on meanwhile; the menu's view of the state has what the host put
+     * in. */
+    g_assert_true(h.pages_in_order);
+    g_assert_cmpuint(h.next_offset, ==, RAM_SIZE);
+    g_assert_cmpstr(h.streamed_sum, ==, sum_at_save);
+    g_assert_cmpuint(h.run_paused_calls, ==, 1);
+    XblkError *err = NULL;
+    XblkStateInfo *info = xblk_state_info(h.e, "s1", &err);
+    g_assert_null(err);
+    g_assert_cmpuint(info->frame, ==, h.dev_at_pause.steps);
+    g_assert_cmpstr(info->title, ==, "api test");
+    g_assert_cmpstr(info->frame_hash, ==, sum_at_save);
+    xblk_state_info_free(info);
+    g_assert_null(xblk_state_info(h.e, "nope", &err));
+    expect_error(err, XBLK_ERROR_FAILED, "no VM state"), err = NULL;
     Dev dev_at_save = h.dev_at_pause;
 
     /* More guest work and a disk write: all of it must go. */
@@ -441,6 +517,10 @@ static void test_save_load_running(void)
     g_assert_cmpstr(sum_later, !=, sum_at_save);
 
     g_assert_cmpint(run_op(&h, XBLK_STATE_LOAD, "s1", &o), ==, 0);
+    g_assert_cmpuint(h.load_begins, ==, 1);
+    g_assert_cmpuint(h.load_ends, ==, 1);
+    g_assert_true(h.last_load_changed);
+    g_assert_cmpuint(h.run_paused_calls, ==, 3);   /* check, load */
     g_autofree char *sum_loaded = ram_sum(&h);
     g_assert_cmpstr(sum_loaded, ==, sum_at_save);
     g_assert_cmpuint(h.dev.post_loads, ==, 1);
@@ -563,31 +643,37 @@ static void test_versions_and_check(void)
 }
 
 static const XblkField past_fields[] = {
-    XBLK_FIELD(Dev, prng, XBLK_FIELD_U64),
-    { "past", XBLK_FIELD_U32, sizeof(Dev) - 2, 1, 4, NULL, 0, 0, false, 0,
-      0 },
-    XBLK_FIELD_END,
+    XBLK_U64(Dev, prng),
+    { .name = "past", .type = XBLK_FIELD_U32, .offset = sizeof(Dev) - 2,
+      .count = 1, .elem_size = 4 },
+    XBLK_FIELDS_END,
 };
 static const XblkField width_fields[] = {
-    { "steps", XBLK_FIELD_U32, offsetof(Dev, steps), 1, 2, NULL, 0, 0,
-      false, 0, 0 },
-    XBLK_FIELD_END,
+    { .name = "steps", .type = XBLK_FIELD_U32,
+      .offset = offsetof(Dev, steps), .count = 1, .elem_size = 2 },
+    XBLK_FIELDS_END,
 };
 static const XblkField type_fields[] = {
-    { "steps", (XblkFieldType)99, offsetof(Dev, steps), 1, 4, NULL, 0, 0,
-      false, 0, 0 },
-    XBLK_FIELD_END,
+    { .name = "steps", .type = (XblkFieldType)99,
+      .offset = offsetof(Dev, steps), .count = 1, .elem_size = 4 },
+    XBLK_FIELDS_END,
 };
 static const XblkField nested_fields[] = {
-    { "inner", XBLK_FIELD_STRUCT, offsetof(Dev, inner), 1, 3, &inner_desc,
-      0, 0, false, 0, 0 },
-    XBLK_FIELD_END,
+    { .name = "inner", .type = XBLK_FIELD_STRUCT,
+      .offset = offsetof(Dev, inner), .count = 1, .elem_size = 3,
+      .desc = &inner_desc },
+    XBLK_FIELDS_END,
+};
+static const XblkField old_fields[] = {
+    { .name = "notpast", .type = XBLK_FIELD_U32, .offset = 1024,
+      .count = 1, .elem_size = 4, .version_removed = 1 },
+    XBLK_FIELDS_END,
 };
 static const XblkDeviceDesc loop_desc;
 static const XblkField loop_fields[] = {
-    { "self", XBLK_FIELD_STRUCT, 0, 1, sizeof(Dev), &loop_desc, 0, 0,
-      false, 0, 0 },
-    XBLK_FIELD_END,
+    { .name = "self", .type = XBLK_FIELD_STRUCT, .offset = 0, .count = 1,
+      .elem_size = sizeof(Dev), .desc = &loop_desc },
+    XBLK_FIELDS_END,
 };
 static const XblkDeviceDesc loop_desc = {
     .size = sizeof(XblkDeviceDesc), .field_size = sizeof(XblkField),
@@ -669,6 +755,10 @@ static void test_bad_input(void)
     d = bad_desc("type", type_fields);
     g_assert_false(xblk_device_add(e, &d, 0, &other, &err));
     expect_error(err, XBLK_ERROR_INVALID, "unknown type"), err = NULL;
+    d = bad_desc("old", old_fields);
+    d.old_size = 16;
+    g_assert_false(xblk_device_add(e, &d, 0, &other, &err));
+    expect_error(err, XBLK_ERROR_INVALID, "runs past"), err = NULL;
     d = bad_desc("nested", nested_fields);
     g_assert_false(xblk_device_add(e, &d, 0, &other, &err));
     expect_error(err, XBLK_ERROR_INVALID, "another size"), err = NULL;
@@ -718,6 +808,24 @@ static void test_bad_input(void)
     g_assert_cmpuint(h.dev.steps, ==, 10);
     g_assert_cmpint(run_op(&h, XBLK_STATE_LOAD, "ok", &o), ==, 0);
     g_assert_cmpuint(h.dev.steps, ==, 9);
+
+    /* Cancelled before durable: nothing on the disk. */
+    g_assert_false(xblk_state_cancel(e));
+    op_clear(&o);
+    g_assert_true(xblk_state_save(e, "cancelled", NULL, op_done, &o, &err));
+    g_assert_true(xblk_state_cancel(e));
+    pump_until(e, &o.done);
+    g_assert_cmpint(o.code, !=, 0);
+    g_assert_nonnull(strstr(o.message, "cancelled"));
+    int st;
+    g_autofree char *cmd = g_strdup_printf("qemu-img snapshot -l -U %s",
+                                           img);
+    g_autofree char *list = run(cmd, &st);
+    g_assert_null(strstr(list, "cancelled"));
+    g_assert_nonnull(strstr(list, "second"));
+    /* Nothing unfinished to clean up. */
+    g_assert_cmpint(xblk_state_cleanup(e, NULL, NULL, &err), ==, 0);
+    g_assert_null(err);
     op_clear(&o);
     op_clear(&o2);
     xblk_disk_close(disk);
