@@ -61,6 +61,13 @@ void xblk_api_error_from(XblkError **err, GError *gerr);
  * text) into *errp; frees err. */
 void xblk_api_error_to_gerror(GError **errp, XblkError *err);
 
+/* api/state.c: the engine's form of a public device table (checked and
+ * converted once per process; NULL with *err if it breaks a rule), for
+ * in-tree users of the engine's stream (tests). */
+#include "migration/vmstate.h"
+const VMStateDescription *xblk_api_device_vmsd(const XblkDeviceDesc *desc,
+                                               XblkError **err);
+
 /* api/state.c: frees the save-state part of an engine. */
 void xblk_api_state_free(XblkEngine *e);
 

@@ -50,7 +50,6 @@ struct XblkStateHost {
     ApiRam ram[XBLK_RAM_REGIONS_MAX];
     guint n_ram;
     VMStateSet *devices;
-    GHashTable *descs;          /* const XblkDeviceDesc * -> ApiDesc * */
     bool host_set;
     XblkHostOps ops;            /* the host's, machine_type our copy */
     atomic_bool paused;
@@ -68,20 +67,17 @@ struct XblkStateHost {
     VMStateSetLoad *prepared;
 };
 
-static void api_desc_free(gpointer p)
-{
-    ApiDesc *d = p;
-    g_free(d->fields);
-    g_free((char *)d->vmsd.name);
-    g_free(d);
-}
+/* Every public table converted so far: const XblkDeviceDesc * ->
+ * ApiDesc *.  Process-wide and never freed: tables are static data,
+ * immutable, and the conversion of one is always the same. */
+static GHashTable *api_descs;
+static GMutex api_descs_lock;
 
 static XblkStateHost *state_of(XblkEngine *e)
 {
     if (!e->state) {
         XblkStateHost *st = g_new0(XblkStateHost, 1);
         st->devices = vmstate_set_new();
-        st->descs = g_hash_table_new_full(NULL, NULL, NULL, api_desc_free);
         e->state = st;
     }
     return e->state;
@@ -101,7 +97,6 @@ void xblk_api_state_free(XblkEngine *e)
         g_free(st->ram[i].name);
     }
     vmstate_set_free(st->devices);
-    g_hash_table_destroy(st->descs);
     g_free((char *)st->ops.machine_type);
     g_free(st);
     e->state = NULL;
@@ -282,8 +277,7 @@ static bool hook_post_load(const void *ctx, void *opaque, int version,
     return false;
 }
 
-static const VMStateDescription *convert_desc(XblkStateHost *st,
-                                              const XblkDeviceDesc *pub,
+static const VMStateDescription *convert_desc(const XblkDeviceDesc *pub,
                                               int depth, XblkError **err);
 
 static const XblkField *pub_field(const XblkDeviceDesc *pub, size_t i)
@@ -293,7 +287,7 @@ static const XblkField *pub_field(const XblkDeviceDesc *pub, size_t i)
 }
 
 /* One field: checked against the rules of vmstate.h, then converted. */
-static bool convert_field(XblkStateHost *st, const XblkDeviceDesc *pub,
+static bool convert_field(const XblkDeviceDesc *pub,
                           const XblkField *f, VMStateField *out, int depth,
                           XblkError **err)
 {
@@ -365,7 +359,7 @@ static bool convert_field(XblkStateHost *st, const XblkDeviceDesc *pub,
                            "size", dn, f->name);
             return false;
         }
-        out->vmsd = convert_desc(st, f->desc, depth + 1, err);
+        out->vmsd = convert_desc(f->desc, depth + 1, err);
         if (!out->vmsd) {
             return false;
         }
@@ -373,11 +367,10 @@ static bool convert_field(XblkStateHost *st, const XblkDeviceDesc *pub,
     return true;
 }
 
-static const VMStateDescription *convert_desc(XblkStateHost *st,
-                                              const XblkDeviceDesc *pub,
+static const VMStateDescription *convert_desc(const XblkDeviceDesc *pub,
                                               int depth, XblkError **err)
 {
-    ApiDesc *done = g_hash_table_lookup(st->descs, pub);
+    ApiDesc *done = g_hash_table_lookup(api_descs, pub);
     if (done) {
         return &done->vmsd;
     }
@@ -416,7 +409,7 @@ static const VMStateDescription *convert_desc(XblkStateHost *st,
     ApiDesc *d = g_new0(ApiDesc, 1);
     d->fields = g_new0(VMStateField, n + 1);
     for (size_t i = 0; i < n; i++) {
-        if (!convert_field(st, pub, pub_field(pub, i), &d->fields[i], depth,
+        if (!convert_field(pub, pub_field(pub, i), &d->fields[i], depth,
                            err)) {
             g_free(d->fields);
             g_free(d);
@@ -433,8 +426,24 @@ static const VMStateDescription *convert_desc(XblkStateHost *st,
         .ctx_check = pub->check ? hook_check : NULL,
         .ctx_post_load = pub->post_load ? hook_post_load : NULL,
     };
-    g_hash_table_insert(st->descs, (gpointer)pub, d);
+    g_hash_table_insert(api_descs, (gpointer)pub, d);
     return &d->vmsd;
+}
+
+const VMStateDescription *xblk_api_device_vmsd(const XblkDeviceDesc *desc,
+                                               XblkError **err)
+{
+    if (!desc) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "no device table");
+        return NULL;
+    }
+    g_mutex_lock(&api_descs_lock);
+    if (!api_descs) {
+        api_descs = g_hash_table_new(NULL, NULL);
+    }
+    const VMStateDescription *v = convert_desc(desc, 0, err);
+    g_mutex_unlock(&api_descs_lock);
+    return v;
 }
 
 bool xblk_device_add(XblkEngine *e, const XblkDeviceDesc *desc,
@@ -449,9 +458,7 @@ bool xblk_device_add(XblkEngine *e, const XblkDeviceDesc *desc,
         return false;
     }
     XblkStateHost *st = state_of(e);
-    /* Converted tables are kept even if this add fails: they are
-     * immutable and valid, and a later add may use them. */
-    const VMStateDescription *vmsd = convert_desc(st, desc, 0, err);
+    const VMStateDescription *vmsd = xblk_api_device_vmsd(desc, err);
     if (!vmsd) {
         return false;
     }
