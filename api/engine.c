@@ -114,6 +114,11 @@ void xblk_engine_free(XblkEngine *e)
     the_engine = NULL;
 }
 
+void *xblk_engine_glib_context(XblkEngine *e)
+{
+    return e ? e->ctx : NULL;
+}
+
 /* ---- own context: descriptor and dispatch ---- */
 
 static uint32_t epoll_events_of(gushort glib)

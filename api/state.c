@@ -24,6 +24,7 @@
 #include "util/coroutine.h"
 #include "util/error.h"
 #include "util/main-loop.h"
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,6 +55,9 @@ struct XblkStateHost {
     XblkHostOps ops;            /* the host's, machine_type our copy */
     atomic_bool paused;
     atomic_llong park_ns;
+    GMutex fail_lock;
+    char *pause_failure;        /* fail_lock: xblk_host_pause_failed's */
+    XssReader *loading;         /* the state being loaded, in load_end */
     bool busy;
     bool cancel;                /* asked to stop the running operation */
     /* The running save's capture (freed when it ends). */
@@ -78,6 +82,7 @@ static XblkStateHost *state_of(XblkEngine *e)
     if (!e->state) {
         XblkStateHost *st = g_new0(XblkStateHost, 1);
         st->devices = vmstate_set_new();
+        g_mutex_init(&st->fail_lock);
         e->state = st;
     }
     return e->state;
@@ -98,6 +103,8 @@ void xblk_api_state_free(XblkEngine *e)
     }
     vmstate_set_free(st->devices);
     g_free((char *)st->ops.machine_type);
+    g_free(st->pause_failure);
+    g_mutex_clear(&st->fail_lock);
     g_free(st);
     e->state = NULL;
 }
@@ -495,6 +502,18 @@ bool xblk_engine_set_host(XblkEngine *e, const XblkHostOps *ops,
     return true;
 }
 
+void xblk_host_pause_failed(XblkEngine *e, const char *reason)
+{
+    XblkStateHost *st = e ? e->state : NULL;
+    if (st) {
+        g_mutex_lock(&st->fail_lock);
+        g_free(st->pause_failure);
+        st->pause_failure = g_strdup(reason ? reason : "the host cannot "
+                                     "pause");
+        g_mutex_unlock(&st->fail_lock);
+    }
+}
+
 void xblk_host_paused(XblkEngine *e)
 {
     XblkStateHost *st = e ? e->state : NULL;
@@ -540,16 +559,30 @@ static GArray *sh_disks(void *opaque)
     return a;
 }
 
+static char *take_pause_failure(XblkStateHost *st)
+{
+    g_mutex_lock(&st->fail_lock);
+    char *reason = g_steal_pointer(&st->pause_failure);
+    g_mutex_unlock(&st->fail_lock);
+    return reason;
+}
+
 static void sh_pause_request(void *opaque)
 {
     XblkStateHost *st = opaque;
     atomic_store(&st->paused, false);
+    g_free(take_pause_failure(st));
     st->ops.pause(st->ops.opaque);
 }
 
 static int sh_pause_poll(void *opaque, GError **errp)
 {
     XblkStateHost *st = opaque;
+    g_autofree char *reason = take_pause_failure(st);
+    if (reason) {
+        error_setg(errp, "%s", reason);
+        return -1;
+    }
     return atomic_load(&st->paused) ? 1 : 0;
 }
 
@@ -720,7 +753,16 @@ static void load_on_host(void *arg)
     c->ok = changed && vmstate_set_load_commit(l, &c->err);
     vmstate_set_load_free(l);
     if (st->ops.load_end) {
-        st->ops.load_end(st->ops.opaque, changed);
+        XblkError *err = NULL;
+        st->loading = c->r;
+        bool ended = st->ops.load_end(st->ops.opaque, changed, &err);
+        st->loading = NULL;
+        if (!ended && c->ok) {
+            xblk_api_error_to_gerror(&c->err, err);
+            c->ok = false;
+        } else {
+            xblk_error_free(err);
+        }
     }
 }
 
@@ -932,6 +974,53 @@ bool xblk_state_delete(XblkEngine *e, const char *name,
                        void *opaque, XblkError **err)
 {
     return op_start(e, XBLK_STATE_DELETE, name, opts, done, opaque, err);
+}
+
+typedef struct RamRead {
+    uint64_t offset;
+    uint8_t *buf;
+    size_t len;
+} RamRead;
+
+/* The part of a decoded chunk that the read wants. */
+static bool ram_read_chunk(RamRead *rd, const XssChunk *ch)
+{
+    uint64_t lo = MAX(rd->offset, ch->gpa);
+    uint64_t hi = MIN(rd->offset + rd->len, ch->gpa + ch->len);
+    if (lo < hi) {
+        memcpy(rd->buf + (lo - rd->offset), ch->data + (lo - ch->gpa),
+               hi - lo);
+    }
+    return true;
+}
+
+bool xblk_state_read_ram(XblkEngine *e, uint64_t offset, void *buf,
+                         size_t len, XblkError **err)
+{
+    XblkStateHost *st = e ? e->state : NULL;
+    XssRamLayout lay;
+    if (!st || !st->loading || !xss_reader_ram_layout(st->loading, &lay)) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "the state's RAM can be "
+                       "read inside load_end only");
+        return false;
+    }
+    if (offset > lay.ram_size || len > lay.ram_size - offset) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "%zu bytes at %" PRIu64
+                       " leave the state's RAM", len, offset);
+        return false;
+    }
+    RamRead rd = { offset, buf, len };
+    for (uint64_t c = offset / lay.chunk_size;
+         len && c <= (offset + len - 1) / lay.chunk_size; c++) {
+        XssChunk ch;
+        GError *gerr = NULL;
+        if (!xss_reader_read_chunk(st->loading, c, &ch, &gerr)) {
+            xblk_api_error_from(err, gerr);
+            return false;
+        }
+        ram_read_chunk(&rd, &ch);
+    }
+    return true;
 }
 
 bool xblk_state_busy(XblkEngine *e)

@@ -73,6 +73,9 @@ XBLK_API void xblk_engine_free(XblkEngine *engine);
  * starved (prepare then returns 0).
  */
 XBLK_API int xblk_engine_fd(XblkEngine *engine);
+/* The GMainContext * the engine runs on (the host's, or its own), for
+ * hosts that attach GLib sources of their own beside it. */
+XBLK_API void *xblk_engine_glib_context(XblkEngine *engine);
 XBLK_API int xblk_engine_prepare(XblkEngine *engine);
 XBLK_API int xblk_engine_dispatch(XblkEngine *engine);
 

@@ -323,9 +323,11 @@ typedef struct XblkHostOps {
     /* Optional, inside the pause of a load: load_begin once every check
      * passed, before RAM or a device changes; load_end after, changed
      * false if nothing was changed after all (a device's post_load may
-     * still fail after RAM and devices were replaced). */
+     * still fail after RAM and devices were replaced).  load_end may
+     * refuse (the load then fails with its error; the machine has
+     * changed). */
     void (*load_begin)(void *opaque);
-    void (*load_end)(void *opaque, bool changed);
+    bool (*load_end)(void *opaque, bool changed, XblkError **err);
     void *opaque;
 } XblkHostOps;
 
@@ -334,6 +336,20 @@ XBLK_API bool xblk_engine_set_host(XblkEngine *engine,
                                    const XblkHostOps *ops, XblkError **err);
 /* The host's threads are stopped: any thread, once per ops->pause(). */
 XBLK_API void xblk_host_paused(XblkEngine *engine);
+/* Or they cannot stop (the guest shut down meanwhile): the operation
+ * fails with reason and the engine calls no resume.  Any thread. */
+XBLK_API void xblk_host_pause_failed(XblkEngine *engine, const char *reason);
+
+/*
+ * Inside load_end (on the thread run_paused gave it): reads len bytes at
+ * offset of the guest RAM as the loaded state holds it - for a host
+ * whose device loads wrote into guest RAM (a vCPU setting the accessed
+ * bit of the descriptors its segment registers load) and that must put
+ * the state's bytes back.  False with *err outside load_end or past the
+ * RAM.
+ */
+XBLK_API bool xblk_state_read_ram(XblkEngine *engine, uint64_t offset,
+                                  void *buf, size_t len, XblkError **err);
 
 /* ---- save, load, delete ---- */
 

@@ -313,11 +313,19 @@ static void host_load_begin(void *opaque)
     ((Host *)opaque)->load_begins++;
 }
 
-static void host_load_end(void *opaque, bool changed)
+static bool host_load_end(void *opaque, bool changed, XblkError **err)
 {
     Host *h = opaque;
     h->load_ends++;
     h->last_load_changed = changed;
+    /* The loaded state's RAM is readable here, and only here. */
+    uint8_t first[16];
+    g_assert_true(xblk_state_read_ram(h->e, 0, first, sizeof(first),
+                                      NULL));
+    g_assert_true(memcmp(first, h->ram, sizeof(first)) == 0 || !changed);
+    g_assert_false(xblk_state_read_ram(h->e, (uint64_t)1 << 40, first,
+                                       sizeof(first), NULL));
+    return true;
 }
 
 static void host_init(Host *h, const XblkDeviceDesc *desc)
@@ -521,6 +529,9 @@ static void test_save_load_running(void)
     g_assert_cmpuint(h.load_ends, ==, 1);
     g_assert_true(h.last_load_changed);
     g_assert_cmpuint(h.run_paused_calls, ==, 3);   /* check, load */
+    uint8_t b;
+    g_assert_false(xblk_state_read_ram(h.e, 0, &b, 1, &err));
+    expect_error(err, XBLK_ERROR_INVALID, "inside load_end"), err = NULL;
     g_autofree char *sum_loaded = ram_sum(&h);
     g_assert_cmpstr(sum_loaded, ==, sum_at_save);
     g_assert_cmpuint(h.dev.post_loads, ==, 1);
