@@ -39,6 +39,18 @@ LIB_SRCS := $(wildcard util/*.c block/*.c migration/*.c) tools/img-common.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBXBLK := $(BUILD)/libxblk.a
 
+# The engine's QMP monitor: the server, dispatch and the engine's
+# commands (monitor/*.c) over the code generated from the engine's schema
+# (QAPI_OBJS below).  Part of libxblk; the emulator's own commands live
+# in monitor/host/ (LIBSYS).
+MON_SRCS := $(wildcard monitor/*.c)
+MON_OBJS := $(MON_SRCS:%.c=$(BUILD)/%.o)
+QAPI_MODS := qapi-types qapi-visit qapi-commands qapi-events qapi-introspect
+QAPI_BUILTIN_MODS := qapi-builtin-types qapi-builtin-visit
+QAPI_GEN_C := $(QAPI_MODS:%=$(BUILD)/qapi/engine-%.c) \
+	$(QAPI_BUILTIN_MODS:%=$(BUILD)/qapi/%.c)
+QAPI_OBJS := $(QAPI_GEN_C:.c=.o)
+
 # libxblk for embedders (include/xblk/, docs/embedding.md): the API glue
 # in api/ over the engine, as libxblk.so.0 and a static archive, both in
 # $(BUILD)/lib/ (the engine-internal archives above stay as they are).
@@ -48,13 +60,17 @@ API_OBJS := $(API_SRCS:%.c=$(BUILD)/%.o)
 PUB_LIBDIR := $(BUILD)/lib
 SHLIB := $(PUB_LIBDIR)/libxblk.so.$(XBLK_VERSION)
 PUB_STATIC := $(PUB_LIBDIR)/libxblk.a
-PUB_OBJS := $(API_OBJS) $(LIB_OBJS)
+PUB_OBJS := $(API_OBJS) $(LIB_OBJS) $(MON_OBJS) $(QAPI_OBJS)
 # An ASan library leaves the runtime's symbols to the executable.
 SHLIB_NO_UNDEF := $(if $(filter yes,$(SANITIZERS)),,-Wl,--no-undefined)
 
-# The monitor and the machine layer: only the emulator host links them.
-SYS_SRCS := $(wildcard monitor/*.c hw/*.c hw/ide/*.c hw/xbox/*.c)
-SYS_OBJS := $(SYS_SRCS:%.c=$(BUILD)/%.o)
+# The machine layer and the monitor's host part (the machine's commands,
+# monitor/host/, and the code generated for them from qapi/qapi-schema.json
+# minus the engine's part): only the emulator host links them.
+QAPI_HOST_C := $(QAPI_MODS:%=$(BUILD)/qapi/%.c)
+QAPI_HOST_OBJS := $(QAPI_HOST_C:.c=.o)
+SYS_SRCS := $(wildcard monitor/host/*.c hw/*.c hw/ide/*.c hw/xbox/*.c)
+SYS_OBJS := $(SYS_SRCS:%.c=$(BUILD)/%.o) $(QAPI_HOST_OBJS)
 LIBSYS := $(BUILD)/libsys.a
 
 TOOL_NAMES := $(filter-out xblk-system,$(patsubst tools/%.c,%,$(wildcard tools/xblk-*.c)))
@@ -69,19 +85,24 @@ HELPER_BINS := $(HELPER_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
-# QAPI: scripts/qapi-gen compiles the schema (qapi/qapi-schema.json and the
-# files it includes) into C under $(BUILD)/qapi/, archived as libqapi.a.
+# QAPI: scripts/qapi-gen compiles the schema into C under $(BUILD)/qapi/,
+# in two parts (qapi/qapi-schema.json says why):
+#   - the engine's schema, qapi/engine-schema.json, with prefix engine-
+#     and the built-ins (QAPI_OBJS), archived with the engine's monitor
+#     (MON_OBJS) as libqapi.a and linked into libxblk;
+#   - the whole schema, qapi/qapi-schema.json, with --extern for the
+#     engine's part: C only for the host's commands, types and events,
+#     plus the introspection of everything (QAPI_HOST_OBJS, in libsys.a).
 # The test schema tests/qapi/qapi-schema-test.json goes to
 # $(BUILD)/tests/qapi/schema/ (prefix test-, built-ins taken from libqapi.a)
 # and is linked into the tests/qapi/test-* programs.
 QAPI_GEN := scripts/qapi-gen
-QAPI_SCHEMA := $(wildcard qapi/*.json)
-QAPI_MODS := qapi-types qapi-visit qapi-commands qapi-events qapi-introspect \
-	qapi-builtin-types qapi-builtin-visit
-QAPI_STAMP := $(BUILD)/qapi/qapi-gen.stamp
-QAPI_GEN_C := $(QAPI_MODS:%=$(BUILD)/qapi/%.c)
-QAPI_GEN_H := $(QAPI_MODS:%=$(BUILD)/qapi/%.h)
-QAPI_OBJS := $(QAPI_GEN_C:.c=.o)
+QAPI_ENGINE_SCHEMA := $(filter-out qapi/qapi-schema.json,$(wildcard qapi/*.json))
+QAPI_SCHEMA := $(wildcard qapi/*.json qapi/host/*.json)
+QAPI_STAMP := $(BUILD)/qapi/engine-qapi-gen.stamp
+QAPI_HOST_STAMP := $(BUILD)/qapi/qapi-gen.stamp
+QAPI_GEN_H := $(QAPI_GEN_C:.c=.h)
+QAPI_HOST_H := $(QAPI_HOST_C:.c=.h)
 LIBQAPI := $(BUILD)/libqapi.a
 
 QAPI_TEST_SCHEMA := $(wildcard tests/qapi/*.json tests/qapi/include/*.json)
@@ -101,20 +122,27 @@ all: $(LIBXBLK) $(LIBQAPI) $(SHLIB) $(PUB_STATIC) $(TOOLS) $(TEST_BINS) \
 
 # Order-only: the generated headers exist before anything that may include
 # them compiles (the .d files track the real dependencies afterwards).
-$(BUILD)/%.o: %.c $(BUILD)/config.mak | $(QAPI_STAMP)
+$(BUILD)/%.o: %.c $(BUILD)/config.mak | $(QAPI_STAMP) $(QAPI_HOST_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # The generator rewrites only files whose text changed, then the stamp.
-$(QAPI_STAMP): $(QAPI_SCHEMA) $(QAPI_GEN)
+$(QAPI_STAMP): $(QAPI_ENGINE_SCHEMA) $(QAPI_GEN)
 	@mkdir -p $(dir $@)
-	python3 $(QAPI_GEN) -o $(BUILD)/qapi qapi/qapi-schema.json
+	python3 $(QAPI_GEN) -o $(BUILD)/qapi -p engine- qapi/engine-schema.json
 $(QAPI_GEN_C) $(QAPI_GEN_H): $(QAPI_STAMP) ;
 
-$(BUILD)/qapi/%.o: $(BUILD)/qapi/%.c $(BUILD)/config.mak
+$(QAPI_HOST_STAMP): $(QAPI_SCHEMA) $(QAPI_GEN)
+	@mkdir -p $(dir $@)
+	python3 $(QAPI_GEN) -o $(BUILD)/qapi --extern qapi/engine-schema.json \
+		--extern-prefix engine- qapi/qapi-schema.json
+$(QAPI_HOST_C) $(QAPI_HOST_H): $(QAPI_HOST_STAMP) ;
+
+$(BUILD)/qapi/%.o: $(BUILD)/qapi/%.c $(BUILD)/config.mak | $(QAPI_STAMP) \
+		$(QAPI_HOST_STAMP)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(LIBQAPI): $(QAPI_OBJS)
+$(LIBQAPI): $(QAPI_OBJS) $(MON_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -129,8 +157,11 @@ $(QAPI_TEST_DIR)/%.o: $(QAPI_TEST_DIR)/%.c $(BUILD)/config.mak | $(QAPI_STAMP)
 
 $(QAPI_TEST_BINS:%=%.o): | $(QAPI_TEST_STAMP)
 
+# The whole schema's introspection text (qapi_introspect_json()) is one
+# object with no references, linked without the rest of the host part.
 $(QAPI_TEST_BINS): $(BUILD)/tests/qapi/%: $(BUILD)/tests/qapi/%.o \
-		$(QAPI_TEST_OBJS) $(LIBQAPI) $(LIBXBLK)
+		$(QAPI_TEST_OBJS) $(BUILD)/qapi/qapi-introspect.o $(LIBQAPI) \
+		$(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(LIBXBLK): $(LIB_OBJS)
@@ -160,12 +191,13 @@ $(LIBSYS): $(SYS_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-# A group: the generated marshallers in libqapi call into monitor files
-# that nothing else references.
-$(BUILD)/xblk-system: $(BUILD)/tools/xblk-system.o $(LIBSYS) $(LIBQAPI) \
-		$(LIBXBLK)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(LIBQAPI) \
-		$(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
+# A group: the generated marshallers call into monitor files that nothing
+# else references.  The machine reaches the engine through libxblk's API
+# too, so the public archive (PUB_STATIC) joins the group.
+$(BUILD)/xblk-system: $(BUILD)/tools/xblk-system.o $(LIBSYS) $(PUB_STATIC) \
+		$(LIBQAPI) $(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(PUB_STATIC) \
+		$(LIBQAPI) $(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
 
 $(BUILD)/xblk-%: $(BUILD)/tools/xblk-%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -174,15 +206,16 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # Hardware tests link the machine layer (and through it Unicorn).
-$(BUILD)/tests/hw/%: $(BUILD)/tests/hw/%.o $(LIBSYS) $(LIBQAPI) $(LIBXBLK)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(LIBQAPI) \
-		$(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
+$(BUILD)/tests/hw/%: $(BUILD)/tests/hw/%.o $(LIBSYS) $(PUB_STATIC) $(LIBQAPI) \
+		$(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(PUB_STATIC) \
+		$(LIBQAPI) $(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
 
 # Save-state tests run the real device tables (hw/), so they link the same.
 $(BUILD)/tests/migration/%: $(BUILD)/tests/migration/%.o $(LIBSYS) \
-		$(LIBQAPI) $(LIBXBLK)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(LIBQAPI) \
-		$(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
+		$(PUB_STATIC) $(LIBQAPI) $(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(PUB_STATIC) \
+		$(LIBQAPI) $(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -236,4 +269,5 @@ all: $(GUEST_TARGETS) $(TEST_GUEST_TARGETS) $(BENCH_GUEST_TARGETS)
 
 -include $(LIB_OBJS:.o=.d) $(TEST_BINS:%=%.d) $(HELPER_BINS:%=%.d) \
 	$(BENCH_BINS:%=%.d) $(TOOLS:$(BUILD)/%=$(BUILD)/tools/%.d) \
-	$(QAPI_OBJS:.o=.d) $(QAPI_TEST_OBJS:.o=.d) $(SYS_OBJS:.o=.d)
+	$(QAPI_OBJS:.o=.d) $(QAPI_TEST_OBJS:.o=.d) $(SYS_OBJS:.o=.d) \
+	$(MON_OBJS:.o=.d) $(API_OBJS:.o=.d)

@@ -100,6 +100,7 @@ void xblk_engine_free(XblkEngine *e)
         return;
     }
     g_assert(e == the_engine);
+    xblk_api_monitor_free_all();
     xblk_api_state_free(e);
     while (e->disks) {
         xblk_disk_close(e->disks->data);
@@ -112,6 +113,12 @@ void xblk_engine_free(XblkEngine *e)
     g_free(e->fds);
     g_free(e);
     the_engine = NULL;
+}
+
+void xblk_engine_call(XblkEngine *e, void (*fn)(void *arg), void *arg)
+{
+    g_assert(e && e == the_engine);
+    aio_bh_schedule(fn, arg);
 }
 
 void *xblk_engine_glib_context(XblkEngine *e)

@@ -68,6 +68,9 @@ void xblk_api_error_to_gerror(GError **errp, XblkError *err);
 const VMStateDescription *xblk_api_device_vmsd(const XblkDeviceDesc *desc,
                                                XblkError **err);
 
+/* api/monitor.c: frees the engine's monitor, if the host left it. */
+void xblk_api_monitor_free_all(void);
+
 /* api/state.c: frees the save-state part of an engine. */
 void xblk_api_state_free(XblkEngine *e);
 

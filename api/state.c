@@ -128,6 +128,21 @@ static bool not_busy(XblkEngine *e, XblkError **err)
     return true;
 }
 
+/* A state's name: QEMU's texts for a snapshot tag. */
+static bool tag_ok(const char *tag, XblkError **err)
+{
+    if (!tag || !*tag) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "a save state needs a tag");
+        return false;
+    }
+    if (strlen(tag) > STATE_NAME_MAX) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "tag '%s' is too long (at "
+                       "most %d bytes)", tag, STATE_NAME_MAX);
+        return false;
+    }
+    return true;
+}
+
 static bool name_ok(const char *what, const char *name, XblkError **err)
 {
     if (!name || !*name || strlen(name) > STATE_NAME_MAX ||
@@ -180,6 +195,12 @@ bool xblk_ram_add(XblkEngine *e, const char *name, void *host, uint64_t size,
                            "overlaps region '%s'", name, st->ram[i].name);
             return false;
         }
+    }
+    /* The capture's fault handler goes in now, outside any pause. */
+    GError *gerr = NULL;
+    if (!ram_snapshot_init(&gerr)) {
+        xblk_api_error_from(err, gerr);
+        return false;
     }
     st->ram[st->n_ram++] = (ApiRam){ g_strdup(name), host, size };
     return true;
@@ -340,9 +361,13 @@ static bool convert_field(const XblkDeviceDesc *pub,
                        "inside the struct", dn, f->name);
         return false;
     }
+    bool is_signed = f->type >= XBLK_FIELD_I8 && f->type <= XBLK_FIELD_I64;
+    bool range_ok = !f->ranged ||
+                    (is_signed ? f->min <= f->max
+                               : (uint64_t)f->min <= (uint64_t)f->max);
     if (f->version_added < 0 || f->version_removed < 0 ||
         (f->version_removed && f->version_removed <= f->version_added) ||
-        (f->ranged && f->min > f->max)) {
+        !range_ok) {
         xblk_api_error(err, XBLK_ERROR_INVALID, "device '%s' field '%s': "
                        "versions or range out of order", dn, f->name);
         return false;
@@ -899,8 +924,7 @@ static bool op_checks(XblkEngine *e, XblkStateOp op, const char *name,
                       const XblkStateOptions *opts, XblkStateDoneFn *done,
                       XblkError **err)
 {
-    if (!engine_ok(e, err) || !not_busy(e, err) ||
-        !name_ok("a state's", name, err)) {
+    if (!engine_ok(e, err) || !not_busy(e, err) || !tag_ok(name, err)) {
         return false;
     }
     XblkStateHost *st = state_of(e);
@@ -1042,7 +1066,7 @@ bool xblk_state_cancel(XblkEngine *e)
 XblkStateInfo *xblk_state_info(XblkEngine *e, const char *name,
                                XblkError **err)
 {
-    if (!engine_ok(e, err) || !name_ok("a state's", name, err)) {
+    if (!engine_ok(e, err) || !tag_ok(name, err)) {
         return NULL;
     }
     SavestateHostOps ops;

@@ -2,11 +2,17 @@
  * runstate.c - see runstate.h.  State changes happen on the main loop.
  */
 #include "hw/runstate.h"
-#include "util/main-loop.h"
 #include <glib.h>
 
 static XblkRunState current = XBLK_RUN_STATE_RUNNING;
 static ShutdownRequest shutdown_req = SHUTDOWN_NONE;
+/* The loop a shutdown request wakes (NULL: the default context). */
+static GMainContext *loop_context;
+
+void runstate_set_loop_context(GMainContext *ctx)
+{
+    loop_context = ctx;
+}
 
 typedef struct Hook {
     RunStateHook *fn;
@@ -64,7 +70,7 @@ void runstate_request_shutdown(ShutdownRequest why)
     if (shutdown_req == SHUTDOWN_NONE) {
         shutdown_req = why;
     }
-    g_main_context_wakeup(aio_context());
+    g_main_context_wakeup(loop_context);
 }
 
 ShutdownRequest runstate_shutdown_requested(void)

@@ -7,6 +7,7 @@
 #ifndef XBLK_HW_RUNSTATE_H
 #define XBLK_HW_RUNSTATE_H
 
+#include <glib.h>
 #include <stdbool.h>
 
 typedef enum {
@@ -45,6 +46,9 @@ typedef enum {
 } ShutdownRequest;
 
 void runstate_request_shutdown(ShutdownRequest why);
+/* The GMainContext runstate_request_shutdown wakes (the machine's
+ * engine's; NULL: the default one). */
+void runstate_set_loop_context(GMainContext *ctx);
 ShutdownRequest runstate_shutdown_requested(void);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * monitor.h - the QMP server: a reusable module of the main loop that the
- * xblk-system daemon (and later the emulator) embeds.
+ * monitor.h - the QMP server: the engine's monitor, part of libxblk.  The
+ * emulator (tools/xblk-system.c with monitor/host/) and any embedder
+ * (api/monitor.c, include/xblk/xblk-monitor.h) run the same server.
  *
  * Clients connect over a unix socket (created mode 0600) or TCP bound to
  * loopback; each gets QEMU's greeting and must negotiate with
@@ -8,14 +9,22 @@
  * a time on the main loop, in arrival order per client; while a command
  * runs (and possibly polls the loop for I/O), other clients' requests
  * wait their turn.  Events go to every negotiated client.
+ *
+ * The command list holds the engine's commands (qapi/engine-schema.json)
+ * from its first use; a program adds its own on top: generated ones
+ * (monitor/host/) or ones defined at run time (monitor/qmp-dynamic.h).
+ * No engine file knows the machine: what query-block shows of a drive
+ * and the schema that query-qmp-schema returns are set by the program.
+ *
+ * Everything here runs on the main loop thread.  The monitor is one per
+ * process (its state is static), as the engine is.
  */
 #ifndef XBLK_MONITOR_MONITOR_H
 #define XBLK_MONITOR_MONITOR_H
 
+#include "block/block-backend.h"
 #include "monitor/qmp-registry.h"
 #include <stdbool.h>
-
-typedef struct QmpServer QmpServer;
 
 QmpCommandList *qmp_command_list_new(void);
 bool qmp_command_exists(QmpCommandList *cmds, const char *name);
@@ -24,24 +33,67 @@ void qmp_command_foreach(QmpCommandList *cmds,
                          void (*fn)(const char *name, void *opaque),
                          void *opaque);
 
-/* The monitor's command list (qmp_init_marshal registers into it). */
+/* A command with a context pointer (commands defined at run time). */
+typedef void QmpCommandFuncOpaque(void *opaque, json_t *args, json_t **ret,
+                                  GError **errp);
+void qmp_register_command_opaque(QmpCommandList *cmds, const char *name,
+                                 QmpCommandFuncOpaque *fn, void *opaque,
+                                 QmpCommandOptions opts);
+/* False if no command has that name. */
+bool qmp_unregister_command(QmpCommandList *cmds, const char *name);
+
+/* The monitor's command list.  The first call registers the engine's
+ * commands: the generated marshallers of qapi/engine-schema.json and
+ * query-qmp-schema. */
 QmpCommandList *monitor_commands(void);
+/* True for a command of the engine's schema (whatever is registered). */
+bool monitor_is_engine_command(const char *name);
+/* True for an event of the engine's schema. */
+bool monitor_is_engine_event(const char *name);
+
+/* The introspection text query-qmp-schema starts from (commands defined
+ * at run time are added to it): the engine's schema unless a program
+ * sets the text of its whole schema, static storage (the emulator:
+ * qapi_introspect_json() of qapi/qapi-schema.json).  NULL: the engine's
+ * again. */
+void monitor_set_introspection(const char *json);
+const char *monitor_introspection(void);
+
+/*
+ * What query-block shows of the device a backend is attached to.  The
+ * engine knows backends only; the program that owns the devices says,
+ * for a backend, whether a drive uses it and how it looks.  Strings stay
+ * the program's and must live until the next main loop iteration.
+ */
+typedef struct QmpDriveInfo {
+    const char *qdev;           /* the device path ("qdev") */
+    bool removable;
+    bool tray_open;             /* removable drives only */
+    bool locked;
+    bool write_cache;           /* as the guest set it */
+    const char *io_status;      /* QEMU's: "ok", "failed", "nospace" */
+} QmpDriveInfo;
+/* False: no device uses blk (query-block shows the backend alone). */
+typedef bool QmpDriveInfoFunc(BlockBackend *blk, QmpDriveInfo *info);
+/* NULL: no devices (the default). */
+void monitor_set_drive_info(QmpDriveInfoFunc *fn);
 
 /*
  * Starts listening as QEMU's -qmp option says:
  *   unix:PATH[,server=on][,wait=off]
  *   tcp:HOST:PORT[,server=on][,wait=off]   (HOST must be loopback)
+ * With wait=on (the default) it runs the loop until a client connects.
  */
 bool monitor_add_qmp(const char *spec, GError **errp);
+/* The same; *bad_spec tells a malformed spec (or a forbidden address)
+ * from a socket that could not be made. */
+bool monitor_listen(const char *spec, bool *bad_spec, GError **errp);
 /* Stops listening, closes every client, removes unix sockets. */
 void monitor_cleanup(void);
 /* Number of connected clients (tests, shutdown). */
 unsigned monitor_client_count(void);
 /* Blocks until all queued output is written or clients are gone. */
 void monitor_flush_all(void);
-
-/* Registers the commands the generator does not marshal (query-qmp-schema). */
-void qmp_cmds_register_extra(QmpCommandList *cmds);
 
 /* Executes one request object (parsed JSON); returns the reply or NULL
  * for none.  negotiated tells whether capabilities were negotiated. */

@@ -6,7 +6,7 @@
 #include "block/transaction.h"
 #include "block/txn-bitmap.h"
 #include "monitor/qmp-bitmap.h"
-#include "qapi/qapi-commands.h"
+#include "qapi/engine-qapi-commands.h"
 #include "util/error.h"
 
 static void run_one(Transaction *t, GError **errp)

@@ -6,7 +6,7 @@
 #define XBLK_MONITOR_QMP_BITMAP_H
 
 #include "block/txn-bitmap.h"
-#include "qapi/qapi-types.h"
+#include "qapi/engine-qapi-types.h"
 
 /* The merge sources of a QAPI list as a plain array (g_free it); the
  * strings stay borrowed from bitmaps. */

@@ -1,26 +1,101 @@
 /*
- * qmp-cmds.c - implementations of the QMP commands of the control,
- * run-state and block areas of the schema.  Complex replies are built as
- * JSON with QEMU's member names and passed through the generated visitor,
+ * qmp-cmds.c - the engine's command set (monitor_commands()) and the
+ * implementations of its control and block commands: capabilities,
+ * version, query-commands, query-qmp-schema, the node queries,
+ * blockdev-add/-del, block_resize.  Complex replies are built as JSON
+ * with QEMU's member names and passed through the generated visitor,
  * which checks them against the schema on the way.
+ *
+ * Nothing here knows a machine: query-block asks the program's
+ * QmpDriveInfoFunc what device uses a backend, and query-qmp-schema
+ * starts from the introspection text the program set (the engine's own
+ * by default) and adds the commands defined at run time.
  */
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/blockdev.h"
 #include "block/dirty-bitmap.h"
 #include "block/snapshot.h"
-#include "hw/runstate.h"
-#include "hw/xbox/machine-media.h"
-#include "monitor/hmp.h"
 #include "monitor/monitor.h"
-#include "qapi/qapi-commands.h"
-#include "qapi/qapi-events.h"
-#include "qapi/qapi-introspect.h"
-#include "qapi/qapi-visit.h"
+#include "monitor/qmp-dynamic.h"
+#include "qapi/engine-qapi-commands.h"
+#include "qapi/engine-qapi-introspect.h"
+#include "qapi/engine-qapi-visit.h"
 #include "util/error.h"
 #include "util/version.h"
 #include <errno.h>
 #include <string.h>
+
+static QmpCommandList *commands;
+static const char *introspection;
+static QmpDriveInfoFunc *drive_info_fn;
+
+static void marshal_query_qmp_schema(json_t *args, json_t **ret,
+                                     GError **errp);
+
+QmpCommandList *monitor_commands(void)
+{
+    if (!commands) {
+        commands = qmp_command_list_new();
+        engine_qmp_init_marshal(commands);
+        /* 'gen': false in the schema: the reply is assembled here. */
+        qmp_register_command(commands, "query-qmp-schema",
+                             marshal_query_qmp_schema, QCO_ALLOW_PRECONFIG);
+    }
+    return commands;
+}
+
+/* The names of the engine schema's commands and events, from its
+ * introspection data (parsed once). */
+static GHashTable *engine_names(const char *meta)
+{
+    static GHashTable *cmds, *events;
+    if (!cmds) {
+        cmds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        events = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       NULL);
+        json_t *info = json_loads(engine_qapi_introspect_json(), 0, NULL);
+        size_t i;
+        json_t *e;
+        json_array_foreach(info, i, e) {
+            const char *mt = json_string_value(json_object_get(e,
+                                                               "meta-type"));
+            const char *name = json_string_value(json_object_get(e, "name"));
+            if (mt && name && !strcmp(mt, "command")) {
+                g_hash_table_add(cmds, g_strdup(name));
+            } else if (mt && name && !strcmp(mt, "event")) {
+                g_hash_table_add(events, g_strdup(name));
+            }
+        }
+        json_decref(info);
+    }
+    return !strcmp(meta, "command") ? cmds : events;
+}
+
+bool monitor_is_engine_command(const char *name)
+{
+    return g_hash_table_contains(engine_names("command"), name);
+}
+
+bool monitor_is_engine_event(const char *name)
+{
+    return g_hash_table_contains(engine_names("event"), name);
+}
+
+void monitor_set_introspection(const char *json)
+{
+    introspection = json;
+}
+
+const char *monitor_introspection(void)
+{
+    return introspection ? introspection : engine_qapi_introspect_json();
+}
+
+void monitor_set_drive_info(QmpDriveInfoFunc *fn)
+{
+    drive_info_fn = fn;
+}
 
 /* ---- control ---- */
 
@@ -57,7 +132,8 @@ CommandInfoList *qmp_query_commands(GError **errp)
     return l;
 }
 
-/* query-qmp-schema returns the generated introspection text as is. */
+/* query-qmp-schema: the program's introspection text (generated) and
+ * the entries of the commands defined at run time. */
 static void marshal_query_qmp_schema(json_t *args, json_t **ret,
                                      GError **errp)
 {
@@ -67,120 +143,12 @@ static void marshal_query_qmp_schema(json_t *args, json_t **ret,
         return;
     }
     json_error_t je;
-    *ret = json_loads(qapi_introspect_json(), 0, &je);
+    *ret = json_loads(monitor_introspection(), 0, &je);
     if (!*ret) {
         error_setg(errp, "introspection data is damaged: %s", je.text);
-    }
-}
-
-void qmp_cmds_register_extra(QmpCommandList *cmds)
-{
-    qmp_register_command(cmds, "query-qmp-schema", marshal_query_qmp_schema,
-                         QCO_ALLOW_PRECONFIG);
-}
-
-void qmp_quit(GError **errp)
-{
-    /* QEMU announces the shutdown before it answers the command. */
-    qapi_event_send_shutdown(false, SHUTDOWN_CAUSE_HOST_QMP_QUIT);
-    runstate_request_shutdown(SHUTDOWN_HOST_QMP_QUIT);
-}
-
-/* ---- run state ---- */
-
-StatusInfo *qmp_query_status(GError **errp)
-{
-    json_t *j = json_pack("{s:b,s:b,s:s}", "running", runstate_is_running(),
-                          "singlestep", 0, "status",
-                          runstate_name(runstate_get()));
-    StatusInfo *s = NULL;
-    visit_StatusInfo_from_json(j, "return", &s, errp);
-    json_decref(j);
-    return s;
-}
-
-void qmp_stop(GError **errp)
-{
-    /* As QEMU: only a running machine stops; prelaunch, io-error and the
-     * other stopped states stay what they are. */
-    if (runstate_get() == XBLK_RUN_STATE_RUNNING) {
-        runstate_set(XBLK_RUN_STATE_PAUSED);
-        qapi_event_send_stop();
-    }
-}
-
-void qmp_cont(GError **errp)
-{
-    XblkRunState st = runstate_get();
-    if (st == XBLK_RUN_STATE_SHUTDOWN) {
-        error_setg(errp, "Resetting the Virtual Machine is required");
         return;
     }
-    if (st != XBLK_RUN_STATE_RUNNING) {
-        runstate_set(XBLK_RUN_STATE_RUNNING);
-        qapi_event_send_resume();
-    }
-}
-
-/* The machine commands (xblk-system -machine xbox, hw/xbox/machine.h). */
-static XboxMachine *need_machine(const char *cmd, GError **errp)
-{
-    XboxMachine *m = machine_current();
-    if (!m) {
-        error_setg(errp, "%s needs a machine (-machine xbox)", cmd);
-    }
-    return m;
-}
-
-void qmp_system_reset(GError **errp)
-{
-    XboxMachine *m = need_machine("system_reset", errp);
-    if (m) {
-        machine_system_reset(m);
-    }
-}
-
-XFrameInfo *qmp_x_query_frame(GError **errp)
-{
-    XboxMachine *m = need_machine("x-query-frame", errp);
-    if (!m) {
-        return NULL;
-    }
-    XFrameInfo *info = g_new0(XFrameInfo, 1);
-    info->frame = machine_frame(m);
-    if (!runstate_is_running() && machine_is_parked(m)) {
-        info->hash = machine_frame_hash(m, NULL);
-        info->has_hash = info->hash != NULL;
-    }
-    return info;
-}
-
-XFrameTimes *qmp_x_query_frame_times(GError **errp)
-{
-    XboxMachine *m = need_machine("x-query-frame-times", errp);
-    if (!m) {
-        return NULL;
-    }
-    MachineFrameTimes ft;
-    machine_frame_times(m, &ft);
-    XFrameTimes *t = g_new0(XFrameTimes, 1);
-    t->frames = ft.frames;
-    t->max_us = ft.max_us;
-    t->over_budget = ft.over_budget;
-    return t;
-}
-
-void qmp_x_frame_stop(int64_t frame, GError **errp)
-{
-    XboxMachine *m = need_machine("x-frame-stop", errp);
-    if (!m) {
-        return;
-    }
-    if (frame < 0) {
-        error_setg(errp, "Parameter 'frame' expects a frame number");
-        return;
-    }
-    machine_frame_stop_at(m, frame, errp);
+    qmp_dyn_introspect(*ret);
 }
 
 /* ---- block ---- */
@@ -318,24 +286,26 @@ BlockDeviceInfoList *qmp_query_named_block_nodes(bool has_flat, bool flat,
     return l;
 }
 
-/* One BlockInfo: a backend, and with a machine the drive using it
- * (device path, tray, lock, I/O status), as QEMU shows an IDE drive. */
-static json_t *block_info_json(XboxMachine *m, BlockBackend *blk)
+/* One BlockInfo: a backend, and the drive using it (device path, tray,
+ * lock, I/O status) as the program describes it, as QEMU shows an IDE
+ * drive. */
+static json_t *block_info_json(BlockBackend *blk)
 {
-    MachineDriveInfo info;
-    int index = m ? machine_drive_of_blk(m, blk) : -1;
-    bool drive = index >= 0 && machine_drive_info(m, index, &info);
+    QmpDriveInfo info = { 0 };
+    bool drive = drive_info_fn && drive_info_fn(blk, &info);
     json_t *o = json_pack("{s:s,s:s,s:b,s:b}", "device", blk_name(blk),
                           "type", "unknown",
                           "removable", drive && info.removable,
                           "locked", drive && info.locked);
     if (drive) {
-        json_object_set_new(o, "qdev", json_string(info.qdev));
+        json_object_set_new(o, "qdev",
+                            json_string(info.qdev ? info.qdev : ""));
         if (info.removable) {
             json_object_set_new(o, "tray_open", json_boolean(info.tray_open));
         }
-        const char *st = machine_io_status_name(info.io_status);
-        json_object_set_new(o, "io-status", json_string(st));
+        json_object_set_new(o, "io-status",
+                            json_string(info.io_status ? info.io_status
+                                                       : "ok"));
     }
     if (blk_bs(blk)) {
         bool writeback = blk_enable_write_cache(blk) &&
@@ -349,9 +319,8 @@ static json_t *block_info_json(XboxMachine *m, BlockBackend *blk)
 BlockInfoList *qmp_query_block(GError **errp)
 {
     json_t *arr = json_array();
-    XboxMachine *m = machine_current();
     for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
-        json_array_append_new(arr, block_info_json(m, blk));
+        json_array_append_new(arr, block_info_json(blk));
     }
     BlockInfoList *l = NULL;
     visit_BlockInfoList_from_json(arr, "return", &l, errp);
@@ -409,15 +378,4 @@ void qmp_block_resize(bool has_device, const char *device,
     bdrv_drained_begin(bs);
     bdrv_truncate(bs, size, false, PREALLOC_MODE_OFF, errp);
     bdrv_drained_end(bs);
-}
-
-char *qmp_human_monitor_command(const char *command_line,
-                                bool has_cpu_index, int64_t cpu_index,
-                                GError **errp)
-{
-    if (has_cpu_index && cpu_index != 0) {
-        error_setg(errp, "Parameter 'cpu-index' expects a CPU index");
-        return NULL;
-    }
-    return hmp_execute(command_line, errp);
 }

@@ -1,13 +1,19 @@
 /*
  * qmp-dispatch.c - the command table and the request checks QEMU's QMP
  * makes before running a command, with QEMU's error texts.
+ *
+ * A command may be unregistered while it runs (a run-time command whose
+ * handler removes it): dispatch copies what it needs of the entry before
+ * the call and never touches the entry afterwards.
  */
 #include "monitor/monitor.h"
 #include "util/error.h"
 #include <string.h>
 
 typedef struct QmpCommand {
-    QmpCommandFunc *fn;
+    QmpCommandFunc *fn;             /* or: */
+    QmpCommandFuncOpaque *fn_opaque;
+    void *opaque;
     QmpCommandOptions opts;
 } QmpCommand;
 
@@ -29,6 +35,22 @@ void qmp_register_command(QmpCommandList *cmds, const char *name,
     c->fn = fn;
     c->opts = opts;
     g_hash_table_replace(cmds->table, g_strdup(name), c);
+}
+
+void qmp_register_command_opaque(QmpCommandList *cmds, const char *name,
+                                 QmpCommandFuncOpaque *fn, void *opaque,
+                                 QmpCommandOptions opts)
+{
+    QmpCommand *c = g_new0(QmpCommand, 1);
+    c->fn_opaque = fn;
+    c->opaque = opaque;
+    c->opts = opts;
+    g_hash_table_replace(cmds->table, g_strdup(name), c);
+}
+
+bool qmp_unregister_command(QmpCommandList *cmds, const char *name)
+{
+    return g_hash_table_remove(cmds->table, name);
 }
 
 bool qmp_command_exists(QmpCommandList *cmds, const char *name)
@@ -141,7 +163,13 @@ json_t *qmp_dispatch(QmpCommandList *cmds, json_t *req, bool negotiated,
     json_t *ret = NULL;
     GError *e = NULL;
     json_t *a = args ? json_incref(args) : json_object();
-    c->fn(a, &ret, &e);
+    QmpCommandOptions opts = c->opts;
+    if (c->fn_opaque) {
+        c->fn_opaque(c->opaque, a, &ret, &e);
+    } else {
+        c->fn(a, &ret, &e);
+    }
+    c = NULL;                   /* the command may be gone now */
     json_decref(a);
     if (e) {
         json_decref(ret);
@@ -154,7 +182,7 @@ json_t *qmp_dispatch(QmpCommandList *cmds, json_t *req, bool negotiated,
     if (is_caps) {
         *negotiate = true;
     }
-    if (c->opts & QCO_NO_SUCCESS_RESP) {
+    if (opts & QCO_NO_SUCCESS_RESP) {
         json_decref(ret);
         return NULL;
     }

@@ -7,8 +7,8 @@
  */
 #include "block/blockjob.h"
 #include "monitor/monitor.h"
-#include "qapi/qapi-commands.h"
-#include "qapi/qapi-visit.h"
+#include "qapi/engine-qapi-commands.h"
+#include "qapi/engine-qapi-visit.h"
 #include "util/error.h"
 
 static Job *qmp_find_job(const char *id, GError **errp)

@@ -2,11 +2,14 @@
  * qmp-registry.h - the seam between the code scripts/qapi-gen generates and
  * the QMP server in monitor/.
  *
- * Generated code (build/qapi/qapi-commands.c, qapi-events.c) calls the two
- * functions declared here; the monitor implements them:
+ * Generated code (build/qapi/engine-qapi-commands.c and -events.c for the
+ * engine's schema, build/qapi/qapi-commands.c and -events.c for the
+ * emulator's part) calls the two functions declared here; the monitor
+ * implements them:
  *
- *   - qmp_init_marshal(cmds) calls qmp_register_command() once per command
- *     of the schema that has no 'gen': false.  The monitor owns the list and
+ *   - engine_qmp_init_marshal(cmds) and qmp_init_marshal(cmds) call
+ *     qmp_register_command() once per command of their part of the schema
+ *     that has no 'gen': false.  The monitor owns the list and
  *     dispatches "execute" to the registered QmpCommandFunc.
  *   - qapi_event_send_<event>() builds the event's data and calls
  *     qapi_event_emit(), which stamps and broadcasts it.

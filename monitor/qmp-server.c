@@ -7,6 +7,10 @@
  * so commands never see each other half-done.  A client that stops
  * reading has its input paused once 8 MiB of output wait, and is dropped
  * beyond 64 MiB; nobody else notices either.
+ *
+ * Every source lives on the engine's context (aio_context()): the loop an
+ * embedder drives runs the monitor too.  The command table is
+ * monitor_commands() (qmp-cmds.c).
  */
 #include "monitor/json-stream.h"
 #include "monitor/monitor.h"
@@ -51,16 +55,21 @@ typedef struct QueuedRequest {
 
 static GPtrArray *listeners;
 static GList *clients;
-static QmpCommandList *commands;
+/* Closed clients: a dispatch in progress may still hold one, so they are
+ * freed once none runs (from a bottom half, at the end of a dispatch, or
+ * by monitor_cleanup - which must leave nothing behind for an embedder
+ * that frees the engine right after). */
+static GList *zombies;
 static bool dispatching;
 static bool dispatch_scheduled;
+static bool cleaning_up;
 
-QmpCommandList *monitor_commands(void)
+static void free_zombies(void *opaque)
 {
-    if (!commands) {
-        commands = qmp_command_list_new();
+    if (!dispatching) {
+        g_list_free_full(zombies, g_free);
+        zombies = NULL;
     }
-    return commands;
 }
 
 unsigned monitor_client_count(void)
@@ -339,6 +348,7 @@ static void dispatch_bh(void *opaque)
         g_list_free(snapshot);
     }
     dispatching = false;
+    free_zombies(NULL);
 }
 
 static void stream_emit(void *opaque, const char *text, size_t len,
@@ -399,8 +409,10 @@ static void client_close(QmpClient *c)
         queued_free(r);
     }
     g_string_free(c->out, TRUE);
-    /* Freed from a bottom half: a dispatch in progress may hold it. */
-    aio_bh_schedule(g_free, c);
+    zombies = g_list_prepend(zombies, c);
+    if (!cleaning_up) {
+        aio_bh_schedule(free_zombies, NULL);
+    }
 }
 
 static gboolean listener_accept(gint fd, GIOCondition cond, gpointer opaque)
@@ -513,7 +525,8 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
-static int listen_tcp(const char *hostport, GError **errp)
+/* *bad_spec stays true for an address that can never work. */
+static int listen_tcp(const char *hostport, bool *bad_spec, GError **errp)
 {
     const char *colon = strrchr(hostport, ':');
     if (!colon) {
@@ -539,6 +552,7 @@ static int listen_tcp(const char *hostport, GError **errp)
                    "addresses");
         return -1;
     }
+    *bad_spec = false;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     0);
     int one = 1;
@@ -561,17 +575,33 @@ static int listen_tcp(const char *hostport, GError **errp)
 
 bool monitor_add_qmp(const char *spec, GError **errp)
 {
+    bool bad_spec;
+    return monitor_listen(spec, &bad_spec, errp);
+}
+
+bool monitor_listen(const char *spec, bool *bad_spec, GError **errp)
+{
+    *bad_spec = true;
+    if (!spec || !*spec) {
+        error_setg(errp, "QMP address is empty");
+        return false;
+    }
     g_auto(GStrv) parts = g_strsplit(spec, ",", -1);
     bool wait;
     if (!parse_spec_opts(parts, &wait, errp)) {
         return false;
     }
     QmpListener *l = g_new0(QmpListener, 1);
-    if (g_str_has_prefix(parts[0], "unix:")) {
+    if (!strcmp(parts[0], "unix:")) {
+        error_setg(errp, "UNIX socket path is empty");
+        l->fd = -1;
+    } else if (g_str_has_prefix(parts[0], "unix:")) {
         l->unix_path = g_strdup(parts[0] + 5);
+        *bad_spec = strlen(l->unix_path) >= sizeof(((struct sockaddr_un *)
+                                                     NULL)->sun_path);
         l->fd = listen_unix(l->unix_path, errp);
     } else if (g_str_has_prefix(parts[0], "tcp:")) {
-        l->fd = listen_tcp(parts[0] + 4, errp);
+        l->fd = listen_tcp(parts[0] + 4, bad_spec, errp);
     } else {
         error_setg(errp, "QMP address '%s' must start with unix: or tcp:",
                    parts[0]);
@@ -612,9 +642,12 @@ void monitor_flush_all(void)
 void monitor_cleanup(void)
 {
     monitor_flush_all();
+    cleaning_up = true;
     while (clients) {
         client_close(clients->data);
     }
+    free_zombies(NULL);
+    cleaning_up = false;
     for (guint i = 0; listeners && i < listeners->len; i++) {
         QmpListener *l = g_ptr_array_index(listeners, i);
         aio_source_remove(l->watch);
@@ -626,6 +659,7 @@ void monitor_cleanup(void)
         g_free(l);
     }
     if (listeners) {
-        g_ptr_array_set_size(listeners, 0);
+        g_ptr_array_free(listeners, TRUE);
+        listeners = NULL;
     }
 }

@@ -13,8 +13,8 @@
 #include "block/txn-backup.h"
 #include "block/txn-snapshot.h"
 #include "monitor/qmp-bitmap.h"
-#include "qapi/qapi-commands.h"
-#include "qapi/qapi-visit.h"
+#include "qapi/engine-qapi-commands.h"
+#include "qapi/engine-qapi-visit.h"
 #include "util/error.h"
 
 /* ---- one function per kind ---- */

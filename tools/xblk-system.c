@@ -27,6 +27,7 @@
 #include "hw/xbox/cpu.h"
 #include "hw/xbox/machine.h"
 #include "hw/xbox/machine-savestate.h"
+#include "monitor/host/host.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
@@ -516,8 +517,54 @@ static char *default_kernel(GError **errp)
     return path;
 }
 
+/* ---- the machine's events as QMP events ---- */
+
+static void event_stop(void *opaque)
+{
+    qapi_event_send_stop();
+}
+
+static void event_block_io_error(void *opaque, const char *dev,
+                                 const char *node, bool is_write,
+                                 const char *action, int ret)
+{
+    int a = BlockErrorAction_parse(action);
+    qapi_event_send_block_io_error(dev, node != NULL, node,
+                                   is_write ? IO_OPERATION_TYPE_WRITE
+                                            : IO_OPERATION_TYPE_READ,
+                                   a < 0 ? BLOCK_ERROR_ACTION_REPORT : a,
+                                   ret == -ENOSPC, ret == -ENOSPC,
+                                   g_strerror(-ret));
+}
+
+static void event_guest_panicked(void *opaque)
+{
+    qapi_event_send_guest_panicked(GUEST_PANIC_ACTION_PAUSE);
+}
+
+static void event_shutdown(void *opaque, bool guest)
+{
+    qapi_event_send_shutdown(guest, guest ? SHUTDOWN_CAUSE_GUEST_SHUTDOWN
+                                          : SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+}
+
+static void event_reset(void *opaque, bool guest)
+{
+    qapi_event_send_reset(guest, guest ? SHUTDOWN_CAUSE_GUEST_RESET
+                                       : SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET);
+}
+
+static const MachineEventOps machine_events = {
+    .stop = event_stop,
+    .block_io_error = event_block_io_error,
+    .guest_panicked = event_guest_panicked,
+    .shutdown = event_shutdown,
+    .reset = event_reset,
+};
+
 static XboxMachine *create_machine(SysOpts *so, GError **errp)
 {
+    machine_set_event_ops(&machine_events, NULL);
     for (guint i = 0; i < so->devices->len; i++) {
         const char *v = g_ptr_array_index(so->devices, i);
         if (!add_device(so, v, errp)) {
@@ -700,8 +747,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     so.devices = g_ptr_array_new();
     so.qmp = g_ptr_array_new();
-    qmp_init_marshal(monitor_commands());
-    qmp_cmds_register_extra(monitor_commands());
+    /* The engine's commands and the machine's (monitor/host/). */
+    qmp_host_init();
     /* Jobs report their events through the monitor. */
     block_event_set_sink(qapi_event_emit);
     /* The monitors open last: opening a -blockdev runs the main loop

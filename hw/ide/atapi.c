@@ -35,10 +35,36 @@
  *     through the DevHost's tray_moved (QEMU's DEVICE_TRAY_MOVED).
  */
 #include "hw/ide/internal.h"
-#include "util/cutils.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <errno.h>
 #include <string.h>
+
+/* Big-endian fields of CDBs and replies (SCSI's byte order), by byte so
+ * that any alignment works. */
+static inline uint16_t ld_be16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static inline uint32_t ld_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void st_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static inline void st_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
 
 /* Sense keys and the additional sense codes used here (SPC/MMC). */
 enum {
@@ -371,14 +397,14 @@ static void atapi_cmd_inquiry(IDEDrive *d)
     atapi_pad_copy(b + 8, "XBLK", 8);
     atapi_pad_copy(b + 16, d->model, 16);
     atapi_pad_copy(b + 32, d->firmware, 4);
-    atapi_reply(d, 36, be16_read(cdb + 3));
+    atapi_reply(d, 36, ld_be16(cdb + 3));
 }
 
 static void atapi_cmd_read_capacity(IDEDrive *d)
 {
     int64_t nb = atapi_nb_sectors(d);
-    be32_write(d->io_buf, nb ? MIN(nb - 1, 0xFFFFFFFF) : 0);
-    be32_write(d->io_buf + 4, ATAPI_SECTOR_SIZE);
+    st_be32(d->io_buf, nb ? MIN(nb - 1, 0xFFFFFFFF) : 0);
+    st_be32(d->io_buf + 4, ATAPI_SECTOR_SIZE);
     atapi_reply(d, 8, 8);
 }
 
@@ -406,20 +432,20 @@ static void atapi_read(IDEDrive *d, uint64_t lba, uint64_t count)
 static void atapi_cmd_read_10(IDEDrive *d)
 {
     const uint8_t *cdb = d->atapi.cdb;
-    atapi_read(d, be32_read(cdb + 2), be16_read(cdb + 7));
+    atapi_read(d, ld_be32(cdb + 2), ld_be16(cdb + 7));
 }
 
 static void atapi_cmd_read_12(IDEDrive *d)
 {
     const uint8_t *cdb = d->atapi.cdb;
-    atapi_read(d, be32_read(cdb + 2), be32_read(cdb + 6));
+    atapi_read(d, ld_be32(cdb + 2), ld_be32(cdb + 6));
 }
 
 /* A TOC address, as LBA or as MSF (2 seconds of lead-in: +150). */
 static void atapi_toc_addr(uint8_t *p, uint32_t lba, bool msf)
 {
     if (!msf) {
-        be32_write(p, lba);
+        st_be32(p, lba);
         return;
     }
     lba += 150;
@@ -470,10 +496,10 @@ static void atapi_cmd_read_toc(IDEDrive *d)
         atapi_invalid_field(d);
         return;
     }
-    be16_write(b, len - 2);
+    st_be16(b, len - 2);
     b[2] = 1;               /* first track / session */
     b[3] = 1;               /* last */
-    atapi_reply(d, len, be16_read(cdb + 7));
+    atapi_reply(d, len, ld_be16(cdb + 7));
 }
 
 /* ---- MODE SENSE(10) ---- */
@@ -511,10 +537,10 @@ static uint32_t atapi_mode_page(IDEDrive *d, uint8_t page, uint8_t *p)
         p[2] = 0x0F;        /* reads CD-R, CD-RW, method 2, DVD-ROM */
         p[4] = 0x71;        /* audio play, mode 2 form 1/2, multisession */
         p[6] = 0x29 | (d->atapi.prevent ? 0x02 : 0);   /* tray, eject, lock */
-        be16_write(p + 8, 2770);        /* max speed, kB/s (2x DVD) */
-        be16_write(p + 10, 256);        /* volume levels */
-        be16_write(p + 12, 512);        /* buffer, KiB */
-        be16_write(p + 14, 2770);
+        st_be16(p + 8, 2770);           /* max speed, kB/s (2x DVD) */
+        st_be16(p + 10, 256);           /* volume levels */
+        st_be16(p + 12, 512);           /* buffer, KiB */
+        st_be16(p + 14, 2770);
         return 22;
     }
     return 0;
@@ -550,8 +576,8 @@ static void atapi_cmd_mode_sense(IDEDrive *d)
         atapi_invalid_field(d);
         return;
     }
-    be16_write(b, len - 2);
-    atapi_reply(d, len, be16_read(cdb + 7));
+    st_be16(b, len - 2);
+    atapi_reply(d, len, ld_be16(cdb + 7));
 }
 
 /* ---- GET CONFIGURATION ---- */
@@ -567,19 +593,19 @@ static uint32_t atapi_feature(IDEDrive *d, uint16_t code, uint8_t *p,
     bool present = atapi_medium_present(d);
     uint32_t add;
     *current = true;
-    be16_write(p, code);
+    st_be16(p, code);
     p[2] = 0x03;            /* persistent, current */
     switch (code) {
     case 0x0000:            /* profile list, highest first */
         add = 8;
         memset(p + 4, 0, add);
-        be16_write(p + 4, ATAPI_PROFILE_DVD_ROM);
+        st_be16(p + 4, ATAPI_PROFILE_DVD_ROM);
         p[6] = present;
-        be16_write(p + 8, ATAPI_PROFILE_CD_ROM);
+        st_be16(p + 8, ATAPI_PROFILE_CD_ROM);
         break;
     case 0x0001:            /* core: ATAPI */
         add = 4;
-        be32_write(p + 4, 2);
+        st_be32(p + 4, 2);
         break;
     case 0x0002:            /* morphing: operational change events */
         add = 4;
@@ -597,8 +623,8 @@ static uint32_t atapi_feature(IDEDrive *d, uint16_t code, uint8_t *p,
         *current = present;
         p[2] = present;
         memset(p + 4, 0, add);
-        be32_write(p + 4, ATAPI_SECTOR_SIZE);
-        be16_write(p + 8, 16);
+        st_be32(p + 4, ATAPI_SECTOR_SIZE);
+        st_be16(p + 8, 16);
         break;
     default:                /* 0x001F DVD read */
         add = 0;
@@ -614,7 +640,7 @@ static void atapi_cmd_get_configuration(IDEDrive *d)
 {
     const uint8_t *cdb = d->atapi.cdb;
     uint8_t rt = cdb[1] & 0x03;
-    uint16_t start = be16_read(cdb + 2);
+    uint16_t start = ld_be16(cdb + 2);
     uint8_t *b = d->io_buf;
     uint32_t len = 8;
     if (rt == 3) {
@@ -634,9 +660,9 @@ static void atapi_cmd_get_configuration(IDEDrive *d)
         }
         len += n;
     }
-    be32_write(b, len - 4);
-    be16_write(b + 6, atapi_medium_present(d) ? ATAPI_PROFILE_DVD_ROM : 0);
-    atapi_reply(d, len, be16_read(cdb + 7));
+    st_be32(b, len - 4);
+    st_be16(b + 6, atapi_medium_present(d) ? ATAPI_PROFILE_DVD_ROM : 0);
+    atapi_reply(d, len, ld_be16(cdb + 7));
 }
 
 /* ---- GET EVENT STATUS NOTIFICATION (polled, media class) ---- */
@@ -664,8 +690,8 @@ static void atapi_cmd_get_event_status(IDEDrive *d)
         b[2] = 0x80;        /* no event available of the asked classes */
         len = 4;
     }
-    be16_write(b, len - 2);
-    atapi_reply(d, len, be16_read(cdb + 7));
+    st_be16(b, len - 2);
+    atapi_reply(d, len, ld_be16(cdb + 7));
 }
 
 /* ---- tray ---- */
@@ -779,13 +805,13 @@ void atapi_cdb_received(IDEDrive *d)
 static IDEDrive *atapi_lookup(IDEController *c, int index, GError **errp)
 {
     if (index < 0 || index > 3) {
-        error_setg(errp, "IDE index %d out of range (0-3)", index);
+        hw_error_set(errp, "IDE index %d out of range (0-3)", index);
         return NULL;
     }
     IDEDrive *d = &c->ch[index / 2].drive[index % 2];
     if (d->kind != IDE_DRIVE_CD) {
-        error_setg(errp, "Device at IDE index %d is not a CD/DVD drive",
-                   index);
+        hw_error_set(errp, "Device at IDE index %d is not a CD/DVD drive",
+                     index);
         return NULL;
     }
     return d;
@@ -839,8 +865,8 @@ bool ide_cd_eject(IDEController *c, int index, bool force, GError **errp)
     }
     if (d->atapi.prevent && !force) {
         d->atapi.event = ATAPI_EV_EJECT_REQUEST;
-        error_setg(errp, "Device '%s' is locked and force was not specified",
-                   d->id);
+        hw_error_set(errp, "Device '%s' is locked and force was not specified",
+                     d->id);
         return false;
     }
     d->atapi.prevent = false;
@@ -858,7 +884,7 @@ bool ide_cd_set_medium(IDEController *c, int index, BlockBackend *blk,
         return false;
     }
     if (!d->atapi.tray_open && d->blk) {
-        error_setg(errp, "Tray of device '%s' is not open", d->id);
+        hw_error_set(errp, "Tray of device '%s' is not open", d->id);
         return false;
     }
     d->blk = blk;

@@ -63,8 +63,7 @@
  *     of the other device meanwhile is aborted.
  */
 #include "hw/ide/internal.h"
-#include "util/cutils.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <errno.h>
 #include <string.h>
 
@@ -1679,21 +1678,21 @@ bool ide_attach(IDEController *c, int index, const IDEDriveConfig *cfg,
                 GError **errp)
 {
     if (index < 0 || index > 3) {
-        error_setg(errp, "IDE index %d out of range (0-3)", index);
+        hw_error_set(errp, "IDE index %d out of range (0-3)", index);
         return false;
     }
     IDEDrive *d = &c->ch[index / 2].drive[index % 2];
     if (ide_present(d)) {
-        error_setg(errp, "IDE unit %d is already in use", index);
+        hw_error_set(errp, "IDE unit %d is already in use", index);
         return false;
     }
     if (cfg->kind != IDE_DRIVE_HD && cfg->kind != IDE_DRIVE_CD) {
-        error_setg(errp, "IDE unit %d: no drive kind given", index);
+        hw_error_set(errp, "IDE unit %d: no drive kind given", index);
         return false;
     }
     if (cfg->kind == IDE_DRIVE_HD &&
         (!cfg->blk || blk_getlength(cfg->blk) < 0)) {
-        error_setg(errp, "IDE unit %d: a hard disk needs a medium", index);
+        hw_error_set(errp, "IDE unit %d: a hard disk needs a medium", index);
         return false;
     }
     bool hd = cfg->kind == IDE_DRIVE_HD;

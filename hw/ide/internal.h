@@ -5,7 +5,7 @@
  *
  * State layout: everything the guest can observe lives in plain structs
  * (IDEChannel, IDEDrive, IDEBMDMA, ATAPIState, IDESecurity) made of
- * integers, booleans and fixed arrays, so a later field table can
+ * integers, booleans and fixed arrays, so the field tables of vmstate.c
  * serialize them.  The only pointers are
  *   - configuration handed in by the machine (blk, id, node_name), which a
  *     save state does not carry,

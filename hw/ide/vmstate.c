@@ -1,14 +1,19 @@
 /*
  * vmstate.c - field tables of the IDE controller's state (internal.h)
- * for save states; see vmstate.h for the contract.
+ * for save states, in libxblk's public form (XblkDeviceDesc,
+ * <xblk/xblk-state.h>); see vmstate.h for the contract.  The hooks
+ * report with xblk_error_set(): XBLK_ERROR_INVALID for a state that does
+ * not check out, XBLK_ERROR_FAILED for a save this controller refuses.
  *
- * Owns: the descriptions of IDEController, IDEChannel, IDEBMDMA,
- * IDEDrive, IDESecurity and ATAPIState, and the checks that keep a
- * loaded state inside what core.c, atapi.c and bmdma.c assume (their
- * asserts and array indexes): io_pos <= io_end <= io_total <= the
- * buffer, operations that match the drive's kind and transfer phase,
- * sector counts that keep every buffer copy in bounds, addresses that
- * keep every offset computation from overflowing.
+ * Owns: the tables of IDEController, IDEChannel, IDEBMDMA, IDEDrive,
+ * IDESecurity and ATAPIState, and the checks that keep a loaded state
+ * inside what core.c, atapi.c and bmdma.c assume (their asserts and
+ * array indexes): io_pos <= io_end <= io_total <= the buffer, operations
+ * that match the drive's kind and transfer phase, sector counts that
+ * keep every buffer copy in bounds, addresses that keep every offset
+ * computation from overflowing.  The encoding is the one the engine's
+ * own tables had before the move to the public form (same fields,
+ * order, widths, versions and ranges): older states load unchanged.
  *
  * Not saved: configuration (models, serials, backends, error policies,
  * the -drive password), the structural fields (ctrl, chan, unit, index)
@@ -18,51 +23,54 @@
  */
 #include "hw/ide/vmstate.h"
 #include "hw/ide/internal.h"
-#include "util/error.h"
 
 /* LBA48 addresses 2^48 sectors; an ATAPI medium far less. */
 #define IDE_SAVE_MAX_LBA        (1ull << 48)
 #define ATAPI_SAVE_MAX_SECTORS  (1ull << 40)
 
-static const VMStateDescription ide_security_vmsd = {
+static const XblkDeviceDesc ide_security_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "ide-security",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(IDESecurity),
-    .fields = (const VMStateField[]){
-        VMS_BOOL(IDESecurity, enabled),
-        VMS_BOOL(IDESecurity, locked),
-        VMS_BOOL(IDESecurity, frozen),
-        VMS_BOOL(IDESecurity, maximum),
-        VMS_BOOL(IDESecurity, count_expired),
-        VMS_BOOL(IDESecurity, erase_prepared),
-        VMS_U8(IDESecurity, attempts, VMS_MAX(IDE_UNLOCK_ATTEMPTS)),
-        VMS_BUFFER(IDESecurity, user_pw),
-        VMS_BUFFER(IDESecurity, master_pw),
-        VMS_U16(IDESecurity, master_rev),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(IDESecurity),
+    .fields = (const XblkField[]){
+        XBLK_BOOL(IDESecurity, enabled),
+        XBLK_BOOL(IDESecurity, locked),
+        XBLK_BOOL(IDESecurity, frozen),
+        XBLK_BOOL(IDESecurity, maximum),
+        XBLK_BOOL(IDESecurity, count_expired),
+        XBLK_BOOL(IDESecurity, erase_prepared),
+        XBLK_U8(IDESecurity, attempts, XBLK_MAX(IDE_UNLOCK_ATTEMPTS)),
+        XBLK_BUFFER(IDESecurity, user_pw),
+        XBLK_BUFFER(IDESecurity, master_pw),
+        XBLK_U16(IDESecurity, master_rev),
+        XBLK_FIELDS_END
     },
 };
 
-static const VMStateDescription atapi_vmsd = {
+static const XblkDeviceDesc atapi_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "atapi",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(ATAPIState),
-    .fields = (const VMStateField[]){
-        VMS_BOOL(ATAPIState, tray_open),
-        VMS_BOOL(ATAPIState, prevent),
-        VMS_BOOL(ATAPIState, unit_attention),
-        VMS_U8(ATAPIState, sense_key, VMS_MAX(0xF)),
-        VMS_U8(ATAPIState, asc),
-        VMS_U8(ATAPIState, ascq),
-        VMS_U8(ATAPIState, event, VMS_MAX(ATAPI_EV_MEDIA_REMOVAL)),
-        VMS_BUFFER(ATAPIState, cdb),
-        VMS_BOOL(ATAPIState, dma),
-        VMS_U16(ATAPIState, bcl),
-        VMS_U64(ATAPIState, lba, VMS_MAX(ATAPI_SAVE_MAX_SECTORS)),
-        VMS_U64(ATAPIState, left, VMS_MAX(ATAPI_SAVE_MAX_SECTORS)),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(ATAPIState),
+    .fields = (const XblkField[]){
+        XBLK_BOOL(ATAPIState, tray_open),
+        XBLK_BOOL(ATAPIState, prevent),
+        XBLK_BOOL(ATAPIState, unit_attention),
+        XBLK_U8(ATAPIState, sense_key, XBLK_MAX(0xF)),
+        XBLK_U8(ATAPIState, asc),
+        XBLK_U8(ATAPIState, ascq),
+        XBLK_U8(ATAPIState, event, XBLK_MAX(ATAPI_EV_MEDIA_REMOVAL)),
+        XBLK_BUFFER(ATAPIState, cdb),
+        XBLK_BOOL(ATAPIState, dma),
+        XBLK_U16(ATAPIState, bcl),
+        XBLK_U64(ATAPIState, lba, XBLK_MAX(ATAPI_SAVE_MAX_SECTORS)),
+        XBLK_U64(ATAPIState, left, XBLK_MAX(ATAPI_SAVE_MAX_SECTORS)),
+        XBLK_FIELDS_END
     },
 };
 
@@ -93,161 +101,175 @@ static bool op_fits_kind(IDEOp op, IDEDriveKind kind)
 }
 
 static bool ide_drive_check(const void *current, const void *scratch,
-                            int version_id, GError **errp)
+                            int version_id, XblkError **err)
 {
     const IDEDrive *cur = current, *d = scratch;
     if (d->kind != cur->kind) {
         static const char *const kinds[] = { "no drive", "a hard disk",
                                              "a DVD drive" };
-        error_setg(errp, "the state has %s at IDE position %d, this machine "
-                   "%s", kinds[d->kind], cur->chan * 2 + cur->unit,
-                   kinds[cur->kind]);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "the state has %s at IDE position %d, this machine "
+                       "%s", kinds[d->kind], cur->chan * 2 + cur->unit,
+                       kinds[cur->kind]);
         return false;
     }
     if (!(d->io_pos <= d->io_end && d->io_end <= d->io_total &&
           d->io_total <= IDE_IO_BUF_SIZE)) {
-        error_setg(errp, "transfer window %u/%u/%u outside the buffer",
-                   d->io_pos, d->io_end, d->io_total);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "transfer window %u/%u/%u outside the buffer",
+                       d->io_pos, d->io_end, d->io_total);
         return false;
     }
     if (!op_fits_kind(d->op, d->kind) ||
         ((d->xfer == IDE_XFER_PIO_IN || d->xfer == IDE_XFER_PIO_OUT) &&
          !op_is_pio(d->op)) ||
         (d->kind == IDE_DRIVE_NONE && d->xfer != IDE_XFER_NONE)) {
-        error_setg(errp, "operation %d with transfer %d is impossible on "
-                   "this drive", d->op, d->xfer);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "operation %d with transfer %d is impossible on "
+                       "this drive", d->op, d->xfer);
         return false;
     }
     if (d->dma_waiting &&
         (d->xfer != IDE_XFER_DMA ||
          !(d->op == IDE_OP_READ || d->op == IDE_OP_WRITE ||
            d->op == IDE_OP_ATAPI_DATA || d->op == IDE_OP_ATAPI_READ))) {
-        error_setg(errp, "a DMA wait without a DMA command");
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "a DMA wait without a DMA command");
         return false;
     }
     if (d->op == IDE_OP_SECURITY &&
         d->cmd != ATA_SEC_SET_PASSWORD && d->cmd != ATA_SEC_UNLOCK &&
         d->cmd != ATA_SEC_ERASE_UNIT && d->cmd != ATA_SEC_DISABLE_PASSWORD) {
-        error_setg(errp, "SECURITY data phase of command 0x%02x", d->cmd);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "SECURITY data phase of command 0x%02x", d->cmd);
         return false;
     }
     if (d->op == IDE_OP_ATAPI_READ && !cur->blk) {
-        error_setg(errp, "a DVD read in progress, but this drive has no "
-                   "medium");
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "a DVD read in progress, but this drive has no medium");
         return false;
     }
     if (d->atapi.bcl & 1) {
-        error_setg(errp, "odd ATAPI byte count limit %u", d->atapi.bcl);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "odd ATAPI byte count limit %u", d->atapi.bcl);
         return false;
     }
     return true;
 }
 
-static const VMStateDescription ide_drive_vmsd = {
+static const XblkDeviceDesc ide_drive_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "ide-drive",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(IDEDrive),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(IDEDrive),
     .check = ide_drive_check,
-    .fields = (const VMStateField[]){
-        VMS_ENUM(IDEDrive, kind, VMS_MAX(IDE_DRIVE_CD)),
+    .fields = (const XblkField[]){
+        XBLK_ENUM(IDEDrive, kind, XBLK_MAX(IDE_DRIVE_CD)),
         /* task file */
-        VMS_U8(IDEDrive, feature),
-        VMS_U8(IDEDrive, hob_feature),
-        VMS_U8(IDEDrive, nsector),
-        VMS_U8(IDEDrive, hob_nsector),
-        VMS_U8(IDEDrive, sector),
-        VMS_U8(IDEDrive, hob_sector),
-        VMS_U8(IDEDrive, lcyl),
-        VMS_U8(IDEDrive, hob_lcyl),
-        VMS_U8(IDEDrive, hcyl),
-        VMS_U8(IDEDrive, hob_hcyl),
-        VMS_U8(IDEDrive, select),
-        VMS_U8(IDEDrive, status),
-        VMS_U8(IDEDrive, error),
-        VMS_BOOL(IDEDrive, irq),
+        XBLK_U8(IDEDrive, feature),
+        XBLK_U8(IDEDrive, hob_feature),
+        XBLK_U8(IDEDrive, nsector),
+        XBLK_U8(IDEDrive, hob_nsector),
+        XBLK_U8(IDEDrive, sector),
+        XBLK_U8(IDEDrive, hob_sector),
+        XBLK_U8(IDEDrive, lcyl),
+        XBLK_U8(IDEDrive, hob_lcyl),
+        XBLK_U8(IDEDrive, hcyl),
+        XBLK_U8(IDEDrive, hob_hcyl),
+        XBLK_U8(IDEDrive, select),
+        XBLK_U8(IDEDrive, status),
+        XBLK_U8(IDEDrive, error),
+        XBLK_BOOL(IDEDrive, irq),
         /* the command in progress */
-        VMS_U8(IDEDrive, cmd),
-        VMS_ENUM(IDEDrive, op, VMS_MAX(IDE_OP_ATAPI_READ)),
-        VMS_ENUM(IDEDrive, xfer, VMS_MAX(IDE_XFER_DMA)),
-        VMS_BOOL(IDEDrive, lba48),
-        VMS_BOOL(IDEDrive, chs),
-        VMS_BOOL(IDEDrive, dma_waiting),
-        VMS_U64(IDEDrive, lba, VMS_MAX(IDE_SAVE_MAX_LBA)),
-        VMS_U32(IDEDrive, left),
-        VMS_U32(IDEDrive, block, VMS_MAX(IDE_MAX_MULT)),
-        VMS_U32(IDEDrive, io_pos, VMS_MAX(IDE_IO_BUF_SIZE)),
-        VMS_U32(IDEDrive, io_end, VMS_MAX(IDE_IO_BUF_SIZE)),
-        VMS_U32(IDEDrive, io_total, VMS_MAX(IDE_IO_BUF_SIZE)),
-        VMS_I64(IDEDrive, erase_pos, VMS_RANGE(0, 1ll << 62)),
-        VMS_VBUFFER(IDEDrive, io_buf, io_total),
+        XBLK_U8(IDEDrive, cmd),
+        XBLK_ENUM(IDEDrive, op, XBLK_MAX(IDE_OP_ATAPI_READ)),
+        XBLK_ENUM(IDEDrive, xfer, XBLK_MAX(IDE_XFER_DMA)),
+        XBLK_BOOL(IDEDrive, lba48),
+        XBLK_BOOL(IDEDrive, chs),
+        XBLK_BOOL(IDEDrive, dma_waiting),
+        XBLK_U64(IDEDrive, lba, XBLK_MAX(IDE_SAVE_MAX_LBA)),
+        XBLK_U32(IDEDrive, left),
+        XBLK_U32(IDEDrive, block, XBLK_MAX(IDE_MAX_MULT)),
+        XBLK_U32(IDEDrive, io_pos, XBLK_MAX(IDE_IO_BUF_SIZE)),
+        XBLK_U32(IDEDrive, io_end, XBLK_MAX(IDE_IO_BUF_SIZE)),
+        XBLK_U32(IDEDrive, io_total, XBLK_MAX(IDE_IO_BUF_SIZE)),
+        XBLK_I64(IDEDrive, erase_pos, XBLK_RANGE(0, 1ll << 62)),
+        XBLK_VBUFFER(IDEDrive, io_buf, io_total),
         /* settings */
-        VMS_BOOL(IDEDrive, write_cache),
-        VMS_U8(IDEDrive, mult, VMS_MAX(IDE_MAX_MULT)),
-        VMS_U8(IDEDrive, pio_mode, VMS_MAX(4)),
-        VMS_I8(IDEDrive, mwdma_mode, VMS_RANGE(-1, 2)),
-        VMS_I8(IDEDrive, udma_mode, VMS_RANGE(-1, 5)),
-        VMS_ENUM(IDEDrive, power, VMS_MAX(IDE_POWER_SLEEP)),
-        VMS_BOOL(IDEDrive, io_failed),
-        VMS_STRUCT(IDEDrive, sec, &ide_security_vmsd, IDESecurity),
-        VMS_STRUCT(IDEDrive, atapi, &atapi_vmsd, ATAPIState),
-        VMS_END
+        XBLK_BOOL(IDEDrive, write_cache),
+        XBLK_U8(IDEDrive, mult, XBLK_MAX(IDE_MAX_MULT)),
+        XBLK_U8(IDEDrive, pio_mode, XBLK_MAX(4)),
+        XBLK_I8(IDEDrive, mwdma_mode, XBLK_RANGE(-1, 2)),
+        XBLK_I8(IDEDrive, udma_mode, XBLK_RANGE(-1, 5)),
+        XBLK_ENUM(IDEDrive, power, XBLK_MAX(IDE_POWER_SLEEP)),
+        XBLK_BOOL(IDEDrive, io_failed),
+        XBLK_STRUCT(IDEDrive, sec, &ide_security_desc, IDESecurity),
+        XBLK_STRUCT(IDEDrive, atapi, &atapi_desc, ATAPIState),
+        XBLK_FIELDS_END
     },
 };
 
-static const VMStateDescription ide_bmdma_vmsd = {
+static const XblkDeviceDesc ide_bmdma_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "ide-bmdma",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(IDEBMDMA),
-    .fields = (const VMStateField[]){
-        VMS_U8(IDEBMDMA, cmd),
-        VMS_U8(IDEBMDMA, status),
-        VMS_U32(IDEBMDMA, prd_addr),
-        VMS_U32(IDEBMDMA, cur_entry),
-        VMS_U32(IDEBMDMA, cur_off),
-        VMS_BOOL(IDEBMDMA, exhausted),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(IDEBMDMA),
+    .fields = (const XblkField[]){
+        XBLK_U8(IDEBMDMA, cmd),
+        XBLK_U8(IDEBMDMA, status),
+        XBLK_U32(IDEBMDMA, prd_addr),
+        XBLK_U32(IDEBMDMA, cur_entry),
+        XBLK_U32(IDEBMDMA, cur_off),
+        XBLK_BOOL(IDEBMDMA, exhausted),
+        XBLK_FIELDS_END
     },
 };
 
 static bool ide_channel_check(const void *current, const void *scratch,
-                              int version_id, GError **errp)
+                              int version_id, XblkError **err)
 {
     const IDEChannel *ch = scratch;
     if (ch->dma_unit >= 0 && ch->drive[ch->dma_unit].kind == IDE_DRIVE_NONE) {
-        error_setg(errp, "the bus master belongs to an empty position");
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "the bus master belongs to an empty position");
         return false;
     }
     return true;
 }
 
-static const VMStateDescription ide_channel_vmsd = {
+static const XblkDeviceDesc ide_channel_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "ide-channel",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(IDEChannel),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(IDEChannel),
     .check = ide_channel_check,
-    .fields = (const VMStateField[]){
-        VMS_U8(IDEChannel, devctl),
-        VMS_U8(IDEChannel, unit, VMS_MAX(1)),
-        VMS_BOOL(IDEChannel, irq_level),
-        VMS_I8(IDEChannel, dma_unit, VMS_RANGE(-1, 1)),
-        VMS_STRUCT(IDEChannel, bm, &ide_bmdma_vmsd, IDEBMDMA),
-        VMS_STRUCT_ARRAY(IDEChannel, drive, 2, &ide_drive_vmsd, IDEDrive),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_U8(IDEChannel, devctl),
+        XBLK_U8(IDEChannel, unit, XBLK_MAX(1)),
+        XBLK_BOOL(IDEChannel, irq_level),
+        XBLK_I8(IDEChannel, dma_unit, XBLK_RANGE(-1, 1)),
+        XBLK_STRUCT(IDEChannel, bm, &ide_bmdma_desc, IDEBMDMA),
+        XBLK_STRUCT_ARRAY(IDEChannel, drive, 2, &ide_drive_desc, IDEDrive),
+        XBLK_FIELDS_END
     },
 };
 
-static bool ide_pre_save(void *opaque, GError **errp)
+static bool ide_pre_save(void *opaque, XblkError **err)
 {
     IDEController *c = opaque;
     /* The machine quiesces IDE before it saves: a request in flight is a
      * bug there, not something a state can carry. */
     g_assert(c->in_flight == 0);
     if (c->reqs) {
-        error_setg(errp, "an IDE request is held by a werror/rerror=stop "
-                   "policy: resume (cont) or reset before saving");
+        xblk_error_set(err, XBLK_ERROR_FAILED,
+                       "an IDE request is held by a werror/rerror=stop "
+                       "policy: resume (cont) or reset before saving");
         return false;
     }
     return true;
@@ -255,7 +277,7 @@ static bool ide_pre_save(void *opaque, GError **errp)
 
 /* Every drive moves to a new generation (completions of the target's
  * own requests are dropped) and held requests are freed. */
-static bool ide_post_load(void *opaque, int version_id, GError **errp)
+static bool ide_post_load(void *opaque, int version_id, XblkError **err)
 {
     IDEController *c = opaque;
     GList *l = c->reqs;
@@ -275,21 +297,23 @@ static bool ide_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-static const VMStateDescription ide_vmsd = {
+static const XblkDeviceDesc ide_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "ide",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(IDEController),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(IDEController),
     .pre_save = ide_pre_save,
     .post_load = ide_post_load,
-    .fields = (const VMStateField[]){
-        VMS_STRUCT_ARRAY(IDEController, ch, 2, &ide_channel_vmsd,
-                         IDEChannel),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_STRUCT_ARRAY(IDEController, ch, 2, &ide_channel_desc,
+                          IDEChannel),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *ide_vmstate(void)
+const XblkDeviceDesc *ide_vmstate(void)
 {
-    return &ide_vmsd;
+    return &ide_desc;
 }

@@ -1,5 +1,5 @@
 /*
- * vmstate.h - the save-state description of the IDE controller (the two
+ * vmstate.h - the save-state table of the IDE controller (the two
  * channels, their bus masters and all four drive positions: task file,
  * transfer state, settings, the SECURITY state and the ATAPI state).
  * The implementation is hw/ide/vmstate.c; docs/savestate.md lists the
@@ -17,8 +17,8 @@
 #define XBLK_HW_IDE_VMSTATE_H
 
 #include "hw/ide/ide.h"
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 
-const VMStateDescription *ide_vmstate(void);
+const XblkDeviceDesc *ide_vmstate(void);
 
 #endif

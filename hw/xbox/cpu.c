@@ -72,7 +72,7 @@
  * Unicorn; guests that want determinism must not use it.
  */
 #include "hw/xbox/cpu.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <inttypes.h>
 #include <string.h>
 #include <unicorn/unicorn.h>
@@ -455,7 +455,7 @@ static void mmio_write(uc_engine *uc, uint64_t off, unsigned size,
 static bool uc_check(uc_err e, const char *what, GError **errp)
 {
     if (e != UC_ERR_OK) {
-        error_setg(errp, "Unicorn: %s failed: %s", what, uc_strerror(e));
+        hw_error_set(errp, "Unicorn: %s failed: %s", what, uc_strerror(e));
         return false;
     }
     return true;
@@ -525,8 +525,8 @@ XboxCpu *cpu_new(const CpuConfig *cfg, GError **errp)
     g_assert(cfg->ram && cfg->ram_write);
     if (cfg->ram_size == 0 || cfg->ram_size % 4096 ||
         (uintptr_t)cfg->ram % 4096) {
-        error_setg(errp, "guest RAM must be a non-empty page-aligned "
-                   "mapping");
+        hw_error_set(errp, "guest RAM must be a non-empty page-aligned "
+                     "mapping");
         return NULL;
     }
     g_once(&probe_once, exc_layout_probe, NULL);
@@ -575,13 +575,13 @@ bool cpu_register_mmio(XboxCpu *cpu, uint64_t base, uint64_t size,
                        GError **errp)
 {
     if (cpu->nmmio >= CPU_MAX_MMIO) {
-        error_setg(errp, "too many MMIO windows");
+        hw_error_set(errp, "too many MMIO windows");
         return false;
     }
     if (base % 4096 || size % 4096 || size == 0 ||
         base < cpu->cfg.ram_size || base + size > 0x100000000ull) {
-        error_setg(errp, "MMIO window 0x%" PRIx64 "+0x%" PRIx64 " must be "
-                   "page aligned, above RAM and below 4 GiB", base, size);
+        hw_error_set(errp, "MMIO window 0x%" PRIx64 "+0x%" PRIx64 " must be "
+                     "page aligned, above RAM and below 4 GiB", base, size);
         return false;
     }
     MmioWindow *w = &cpu->mmio[cpu->nmmio];
@@ -669,16 +669,16 @@ static bool read_descriptor(XboxCpu *cpu, uint16_t sel, uint8_t d[8],
     uc_x86_mmr gdtr;
     uc_reg_read(cpu->uc, UC_X86_REG_GDTR, &gdtr);
     if (sel & 4) {
-        error_setg(errp, "selector 0x%x refers to the LDT", sel);
+        hw_error_set(errp, "selector 0x%x refers to the LDT", sel);
         return false;
     }
     if ((sel & ~7u) == 0 || (uint32_t)(sel | 7) > gdtr.limit) {
-        error_setg(errp, "selector 0x%x is null or beyond the GDT limit "
-                   "0x%x", sel, gdtr.limit);
+        hw_error_set(errp, "selector 0x%x is null or beyond the GDT limit "
+                     "0x%x", sel, gdtr.limit);
         return false;
     }
     if (!ram_read(cpu, (uint32_t)gdtr.base + (sel & ~7u), d, 8)) {
-        error_setg(errp, "GDT entry of selector 0x%x lies outside RAM", sel);
+        hw_error_set(errp, "GDT entry of selector 0x%x lies outside RAM", sel);
         return false;
     }
     return true;
@@ -693,9 +693,9 @@ static bool check_code_selector(XboxCpu *cpu, uint16_t sel, GError **errp)
     bool present = d[5] & 0x80, segment = d[5] & 0x10, code = d[5] & 0x08;
     bool big = d[6] & 0x40;
     if (!present || !segment || !code || !big) {
-        error_setg(errp, "selector 0x%x is not a present 32-bit code "
-                   "segment (access 0x%02x, flags 0x%02x)", sel, d[5],
-                   d[6] >> 4);
+        hw_error_set(errp, "selector 0x%x is not a present 32-bit code "
+                     "segment (access 0x%02x, flags 0x%02x)", sel, d[5],
+                     d[6] >> 4);
         return false;
     }
     return true;
@@ -713,23 +713,23 @@ static bool read_gate(XboxCpu *cpu, uint8_t vector, Gate *g, GError **errp)
     uint8_t e[8];
     uc_reg_read(cpu->uc, UC_X86_REG_IDTR, &idtr);
     if ((uint32_t)vector * 8 + 7 > idtr.limit) {
-        error_setg(errp, "vector %u lies beyond the IDT limit 0x%x", vector,
-                   idtr.limit);
+        hw_error_set(errp, "vector %u lies beyond the IDT limit 0x%x", vector,
+                     idtr.limit);
         return false;
     }
     if (!ram_read(cpu, (uint32_t)idtr.base + vector * 8u, e, 8)) {
-        error_setg(errp, "the IDT entry of vector %u lies outside RAM",
-                   vector);
+        hw_error_set(errp, "the IDT entry of vector %u lies outside RAM",
+                     vector);
         return false;
     }
     if (!(e[5] & 0x80)) {
-        error_setg(errp, "the gate of vector %u is not present", vector);
+        hw_error_set(errp, "the gate of vector %u is not present", vector);
         return false;
     }
     uint8_t type = e[5] & 0x1F;
     if (type != 0x0E && type != 0x0F) {
-        error_setg(errp, "the gate of vector %u has type 0x%x, not a 32-bit "
-                   "interrupt or trap gate", vector, type);
+        hw_error_set(errp, "the gate of vector %u has type 0x%x, not a 32-bit "
+                     "interrupt or trap gate", vector, type);
         return false;
     }
     g->offset = e[0] | (e[1] << 8) | ((uint32_t)e[6] << 16) |
@@ -745,15 +745,15 @@ static bool push_frame(XboxCpu *cpu, const uint32_t *words, unsigned n,
     uint32_t le[4];
     uint32_t bytes = n * 4;
     if (*esp < bytes || !in_ram(cpu, *esp - bytes, bytes)) {
-        error_setg(errp, "the interrupt frame below ESP 0x%08x lies outside "
-                   "RAM", *esp);
+        hw_error_set(errp, "the interrupt frame below ESP 0x%08x lies outside "
+                     "RAM", *esp);
         return false;
     }
     for (unsigned i = 0; i < n; i++) {
         le[i] = GUINT32_TO_LE(words[i]);
     }
     if (!cpu->cfg.ram_write(cpu->cfg.ram_opaque, *esp - bytes, le, bytes)) {
-        error_setg(errp, "cannot write the interrupt frame");
+        hw_error_set(errp, "cannot write the interrupt frame");
         return false;
     }
     *esp -= bytes;
@@ -785,7 +785,8 @@ static bool idt_dispatch(XboxCpu *cpu, uint8_t vector, bool push_error,
     if (g.selector != cs) {
         uint32_t sel = g.selector;
         if (uc_reg_write(cpu->uc, UC_X86_REG_CS, &sel) != UC_ERR_OK) {
-            error_setg(errp, "cannot load CS 0x%x of vector %u", sel, vector);
+            hw_error_set(errp, "cannot load CS 0x%x of vector %u", sel,
+                         vector);
             return false;
         }
     }
@@ -1007,7 +1008,7 @@ static bool write_seg(XboxCpu *cpu, int reg, uint16_t sel, const char *name,
 {
     uint32_t v = sel;
     if (uc_reg_write(cpu->uc, reg, &v) != UC_ERR_OK) {
-        error_setg(errp, "cannot load %s with selector 0x%x", name, sel);
+        hw_error_set(errp, "cannot load %s with selector 0x%x", name, sel);
         return false;
     }
     return true;
@@ -1244,7 +1245,7 @@ static bool cpu_vm_check_selector(XboxCpu *cpu, const CpuVMState *v,
     }
     if ((sel & 0xFFFC) == 0) {
         if (kind != SEG_DATA) {
-            error_setg(errp, "%s holds a null selector", name);
+            hw_error_set(errp, "%s holds a null selector", name);
             return false;
         }
         return true;
@@ -1254,8 +1255,8 @@ static bool cpu_vm_check_selector(XboxCpu *cpu, const CpuVMState *v,
     uint32_t limit = ldt ? v->ldt_limit : v->gdt_limit;
     uint32_t index = sel & ~7u;
     if (index + 7 > limit) {
-        error_setg(errp, "%s selector 0x%x lies beyond the %s limit", name,
-                   sel, ldt ? "LDT" : "GDT");
+        hw_error_set(errp, "%s selector 0x%x lies beyond the %s limit", name,
+                     sel, ldt ? "LDT" : "GDT");
         return false;
     }
     uint8_t d[8];
@@ -1263,8 +1264,8 @@ static bool cpu_vm_check_selector(XboxCpu *cpu, const CpuVMState *v,
         uint64_t gpa;
         if (!cpu_vm_translate(cpu, v, base + index + i, false, &gpa) ||
             !ram_read(cpu, gpa, &d[i], 1)) {
-            error_setg(errp, "the descriptor of %s selector 0x%x is not "
-                       "mapped in RAM", name, sel);
+            hw_error_set(errp, "the descriptor of %s selector 0x%x is not "
+                         "mapped in RAM", name, sel);
             return false;
         }
     }
@@ -1284,16 +1285,16 @@ static bool cpu_vm_check_selector(XboxCpu *cpu, const CpuVMState *v,
         break;
     }
     if (!ok) {
-        error_setg(errp, "%s selector 0x%x: descriptor (access 0x%02x) "
-                   "cannot be loaded at ring 0", name, sel, d[5]);
+        hw_error_set(errp, "%s selector 0x%x: descriptor (access 0x%02x) "
+                     "cannot be loaded at ring 0", name, sel, d[5]);
         return false;
     }
     /* The load sets the accessed bit: that dword must be writable. */
     for (int i = 4; i < 8 && !(d[5] & 1); i += 3) {
         uint64_t gpa;
         if (!cpu_vm_translate(cpu, v, base + index + i, true, &gpa)) {
-            error_setg(errp, "the descriptor of %s selector 0x%x is not "
-                       "writable", name, sel);
+            hw_error_set(errp, "the descriptor of %s selector 0x%x is not "
+                         "writable", name, sel);
             return false;
         }
     }
@@ -1398,11 +1399,13 @@ static bool cpu_vm_write(XboxCpu *cpu, const CpuVMState *v, GError **errp)
     return uc_check(e, "loading the x87/SSE registers", errp);
 }
 
-static bool cpu_pre_save(void *opaque, GError **errp)
+static bool cpu_pre_save(void *opaque, XblkError **err)
 {
     XboxCpu *cpu = opaque;
+    GError *gerr = NULL;
     g_assert(!cpu->in_slice);
-    if (!cpu_vm_read(cpu, &cpu->vms, errp)) {
+    if (!cpu_vm_read(cpu, &cpu->vms, &gerr)) {
+        hw_error_to_xblk(err, XBLK_ERROR_FAILED, gerr);
         return false;
     }
     cpu->vms.slice_left = cpu->limit > cpu->blocks ? cpu->limit - cpu->blocks
@@ -1416,16 +1419,19 @@ static bool cpu_pre_save(void *opaque, GError **errp)
 /* A fresh engine (no translated code of the RAM before the load, no
  * hidden exception state), then the registers; on failure the previous
  * registers go back into the new engine. */
-static bool cpu_post_load(void *opaque, int version_id, GError **errp)
+static bool cpu_post_load(void *opaque, int version_id, XblkError **err)
 {
     XboxCpu *cpu = opaque;
     CpuVMState old;
+    GError *gerr = NULL;
     g_assert(!cpu->in_slice);
-    if (!cpu_vm_read(cpu, &old, errp) || !cpu_reset_engine(cpu, errp)) {
+    if (!cpu_vm_read(cpu, &old, &gerr) || !cpu_reset_engine(cpu, &gerr)) {
+        hw_error_to_xblk(err, XBLK_ERROR_FAILED, gerr);
         return false;
     }
-    if (!cpu_vm_write(cpu, &cpu->vms, errp)) {
+    if (!cpu_vm_write(cpu, &cpu->vms, &gerr)) {
         cpu_vm_write(cpu, &old, NULL);
+        hw_error_to_xblk(err, XBLK_ERROR_FAILED, gerr);
         return false;
     }
     cpu->limit = cpu->blocks + cpu->vms.slice_left;
@@ -1437,68 +1443,70 @@ static bool cpu_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-static const VMStateDescription cpu_regs_vmsd = {
+static const XblkDeviceDesc cpu_regs_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "x86-registers",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(CpuVMState),
-    .fields = (const VMStateField[]){
-        VMS_U32(CpuVMState, eax),
-        VMS_U32(CpuVMState, ecx),
-        VMS_U32(CpuVMState, edx),
-        VMS_U32(CpuVMState, ebx),
-        VMS_U32(CpuVMState, esp),
-        VMS_U32(CpuVMState, ebp),
-        VMS_U32(CpuVMState, esi),
-        VMS_U32(CpuVMState, edi),
-        VMS_U32(CpuVMState, eip),
-        VMS_U32(CpuVMState, eflags),
-        VMS_U16(CpuVMState, cs),
-        VMS_U16(CpuVMState, ss),
-        VMS_U16(CpuVMState, ds),
-        VMS_U16(CpuVMState, es),
-        VMS_U16(CpuVMState, fs),
-        VMS_U16(CpuVMState, gs),
-        VMS_U32(CpuVMState, cr0),
-        VMS_U32(CpuVMState, cr2),
-        VMS_U32(CpuVMState, cr3),
-        VMS_U32(CpuVMState, cr4),
-        VMS_U32_ARRAY(CpuVMState, dr, 8),
-        VMS_U32(CpuVMState, gdt_base),
-        VMS_U32(CpuVMState, gdt_limit, VMS_MAX(0xFFFF)),
-        VMS_U32(CpuVMState, idt_base),
-        VMS_U32(CpuVMState, idt_limit, VMS_MAX(0xFFFF)),
-        VMS_U16(CpuVMState, ldt_sel),
-        VMS_U32(CpuVMState, ldt_base),
-        VMS_U32(CpuVMState, ldt_limit),
-        VMS_U32(CpuVMState, ldt_flags),
-        VMS_U16(CpuVMState, tr_sel),
-        VMS_U32(CpuVMState, tr_base),
-        VMS_U32(CpuVMState, tr_limit),
-        VMS_U32(CpuVMState, tr_flags),
-        VMS_U16(CpuVMState, fpcw),
-        VMS_U16(CpuVMState, fpsw),
-        VMS_U16(CpuVMState, fptag),
-        VMS_U16(CpuVMState, fop),
-        VMS_U16(CpuVMState, fcs),
-        VMS_U16(CpuVMState, fds),
-        VMS_U64(CpuVMState, fip, VMS_MAX(0xFFFFFFFF)),
-        VMS_U64(CpuVMState, fdp, VMS_MAX(0xFFFFFFFF)),
-        VMS_U64_ARRAY(CpuVMState, fp_mant, 8),
-        VMS_U16_ARRAY(CpuVMState, fp_exp, 8),
-        VMS_U32(CpuVMState, mxcsr, VMS_MAX(0xFFFF)),
-        VMS_U64_ARRAY(CpuVMState, xmm, 16),
-        VMS_U64(CpuVMState, slice_left, VMS_MAX(UINT32_MAX)),
-        VMS_BOOL(CpuVMState, have_last_tb),
-        VMS_U64(CpuVMState, last_tb_addr, VMS_MAX(UINT32_MAX)),
-        VMS_U32(CpuVMState, last_tb_size),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(CpuVMState),
+    .fields = (const XblkField[]){
+        XBLK_U32(CpuVMState, eax),
+        XBLK_U32(CpuVMState, ecx),
+        XBLK_U32(CpuVMState, edx),
+        XBLK_U32(CpuVMState, ebx),
+        XBLK_U32(CpuVMState, esp),
+        XBLK_U32(CpuVMState, ebp),
+        XBLK_U32(CpuVMState, esi),
+        XBLK_U32(CpuVMState, edi),
+        XBLK_U32(CpuVMState, eip),
+        XBLK_U32(CpuVMState, eflags),
+        XBLK_U16(CpuVMState, cs),
+        XBLK_U16(CpuVMState, ss),
+        XBLK_U16(CpuVMState, ds),
+        XBLK_U16(CpuVMState, es),
+        XBLK_U16(CpuVMState, fs),
+        XBLK_U16(CpuVMState, gs),
+        XBLK_U32(CpuVMState, cr0),
+        XBLK_U32(CpuVMState, cr2),
+        XBLK_U32(CpuVMState, cr3),
+        XBLK_U32(CpuVMState, cr4),
+        XBLK_U32_ARRAY(CpuVMState, dr, 8),
+        XBLK_U32(CpuVMState, gdt_base),
+        XBLK_U32(CpuVMState, gdt_limit, XBLK_MAX(0xFFFF)),
+        XBLK_U32(CpuVMState, idt_base),
+        XBLK_U32(CpuVMState, idt_limit, XBLK_MAX(0xFFFF)),
+        XBLK_U16(CpuVMState, ldt_sel),
+        XBLK_U32(CpuVMState, ldt_base),
+        XBLK_U32(CpuVMState, ldt_limit),
+        XBLK_U32(CpuVMState, ldt_flags),
+        XBLK_U16(CpuVMState, tr_sel),
+        XBLK_U32(CpuVMState, tr_base),
+        XBLK_U32(CpuVMState, tr_limit),
+        XBLK_U32(CpuVMState, tr_flags),
+        XBLK_U16(CpuVMState, fpcw),
+        XBLK_U16(CpuVMState, fpsw),
+        XBLK_U16(CpuVMState, fptag),
+        XBLK_U16(CpuVMState, fop),
+        XBLK_U16(CpuVMState, fcs),
+        XBLK_U16(CpuVMState, fds),
+        XBLK_U64(CpuVMState, fip, XBLK_MAX(0xFFFFFFFF)),
+        XBLK_U64(CpuVMState, fdp, XBLK_MAX(0xFFFFFFFF)),
+        XBLK_U64_ARRAY(CpuVMState, fp_mant, 8),
+        XBLK_U16_ARRAY(CpuVMState, fp_exp, 8),
+        XBLK_U32(CpuVMState, mxcsr, XBLK_MAX(0xFFFF)),
+        XBLK_U64_ARRAY(CpuVMState, xmm, 16),
+        XBLK_U64(CpuVMState, slice_left, XBLK_MAX(UINT32_MAX)),
+        XBLK_BOOL(CpuVMState, have_last_tb),
+        XBLK_U64(CpuVMState, last_tb_addr, XBLK_MAX(UINT32_MAX)),
+        XBLK_U32(CpuVMState, last_tb_size),
+        XBLK_FIELDS_END
     },
 };
 
 /* What the machine cannot run (and Unicorn's API cannot load safely). */
 static bool cpu_vm_check(const void *current, const void *scratch,
-                         int version_id, GError **errp)
+                         int version_id, XblkError **err)
 {
     const CpuVMState *v = &((const XboxCpu *)scratch)->vms;
     const char *why = NULL;
@@ -1512,29 +1520,32 @@ static bool cpu_vm_check(const void *current, const void *scratch,
         why = "PAE paging";
     }
     if (why) {
-        error_setg(errp, "the CPU state uses %s (CR0 0x%08x, CR4 0x%08x, "
-                   "EFLAGS 0x%08x), which this machine does not support",
-                   why, v->cr0, v->cr4, v->eflags);
+        xblk_error_set(err, XBLK_ERROR_INVALID, "the CPU state uses %s "
+                       "(CR0 0x%08x, CR4 0x%08x, EFLAGS 0x%08x), which this "
+                       "machine does not support", why, v->cr0, v->cr4,
+                       v->eflags);
         return false;
     }
     return true;
 }
 
-static const VMStateDescription cpu_vmsd = {
+static const XblkDeviceDesc cpu_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "cpu",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(XboxCpu),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(XboxCpu),
     .pre_save = cpu_pre_save,
     .check = cpu_vm_check,
     .post_load = cpu_post_load,
-    .fields = (const VMStateField[]){
-        VMS_STRUCT(XboxCpu, vms, &cpu_regs_vmsd, CpuVMState),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_STRUCT(XboxCpu, vms, &cpu_regs_desc, CpuVMState),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *cpu_vmstate(void)
+const XblkDeviceDesc *cpu_vmstate(void)
 {
-    return &cpu_vmsd;
+    return &cpu_desc;
 }

@@ -14,7 +14,7 @@
 #define XBLK_HW_XBOX_CPU_H
 
 #include "hw/devio.h"
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -148,6 +148,6 @@ bool cpu_exception_fixup_available(void);
  * (a descriptor fault inside uc_reg_write would crash the host); states
  * this machine cannot run (vm86, PAE, ring 3 stacks) are refused.
  */
-const VMStateDescription *cpu_vmstate(void);
+const XblkDeviceDesc *cpu_vmstate(void);
 
 #endif

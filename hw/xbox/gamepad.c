@@ -17,7 +17,7 @@
  * - host is the only field shared between threads; host_lock guards it.
  */
 #include "hw/xbox/gamepad.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <string.h>
 
 #define GAMEPAD_STATUS_CONNECTED 0x01
@@ -74,7 +74,7 @@ static bool G_GNUC_PRINTF(2, 3) gamepad_parse_fail(GamepadParse *ps,
     va_start(ap, fmt);
     g_autofree char *what = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    error_setg(ps->errp, "%s:%u: %s", ps->path, ps->line, what);
+    hw_error_set(ps->errp, "%s:%u: %s", ps->path, ps->line, what);
     return false;
 }
 
@@ -253,7 +253,7 @@ bool gamepad_load_script(Gamepad *pad, const char *path, GError **errp)
     GError *err = NULL;
 
     if (!g_file_get_contents(path, &text, &len, &err)) {
-        error_setg(errp, "%s", err->message);
+        hw_error_set(errp, "%s", err->message);
         g_error_free(err);
         return false;
     }
@@ -356,35 +356,39 @@ void gamepad_ioport_write(void *opaque, uint32_t port, uint32_t val,
 
 /* ---- save states ---- */
 
-static const VMStateDescription gamepad_state_vmsd = {
+static const XblkDeviceDesc gamepad_state_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "gamepad-state",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(GamepadState),
-    .fields = (const VMStateField[]){
-        VMS_U16(GamepadState, buttons, VMS_MAX(GAMEPAD_BUTTON_MASK)),
-        VMS_U8(GamepadState, left_trigger),
-        VMS_U8(GamepadState, right_trigger),
-        VMS_I16(GamepadState, lx),
-        VMS_I16(GamepadState, ly),
-        VMS_I16(GamepadState, rx),
-        VMS_I16(GamepadState, ry),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(GamepadState),
+    .fields = (const XblkField[]){
+        XBLK_U16(GamepadState, buttons, XBLK_MAX(GAMEPAD_BUTTON_MASK)),
+        XBLK_U8(GamepadState, left_trigger),
+        XBLK_U8(GamepadState, right_trigger),
+        XBLK_I16(GamepadState, lx),
+        XBLK_I16(GamepadState, ly),
+        XBLK_I16(GamepadState, rx),
+        XBLK_I16(GamepadState, ry),
+        XBLK_FIELDS_END
     },
 };
 
-static const VMStateDescription gamepad_vmsd = {
+static const XblkDeviceDesc gamepad_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "gamepad",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(Gamepad),
-    .fields = (const VMStateField[]){
-        VMS_STRUCT(Gamepad, latched, &gamepad_state_vmsd, GamepadState),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(Gamepad),
+    .fields = (const XblkField[]){
+        XBLK_STRUCT(Gamepad, latched, &gamepad_state_desc, GamepadState),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *gamepad_vmstate(void)
+const XblkDeviceDesc *gamepad_vmstate(void)
 {
-    return &gamepad_vmsd;
+    return &gamepad_desc;
 }

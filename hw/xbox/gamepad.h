@@ -7,7 +7,7 @@
 #ifndef XBLK_HW_XBOX_GAMEPAD_H
 #define XBLK_HW_XBOX_GAMEPAD_H
 
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -38,6 +38,6 @@ void gamepad_ioport_write(void *pad, uint32_t port, uint32_t val,
 /* Save states (opaque: the Gamepad): the state latched for the current
  * frame.  Neither the script (configuration) nor the live host input
  * (what the player holds now) is part of a state. */
-const VMStateDescription *gamepad_vmstate(void);
+const XblkDeviceDesc *gamepad_vmstate(void);
 
 #endif

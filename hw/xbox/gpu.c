@@ -27,7 +27,7 @@
  *   most one 640x480 rectangle.
  */
 #include "hw/xbox/gpu.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <glib.h>
 #include <inttypes.h>
 #include <string.h>
@@ -527,14 +527,14 @@ bool gpu_read_scanout(XboxGPU *gpu, uint32_t *dst, GError **errp)
     uint32_t base = gpu->shown_base, pitch = gpu->shown_pitch;
 
     if (pitch < GPU_ROW_BYTES) {
-        error_setg(errp, "GPU scanout pitch %" PRIu32 " is below %u bytes",
-                   pitch, GPU_ROW_BYTES);
+        hw_error_set(errp, "GPU scanout pitch %" PRIu32 " is below %u bytes",
+                     pitch, GPU_ROW_BYTES);
         return false;
     }
     if (!gpu_surface_ok(gpu, base, pitch)) {
-        error_setg(errp, "GPU scanout at 0x%08" PRIx32 " (pitch %" PRIu32
-                   "): the 640x480 picture lies outside guest RAM",
-                   base, pitch);
+        hw_error_set(errp, "GPU scanout at 0x%08" PRIx32 " (pitch %" PRIu32
+                     "): the 640x480 picture lies outside guest RAM",
+                     base, pitch);
         return false;
     }
     for (uint32_t y = 0; y < GPU_HEIGHT; y++) {
@@ -542,8 +542,8 @@ bool gpu_read_scanout(XboxGPU *gpu, uint32_t *dst, GError **errp)
                                              base + (uint64_t)y * pitch,
                                              GPU_ROW_BYTES);
         if (!s) {
-            error_setg(errp, "GPU scanout row %" PRIu32 " is outside guest "
-                       "RAM", y);
+            hw_error_set(errp, "GPU scanout row %" PRIu32 " is outside guest "
+                         "RAM", y);
             return false;
         }
         memcpy(dst + (size_t)y * GPU_WIDTH, s, GPU_ROW_BYTES);
@@ -614,32 +614,34 @@ void gpu_mmio_write(void *opaque, uint32_t offset, uint32_t val,
 
 /* ---- save states ---- */
 
-static const VMStateDescription gpu_vmsd = {
+static const XblkDeviceDesc gpu_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "gpu",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(XboxGPU),
-    .fields = (const VMStateField[]){
-        VMS_U32(XboxGPU, intr_status, VMS_MAX(GPU_INTR_ALL)),
-        VMS_U32(XboxGPU, intr_enable, VMS_MAX(GPU_INTR_ALL)),
-        VMS_U32(XboxGPU, error, VMS_MAX(GPU_ERR_RUNAWAY)),
-        VMS_U32(XboxGPU, scanout_base),
-        VMS_U32(XboxGPU, scanout_pitch),
-        VMS_U32(XboxGPU, shown_base),
-        VMS_U32(XboxGPU, shown_pitch),
-        VMS_U64(XboxGPU, frame),
-        VMS_U32(XboxGPU, pb_base),
-        VMS_U32(XboxGPU, pb_size),
-        VMS_U32(XboxGPU, pb_put),
-        VMS_U32(XboxGPU, pb_get),
-        VMS_U32(XboxGPU, notify_value),
-        VMS_U32(XboxGPU, target_base),
-        VMS_U32(XboxGPU, target_pitch),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(XboxGPU),
+    .fields = (const XblkField[]){
+        XBLK_U32(XboxGPU, intr_status, XBLK_MAX(GPU_INTR_ALL)),
+        XBLK_U32(XboxGPU, intr_enable, XBLK_MAX(GPU_INTR_ALL)),
+        XBLK_U32(XboxGPU, error, XBLK_MAX(GPU_ERR_RUNAWAY)),
+        XBLK_U32(XboxGPU, scanout_base),
+        XBLK_U32(XboxGPU, scanout_pitch),
+        XBLK_U32(XboxGPU, shown_base),
+        XBLK_U32(XboxGPU, shown_pitch),
+        XBLK_U64(XboxGPU, frame),
+        XBLK_U32(XboxGPU, pb_base),
+        XBLK_U32(XboxGPU, pb_size),
+        XBLK_U32(XboxGPU, pb_put),
+        XBLK_U32(XboxGPU, pb_get),
+        XBLK_U32(XboxGPU, notify_value),
+        XBLK_U32(XboxGPU, target_base),
+        XBLK_U32(XboxGPU, target_pitch),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *gpu_vmstate(void)
+const XblkDeviceDesc *gpu_vmstate(void)
 {
-    return &gpu_vmsd;
+    return &gpu_desc;
 }

@@ -7,7 +7,7 @@
 #define XBLK_HW_XBOX_GPU_H
 
 #include "hw/devio.h"
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 #include <glib.h>
 #include <stdbool.h>
 
@@ -37,6 +37,6 @@ bool gpu_read_scanout(XboxGPU *gpu, uint32_t *dst, GError **errp);
 /* Save states (opaque: the XboxGPU): the whole register file, the
  * render target and the scanout latch.  Nothing is trusted on use, so
  * any values load. */
-const VMStateDescription *gpu_vmstate(void);
+const XblkDeviceDesc *gpu_vmstate(void);
 
 #endif

@@ -10,7 +10,7 @@
  * sum of 32-bit fields wraps.
  */
 #include "hw/xbox/loader.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <elf.h>
 #include <inttypes.h>
 #include <string.h>
@@ -67,9 +67,9 @@ static bool check_range(uint64_t paddr, uint64_t memsz, uint64_t ram_size,
                         const char *what, GError **errp)
 {
     if (paddr < LOADER_MIN_ADDR || paddr + memsz > ram_size) {
-        error_setg(errp, "%s [0x%" PRIx64 ", 0x%" PRIx64 ") does not fit in "
-                   "RAM between 0x%x and 0x%" PRIx64, what, paddr,
-                   paddr + memsz, LOADER_MIN_ADDR, ram_size);
+        hw_error_set(errp, "%s [0x%" PRIx64 ", 0x%" PRIx64 ") does not fit in "
+                     "RAM between 0x%x and 0x%" PRIx64, what, paddr,
+                     paddr + memsz, LOADER_MIN_ADDR, ram_size);
         return false;
     }
     return true;
@@ -78,7 +78,7 @@ static bool check_range(uint64_t paddr, uint64_t memsz, uint64_t ram_size,
 static bool parse_flat(LoaderImage *img, uint64_t ram_size, GError **errp)
 {
     if (img->len == 0) {
-        error_setg(errp, "the program is empty");
+        hw_error_set(errp, "the program is empty");
         return false;
     }
     if (!check_range(LOADER_FLAT_BASE, img->len, ram_size,
@@ -94,30 +94,30 @@ static bool parse_flat(LoaderImage *img, uint64_t ram_size, GError **errp)
 static bool check_elf_header(const uint8_t *h, size_t len, GError **errp)
 {
     if (len < sizeof(Elf32_Ehdr)) {
-        error_setg(errp, "truncated ELF header (%zu bytes)", len);
+        hw_error_set(errp, "truncated ELF header (%zu bytes)", len);
         return false;
     }
     if (h[EI_CLASS] != ELFCLASS32) {
-        error_setg(errp, "ELF class %u: only 32-bit ELF (ELFCLASS32) loads",
-                   h[EI_CLASS]);
+        hw_error_set(errp, "ELF class %u: only 32-bit ELF (ELFCLASS32) loads",
+                     h[EI_CLASS]);
         return false;
     }
     if (h[EI_DATA] != ELFDATA2LSB || h[EI_VERSION] != EV_CURRENT) {
-        error_setg(errp, "ELF data encoding %u / version %u: only "
-                   "little-endian version 1 loads", h[EI_DATA],
-                   h[EI_VERSION]);
+        hw_error_set(errp, "ELF data encoding %u / version %u: only "
+                     "little-endian version 1 loads", h[EI_DATA],
+                     h[EI_VERSION]);
         return false;
     }
     uint16_t type = le16(h + offsetof(Elf32_Ehdr, e_type));
     uint16_t machine = le16(h + offsetof(Elf32_Ehdr, e_machine));
     if (type != ET_EXEC) {
-        error_setg(errp, "ELF type %u: only executables (ET_EXEC) load",
-                   type);
+        hw_error_set(errp, "ELF type %u: only executables (ET_EXEC) load",
+                     type);
         return false;
     }
     if (machine != EM_386) {
-        error_setg(errp, "ELF machine %u: only i386 (EM_386) loads",
-                   machine);
+        hw_error_set(errp, "ELF machine %u: only i386 (EM_386) loads",
+                     machine);
         return false;
     }
     return true;
@@ -142,14 +142,14 @@ static bool add_elf_segment(LoaderImage *img, const uint8_t *ph,
         return true;
     }
     if (s.filesz > s.memsz) {
-        error_setg(errp, "segment %u: file size 0x%x exceeds memory size "
-                   "0x%x", idx, s.filesz, s.memsz);
+        hw_error_set(errp, "segment %u: file size 0x%x exceeds memory size "
+                     "0x%x", idx, s.filesz, s.memsz);
         return false;
     }
     if (s.offset + s.filesz > img->len) {
-        error_setg(errp, "segment %u: bytes [0x%" PRIx64 ", 0x%" PRIx64 ") "
-                   "lie beyond the end of the file (0x%zx)", idx, s.offset,
-                   s.offset + s.filesz, img->len);
+        hw_error_set(errp, "segment %u: bytes [0x%" PRIx64 ", 0x%" PRIx64 ") "
+                     "lie beyond the end of the file (0x%zx)", idx, s.offset,
+                     s.offset + s.filesz, img->len);
         return false;
     }
     g_autofree char *what = g_strdup_printf("segment %u", idx);
@@ -158,7 +158,7 @@ static bool add_elf_segment(LoaderImage *img, const uint8_t *ph,
     }
     for (guint i = 0; i < img->segs->len; i++) {
         if (segs_overlap(&g_array_index(img->segs, LoaderSeg, i), &s)) {
-            error_setg(errp, "segment %u overlaps an earlier segment", idx);
+            hw_error_set(errp, "segment %u overlaps an earlier segment", idx);
             return false;
         }
     }
@@ -189,21 +189,21 @@ static bool parse_elf(LoaderImage *img, uint64_t ram_size, GError **errp)
     unsigned phentsize = le16(h + offsetof(Elf32_Ehdr, e_phentsize));
     img->entry = le32(h + offsetof(Elf32_Ehdr, e_entry));
     if (phnum == 0 || phentsize != sizeof(Elf32_Phdr)) {
-        error_setg(errp, "no program headers (count %u, entry size %u)",
-                   phnum, phentsize);
+        hw_error_set(errp, "no program headers (count %u, entry size %u)",
+                     phnum, phentsize);
         return false;
     }
     if (phoff + (uint64_t)phnum * phentsize > img->len) {
-        error_setg(errp, "program headers at 0x%" PRIx64 " (%u of %u bytes) "
-                   "lie beyond the end of the file (0x%zx)", phoff, phnum,
-                   phentsize, img->len);
+        hw_error_set(errp, "program headers at 0x%" PRIx64 " (%u of %u bytes) "
+                     "lie beyond the end of the file (0x%zx)", phoff, phnum,
+                     phentsize, img->len);
         return false;
     }
     for (unsigned i = 0; i < phnum; i++) {
         const uint8_t *ph = h + phoff + (uint64_t)i * phentsize;
         uint32_t type = le32(ph + offsetof(Elf32_Phdr, p_type));
         if (type == PT_INTERP || type == PT_DYNAMIC) {
-            error_setg(errp, "dynamically linked programs do not load");
+            hw_error_set(errp, "dynamically linked programs do not load");
             return false;
         }
         if (type == PT_LOAD && !add_elf_segment(img, ph, i, ram_size, errp)) {
@@ -211,12 +211,12 @@ static bool parse_elf(LoaderImage *img, uint64_t ram_size, GError **errp)
         }
     }
     if (img->segs->len == 0) {
-        error_setg(errp, "no loadable segment (PT_LOAD)");
+        hw_error_set(errp, "no loadable segment (PT_LOAD)");
         return false;
     }
     if (!entry_in_segment(img)) {
-        error_setg(errp, "entry point 0x%08x lies outside every loaded "
-                   "segment", img->entry);
+        hw_error_set(errp, "entry point 0x%08x lies outside every loaded "
+                     "segment", img->entry);
         return false;
     }
     return true;
@@ -242,15 +242,15 @@ LoaderImage *loader_open(const char *path, uint64_t ram_size, GError **errp)
     gsize len = 0;
     GError *err = NULL;
     if (!g_file_get_contents(path, &data, &len, &err)) {
-        error_setg(errp, "cannot read the program '%s': %s", path,
-                   err->message);
+        hw_error_set(errp, "cannot read the program '%s': %s", path,
+                     err->message);
         g_error_free(err);
         return NULL;
     }
     LoaderImage *img = loader_parse(data, len, ram_size, &err);
     if (!img) {
-        error_setg(errp, "the program '%s' does not load: %s", path,
-                   err->message);
+        hw_error_set(errp, "the program '%s' does not load: %s", path,
+                     err->message);
         g_error_free(err);
     }
     return img;
@@ -305,7 +305,7 @@ bool loader_install(const LoaderImage *img, LoaderRamWriteFn *write,
         memcpy(gdt + i * 8, &le, 8);
     }
     if (!write(opaque, LOADER_GDT_BASE, gdt, sizeof(gdt))) {
-        error_setg(errp, "cannot write the reset GDT");
+        hw_error_set(errp, "cannot write the reset GDT");
         return false;
     }
     for (guint i = 0; i < img->segs->len; i++) {
@@ -313,8 +313,8 @@ bool loader_install(const LoaderImage *img, LoaderRamWriteFn *write,
         if (!write(opaque, s->paddr, img->data + s->offset, s->filesz) ||
             !write_zeros(write, opaque, (uint64_t)s->paddr + s->filesz,
                          s->memsz - s->filesz)) {
-            error_setg(errp, "cannot write segment %u at 0x%08x", i,
-                       s->paddr);
+            hw_error_set(errp, "cannot write segment %u at 0x%08x", i,
+                         s->paddr);
             return false;
         }
     }

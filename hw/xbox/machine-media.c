@@ -21,7 +21,7 @@
  *     media function that caused them before it returns (so the event
  *     precedes the command's reply, as in QEMU), else by a bottom half.
  *
- * Callers: monitor/qmp-media.c, monitor/qmp-cmds.c, monitor/hmp.c (main
+ * Callers: monitor/host/qmp-media.c, monitor/host/qmp-machine.c, monitor/host/hmp.c (main
  * loop); machine.c (creation, DevHost callbacks, cont).
  */
 #include "hw/xbox/machine-media.h"

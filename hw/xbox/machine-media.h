@@ -3,7 +3,7 @@
  * names, device paths, state (tray, lock, I/O status) and removable-media
  * control (open/close the tray, remove/insert a medium), with QEMU's
  * DEVICE_TRAY_MOVED events.  Implemented by hw/xbox/machine-media.c; the
- * QMP and HMP commands (monitor/qmp-media.c, monitor/hmp.c) build QEMU's
+ * QMP and HMP commands (monitor/host/qmp-media.c, monitor/host/hmp.c) build QEMU's
  * semantics and texts on top of it.
  *
  * Every drive has one BlockBackend for the machine's lifetime, named by

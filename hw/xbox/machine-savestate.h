@@ -4,10 +4,10 @@
  * "Data flow of a save state"), stored as internal qcow2 snapshots with
  * the .xss stream (docs/savestate.md) in the VM state area of one disk.
  *
- * The machine as a host of migration/savestate.h (which coordinates and
- * documents the save, the load and their pause): its RAM, its writable
- * drives, parking its vCPU, its device sections, and the menu's metadata
- * (frame hash, disc, title, thumbnail).
+ * The machine as a host of libxblk's save states (include/xblk/
+ * xblk-state.h, which documents the save, the load and their pause): its
+ * RAM, its writable drives, parking its vCPU, its device sections, and
+ * the menu's metadata (frame hash, disc, title, thumbnail).
  *
  * Main loop only; each call returns when it is over (the save when the
  * snapshot is durable and listed on every disk).  The guest is paused
@@ -21,13 +21,56 @@
 #define XBLK_HW_XBOX_MACHINE_SAVESTATE_H
 
 #include "hw/xbox/machine.h"
-#include "migration/savestate.h"
+#include "migration/savestream.h"   /* XssMetadata (transitional) */
+#include <xblk/xblk.h>
 
-/* The coordination is migration/savestate.c's; these are its types. */
-typedef SavestateSaveStats MachineSaveStats;
-typedef SavestateLoadStats MachineLoadStats;
-typedef SavestateProgressFn MachineStateProgressFn;
-typedef SavestateArgs MachineStateArgs;
+typedef struct MachineSaveStats {
+    bool valid;
+    char tag[256];
+    int64_t guest_pause_ns;     /* vCPU parked .. running again */
+    int64_t durable_ns;         /* call .. snapshot durable and listed */
+    uint64_t vm_state_size;     /* bytes of the stream (compressed) */
+    uint64_t raw_size;          /* the state before compression */
+    uint64_t peak_cow_bytes;    /* copy-on-write memory at most at once */
+    uint64_t frame;             /* frame at the save instant */
+} MachineSaveStats;
+
+typedef struct MachineLoadStats {
+    bool valid;
+    char tag[256];
+    int64_t guest_pause_ns;     /* vCPU parked .. running again */
+    int64_t total_ns;
+    uint64_t frame;             /* frame the state was saved at */
+} MachineLoadStats;
+
+/* Progress of a save or load: done out of total (bytes of the stream). */
+typedef void MachineStateProgressFn(void *opaque, uint64_t done,
+                                    uint64_t total);
+
+/* Optional arguments (NULL: every default). */
+typedef struct MachineStateArgs {
+    /* The disk that holds the VM state, by drive (backend) or node name.
+     * NULL: the first writable disk that can hold one (save), the disk
+     * whose snapshot has a VM state (load). */
+    const char *vmstate;
+    /* NULL-terminated drive or node names; NULL: every writable disk.
+     * Given, they must be exactly the machine's writable disks. */
+    char **devices;
+    /* Save: a state of the same tag is deleted first (HMP savevm). */
+    bool overwrite;
+    MachineStateProgressFn *progress;
+    /* Polled while it runs; true stops a save before its state is
+     * durable (nothing is left) or a load before any change. */
+    bool (*cancelled)(void *opaque);
+    void *opaque;
+} MachineStateArgs;
+
+/* Binds the machine to the engine (machine_new does it): its RAM, its
+ * device sections, its writable drives and the pause contract.  engine
+ * NULL: the machine makes one on the default GMainContext and frees it
+ * with itself. */
+bool machine_savestate_attach(XboxMachine *m, GError **errp);
+void machine_savestate_detach(XboxMachine *m);
 
 /* Refuses a tag that already exists on one of the disks unless
  * overwrite (nothing is changed then), a machine without a writable disk

@@ -1,6 +1,7 @@
 /*
- * machine-vmstate.c - the machine's own section and the section list of
- * the whole console; see machine-vmstate.h.
+ * machine-vmstate.c - the machine's own section (a public device table,
+ * include/xblk/xblk-state.h) and the section list of the whole console;
+ * see machine-vmstate.h.
  *
  * Invariants: every time is saved relative to the clock (vblank base,
  * the vblank timer), so a state loads into a machine whose clock reads
@@ -9,9 +10,9 @@
  */
 #include "hw/xbox/machine-vmstate.h"
 #include "hw/ide/vmstate.h"
-#include "util/error.h"
+#include <string.h>
 
-static bool machine_pre_save(void *opaque, GError **errp)
+static bool machine_pre_save(void *opaque, XblkError **err)
 {
     MachineVMState *m = opaque;
     g_assert(m->vc && m->vblank);
@@ -20,7 +21,7 @@ static bool machine_pre_save(void *opaque, GError **errp)
     return true;
 }
 
-static bool machine_post_load(void *opaque, int version_id, GError **errp)
+static bool machine_post_load(void *opaque, int version_id, XblkError **err)
 {
     MachineVMState *m = opaque;
     g_assert(m->vc && m->vblank);
@@ -38,7 +39,7 @@ static bool machine_post_load(void *opaque, int version_id, GError **errp)
  * ran): anything else would make the machine replay a flood of missed
  * vblanks, or wait for ages. */
 static bool machine_check(const void *current, const void *scratch,
-                          int version_id, GError **errp)
+                          int version_id, XblkError **err)
 {
     const MachineVMState *m = scratch;
     int64_t next = m->vblank_base_rel +
@@ -47,54 +48,60 @@ static bool machine_check(const void *current, const void *scratch,
         (m->vblank_save.armed &&
          (m->vblank_save.deadline_rel < -GPU_VBLANK_NS ||
           m->vblank_save.deadline_rel > GPU_VBLANK_NS))) {
-        error_setg(errp, "the vblank timing (frame %" G_GUINT64_FORMAT
-                   ", base %" G_GINT64_FORMAT " ns from now) is "
-                   "inconsistent", m->frame, m->vblank_base_rel);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "the vblank timing (frame %" G_GUINT64_FORMAT
+                       ", base %" G_GINT64_FORMAT " ns from now) is "
+                       "inconsistent", m->frame, m->vblank_base_rel);
         return false;
     }
     return true;
 }
 
-static const VMStateDescription machine_vmsd = {
+static const XblkDeviceDesc machine_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "machine",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(MachineVMState),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(MachineVMState),
     .check = machine_check,
     .pre_save = machine_pre_save,
     .post_load = machine_post_load,
-    .fields = (const VMStateField[]){
-        VMS_U64(MachineVMState, frame, VMS_MAX(MACHINE_SAVE_MAX_FRAME)),
-        VMS_I64(MachineVMState, vblank_base_rel,
-                VMS_RANGE(-VTIMER_SAVE_MAX_REL, 0)),
-        VMS_STRUCT(MachineVMState, vblank_save, &vtimer_vmsd, VTimerSave),
-        VMS_BOOL(MachineVMState, halted),
-        VMS_BOOL(MachineVMState, slice_pending),
-        VMS_BOOL(MachineVMState, power_off_req),
-        VMS_BOOL(MachineVMState, reset_req),
-        VMS_U16(MachineVMState, irq_levels),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_U64(MachineVMState, frame, XBLK_MAX(MACHINE_SAVE_MAX_FRAME)),
+        XBLK_I64(MachineVMState, vblank_base_rel,
+                 XBLK_RANGE(-VTIMER_SAVE_MAX_REL, 0)),
+        XBLK_STRUCT(MachineVMState, vblank_save, &vtimer_desc, VTimerSave),
+        XBLK_BOOL(MachineVMState, halted),
+        XBLK_BOOL(MachineVMState, slice_pending),
+        XBLK_BOOL(MachineVMState, power_off_req),
+        XBLK_BOOL(MachineVMState, reset_req),
+        XBLK_U16(MachineVMState, irq_levels),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *machine_vmstate(void)
+const XblkDeviceDesc *machine_vmstate(void)
 {
-    return &machine_vmsd;
+    return &machine_desc;
 }
 
-VMStateSet *machine_vmstate_set(const MachineDevices *d)
+guint machine_vmstate_sections(const MachineDevices *d, MachineSection *out)
 {
     g_assert(d->vc && d->machine && d->pic && d->pit && d->smc && d->pad &&
              d->gpu && d->ide && d->cpu);
-    VMStateSet *set = vmstate_set_new();
-    vmstate_set_add(set, vclock_vmstate(), 0, d->vc);
-    vmstate_set_add(set, machine_vmstate(), 0, d->machine);
-    vmstate_set_add(set, pic_vmstate(), 0, d->pic);
-    vmstate_set_add(set, pit_vmstate(), 0, d->pit);
-    vmstate_set_add(set, smc_vmstate(), 0, d->smc);
-    vmstate_set_add(set, gamepad_vmstate(), 0, d->pad);
-    vmstate_set_add(set, gpu_vmstate(), 0, d->gpu);
-    vmstate_set_add(set, ide_vmstate(), 0, d->ide);
-    vmstate_set_add(set, cpu_vmstate(), 0, d->cpu);
-    return set;
+    const MachineSection list[] = {
+        { vclock_vmstate(), 0, d->vc },
+        { machine_vmstate(), 0, d->machine },
+        { pic_vmstate(), 0, d->pic },
+        { pit_vmstate(), 0, d->pit },
+        { smc_vmstate(), 0, d->smc },
+        { gamepad_vmstate(), 0, d->pad },
+        { gpu_vmstate(), 0, d->gpu },
+        { ide_vmstate(), 0, d->ide },
+        { cpu_vmstate(), 0, d->cpu },
+    };
+    G_STATIC_ASSERT(G_N_ELEMENTS(list) <= MACHINE_SECTIONS_MAX);
+    memcpy(out, list, sizeof(list));
+    return G_N_ELEMENTS(list);
 }

@@ -2,8 +2,13 @@
  * machine-vmstate.h - the console machine's save-state sections: its own
  * state (MachineVMState: frame count, vblank timing, halt, the pending
  * slice, device requests, IRQ line levels) and the ordered list of every
- * device section (machine_vmstate_set), which the save/load coordination
- * hands to the stream (migration/savestream.h).
+ * device section (machine_vmstate_sections), which the machine hands to
+ * libxblk with xblk_device_add() (include/xblk/xblk-state.h).
+ *
+ * Every table is a public XblkDeviceDesc: hw/ reaches the engine only
+ * through include/xblk/.  The encoding is the one the engine's own
+ * tables had (same fields, order, widths, versions, ranges), so states
+ * saved before the move still load.
  *
  * machine.c keeps the fields of MachineVMState in one such struct (or
  * copies them in before a save and out after a load) and fills a
@@ -24,9 +29,10 @@
 #include "hw/xbox/pit.h"
 #include "hw/xbox/smc.h"
 #include "hw/xbox/vclock.h"
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 
-/* The machine type in the stream header. */
+/* The machine type written into every state (XblkHostOps.machine_type;
+ * the stream header's). */
 #define MACHINE_VMSTATE_TYPE "xbox"
 
 typedef struct MachineVMState {
@@ -51,7 +57,7 @@ typedef struct MachineVMState {
 } MachineVMState;
 
 /* Opaque: a MachineVMState whose vblank and vc are set. */
-const VMStateDescription *machine_vmstate(void);
+const XblkDeviceDesc *machine_vmstate(void);
 
 typedef struct MachineDevices {
     VClock *vc;
@@ -65,12 +71,26 @@ typedef struct MachineDevices {
     XboxCpu *cpu;
 } MachineDevices;
 
+/* One section: the table, its instance number, the object it describes. */
+typedef struct MachineSection {
+    const XblkDeviceDesc *desc;
+    uint32_t instance;
+    void *opaque;
+} MachineSection;
+
+/* Sections of the machine, at most (the size of machine_vmstate_sections'
+ * array). */
+#define MACHINE_SECTIONS_MAX 16
+
 /*
  * Every section of the machine, in load order: vclock (a new timer
  * order base), machine, pic, pit, smc, gamepad, gpu, ide, and cpu last
  * (its selectors are checked against the GDT in RAM, so RAM must be in
- * place).  Every pointer of d must be set; free with vmstate_set_free().
+ * place).  Every pointer of d must be set.  Fills out (an array of
+ * MACHINE_SECTIONS_MAX) and returns the count.
  */
-VMStateSet *machine_vmstate_set(const MachineDevices *d);
+guint machine_vmstate_sections(const MachineDevices *d,
+                               MachineSection *out);
+
 
 #endif

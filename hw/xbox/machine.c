@@ -43,7 +43,7 @@
  * layer is only called on the main loop.  Guest-visible behaviour
  * depends on the virtual clock only.
  *
- * Callers: tools/xblk-system.c, monitor/qmp-cmds.c, tests.
+ * Callers: tools/xblk-system.c, monitor/host/, tests.
  */
 #include "hw/xbox/machine.h"
 #include "hw/devio.h"
@@ -57,11 +57,9 @@
 #include "hw/xbox/pit.h"
 #include "hw/xbox/smc.h"
 #include "hw/xbox/vclock.h"
-#include "migration/ram-snapshot.h"
-#include "qapi/qapi-events.h"
-#include "util/error.h"
+#include "hw/xbox/machine-savestate.h"
+#include "hw/error.h"
 #include "util/iov.h"
-#include "util/main-loop.h"
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -85,7 +83,7 @@ typedef struct MachineEvent {
     char *dev, *node;           /* EV_IO_ERROR */
     bool is_write, stop;
     int ret;
-    BlockErrorAction action;
+    const char *action;         /* EV_IO_ERROR: QMP's BlockErrorAction */
 } MachineEvent;
 
 /* A disk request between DevHostOps.submit and its completion. */
@@ -106,6 +104,8 @@ typedef struct MachineCall {
 
 struct XboxMachine {
     MachineConfig cfg;
+    XblkEngine *engine;         /* the loop, disks and save states */
+    bool own_engine;            /* made by machine_new, freed with it */
     uint8_t *ram;
     uint64_t ram_size;
     DevHost host;
@@ -123,7 +123,6 @@ struct XboxMachine {
     MachineVMState st;          /* save states: the machine's own section
                                  * (copied from / to the fields below by
                                  * the vCPU thread around a save / load) */
-    VMStateSet *sections;       /* every section, built once after wiring */
 
     /* vCPU thread only */
     VTimer vblank;
@@ -158,6 +157,8 @@ struct XboxMachine {
      * outstanding; quiesced says it did (at quiesce_park_ns). */
     bool quiesce_req, quiesced, quiesce_want_run;
     int64_t quiesce_park_ns;
+    void (*quiesce_notify)(void *opaque);   /* when quiesced (any thread) */
+    void *quiesce_notify_opaque;
     /* Host time between vblanks (machine_frame_times): a user stop opens
      * a gap that is not counted; a save's or load's pause is. */
     int64_t frame_host_prev_us;     /* 0: gap */
@@ -188,14 +189,14 @@ bool machine_parse_ram_size(const char *s, uint64_t *bytes, GError **errp)
     }
     if (n > (1ull << 34) || (n * mult != MACHINE_RAM_64M &&
                              n * mult != MACHINE_RAM_128M)) {
-        error_setg(errp, "the xbox machine has 64 or 128 MiB of RAM, not "
+        hw_error_set(errp, "the xbox machine has 64 or 128 MiB of RAM, not "
                    "'%s'", s);
         return false;
     }
     *bytes = n * mult;
     return true;
 bad:
-    error_setg(errp, "'%s' is not a size (use 64 or 128, in MiB)", s);
+    hw_error_set(errp, "'%s' is not a size (use 64 or 128, in MiB)", s);
     return false;
 }
 
@@ -246,7 +247,7 @@ void *machine_ram_map_write(XboxMachine *m, uint64_t gpa, uint64_t len)
     /* Save-state capture: pages a RAM snapshot still protects are saved
      * and made writable first (one atomic load when none is active).  The
      * caller writes through the pointer before the next pause. */
-    ram_snapshot_before_host_write(NULL, m->ram + gpa, len);
+    xblk_ram_prepare_write(NULL, m->ram + gpa, len);
     return m->ram + gpa;
 }
 
@@ -294,22 +295,31 @@ uint64_t machine_ram_size(XboxMachine *m)
 
 /* ---- events to the main loop ---- */
 
+/* The host's event hooks (process-wide, as QMP's events are). */
+static MachineEventOps event_ops;
+static void *event_opaque;
+
+void machine_set_event_ops(const MachineEventOps *ops, void *opaque)
+{
+    event_ops = ops ? *ops : (MachineEventOps){ 0 };
+    event_opaque = opaque;
+}
+
 static void stop_vm(XblkRunState st)
 {
     bool was_running = runstate_is_running();
     runstate_set(st);
-    if (was_running) {
-        qapi_event_send_stop();
+    if (was_running && event_ops.stop) {
+        event_ops.stop(event_opaque);
     }
 }
 
 static void report_io_error(MachineEvent *ev)
 {
-    qapi_event_send_block_io_error(ev->dev, ev->node != NULL, ev->node,
-                                   ev->is_write ? IO_OPERATION_TYPE_WRITE
-                                                : IO_OPERATION_TYPE_READ,
-                                   ev->action, ev->ret == -ENOSPC,
-                                   ev->ret == -ENOSPC, g_strerror(-ev->ret));
+    if (event_ops.block_io_error) {
+        event_ops.block_io_error(event_opaque, ev->dev, ev->node,
+                                 ev->is_write, ev->action, ev->ret);
+    }
     if (ev->stop) {
         stop_vm(XBLK_RUN_STATE_IO_ERROR);
     }
@@ -324,15 +334,19 @@ static void event_bh(void *opaque)
         stop_vm(XBLK_RUN_STATE_PAUSED);
         break;
     case EV_PANIC:
-        error_report("guest panicked: %s", ev->msg);
-        qapi_event_send_guest_panicked(GUEST_PANIC_ACTION_PAUSE);
+        g_printerr("%s: guest panicked: %s\n", g_get_prgname(), ev->msg);
+        if (event_ops.guest_panicked) {
+            event_ops.guest_panicked(event_opaque);
+        }
         stop_vm(XBLK_RUN_STATE_GUEST_PANICKED);
         break;
     case EV_IO_ERROR:
         report_io_error(ev);
         break;
     case EV_POWER_OFF:
-        qapi_event_send_shutdown(true, SHUTDOWN_CAUSE_GUEST_SHUTDOWN);
+        if (event_ops.shutdown) {
+            event_ops.shutdown(event_opaque, true);
+        }
         g_mutex_lock(&m->lock);
         m->guest_shut_down = true;
         g_mutex_unlock(&m->lock);
@@ -343,7 +357,9 @@ static void event_bh(void *opaque)
         runstate_request_shutdown(SHUTDOWN_HOST_SIGNAL);
         break;
     case EV_GUEST_RESET:
-        qapi_event_send_reset(true, SHUTDOWN_CAUSE_GUEST_RESET);
+        if (event_ops.reset) {
+            event_ops.reset(event_opaque, true);
+        }
         break;
     }
     g_free(ev->msg);
@@ -369,7 +385,7 @@ static void post_event(XboxMachine *m, MachineEvent *ev)
     g_mutex_lock(&m->lock);
     m->events_pending++;
     g_mutex_unlock(&m->lock);
-    aio_bh_schedule(event_bh, ev);
+    xblk_engine_call(m->engine, event_bh, ev);
 }
 
 /* The vCPU stops itself (it parks after the current step). */
@@ -506,11 +522,11 @@ static void host_submit(DevHost *h, DevIORequest *req)
     m->io_host_pending++;
     g_mutex_unlock(&m->lock);
     vtimer_mod(&io->timer, req->deadline_ns);
-    aio_bh_schedule(io_start_bh, io);
+    xblk_engine_call(m->engine, io_start_bh, io);
 }
 
 static void host_io_error(XboxMachine *m, const char *dev, const char *node,
-                          bool is_write, int ret, BlockErrorAction action)
+                          bool is_write, int ret, const char *action)
 {
     MachineEvent *ev = event_new(m, EV_IO_ERROR);
     ev->dev = g_strdup(dev ? dev : "");
@@ -518,7 +534,7 @@ static void host_io_error(XboxMachine *m, const char *dev, const char *node,
     ev->is_write = is_write;
     ev->ret = ret;
     ev->action = action;
-    ev->stop = action == BLOCK_ERROR_ACTION_STOP;
+    ev->stop = !strcmp(action, "stop");
     post_event(m, ev);
 }
 
@@ -533,16 +549,22 @@ static void host_io_error_stop(DevHost *h, const char *dev, const char *node,
     m->quiesce_want_run = false;
     g_mutex_unlock(&m->lock);
     cpu_request_exit(m->cpu);
-    host_io_error(m, dev, node, is_write, ret, BLOCK_ERROR_ACTION_STOP);
+    host_io_error(m, dev, node, is_write, ret, "stop");
 }
 
 static void host_io_error_event(DevHost *h, const char *dev,
                                 const char *node, bool is_write, int ret,
                                 const char *action)
 {
-    int a = BlockErrorAction_parse(action);
-    host_io_error(host_machine(h), dev, node, is_write, ret,
-                  a < 0 ? BLOCK_ERROR_ACTION_REPORT : a);
+    /* The IDE model names only QMP's actions; anything else reports. */
+    static const char *const known[] = { "ignore", "report", "stop" };
+    const char *a = "report";
+    for (size_t i = 0; i < G_N_ELEMENTS(known); i++) {
+        if (action && !strcmp(action, known[i])) {
+            a = known[i];
+        }
+    }
+    host_io_error(host_machine(h), dev, node, is_write, ret, a);
 }
 
 static void host_tray_moved(DevHost *h, const char *dev, bool open)
@@ -666,7 +688,7 @@ static bool attach_drives(XboxMachine *m, GError **errp)
         };
         hdd_key(&m->cfg, c.password);
         if (!ide_attach(m->ide, i, &c, errp)) {
-            error_prepend(errp, "drive %s (bus %d, unit %d): ",
+            g_prefix_error(errp, "drive %s (bus %d, unit %d): ",
                           d->id ? d->id : "?", i / 2, i % 2);
             return false;
         }
@@ -740,7 +762,7 @@ bool machine_frame_stop_at(XboxMachine *m, uint64_t frame, GError **errp)
     if (ok) {
         m->frame_stop_at = frame;
     } else {
-        error_setg(errp, "frame %" G_GUINT64_FORMAT " has already ended "
+        hw_error_set(errp, "frame %" G_GUINT64_FORMAT " has already ended "
                    "(the machine is at frame %" G_GUINT64_FORMAT ")", frame,
                    m->frame_pub);
     }
@@ -804,7 +826,7 @@ char *machine_frame_hash(XboxMachine *m, GError **errp)
 {
     HashCall hc = { NULL };
     if (!machine_is_parked(m)) {
-        error_setg(errp, "the machine is running: stop it first");
+        hw_error_set(errp, "the machine is running: stop it first");
         return NULL;
     }
     machine_run_on_vcpu(m, hash_on_vcpu, &hc);
@@ -850,7 +872,9 @@ static void reset_on_vcpu(XboxMachine *m, void *opaque)
 void machine_system_reset(XboxMachine *m)
 {
     machine_run_on_vcpu(m, reset_on_vcpu, NULL);
-    qapi_event_send_reset(false, SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET);
+    if (event_ops.reset) {
+        event_ops.reset(event_opaque, false);
+    }
     XblkRunState st = runstate_get();
     if (st != XBLK_RUN_STATE_RUNNING && st != XBLK_RUN_STATE_INMIGRATE &&
         st != XBLK_RUN_STATE_FINISH_MIGRATE) {
@@ -1145,10 +1169,6 @@ static bool run_calls_locked(XboxMachine *m)
     return any;
 }
 
-static void quiesce_wake_bh(void *opaque)
-{
-}
-
 static gpointer vcpu_thread(gpointer opaque)
 {
     XboxMachine *m = opaque;
@@ -1164,9 +1184,10 @@ static gpointer vcpu_thread(gpointer opaque)
             m->quiesced = true;
             m->want_run = false;
             m->quiesce_park_ns = g_get_monotonic_time() * 1000;
-            /* Wake the main loop now: its waiter polls (the pause runs
-             * from here). */
-            aio_bh_schedule(quiesce_wake_bh, NULL);
+            /* The pause runs from here: tell its waiter at once. */
+            if (m->quiesce_notify) {
+                m->quiesce_notify(m->quiesce_notify_opaque);
+            }
         }
         if (!m->want_run || m->dead) {
             set_parked_locked(m, true);
@@ -1322,7 +1343,7 @@ static bool ram_alloc(XboxMachine *m, GError **errp)
     void *p = mmap(NULL, m->ram_size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
-        error_setg_errno(errp, errno, "cannot map %" G_GUINT64_FORMAT
+        hw_error_set_errno(errp, errno, "cannot map %" G_GUINT64_FORMAT
                          " MiB of guest RAM", m->ram_size >> 20);
         return false;
     }
@@ -1331,8 +1352,6 @@ static bool ram_alloc(XboxMachine *m, GError **errp)
      * then changes one entry per 2 MiB instead of per 4 KiB, which keeps
      * it out of the pause's budget (ram-snapshot.h). */
     madvise(p, m->ram_size, MADV_HUGEPAGE);
-    /* The capture's fault handler goes in now, outside any pause. */
-    ram_snapshot_init(NULL);
     return true;
 }
 
@@ -1360,7 +1379,7 @@ static bool create_devices(XboxMachine *m, GError **errp)
                      smc_power, m);
     if (m->cfg.input_script &&
         !gamepad_load_script(m->pad, m->cfg.input_script, errp)) {
-        error_prepend(errp, "-input-script %s: ", m->cfg.input_script);
+        g_prefix_error(errp, "-input-script %s: ", m->cfg.input_script);
         return false;
     }
     if (!wire_devices(m, errp) || !attach_drives(m, errp)) {
@@ -1369,11 +1388,6 @@ static bool create_devices(XboxMachine *m, GError **errp)
     m->media = machine_media_new(m, m->cfg.drives);
     m->st.vc = m->vc;
     m->st.vblank = &m->vblank;
-    m->sections = machine_vmstate_set(&(MachineDevices){
-        .vc = m->vc, .machine = &m->st, .pic = m->pic, .pit = m->pit,
-        .smc = m->smc, .pad = m->pad, .gpu = m->gpu, .ide = m->ide,
-        .cpu = m->cpu,
-    });
     return true;
 }
 
@@ -1381,19 +1395,51 @@ static bool config_check(const MachineConfig *cfg, GError **errp)
 {
     if (cfg->ram_size != MACHINE_RAM_64M &&
         cfg->ram_size != MACHINE_RAM_128M) {
-        error_setg(errp, "the xbox machine has 64 or 128 MiB of RAM, not %"
+        hw_error_set(errp, "the xbox machine has 64 or 128 MiB of RAM, not %"
                    G_GUINT64_FORMAT " bytes", cfg->ram_size);
         return false;
     }
     if (cfg->hdd_password && strlen(cfg->hdd_password) > 32) {
-        error_setg(errp, "hdd-password is longer than 32 bytes");
+        hw_error_set(errp, "hdd-password is longer than 32 bytes");
         return false;
     }
     if (!cfg->kernel_path) {
-        error_setg(errp, "no program to run (-kernel)");
+        hw_error_set(errp, "no program to run (-kernel)");
         return false;
     }
     return true;
+}
+
+/* The host's engine, or one of our own on the default GMainContext. */
+static bool engine_open(XboxMachine *m, GError **errp)
+{
+    XblkError *err = NULL;
+    m->engine = m->cfg.engine;
+    if (!m->engine) {
+        XblkEngineOptions opts = {
+            .size = sizeof(opts), .glib_context = g_main_context_default(),
+        };
+        m->engine = xblk_engine_new(&opts, &err);
+        m->own_engine = m->engine != NULL;
+    }
+    if (!m->engine) {
+        hw_error_set(errp, "%s", xblk_error_message(err));
+        xblk_error_free(err);
+        return false;
+    }
+    runstate_set_loop_context(xblk_engine_glib_context(m->engine));
+    return true;
+}
+
+XblkEngine *machine_engine(XboxMachine *m)
+{
+    return m->engine;
+}
+
+/* One iteration of the engine's loop (blocking: wait for an event). */
+static void loop_iterate(XboxMachine *m, bool blocking)
+{
+    g_main_context_iteration(xblk_engine_glib_context(m->engine), blocking);
 }
 
 XboxMachine *machine_new(MachineConfig *cfg, GError **errp)
@@ -1410,9 +1456,13 @@ XboxMachine *machine_new(MachineConfig *cfg, GError **errp)
     g_cond_init(&m->cond);
     g_queue_init(&m->calls);
     g_queue_init(&m->ios);
+    if (!engine_open(m, errp)) {
+        machine_free(m);
+        return NULL;
+    }
     m->image = loader_open(m->cfg.kernel_path, m->ram_size, errp);
     if (!m->image || !ram_alloc(m, errp) || !create_devices(m, errp) ||
-        !do_reset(m, errp)) {
+        !do_reset(m, errp) || !machine_savestate_attach(m, errp)) {
         machine_free(m);
         return NULL;
     }
@@ -1443,10 +1493,6 @@ static bool machine_busy(XboxMachine *m)
 static void free_devices(XboxMachine *m)
 {
     MachineIO *io;
-    if (m->sections) {
-        vmstate_set_free(m->sections);
-        m->sections = NULL;
-    }
     /* The controller goes first: requests it still has in flight then
      * complete into nothing (ide.h), which frees them. */
     ide_controller_free(m->ide);
@@ -1474,6 +1520,7 @@ void machine_free(XboxMachine *m)
     if (!m) {
         return;
     }
+    machine_savestate_detach(m);
     if (m->thread) {
         g_mutex_lock(&m->lock);
         m->quit = true;
@@ -1485,7 +1532,9 @@ void machine_free(XboxMachine *m)
     if (current_machine == m) {
         current_machine = NULL;
     }
-    AIO_POLL_WHILE(machine_busy(m));
+    while (m->engine && machine_busy(m)) {
+        loop_iterate(m, true);
+    }
     machine_media_free(m->media);
     m->media = NULL;
     free_devices(m);
@@ -1496,6 +1545,9 @@ void machine_free(XboxMachine *m)
     if (m->cfg.debugcon) {
         fflush(m->cfg.debugcon);
     }
+    if (m->own_engine) {
+        xblk_engine_free(m->engine);
+    }
     machine_config_clear(&m->cfg);
     g_queue_clear(&m->calls);
     g_mutex_clear(&m->lock);
@@ -1504,11 +1556,6 @@ void machine_free(XboxMachine *m)
 }
 
 /* ---- save states (hw/xbox/machine-savestate.c) ---- */
-
-VMStateSet *machine_vmstate_sections(XboxMachine *m)
-{
-    return m->sections;
-}
 
 void machine_quiesce_request(XboxMachine *m)
 {
@@ -1520,6 +1567,9 @@ void machine_quiesce_request(XboxMachine *m)
         m->quiesced = quiescent_locked(m);
         m->quiesce_req = !m->quiesced;
         m->quiesce_park_ns = g_get_monotonic_time() * 1000;
+        if (m->quiesced && m->quiesce_notify) {
+            m->quiesce_notify(m->quiesce_notify_opaque);
+        }
     } else {
         m->quiesce_req = true;
         /* Run until the requests are delivered, even if stopped. */
@@ -1537,12 +1587,12 @@ int machine_quiesce_poll(XboxMachine *m, GError **errp)
     if (m->quiesced && (m->parked || !m->thread)) {
         ret = 1;
     } else if (m->dead || m->quit || (!m->thread && m->quiesce_req)) {
-        error_setg(errp, "the machine %s", m->dead ? "has stopped for good "
+        hw_error_set(errp, "the machine %s", m->dead ? "has stopped for good "
                    "(guest shut down or finished)" : "has requests in "
                    "flight and no vCPU to complete them");
         ret = -1;
     } else if (m->quiesce_req && !m->want_run && m->parked) {
-        error_setg(errp, "the machine stopped before its disk requests "
+        hw_error_set(errp, "the machine stopped before its disk requests "
                    "completed");
         ret = -1;
     }
@@ -1569,16 +1619,15 @@ bool machine_quiesce(XboxMachine *m, GError **errp)
         }
         if (g_get_monotonic_time() > deadline) {
             machine_quiesce_cancel(m);
-            error_setg(errp, "the guest's disk requests did not complete "
+            hw_error_set(errp, "the guest's disk requests did not complete "
                        "in 10 s");
             return false;
         }
-        /* In a coroutine (a load job) the loop must run for real: a
-         * nested poll could not run the rest of the bottom-half batch that
-         * entered us, where a guest disk completion may wait. */
-        if (co_in_coroutine()) {
-            co_yield_to_loop();
-        } else if (!aio_poll(false)) {
+        /* Not from a coroutine or a callback of the loop: a nested
+         * iteration could not run the rest of the batch that entered us,
+         * where a guest disk completion may wait. */
+        if (!g_main_context_iteration(xblk_engine_glib_context(m->engine),
+                                      FALSE)) {
             g_usleep(50);
         }
     }
@@ -1607,17 +1656,19 @@ void machine_quiesce_cancel(XboxMachine *m)
     machine_quiesce_end(m);
 }
 
+void machine_set_quiesce_notify(XboxMachine *m, void (*fn)(void *opaque),
+                                void *opaque)
+{
+    g_mutex_lock(&m->lock);
+    m->quiesce_notify = fn;
+    m->quiesce_notify_opaque = opaque;
+    g_mutex_unlock(&m->lock);
+}
+
 void *machine_ram_host(XboxMachine *m)
 {
     return m->ram;
 }
-
-typedef struct CaptureCall {
-    XssWriter *w;
-    MachineCapture *out;
-    bool ok;
-    GError *err;
-} CaptureCall;
 
 /* The machine's saved fields into its section's struct and back (vCPU
  * thread). */
@@ -1632,140 +1683,8 @@ static void machine_state_to_st(XboxMachine *m)
     m->st.irq_levels = m->irq_levels;
 }
 
-static void capture_on_vcpu(XboxMachine *m, void *opaque)
+static void machine_state_from_st(XboxMachine *m)
 {
-    CaptureCall *c = opaque;
-    g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
-    machine_state_to_st(m);
-    c->out->frame = m->frame;
-    c->out->clock_ns = vclock_now(m->vc);
-    c->out->regs = cpu_register_image(m->cpu);
-    gpu_scanout(m->gpu, &c->out->scanout_base, &c->out->scanout_pitch);
-    c->ok = xss_writer_devices(c->w, m->sections, &c->err);
-}
-
-bool machine_capture_devices(XboxMachine *m, XssWriter *w,
-                             MachineCapture *out, GError **errp)
-{
-    CaptureCall c = { .w = w, .out = out };
-    machine_run_on_vcpu(m, capture_on_vcpu, &c);
-    if (!c.ok) {
-        g_propagate_error(errp, c.err);
-        return false;
-    }
-    return true;
-}
-
-typedef struct LoadCall {
-    XssReader *r;
-    RamRestore *rr;
-    bool check_only;
-    bool ok;
-    GError *err;
-} LoadCall;
-
-static bool load_chunk(void *opaque, const XssChunk *ch, GError **errp)
-{
-    XboxMachine *m = opaque;
-    if (!machine_ram_write(m, ch->gpa, ch->data, ch->len)) {
-        error_setg(errp, "RAM chunk %u leaves guest RAM", ch->index);
-        return false;
-    }
-    return true;
-}
-
-/*
- * Loading the CPU's segment selectors (uc_reg_write) sets the accessed
- * bit of their descriptors in guest RAM, which the saved run may not have
- * had: the RAM the guest sees after a load must be the saved RAM, byte
- * for byte (rule 6).  So the chunks holding those descriptors are copied
- * in again from the stream after the CPU section.  Only GDT descriptors
- * with paging off are located here; otherwise every chunk is copied in
- * again (exact, slower).
- */
-static bool restore_descriptors(XboxMachine *m, XssReader *r, GError **errp)
-{
-    CpuRegs regs;
-    XssRamLayout lay;
-    if (!xss_reader_ram_layout(r, &lay)) {
-        return true;
-    }
-    cpu_get_regs(m->cpu, &regs);
-    const uint16_t sels[] = { regs.cs, regs.ss, regs.ds, regs.es, regs.fs,
-                              regs.gs };
-    bool all = regs.cr0 & 0x80000000u;
-    GHashTable *chunks = g_hash_table_new(NULL, NULL);
-    for (size_t i = 0; i < G_N_ELEMENTS(sels) && !all; i++) {
-        if ((sels[i] & ~3u) == 0) {
-            continue;
-        }
-        if (sels[i] & 4) {
-            all = true;         /* an LDT descriptor */
-            break;
-        }
-        uint64_t a = (uint64_t)regs.gdt_base + (sels[i] & ~7u);
-        for (uint64_t b = a; b < a + 8; b += 7) {
-            if (b < lay.ram_size) {
-                g_hash_table_add(chunks,
-                                 GUINT_TO_POINTER(b / lay.chunk_size + 1));
-            }
-        }
-    }
-    bool ok = true;
-    if (all) {
-        ok = xss_reader_foreach_chunk(r, load_chunk, m, errp);
-    } else {
-        GHashTableIter it;
-        gpointer key;
-        g_hash_table_iter_init(&it, chunks);
-        while (ok && g_hash_table_iter_next(&it, &key, NULL)) {
-            XssChunk ch;
-            ok = xss_reader_read_chunk(r, GPOINTER_TO_UINT(key) - 1, &ch,
-                                       errp) &&
-                 load_chunk(m, &ch, errp);
-        }
-    }
-    g_hash_table_destroy(chunks);
-    return ok;
-}
-
-/* Devices decoded and checked, then RAM replaced (ram-restore.h: the
- * prepared image moves into place, nothing is copied), then the devices
- * committed, CPU last.  A refusal before the RAM moved changes nothing. */
-static bool load_sections(XboxMachine *m, LoadCall *c)
-{
-    VMStateSetLoad *l = xss_reader_prepare_devices(c->r, m->sections,
-                                                   &c->err);
-    if (!l) {
-        return false;
-    }
-    if (!ram_restore_commit(c->rr, m->ram, &c->err)) {
-        vmstate_set_load_free(l);
-        return false;
-    }
-    cpu_flush_translations(m->cpu, m->ram_size);
-    bool ok = vmstate_set_load_commit(l, &c->err);
-    vmstate_set_load_free(l);
-    return ok && restore_descriptors(m, c->r, &c->err);
-}
-
-static void load_on_vcpu(XboxMachine *m, void *opaque)
-{
-    LoadCall *c = opaque;
-    if (c->check_only) {
-        VMStateSetLoad *l = xss_reader_prepare_devices(c->r, m->sections,
-                                                       &c->err);
-        c->ok = l != NULL;
-        if (l) {
-            vmstate_set_load_free(l);
-        }
-        return;
-    }
-    g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
-    machine_state_to_st(m);     /* a refusal leaves these as they are */
-    c->ok = load_sections(m, c);
-    /* Even a partial load (post_load refusing) leaves the machine's
-     * section committed: take it over so that the fields agree. */
     m->frame = m->st.frame;
     m->vblank_base = m->st.vblank_base;
     m->halted = m->st.halted;
@@ -1773,6 +1692,97 @@ static void load_on_vcpu(XboxMachine *m, void *opaque)
     m->power_off_req = m->st.power_off_req;
     m->reset_req = m->st.reset_req;
     m->irq_levels = m->st.irq_levels;
+}
+
+guint machine_sections(XboxMachine *m, MachineSection *out)
+{
+    return machine_vmstate_sections(&(MachineDevices){
+        .vc = m->vc, .machine = &m->st, .pic = m->pic, .pit = m->pit,
+        .smc = m->smc, .pad = m->pad, .gpu = m->gpu, .ide = m->ide,
+        .cpu = m->cpu,
+    }, out);
+}
+
+void machine_capture(XboxMachine *m, MachineCapture *out)
+{
+    g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
+    machine_state_to_st(m);
+    out->frame = m->frame;
+    out->clock_ns = vclock_now(m->vc);
+    out->regs = cpu_register_image(m->cpu);
+    gpu_scanout(m->gpu, &out->scanout_base, &out->scanout_pitch);
+}
+
+void machine_load_begin(XboxMachine *m)
+{
+    g_assert(g_queue_is_empty(&m->ios) && ide_in_flight(m->ide) == 0);
+    machine_state_to_st(m);     /* a refusal leaves these as they are */
+}
+
+/* The state's bytes of guest RAM [gpa, gpa + len) back into RAM. */
+static bool reread_ram(XboxMachine *m, uint64_t gpa, uint64_t len,
+                       MachineStateRamReadFn *read, void *opaque,
+                       GError **errp)
+{
+    g_autofree uint8_t *buf = g_malloc(len);
+    if (!read(opaque, gpa, buf, len, errp)) {
+        return false;
+    }
+    memcpy(m->ram + gpa, buf, len);     /* parked: nothing protects RAM */
+    return true;
+}
+
+/*
+ * Loading the CPU's segment selectors (uc_reg_write) sets the accessed
+ * bit of their descriptors in guest RAM, which the saved run may not have
+ * had: the RAM the guest sees after a load must be the saved RAM, byte
+ * for byte (rule 6).  So the descriptors are read again from the state
+ * after the CPU section.  Only GDT descriptors with paging off are
+ * located here; otherwise all RAM is read again (exact, slower).
+ */
+static bool restore_descriptors(XboxMachine *m, MachineStateRamReadFn *read,
+                                void *opaque, GError **errp)
+{
+    CpuRegs regs;
+    cpu_get_regs(m->cpu, &regs);
+    const uint16_t sels[] = { regs.cs, regs.ss, regs.ds, regs.es, regs.fs,
+                              regs.gs };
+    bool all = regs.cr0 & 0x80000000u;
+    for (size_t i = 0; i < G_N_ELEMENTS(sels) && !all; i++) {
+        all = (sels[i] & ~3u) && (sels[i] & 4);     /* an LDT descriptor */
+    }
+    if (all) {
+        const uint64_t step = 4 << 20;
+        for (uint64_t gpa = 0; gpa < m->ram_size; gpa += step) {
+            if (!reread_ram(m, gpa, MIN(step, m->ram_size - gpa), read,
+                            opaque, errp)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(sels); i++) {
+        uint64_t a = (uint64_t)regs.gdt_base + (sels[i] & ~7u);
+        if ((sels[i] & ~3u) && a + 8 <= m->ram_size &&
+            !reread_ram(m, a, 8, read, opaque, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool machine_load_end(XboxMachine *m, bool changed,
+                      MachineStateRamReadFn *read, void *opaque,
+                      GError **errp)
+{
+    if (!changed) {
+        return true;
+    }
+    /* RAM was replaced: the vCPU's translated code is stale. */
+    cpu_flush_translations(m->cpu, m->ram_size);
+    /* Even a partial load (post_load refusing) leaves the machine's
+     * section committed: take it over so that the fields agree. */
+    machine_state_from_st(m);
     m->frame_stop_hit = m->frames_done = false;
     /* Paced: the loaded state's time goes on from the resume's host time
      * (the resume re-bases anyway: loads happen while parked). */
@@ -1781,25 +1791,5 @@ static void load_on_vcpu(XboxMachine *m, void *opaque)
     m->frame_pub = m->frame;
     m->frame_stop_at = 0;       /* host-side stops are forgotten */
     g_mutex_unlock(&m->lock);
-}
-
-bool machine_check_stream(XboxMachine *m, XssReader *r, GError **errp)
-{
-    LoadCall c = { .r = r, .check_only = true };
-    machine_run_on_vcpu(m, load_on_vcpu, &c);
-    if (!c.ok) {
-        g_propagate_error(errp, c.err);
-    }
-    return c.ok;
-}
-
-bool machine_load_stream(XboxMachine *m, XssReader *r, RamRestore *rr,
-                         GError **errp)
-{
-    LoadCall c = { .r = r, .rr = rr };
-    machine_run_on_vcpu(m, load_on_vcpu, &c);
-    if (!c.ok) {
-        g_propagate_error(errp, c.err);
-    }
-    return c.ok;
+    return restore_descriptors(m, read, opaque, errp);
 }

@@ -26,9 +26,8 @@
 #include "block/block-backend.h"
 #include "hw/ide/ide.h"
 #include "hw/xbox/gpu.h"
-#include "migration/ram-restore.h"
-#include "migration/ram-snapshot.h"
-#include "migration/savestream.h"
+#include "hw/xbox/machine-vmstate.h"
+#include <xblk/xblk.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -74,6 +73,9 @@ typedef struct MachineConfig {
     uint64_t frames_limit;      /* quit after this frame; 0: never */
     bool realtime;              /* pace the virtual clock to host time
                                  * (-machine xbox,realtime=on; see below) */
+    /* The engine for save states (borrowed), or NULL: the machine makes
+     * one on the default GMainContext (machine-savestate.h). */
+    struct XblkEngine *engine;
 } MachineConfig;
 
 /*
@@ -106,6 +108,22 @@ XboxMachine *machine_new(MachineConfig *cfg, GError **errp);
 /* Starts the vCPU thread and hooks it to the run state; it runs now if
  * the run state is "running" (not with -S). */
 void machine_start(XboxMachine *m);
+/* The engine the machine runs on (MachineConfig.engine or its own). */
+XblkEngine *machine_engine(XboxMachine *m);
+
+/* What the machine reports to its host (xblk-system turns them into
+ * QMP events); each may be NULL.  Main loop.  action is QMP's
+ * BlockErrorAction ("ignore", "report", "stop"); ret is -errno. */
+typedef struct MachineEventOps {
+    void (*stop)(void *opaque);
+    void (*block_io_error)(void *opaque, const char *dev, const char *node,
+                           bool is_write, const char *action, int ret);
+    void (*guest_panicked)(void *opaque);
+    void (*shutdown)(void *opaque, bool guest);
+    void (*reset)(void *opaque, bool guest);
+} MachineEventOps;
+/* Process-wide, as QMP's events are; ops is copied (NULL: none). */
+void machine_set_event_ops(const MachineEventOps *ops, void *opaque);
 /* Stops and joins the vCPU thread, waits for host I/O in flight, frees
  * everything (main loop). */
 void machine_free(XboxMachine *m);
@@ -183,15 +201,13 @@ const void *machine_ram_map_read(XboxMachine *m, uint64_t gpa, uint64_t len);
 
 /* ---- save states (hw/xbox/machine-savestate.c) ----
  *
- * The machine's section list (machine-vmstate.h), built once after the
- * devices are wired.  Quiescing parks the vCPU at the first step
- * boundary at which no disk request is outstanding (the machine's I/O
- * list empty and ide_in_flight() == 0): if requests are outstanding the
- * vCPU runs on (also when it was stopped) until they are delivered at
- * their virtual deadlines.  Parking is invisible to the guest (a
- * preempted slice goes on after it), so a run with a save or load
- * attempt shows the guest exactly what a run without one does. */
-VMStateSet *machine_vmstate_sections(XboxMachine *m);
+ * Quiescing parks the vCPU at the first step boundary at which no disk
+ * request is outstanding (the machine's I/O list empty and
+ * ide_in_flight() == 0): if requests are outstanding the vCPU runs on
+ * (also when it was stopped) until they are delivered at their virtual
+ * deadlines.  Parking is invisible to the guest (a preempted slice goes
+ * on after it), so a run with a save or load attempt shows the guest
+ * exactly what a run without one does. */
 /* Main loop.  request; poll until 1 (parked, quiescent) or -1 (*errp
  * set: the machine shut down or was stopped meanwhile; the request is
  * over); end lets the vCPU run again if it ran at the request (also after
@@ -205,9 +221,16 @@ void machine_quiesce_cancel(XboxMachine *m);
 bool machine_quiesce(XboxMachine *m, GError **errp);
 /* When the vCPU parked for the last quiesce (g_get_monotonic_time in ns). */
 int64_t machine_quiesce_park_ns(XboxMachine *m);
+/* fn(opaque) runs the moment a quiesce request is met (on the vCPU
+ * thread, or in machine_quiesce_request when nothing runs the guest),
+ * with the machine's lock held: it must only signal. */
+void machine_set_quiesce_notify(XboxMachine *m, void (*fn)(void *opaque),
+                                void *opaque);
 /* Guest RAM's host address (machine_ram_size bytes, page aligned): the
  * save states capture and replace it while the vCPU is parked. */
 void *machine_ram_host(XboxMachine *m);
+/* The machine's device sections in load order (machine-vmstate.h). */
+guint machine_sections(XboxMachine *m, MachineSection *out);
 /* What a save captures besides the device sections. */
 typedef struct MachineCapture {
     uint64_t frame;
@@ -216,10 +239,21 @@ typedef struct MachineCapture {
     uint32_t scanout_base;      /* the picture shown (gpu_scanout): its */
     uint32_t scanout_pitch;     /* pixels are in the RAM captured with it */
 } MachineCapture;
-/* Quiesced: every device section into w (on the vCPU thread), with the
- * frame, virtual clock, registers and scanout of the instant. */
-bool machine_capture_devices(XboxMachine *m, XssWriter *w,
-                             MachineCapture *out, GError **errp);
+/* Quiesced, on the vCPU thread (machine_run_on_vcpu): the machine's own
+ * fields into its section, and the frame, virtual clock, registers and
+ * scanout of the instant. */
+void machine_capture(XboxMachine *m, MachineCapture *out);
+/* Quiesced, vCPU thread, around a load's RAM and device loads: begin
+ * before anything changes; end after (changed: RAM was replaced) takes
+ * over the loaded frame, forgets host-side frame stops, drops the
+ * vCPU's translated code and puts back the descriptor bytes the CPU
+ * load set accessed, read from the state with read. */
+typedef bool MachineStateRamReadFn(void *opaque, uint64_t gpa, void *buf,
+                                   size_t len, GError **errp);
+void machine_load_begin(XboxMachine *m);
+bool machine_load_end(XboxMachine *m, bool changed,
+                      MachineStateRamReadFn *read, void *opaque,
+                      GError **errp);
 /* The frame hash (x-query-frame's) computed piecewise: every byte of RAM
  * in address order, then finish with the registers of the same instant
  * (frees h).  Any thread. */
@@ -227,13 +261,5 @@ typedef struct MachineHash MachineHash;
 MachineHash *machine_hash_new(void);
 void machine_hash_update(MachineHash *h, const void *buf, size_t len);
 char *machine_hash_finish(MachineHash *h, const GByteArray *regs);
-/* Quiesced: checks every device section of r against the machine (no
- * change).  machine_load_stream: loads r - guest RAM by moving rr's
- * prepared image into place (ram_restore_commit), the devices, the CPU
- * last - and takes over its frame, forgetting host-side frame stops; a
- * refusal before the RAM moved changes nothing. */
-bool machine_check_stream(XboxMachine *m, XssReader *r, GError **errp);
-bool machine_load_stream(XboxMachine *m, XssReader *r, RamRestore *rr,
-                         GError **errp);
 
 #endif

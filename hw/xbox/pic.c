@@ -12,7 +12,6 @@
  * master's IRR bit 2 mirrors the slave's INT output after every change.
  */
 #include "hw/xbox/pic.h"
-#include "util/error.h"
 #include <glib.h>
 
 typedef struct Pic8259 {
@@ -311,68 +310,74 @@ void pic_ioport_write(void *opaque, uint32_t port, uint32_t val,
 /* A chip's state is all of Pic8259; nothing else (no timer, no line is
  * driven on load: the machine's own section carries the line levels). */
 static bool pic_chip_check(const void *current, const void *scratch,
-                           int version_id, GError **errp)
+                           int version_id, XblkError **err)
 {
     const Pic8259 *c = scratch;
     if (c->vector_base & 7) {
-        error_setg(errp, "vector base 0x%02x is not a multiple of 8",
-                   c->vector_base);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "vector base 0x%02x is not a multiple of 8",
+                       c->vector_base);
         return false;
     }
     if (c->init_step == 1) {
-        error_setg(errp, "initialization step 1 does not exist");
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "initialization step 1 does not exist");
         return false;
     }
     return true;
 }
 
-static const VMStateDescription pic_chip_vmsd = {
+static const XblkDeviceDesc pic_chip_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "i8259",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(Pic8259),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(Pic8259),
     .check = pic_chip_check,
-    .fields = (const VMStateField[]){
-        VMS_U8(Pic8259, irr),
-        VMS_U8(Pic8259, isr),
-        VMS_U8(Pic8259, imr),
-        VMS_U8(Pic8259, lines),
-        VMS_U8(Pic8259, vector_base),
-        VMS_U8(Pic8259, lowest, VMS_MAX(7)),
-        VMS_U8(Pic8259, init_step, VMS_MAX(4)),
-        VMS_BOOL(Pic8259, need_icw4),
-        VMS_BOOL(Pic8259, single),
-        VMS_BOOL(Pic8259, level_mode),
-        VMS_BOOL(Pic8259, aeoi),
-        VMS_BOOL(Pic8259, sfnm),
-        VMS_BOOL(Pic8259, rotate_aeoi),
-        VMS_BOOL(Pic8259, special_mask),
-        VMS_BOOL(Pic8259, read_isr),
-        VMS_BOOL(Pic8259, poll),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_U8(Pic8259, irr),
+        XBLK_U8(Pic8259, isr),
+        XBLK_U8(Pic8259, imr),
+        XBLK_U8(Pic8259, lines),
+        XBLK_U8(Pic8259, vector_base),
+        XBLK_U8(Pic8259, lowest, XBLK_MAX(7)),
+        XBLK_U8(Pic8259, init_step, XBLK_MAX(4)),
+        XBLK_BOOL(Pic8259, need_icw4),
+        XBLK_BOOL(Pic8259, single),
+        XBLK_BOOL(Pic8259, level_mode),
+        XBLK_BOOL(Pic8259, aeoi),
+        XBLK_BOOL(Pic8259, sfnm),
+        XBLK_BOOL(Pic8259, rotate_aeoi),
+        XBLK_BOOL(Pic8259, special_mask),
+        XBLK_BOOL(Pic8259, read_isr),
+        XBLK_BOOL(Pic8259, poll),
+        XBLK_FIELDS_END
     },
 };
 
 /* Restores the cascade invariant (a no-op for a state saved here). */
-static bool pic_post_load(void *opaque, int version_id, GError **errp)
+static bool pic_post_load(void *opaque, int version_id, XblkError **err)
 {
     update_cascade(opaque);
     return true;
 }
 
-static const VMStateDescription pic_vmsd = {
+static const XblkDeviceDesc pic_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "pic",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(PicPair),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(PicPair),
     .post_load = pic_post_load,
-    .fields = (const VMStateField[]){
-        VMS_STRUCT_ARRAY(PicPair, chip, 2, &pic_chip_vmsd, Pic8259),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_STRUCT_ARRAY(PicPair, chip, 2, &pic_chip_desc, Pic8259),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *pic_vmstate(void)
+const XblkDeviceDesc *pic_vmstate(void)
 {
-    return &pic_vmsd;
+    return &pic_desc;
 }

@@ -20,7 +20,7 @@
 #ifndef XBLK_HW_XBOX_PIC_H
 #define XBLK_HW_XBOX_PIC_H
 
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,7 +49,7 @@ uint8_t pic_acknowledge(PicPair *pic);
 uint32_t pic_ioport_read(void *pic, uint32_t port, unsigned size);
 void pic_ioport_write(void *pic, uint32_t port, uint32_t val, unsigned size);
 
-/* Save states: the description of a PicPair (opaque: the PicPair). */
-const VMStateDescription *pic_vmstate(void);
+/* Save states: the table of a PicPair (opaque: the PicPair). */
+const XblkDeviceDesc *pic_vmstate(void);
 
 #endif

@@ -4,7 +4,7 @@
  * reachable from locals declared volatile or freed after the jump.
  */
 #include "hw/xbox/picture.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <png.h>
 #include <string.h>
 
@@ -53,7 +53,7 @@ done:
     g_free(row);
     if (!ok) {
         g_byte_array_unref(out);
-        error_setg(errp, "PNG encoding of a %dx%d picture failed", w, h);
+        hw_error_set(errp, "PNG encoding of a %dx%d picture failed", w, h);
         return NULL;
     }
     return g_byte_array_free_to_bytes(out);

@@ -17,7 +17,6 @@
  * of channel 0 is what the IRQ line was last told.
  */
 #include "hw/xbox/pit.h"
-#include "util/error.h"
 #include <glib.h>
 
 typedef struct PitCounter {
@@ -406,49 +405,51 @@ void pit_ioport_write(void *opaque, uint32_t port, uint32_t val,
 #define PIT_SAVE_MAX_TICK (1ll << 48)
 
 static bool pit_counter_check(const void *current, const void *scratch,
-                              int version_id, GError **errp)
+                              int version_id, XblkError **err)
 {
     const PitCounter *c = scratch;
     if (c->bcd && (c->initial > 9999 || c->pending_initial > 9999)) {
-        error_setg(errp, "BCD count above 9999");
+        xblk_error_set(err, XBLK_ERROR_INVALID, "BCD count above 9999");
         return false;
     }
     return true;
 }
 
-static const VMStateDescription pit_counter_vmsd = {
+static const XblkDeviceDesc pit_counter_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "i8254-counter",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(PitCounter),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(PitCounter),
     .check = pit_counter_check,
-    .fields = (const VMStateField[]){
-        VMS_U8(PitCounter, mode, VMS_MAX(5)),
-        VMS_U8(PitCounter, rw, VMS_RANGE(1, 3)),
-        VMS_BOOL(PitCounter, bcd),
-        VMS_BOOL(PitCounter, write_msb_next),
-        VMS_BOOL(PitCounter, read_msb_next),
-        VMS_U8(PitCounter, lsb_written),
-        VMS_BOOL(PitCounter, loaded),
-        VMS_I64(PitCounter, load_tick,
-                VMS_RANGE(-PIT_SAVE_MAX_TICK, PIT_SAVE_MAX_TICK)),
-        VMS_U32(PitCounter, initial, VMS_MAX(0xFFFF)),
-        VMS_BOOL(PitCounter, pending),
-        VMS_I64(PitCounter, pending_tick,
-                VMS_RANGE(-PIT_SAVE_MAX_TICK, PIT_SAVE_MAX_TICK)),
-        VMS_U32(PitCounter, pending_initial, VMS_MAX(0xFFFF)),
-        VMS_BOOL(PitCounter, count_latched),
-        VMS_BOOL(PitCounter, latch_msb_next),
-        VMS_U16(PitCounter, latch),
-        VMS_BOOL(PitCounter, status_latched),
-        VMS_U8(PitCounter, status),
-        VMS_BOOL(PitCounter, out),
-        VMS_I64(PitCounter, cycles_seen, VMS_RANGE(0, PIT_SAVE_MAX_TICK)),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_U8(PitCounter, mode, XBLK_MAX(5)),
+        XBLK_U8(PitCounter, rw, XBLK_RANGE(1, 3)),
+        XBLK_BOOL(PitCounter, bcd),
+        XBLK_BOOL(PitCounter, write_msb_next),
+        XBLK_BOOL(PitCounter, read_msb_next),
+        XBLK_U8(PitCounter, lsb_written),
+        XBLK_BOOL(PitCounter, loaded),
+        XBLK_I64(PitCounter, load_tick,
+                 XBLK_RANGE(-PIT_SAVE_MAX_TICK, PIT_SAVE_MAX_TICK)),
+        XBLK_U32(PitCounter, initial, XBLK_MAX(0xFFFF)),
+        XBLK_BOOL(PitCounter, pending),
+        XBLK_I64(PitCounter, pending_tick,
+                 XBLK_RANGE(-PIT_SAVE_MAX_TICK, PIT_SAVE_MAX_TICK)),
+        XBLK_U32(PitCounter, pending_initial, XBLK_MAX(0xFFFF)),
+        XBLK_BOOL(PitCounter, count_latched),
+        XBLK_BOOL(PitCounter, latch_msb_next),
+        XBLK_U16(PitCounter, latch),
+        XBLK_BOOL(PitCounter, status_latched),
+        XBLK_U8(PitCounter, status),
+        XBLK_BOOL(PitCounter, out),
+        XBLK_I64(PitCounter, cycles_seen, XBLK_RANGE(0, PIT_SAVE_MAX_TICK)),
+        XBLK_FIELDS_END
     },
 };
 
-static bool pit_pre_save(void *opaque, GError **errp)
+static bool pit_pre_save(void *opaque, XblkError **err)
 {
     Pit *pit = opaque;
     pit->base_rel = pit->base_ns - vclock_now(pit->vc);
@@ -456,7 +457,7 @@ static bool pit_pre_save(void *opaque, GError **errp)
     return true;
 }
 
-static bool pit_post_load(void *opaque, int version_id, GError **errp)
+static bool pit_post_load(void *opaque, int version_id, XblkError **err)
 {
     Pit *pit = opaque;
     pit->base_ns = vclock_now(pit->vc) + pit->base_rel;
@@ -464,22 +465,24 @@ static bool pit_post_load(void *opaque, int version_id, GError **errp)
     return true;
 }
 
-static const VMStateDescription pit_vmsd = {
+static const XblkDeviceDesc pit_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "pit",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(Pit),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(Pit),
     .pre_save = pit_pre_save,
     .post_load = pit_post_load,
-    .fields = (const VMStateField[]){
-        VMS_I64(Pit, base_rel, VMS_RANGE(-VTIMER_SAVE_MAX_REL, 0)),
-        VMS_STRUCT(Pit, timer_save, &vtimer_vmsd, VTimerSave),
-        VMS_STRUCT_ARRAY(Pit, ch, 3, &pit_counter_vmsd, PitCounter),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_I64(Pit, base_rel, XBLK_RANGE(-VTIMER_SAVE_MAX_REL, 0)),
+        XBLK_STRUCT(Pit, timer_save, &vtimer_desc, VTimerSave),
+        XBLK_STRUCT_ARRAY(Pit, ch, 3, &pit_counter_desc, PitCounter),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *pit_vmstate(void)
+const XblkDeviceDesc *pit_vmstate(void)
 {
-    return &pit_vmsd;
+    return &pit_desc;
 }

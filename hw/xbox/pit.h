@@ -49,6 +49,6 @@ int64_t pit_tick_start_ns(int64_t tick);
 /* Save states (opaque: the Pit).  Times are kept relative to the clock;
  * loading does not call the OUT callback (the PIC's section has the
  * line). */
-const VMStateDescription *pit_vmstate(void);
+const XblkDeviceDesc *pit_vmstate(void);
 
 #endif

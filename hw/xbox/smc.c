@@ -18,7 +18,6 @@
  *   newline, so a reader of the file sees whole lines promptly.
  */
 #include "hw/xbox/smc.h"
-#include "util/error.h"
 #include <glib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -190,33 +189,36 @@ void smc_ioport_write(void *opaque, uint32_t port, uint32_t val,
 /* ---- save states ---- */
 
 static bool smc_check(const void *current, const void *scratch,
-                      int version_id, GError **errp)
+                      int version_id, XblkError **err)
 {
     const Smc *cur = current, *s = scratch;
     if (cur->ram_size != s->ram_size) {
-        error_setg(errp, "the state was saved with %u bytes of RAM, this "
-                   "machine has %u", s->ram_size, cur->ram_size);
+        xblk_error_set(err, XBLK_ERROR_INVALID,
+                       "the state was saved with %u bytes of RAM, this "
+                       "machine has %u", s->ram_size, cur->ram_size);
         return false;
     }
     return true;
 }
 
-static const VMStateDescription smc_vmsd = {
+static const XblkDeviceDesc smc_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "smc",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(Smc),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(Smc),
     .check = smc_check,
-    .fields = (const VMStateField[]){
-        VMS_U32(Smc, ram_size),
-        VMS_U64(Smc, seed),
-        VMS_BUFFER(Smc, key),
-        VMS_U32(Smc, key_index, VMS_MAX(SMC_KEY_WORDS - 1)),
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_U32(Smc, ram_size),
+        XBLK_U64(Smc, seed),
+        XBLK_BUFFER(Smc, key),
+        XBLK_U32(Smc, key_index, XBLK_MAX(SMC_KEY_WORDS - 1)),
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *smc_vmstate(void)
+const XblkDeviceDesc *smc_vmstate(void)
 {
-    return &smc_vmsd;
+    return &smc_desc;
 }

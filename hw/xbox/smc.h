@@ -6,7 +6,7 @@
 #ifndef XBLK_HW_XBOX_SMC_H
 #define XBLK_HW_XBOX_SMC_H
 
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,6 +35,6 @@ void smc_ioport_write(void *smc, uint32_t port, uint32_t val, unsigned size);
 /* Save states (opaque: the Smc): the key index, and the seed and HDD key
  * the guest can read (a loaded machine answers as the saved one did).
  * The RAM size must match; the debug console is not state. */
-const VMStateDescription *smc_vmstate(void);
+const XblkDeviceDesc *smc_vmstate(void);
 
 #endif

@@ -149,17 +149,19 @@ unsigned vclock_run_due(VClock *vc)
 
 /* ---- save states ---- */
 
-const VMStateDescription vtimer_vmsd = {
+const XblkDeviceDesc vtimer_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "vtimer",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(VTimerSave),
-    .fields = (const VMStateField[]){
-        VMS_BOOL(VTimerSave, armed),
-        VMS_I64(VTimerSave, deadline_rel,
-                VMS_RANGE(-VTIMER_SAVE_MAX_REL, VTIMER_SAVE_MAX_REL)),
-        VMS_U64(VTimerSave, seq_rel, VMS_MAX(VTIMER_SAVE_MAX_SEQ)),
-        VMS_END
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(VTimerSave),
+    .fields = (const XblkField[]){
+        XBLK_BOOL(VTimerSave, armed),
+        XBLK_I64(VTimerSave, deadline_rel,
+                 XBLK_RANGE(-VTIMER_SAVE_MAX_REL, VTIMER_SAVE_MAX_REL)),
+        XBLK_U64(VTimerSave, seq_rel, XBLK_MAX(VTIMER_SAVE_MAX_SEQ)),
+        XBLK_FIELDS_END
     },
 };
 
@@ -208,7 +210,7 @@ void vtimer_restore(VTimer *t, const VTimerSave *s)
     *pp = t;
 }
 
-static bool vclock_post_load(void *opaque, int version_id, GError **errp)
+static bool vclock_post_load(void *opaque, int version_id, XblkError **err)
 {
     vclock_new_restore_base(opaque);
     return true;
@@ -217,18 +219,20 @@ static bool vclock_post_load(void *opaque, int version_id, GError **errp)
 /* Version 1 carries no fields: the target's time is kept (it never goes
  * backwards) and every timer is saved by its owner, relative to it.  The
  * section marks where a load starts restoring timers. */
-static const VMStateDescription vclock_vmsd = {
+static const XblkDeviceDesc vclock_desc = {
+    .size = sizeof(XblkDeviceDesc),
+    .field_size = sizeof(XblkField),
     .name = "vclock",
-    .version_id = 1,
-    .minimum_version_id = 1,
-    .size = sizeof(VClock),
+    .version = 1,
+    .minimum_version = 1,
+    .struct_size = sizeof(VClock),
     .post_load = vclock_post_load,
-    .fields = (const VMStateField[]){
-        VMS_END
+    .fields = (const XblkField[]){
+        XBLK_FIELDS_END
     },
 };
 
-const VMStateDescription *vclock_vmstate(void)
+const XblkDeviceDesc *vclock_vmstate(void)
 {
-    return &vclock_vmsd;
+    return &vclock_desc;
 }

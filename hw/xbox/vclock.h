@@ -19,7 +19,7 @@
 #ifndef XBLK_HW_XBOX_VCLOCK_H
 #define XBLK_HW_XBOX_VCLOCK_H
 
-#include "migration/vmstate.h"
+#include <xblk/xblk.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,14 +70,14 @@ int64_t vclock_next_deadline(const VClock *vc);
 unsigned vclock_run_due(VClock *vc);
 
 /*
- * Save states (migration/vmstate.h).  Everything is relative to the
- * clock: a loaded state keeps the target clock's time (which never goes
- * backwards) and re-arms each timer at the same distance from now.  A
- * timer's owner keeps a VTimerSave next to its VTimer, fills it in its
- * pre_save (vtimer_save) and applies it in its post_load
- * (vtimer_restore); the arm order of timers restored in one load is kept
- * (it breaks ties between equal deadlines), after every timer armed
- * before the load.
+ * Save states (device tables, <xblk/xblk-state.h>).  Everything is
+ * relative to the clock: a loaded state keeps the target clock's time
+ * (which never goes backwards) and re-arms each timer at the same
+ * distance from now.  A timer's owner keeps a VTimerSave next to its
+ * VTimer, fills it in its pre_save (vtimer_save) and applies it in its
+ * post_load (vtimer_restore); the arm order of timers restored in one
+ * load is kept (it breaks ties between equal deadlines), after every
+ * timer armed before the load.
  */
 typedef struct VTimerSave {
     bool armed;
@@ -88,12 +88,12 @@ typedef struct VTimerSave {
 #define VTIMER_SAVE_MAX_REL (1ll << 60)     /* ~36 years of ns */
 #define VTIMER_SAVE_MAX_SEQ (1ll << 40)
 
-extern const VMStateDescription vtimer_vmsd;    /* VTimerSave */
+extern const XblkDeviceDesc vtimer_desc;        /* VTimerSave */
 void vtimer_save(const VTimer *t, VTimerSave *s);
 /* Arms (or deletes) t as s says, without the deadline notification. */
 void vtimer_restore(VTimer *t, const VTimerSave *s);
 /* The clock's own section (opaque: the VClock): starts a new arm-order
  * base for the timers restored after it; the target's time is kept. */
-const VMStateDescription *vclock_vmstate(void);
+const XblkDeviceDesc *vclock_vmstate(void);
 
 #endif

@@ -73,6 +73,11 @@ XBLK_API void xblk_engine_free(XblkEngine *engine);
  * starved (prepare then returns 0).
  */
 XBLK_API int xblk_engine_fd(XblkEngine *engine);
+/* Any thread: fn(arg) runs on the loop thread soon (never inside this
+ * call), calls in the order they were made - how a host's vCPU or
+ * device thread hands work to the loop. */
+XBLK_API void xblk_engine_call(XblkEngine *engine, void (*fn)(void *arg),
+                               void *arg);
 /* The GMainContext * the engine runs on (the host's, or its own), for
  * hosts that attach GLib sources of their own beside it. */
 XBLK_API void *xblk_engine_glib_context(XblkEngine *engine);

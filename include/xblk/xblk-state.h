@@ -77,7 +77,8 @@ XBLK_API bool xblk_ram_add(XblkEngine *engine, const char *name, void *host,
  * bytes to dst, which must lie inside one region (false, nothing
  * written, otherwise); xblk_ram_prepare_write makes [dst, dst + len)
  * writable for a write the host then does itself, before its next pause.
- * Any thread; when no save runs, one atomic load.
+ * Any thread; when no save runs, one atomic load.  engine may be NULL
+ * (the process's engine).
  */
 XBLK_API bool xblk_ram_write(XblkEngine *engine, void *dst, const void *src,
                              size_t len);

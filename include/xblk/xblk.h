@@ -9,6 +9,7 @@
  *   xblk-disk.h      disks: open, read, write, flush, drain
  *   xblk-snapshot.h  snapshot transactions, internal snapshots
  *   xblk-state.h     save states: guest RAM, device tables, the pause
+ *   xblk-monitor.h   the QMP monitor: sockets, host commands and events
  *
  * Build against it with `pkg-config --cflags --libs xblk`.
  */
@@ -20,5 +21,6 @@
 #include "xblk-disk.h"
 #include "xblk-snapshot.h"
 #include "xblk-state.h"
+#include "xblk-monitor.h"
 
 #endif

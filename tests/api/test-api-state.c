@@ -808,7 +808,7 @@ static void test_bad_input(void)
     g_assert_cmpint(o.code, ==, 0);
     g_assert_false(o2.done);
     g_assert_false(xblk_state_save(e, "", NULL, op_done, &o2, &err));
-    expect_error(err, XBLK_ERROR_INVALID, "name"), err = NULL;
+    expect_error(err, XBLK_ERROR_INVALID, "needs a tag"), err = NULL;
     g_assert_false(xblk_state_save(e, "x", NULL, NULL, NULL, &err));
     expect_error(err, XBLK_ERROR_INVALID, "callback"), err = NULL;
     g_assert_cmpint(run_op(&h, XBLK_STATE_SAVE, "ok", &o), ==,

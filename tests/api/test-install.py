@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import xtest  # noqa: E402
 
 HEADERS = ('xblk.h', 'xblk-common.h', 'xblk-engine.h', 'xblk-disk.h',
-           'xblk-snapshot.h')
+           'xblk-snapshot.h', 'xblk-state.h', 'xblk-monitor.h')
 
 HOST = r'''
 #include <xblk/xblk.h>

@@ -11,6 +11,11 @@
  *     guest would observe, so a loaded machine can be compared with the
  *     one it was saved from.
  *
+ * The devices' tables are libxblk's public ones (XblkDeviceDesc);
+ * tm_vmsd() gives the engine's form of one (xblk_api_device_vmsd, as
+ * xblk_device_add registers it), for the tests that drive the engine's
+ * encoder and stream directly.
+ *
  * Header-only (static functions); each test program includes it once and
  * calls test_dir_setup_in_memory() first.
  */
@@ -20,6 +25,7 @@
 #include "tests/hw/ide/ide-test.h"
 #include "hw/ide/vmstate.h"
 #include "hw/xbox/machine-vmstate.h"
+#include "api/internal.h"
 #include "migration/savestream.h"
 #include <stdlib.h>
 #include <xxhash.h>
@@ -53,6 +59,18 @@ typedef struct TestMachine {
     unsigned power_requests;
     VMStateSet *set;
 } TestMachine;
+
+/* The engine's form of a device table (converted once per process). */
+static inline const VMStateDescription *tm_vmsd(const XblkDeviceDesc *desc)
+{
+    XblkError *err = NULL;
+    const VMStateDescription *vmsd = xblk_api_device_vmsd(desc, &err);
+    if (!vmsd) {
+        g_error("device table '%s' refused: %s", desc->name,
+                xblk_error_message(err));
+    }
+    return vmsd;
+}
 
 static inline bool tm_ram_write(void *opaque, uint64_t gpa, const void *buf,
                                 uint64_t len)
@@ -136,7 +154,15 @@ static inline TestMachine *tm_new(const char *tag, int64_t clock_ns)
         .smc = tm->smc, .pad = tm->pad, .gpu = tm->gpu, .ide = tm->ide,
         .cpu = tm->cpu,
     };
-    tm->set = machine_vmstate_set(&d);
+    /* The machine's sections, in its load order, as the engine holds
+     * them after xblk_device_add. */
+    MachineSection sec[MACHINE_SECTIONS_MAX];
+    guint n = machine_vmstate_sections(&d, sec);
+    tm->set = vmstate_set_new();
+    for (guint i = 0; i < n; i++) {
+        vmstate_set_add(tm->set, tm_vmsd(sec[i].desc), sec[i].instance,
+                        sec[i].opaque);
+    }
     return tm;
 }
 

@@ -1,6 +1,7 @@
 /*
  * test-vmstate.c - field tables (migration/vmstate.c) and the device
- * tables of every device of the console.
+ * tables of every device of the console (libxblk's public tables, run
+ * through the engine's form of them, as xblk_device_add registers them).
  *
  * Covers: the exact encoding of every field type; refusals (truncated,
  * trailing bytes, a bool that is not 0/1, out-of-range values, a VBUFFER
@@ -445,6 +446,13 @@ static void test_timers_relative(void)
 
 /* ---- devices ---- */
 
+/* The engine's form of the devices' public tables (machine-test.h). */
+#define CPU_VMSD tm_vmsd(cpu_vmstate())
+#define PIC_VMSD tm_vmsd(pic_vmstate())
+#define PIT_VMSD tm_vmsd(pit_vmstate())
+#define SMC_VMSD tm_vmsd(smc_vmstate())
+#define IDE_VMSD tm_vmsd(ide_vmstate())
+
 /* save(src) -> load(dst) -> save(dst) == save(src). */
 static void roundtrip(const VMStateDescription *desc, void *src, void *dst)
 {
@@ -474,6 +482,17 @@ static void test_machine_sections(void)
 {
     TestMachine *a = tm_new("a", 5000);
     TestMachine *b = tm_new("b", 123456789);
+    /* The machine's load order (machine-vmstate.h): the clock first, the
+     * CPU last, once RAM and every device are in place. */
+    static const char *const order[] = {
+        "vclock", "machine", "pic", "pit", "smc", "gamepad", "gpu", "ide",
+        "cpu",
+    };
+    g_assert_cmpuint(vmstate_set_count(a->set), ==, G_N_ELEMENTS(order));
+    for (guint i = 0; i < G_N_ELEMENTS(order); i++) {
+        g_assert_cmpstr(vmstate_set_entry(a->set, i)->desc->name, ==,
+                        order[i]);
+    }
     tm_scenario(a);
     memcpy(b->th->ram, a->th->ram, TM_RAM);
     for (guint i = 0; i < vmstate_set_count(a->set); i++) {
@@ -517,7 +536,7 @@ static void test_cpu_preempted_slice(void)
     g_assert_cmpint(cpu_run(a->cpu, 333), ==, CPU_EXIT_PREEMPTED);
     cpu_clear_preempt(a->cpu);
     memcpy(b->th->ram, a->th->ram, TM_RAM);
-    roundtrip(cpu_vmstate(), a->cpu, b->cpu);
+    roundtrip(CPU_VMSD, a->cpu, b->cpu);
     uint64_t a0 = *cpu_block_counter(a->cpu), b0 = *cpu_block_counter(b->cpu);
     g_assert_cmpint(cpu_resume_slice(a->cpu), ==, CPU_EXIT_BUDGET);
     g_assert_cmpint(cpu_resume_slice(b->cpu), ==, CPU_EXIT_BUDGET);
@@ -543,7 +562,7 @@ static void test_cpu_fresh_code(void)
     g_assert_cmpint(cpu_run(b->cpu, 200), ==, CPU_EXIT_BUDGET);
     g_assert_cmpint(cpu_run(a->cpu, 200), ==, CPU_EXIT_BUDGET);
     memcpy(b->th->ram, a->th->ram, TM_RAM);
-    roundtrip(cpu_vmstate(), a->cpu, b->cpu);
+    roundtrip(CPU_VMSD, a->cpu, b->cpu);
     cpu_run(a->cpu, 500);
     cpu_run(b->cpu, 500);
     CpuRegs ra, rb;
@@ -565,27 +584,27 @@ static void test_cpu_refusals(void)
     g_assert_cmpint(cpu_run(a->cpu, 100), ==, CPU_EXIT_BUDGET);
     GByteArray *s = g_byte_array_new();
     GError *err = NULL;
-    g_assert_true(vmstate_save(cpu_vmstate(), a->cpu, s, &err));
+    g_assert_true(vmstate_save(CPU_VMSD, a->cpu, s, &err));
     g_autoptr(GByteArray) before = cpu_register_image(a->cpu);
 
     /* Encoding offsets: 8 GPRs, EIP, EFLAGS at 36, 6 selectors, CR0 at
      * 52, CR2, CR3, CR4 at 64, DR0-7, GDT base at 100. */
     s->data[38] |= 0x02;                    /* EFLAGS.VM */
-    g_assert_false(vmstate_load(cpu_vmstate(), a->cpu, s->data, s->len, 1,
+    g_assert_false(vmstate_load(CPU_VMSD, a->cpu, s->data, s->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "virtual-8086 mode"));
     g_clear_error(&err);
     s->data[38] &= ~0x02;
     s->data[55] |= 0x80;                    /* CR0.PG */
     s->data[64] |= 0x20;                    /* CR4.PAE */
-    g_assert_false(vmstate_load(cpu_vmstate(), a->cpu, s->data, s->len, 1,
+    g_assert_false(vmstate_load(CPU_VMSD, a->cpu, s->data, s->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "PAE paging"));
     g_clear_error(&err);
     s->data[55] &= ~0x80;
     s->data[64] &= ~0x20;
     s->data[103] = 0x7F;                    /* GDT at 0x7F000500 */
-    g_assert_false(vmstate_load(cpu_vmstate(), a->cpu, s->data, s->len, 1,
+    g_assert_false(vmstate_load(CPU_VMSD, a->cpu, s->data, s->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "the descriptor of CS selector "
                             "0x8 is not mapped in RAM"));
@@ -596,7 +615,7 @@ static void test_cpu_refusals(void)
     /* A ring-3 stack segment cannot be loaded. */
     s->data[103] = 0;
     s->data[42] |= 3;                       /* SS RPL 3 */
-    g_assert_false(vmstate_load(cpu_vmstate(), a->cpu, s->data, s->len, 1,
+    g_assert_false(vmstate_load(CPU_VMSD, a->cpu, s->data, s->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "SS selector 0x13"));
     g_clear_error(&err);
@@ -616,7 +635,7 @@ static void test_pic_pit_standalone(void)
     pit_ioport_write(p1, 0x40, 0x00, 1);
     vclock_warp_to(c1, 7777);
     vclock_run_due(c1);
-    roundtrip(pit_vmstate(), p1, p2);
+    roundtrip(PIT_VMSD, p1, p2);
     for (int i = 0; i < 50; i++) {
         vclock_warp_to(c1, vclock_now(c1) + 1111);
         vclock_warp_to(c2, vclock_now(c2) + 1111);
@@ -643,15 +662,15 @@ static void test_pic_pit_standalone(void)
     PicPair *pic = pic_new();
     GByteArray *a = g_byte_array_new();
     GError *err = NULL;
-    g_assert_true(vmstate_save(pic_vmstate(), pic, a, &err));
+    g_assert_true(vmstate_save(PIC_VMSD, pic, a, &err));
     a->data[4] = 0x21;                              /* chip[0].vector_base */
-    g_assert_false(vmstate_load(pic_vmstate(), pic, a->data, a->len, 1,
+    g_assert_false(vmstate_load(PIC_VMSD, pic, a->data, a->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "chip[0]: vector base 0x21"));
     g_clear_error(&err);
     a->data[4] = 0x20;
     a->data[6] = 5;                                 /* init_step */
-    g_assert_false(vmstate_load(pic_vmstate(), pic, a->data, a->len, 1,
+    g_assert_false(vmstate_load(PIC_VMSD, pic, a->data, a->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "chip[0].init_step"));
     g_clear_error(&err);
@@ -667,14 +686,20 @@ static void test_smc_ram_mismatch(void)
     GByteArray *a = g_byte_array_new(), *b = g_byte_array_new();
     GError *err = NULL;
     smc_ioport_write(s128, SMC_PORT_BASE + 0x10, 3, 4);
-    g_assert_true(vmstate_save(smc_vmstate(), s128, b, &err));
-    g_assert_true(vmstate_save(smc_vmstate(), s64, a, &err));
-    g_assert_false(vmstate_load(smc_vmstate(), s64, b->data, b->len, 1,
+    g_assert_true(vmstate_save(SMC_VMSD, s128, b, &err));
+    g_assert_true(vmstate_save(SMC_VMSD, s64, a, &err));
+    g_assert_false(vmstate_load(SMC_VMSD, s64, b->data, b->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "this machine has 67108864"));
     g_clear_error(&err);
+    /* The public table's hook refuses the state as invalid input. */
+    XblkError *xerr = NULL;
+    g_assert_false(smc_vmstate()->check(s64, s128, 1, &xerr));
+    g_assert_cmpint(xblk_error_code(xerr), ==, XBLK_ERROR_INVALID);
+    g_assert_nonnull(strstr(xblk_error_message(xerr), "bytes of RAM"));
+    xblk_error_free(xerr);
     g_byte_array_set_size(b, 0);
-    g_assert_true(vmstate_save(smc_vmstate(), s64, b, &err));
+    g_assert_true(vmstate_save(SMC_VMSD, s64, b, &err));
     g_assert_cmpmem(a->data, a->len, b->data, b->len);
     smc_free(s64);
     smc_free(s128);
@@ -689,20 +714,20 @@ static void test_ide_layout_mismatch(void)
     GByteArray *s = g_byte_array_new(), *before = g_byte_array_new();
     GByteArray *after = g_byte_array_new();
     GError *err = NULL;
-    g_assert_true(vmstate_save(ide_vmstate(), a->ide, s, &err));
+    g_assert_true(vmstate_save(IDE_VMSD, a->ide, s, &err));
     /* A controller with the disk only. */
     IDETest *t = idet_new(1 << 20);
     g_autofree char *p = raw_image("lone.raw", 1 << 20, 3);
     BlockBackend *blk = raw_open(p, true);
     IDEDriveConfig c = idet_config(IDE_DRIVE_HD, blk, "hd");
     idet_attach(t, 0, &c);
-    g_assert_true(vmstate_save(ide_vmstate(), t->c, before, &err));
-    g_assert_false(vmstate_load(ide_vmstate(), t->c, s->data, s->len, 1,
+    g_assert_true(vmstate_save(IDE_VMSD, t->c, before, &err));
+    g_assert_false(vmstate_load(IDE_VMSD, t->c, s->data, s->len, 1,
                                 &err));
     g_assert_nonnull(strstr(err->message, "the state has a DVD drive at "
                             "IDE position 1, this machine no drive"));
     g_clear_error(&err);
-    g_assert_true(vmstate_save(ide_vmstate(), t->c, after, &err));
+    g_assert_true(vmstate_save(IDE_VMSD, t->c, after, &err));
     g_assert_cmpmem(before->data, before->len, after->data, after->len);
     idet_free(t);
     blk_unref(blk);
@@ -727,20 +752,25 @@ static void test_ide_held_request(void)
     idet_attach(t, 0, &c);
     GByteArray *clean = g_byte_array_new(), *x = g_byte_array_new();
     GError *err = NULL;
-    g_assert_true(vmstate_save(ide_vmstate(), t->c, clean, &err));
+    g_assert_true(vmstate_save(IDE_VMSD, t->c, clean, &err));
     blkdebug_fail(dbg, BLKDBG_OP_READ, EIO, true);
     ata_regs28(t, PRI, 0, 5, 1);
     ata_cmd(t, PRI, 0x20);
     idet_run(t);
     g_assert_cmpuint(t->th->stop_requests, ==, 1);
-    g_assert_false(vmstate_save(ide_vmstate(), t->c, x, &err));
+    g_assert_false(vmstate_save(IDE_VMSD, t->c, x, &err));
     g_assert_nonnull(strstr(err->message, "werror/rerror=stop"));
     g_clear_error(&err);
-    g_assert_true(vmstate_load(ide_vmstate(), t->c, clean->data, clean->len,
+    /* The public table's pre_save: a failure, not invalid input. */
+    XblkError *xerr = NULL;
+    g_assert_false(ide_vmstate()->pre_save(t->c, &xerr));
+    g_assert_cmpint(xblk_error_code(xerr), ==, XBLK_ERROR_FAILED);
+    xblk_error_free(xerr);
+    g_assert_true(vmstate_load(IDE_VMSD, t->c, clean->data, clean->len,
                                1, &err));
     g_assert_no_error(err);
     g_byte_array_set_size(x, 0);
-    g_assert_true(vmstate_save(ide_vmstate(), t->c, x, &err));
+    g_assert_true(vmstate_save(IDE_VMSD, t->c, x, &err));
     g_assert_cmpmem(clean->data, clean->len, x->data, x->len);
     ide_resume(t->c);           /* nothing left to retry */
     idet_run(t);

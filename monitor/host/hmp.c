@@ -3,10 +3,10 @@
  * snapshots.  Each command writes into a GString with "\n" line ends;
  * hmp_execute() turns them into "\r\n" as QEMU's monitor prints them.
  * Texts follow QEMU 7.2's (eject and change run the QMP commands of
- * monitor/qmp-media.c and print their errors as "Error: ..."); later
+ * monitor/host/qmp-media.c and print their errors as "Error: ..."); later
  * issues add commands to the table below.
  */
-#include "monitor/hmp.h"
+#include "monitor/host/hmp.h"
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/snapshot.h"

@@ -2,8 +2,9 @@
  * qmp-savestate.c - save states on the monitor: QEMU's job commands
  * snapshot-save, snapshot-load and snapshot-delete, the HMP commands
  * savevm, loadvm and delvm (hmp.c's table calls the functions at the
- * end), x-query-snapshot-stats and x-query-save-state.  The work is hw/xbox/machine-
- * savestate.c's; this file adapts it to the job model (block/job.h).
+ * end), x-query-snapshot-stats and x-query-save-state.  The work is
+ * hw/xbox/machine-savestate.c's; this file adapts it to the job model
+ * (block/job.h).  Part of the emulator's monitor (monitor/host/host.h).
  *
  * As in QEMU, the commands only check what makes a job impossible (a
  * machine, the job-id); everything else - a duplicate or missing tag, a
@@ -16,7 +17,7 @@
  */
 #include "block/job.h"
 #include "hw/xbox/machine-savestate.h"
-#include "monitor/hmp.h"
+#include "monitor/host/hmp.h"
 #include "qapi/qapi-commands.h"
 #include "util/error.h"
 #include <string.h>

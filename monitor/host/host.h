@@ -1,0 +1,22 @@
+/*
+ * host.h - the emulator's part of the monitor: the commands of
+ * qapi/qapi-schema.json that are not the engine's (run state, frames,
+ * removable media, save states, screendump, HMP, quit).  They need the
+ * console machine (hw/), so they live in libsys.a, beside the machine,
+ * and only xblk-system and the hardware tests link them; the engine's
+ * monitor (the files directly in monitor/, in libxblk) never calls into them.
+ *
+ * The generated marshallers of this part (build/qapi/qapi-commands.c,
+ * from qapi/qapi-schema.json with --extern qapi/engine-schema.json) call
+ * the qmp_*() functions of the files in monitor/host/.
+ */
+#ifndef XBLK_MONITOR_HOST_HOST_H
+#define XBLK_MONITOR_HOST_HOST_H
+
+/* Registers the host's commands in monitor_commands() (the engine's are
+ * there already), makes query-qmp-schema describe the whole schema and
+ * query-block show the machine's drives.  Main loop, once, before the
+ * first client connects. */
+void qmp_host_init(void);
+
+#endif
