@@ -554,7 +554,14 @@ static void event_reset(void *opaque, bool guest)
                                        : SHUTDOWN_CAUSE_HOST_QMP_SYSTEM_RESET);
 }
 
+static void event_tray_moved(void *opaque, const char *dev,
+                             const char *qdev, bool open)
+{
+    qapi_event_send_device_tray_moved(dev, qdev, open);
+}
+
 static const MachineEventOps machine_events = {
+    .tray_moved = event_tray_moved,
     .stop = event_stop,
     .block_io_error = event_block_io_error,
     .guest_panicked = event_guest_panicked,

@@ -26,9 +26,7 @@
  */
 #include "hw/xbox/machine-media.h"
 #include "block/block_int.h"
-#include "qapi/qapi-events.h"
-#include "util/error.h"
-#include "util/main-loop.h"
+#include "hw/error.h"
 #include <errno.h>
 #include <string.h>
 
@@ -98,7 +96,8 @@ void machine_media_free(MachineMedia *mm)
         if (!busy) {
             break;
         }
-        aio_poll(true);
+        g_main_context_iteration(
+            xblk_engine_glib_context(machine_engine(mm->m)), TRUE);
     }
     flush_moves(mm);
     for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
@@ -144,8 +143,8 @@ static void flush_moves(MachineMedia *mm)
             return;
         }
         MediaDrive *md = &mm->drives[mv->index];
-        qapi_event_send_device_tray_moved(md->cfg->id ? md->cfg->id : "",
-                                          md->qdev, mv->open);
+        machine_event_tray_moved(md->cfg->id ? md->cfg->id : "", md->qdev,
+                                 mv->open);
         g_free(mv);
     }
 }
@@ -181,7 +180,7 @@ void machine_media_tray_moved(MachineMedia *mm, const char *dev_name,
     }
     g_mutex_unlock(&mm->lock);
     if (schedule) {
-        aio_bh_schedule(moves_bh, mm);
+        xblk_engine_call(machine_engine(mm->m), moves_bh, mm);
     }
 }
 
@@ -355,7 +354,7 @@ static MediaDrive *media_drive_err(XboxMachine *m, int index, GError **errp)
 {
     MediaDrive *md = media_drive(m, index);
     if (!md || !md->cfg->blk) {
-        error_setg(errp, "no drive at IDE index %d", index);
+        hw_error_set(errp, "no drive at IDE index %d", index);
     }
     return md && md->cfg->blk ? md : NULL;
 }
@@ -409,7 +408,7 @@ bool machine_media_insert(XboxMachine *m, int index, BlockDriverState *bs,
     }
     BlockBackend *blk = md->cfg->blk;
     if (blk_bs(blk)) {
-        error_setg(errp, "There already is a medium in the device");
+        hw_error_set(errp, "There already is a medium in the device");
         return false;
     }
     blk_insert_bs(blk, bs);

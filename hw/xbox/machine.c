@@ -305,6 +305,13 @@ void machine_set_event_ops(const MachineEventOps *ops, void *opaque)
     event_opaque = opaque;
 }
 
+void machine_event_tray_moved(const char *dev, const char *qdev, bool open)
+{
+    if (event_ops.tray_moved) {
+        event_ops.tray_moved(event_opaque, dev, qdev, open);
+    }
+}
+
 static void stop_vm(XblkRunState st)
 {
     bool was_running = runstate_is_running();

@@ -121,9 +121,14 @@ typedef struct MachineEventOps {
     void (*guest_panicked)(void *opaque);
     void (*shutdown)(void *opaque, bool guest);
     void (*reset)(void *opaque, bool guest);
+    /* A drive's tray moved (dev: its -drive id, qdev: its device path). */
+    void (*tray_moved)(void *opaque, const char *dev, const char *qdev,
+                       bool open);
 } MachineEventOps;
 /* Process-wide, as QMP's events are; ops is copied (NULL: none). */
 void machine_set_event_ops(const MachineEventOps *ops, void *opaque);
+/* For machine-media.c: reports a tray movement through the hooks. */
+void machine_event_tray_moved(const char *dev, const char *qdev, bool open);
 /* Stops and joins the vCPU thread, waits for host I/O in flight, frees
  * everything (main loop). */
 void machine_free(XboxMachine *m);

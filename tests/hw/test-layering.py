@@ -34,8 +34,7 @@ TRANSITIONAL = {
     # The machine starts its drives' requests with blk_aio_*.
     'hw/xbox/machine.c': {'util/iov.h'},
     # Media control for the monitor: root state, tray events, I/O status.
-    'hw/xbox/machine-media.c': {'block/block_int.h', 'qapi/qapi-events.h',
-                                'util/error.h', 'util/main-loop.h'},
+    'hw/xbox/machine-media.c': {'block/block_int.h'},
     # Drives wrapped as XblkDisks; synchronous waits for the monitor's
     # jobs (coroutines) and HMP.
     'hw/xbox/machine-savestate.c': {'api/internal.h', 'util/coroutine.h',
