@@ -26,7 +26,7 @@
 #include "hw/runstate.h"
 #include "hw/xbox/cpu.h"
 #include "hw/xbox/machine.h"
-#include "hw/xbox/machine-savestate.h"
+#include "monitor/host/machine-state.h"
 #include "monitor/host/host.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"

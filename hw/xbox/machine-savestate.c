@@ -18,11 +18,10 @@
  *                disc's path and ISO 9660 title, a 320x240 PNG of the
  *                scanout gathered from the streamed pages
  *
- * The calls below (machine_save_state, ...) wait for the engine's
- * completion: from a coroutine (a QMP job) by yielding, otherwise by
- * iterating the loop.  Transitional: those waits and the drives' wrapping
- * use engine internals (util/, api/internal.h) until the monitor's job
- * code waits for itself and the host hands the machine XblkDisks.
+ * Operations start here and complete through a callback; the host
+ * program waits for them its own way (monitor/host/machine-state.c: a
+ * QMP job yields, HMP and -loadvm iterate the loop).  The drives reach
+ * the engine as XblkDisks the host hands over (machine_savestate_add_disk).
  *
  * Invariants: one machine is attached at a time (one engine per
  * process); the per-operation fields (cap, hash, screen, ...) are written
@@ -30,12 +29,8 @@
  * cleared when the next one starts.
  */
 #include "hw/xbox/machine-savestate.h"
-#include "api/internal.h"
-#include "hw/xbox/machine-media.h"
-#include "hw/xbox/picture.h"
-#include "util/coroutine.h"
 #include "hw/error.h"
-#include "util/main-loop.h"
+#include "hw/xbox/picture.h"
 #include <string.h>
 
 /* How often the loop looks for a quiesce that failed (ms). */
@@ -284,19 +279,6 @@ static bool register_machine(MachineStateHost *h, XblkError **err)
     return xblk_engine_set_host(h->engine, &ops, err);
 }
 
-/* Every drive with a backend, as a disk of the engine named by its id. */
-static void wrap_drives(MachineStateHost *h)
-{
-    for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
-        MachineDriveInfo info;
-        if (machine_drive_info(h->m, i, &info) && info.blk) {
-            g_ptr_array_add(h->disks, xblk_api_disk_wrap(h->engine,
-                                                         info.blk,
-                                                         info.name));
-        }
-    }
-}
-
 bool machine_savestate_attach(XboxMachine *m, GError **errp)
 {
     XblkError *err = NULL;
@@ -313,7 +295,6 @@ bool machine_savestate_attach(XboxMachine *m, GError **errp)
         return false;
     }
     machine_set_quiesce_notify(m, quiesced_notify, h);
-    wrap_drives(h);
     attached = h;
     return true;
 }
@@ -334,230 +315,115 @@ void machine_savestate_detach(XboxMachine *m)
     attached = NULL;
 }
 
-/* ---- waiting for an operation ---- */
+void machine_savestate_add_disk(XboxMachine *m, XblkDisk *disk)
+{
+    g_ptr_array_add(host_of(m)->disks, disk);
+}
 
-typedef struct Wait {
+guint machine_savestate_disk_count(XboxMachine *m)
+{
+    return attached && attached->m == m ? attached->disks->len : 0;
+}
+
+/* ---- operations ---- */
+
+typedef struct MachineOp {
     MachineStateHost *h;
-    const MachineStateArgs *args;
-    bool done;
-    GError *err;
-    XblkStateStats stats;
-    Coroutine *co;              /* waiting in it, or NULL */
-} Wait;
+    XblkStateOp op;
+    char *tag;
+    MachineStateDoneFn *done;
+    void *opaque;               /* done's */
+    MachineStateProgressFn *progress;
+    void *progress_opaque;      /* the caller's args->opaque */
+} MachineOp;
 
-static void wait_done(void *opaque, const XblkError *err,
-                      const XblkStateStats *stats)
+static void op_progress(void *opaque, uint64_t done, uint64_t total)
 {
-    Wait *w = opaque;
-    w->done = true;
-    w->stats = *stats;
-    if (err) {
-        w->err = g_error_new(HW_ERROR, HW_ERROR_FAILED, "%s", xblk_error_message(err));
-    }
-    if (w->co) {
-        co_wake(g_steal_pointer(&w->co));
+    MachineOp *o = opaque;
+    if (o->progress) {
+        o->progress(o->progress_opaque, done, total);
     }
 }
 
-static void wait_progress(void *opaque, uint64_t done, uint64_t total)
+/* The figures of x-query-snapshot-stats, then the caller's callback. */
+static void op_done(void *opaque, const XblkError *err,
+                    const XblkStateStats *stats)
 {
-    Wait *w = opaque;
-    if (w->args && w->args->progress) {
-        w->args->progress(w->args->opaque, done, total);
+    MachineOp *o = opaque;
+    if (!err && o->op == XBLK_STATE_SAVE) {
+        save_stats = (MachineSaveStats){
+            .valid = true,
+            .guest_pause_ns = stats->pause_ns,
+            .durable_ns = stats->total_ns,
+            .vm_state_size = stats->vm_state_size,
+            .raw_size = stats->raw_size,
+            .peak_cow_bytes = stats->peak_cow_bytes,
+            .frame = stats->frame,
+        };
+        g_strlcpy(save_stats.tag, o->tag, sizeof(save_stats.tag));
+    } else if (!err && o->op == XBLK_STATE_LOAD) {
+        load_stats = (MachineLoadStats){
+            .valid = true,
+            .guest_pause_ns = stats->pause_ns,
+            .total_ns = stats->total_ns,
+            .frame = stats->frame,
+        };
+        g_strlcpy(load_stats.tag, o->tag, sizeof(load_stats.tag));
     }
+    o->done(o->opaque, err, stats);
+    g_free(o->tag);
+    g_free(o);
 }
 
-/* The caller's cancel flag, looked at while the operation runs. */
-static gboolean cancel_watch_cb(gpointer opaque)
-{
-    Wait *w = opaque;
-    if (w->args && w->args->cancelled &&
-        w->args->cancelled(w->args->opaque)) {
-        xblk_state_cancel(w->h->engine);
-    }
-    return G_SOURCE_CONTINUE;
-}
-
-static bool wait_for(Wait *w, GError **errp)
-{
-    guint watch = aio_timeout_add(5, cancel_watch_cb, w);
-    while (!w->done) {
-        if (co_in_coroutine()) {
-            w->co = co_self();
-            co_yield();
-        } else {
-            aio_poll(true);
-        }
-    }
-    aio_source_remove(watch);
-    if (w->err) {
-        g_propagate_error(errp, w->err);
-        return false;
-    }
-    return true;
-}
-
-static XblkStateOptions options_of(const MachineStateArgs *a)
-{
-    XblkStateOptions o = { .size = sizeof(o), .progress = wait_progress };
-    if (a) {
-        o.overwrite = a->overwrite;
-        o.vmstate_disk = a->vmstate;
-        o.disks = (const char *const *)a->devices;
-    }
-    return o;
-}
-
-static bool started(bool ok, XblkError *err, GError **errp)
-{
-    if (!ok) {
-        hw_error_set(errp, "%s", xblk_error_message(err));
-        xblk_error_free(err);
-    }
-    return ok;
-}
-
-/* The inserted disc: its path and the ISO 9660 volume identifier (the
- * title), both NULL without one. */
-static void disc_info(XboxMachine *m, char **path, char **title)
-{
-    *path = *title = NULL;
-    for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
-        MachineDriveInfo info;
-        BlockDriverState *bs;
-        if (!machine_drive_info(m, i, &info) || !info.removable ||
-            !(bs = blk_bs(info.blk))) {
-            continue;
-        }
-        *path = g_strdup(bdrv_get_filename(bs));
-        uint8_t pvd[2048];
-        if (blk_pread(info.blk, 16 * 2048, sizeof(pvd), pvd) >= 0 &&
-            pvd[0] == 1 && !memcmp(pvd + 1, "CD001", 5)) {
-            g_autofree char *id = g_strndup((char *)pvd + 40, 32);
-            g_strchomp(id);
-            if (*id && g_utf8_validate(id, -1, NULL)) {
-                *title = g_steal_pointer(&id);
-            }
-        }
-        return;
-    }
-}
-
-/* ---- save, load, delete ---- */
-
-bool machine_save_state(XboxMachine *m, const char *tag,
-                        const MachineStateArgs *args, GError **errp)
+bool machine_state_start(XboxMachine *m, XblkStateOp op, const char *tag,
+                         const MachineStateArgs *args,
+                         MachineStateDoneFn *done, void *opaque,
+                         GError **errp)
 {
     MachineStateHost *h = host_of(m);
     XblkError *err = NULL;
-    if (machine_guest_shut_down(m)) {
+    if (op == XBLK_STATE_SAVE && machine_guest_shut_down(m)) {
         hw_error_set(errp, "the guest has shut down: nothing to save");
         return false;
     }
     if (xblk_state_busy(h->engine)) {
         hw_error_set(errp, "a save, load or delete of a state is in "
-                   "progress");
+                     "progress");
         return false;
     }
-    op_clear(h);
-    /* Read before the save: no disk read inside the pause. */
-    disc_info(m, &h->disc_path, &h->title);
-    Wait w = { .h = h, .args = args };
-    XblkStateOptions o = options_of(args);
-    o.progress_opaque = &w;
-    if (!started(xblk_state_save(h->engine, tag, &o, wait_done, &w, &err),
-                 err, errp) || !wait_for(&w, errp)) {
-        return false;
+    if (op == XBLK_STATE_SAVE) {
+        op_clear(h);
+        /* Read by the host before the save: no disk read in the pause. */
+        h->disc_path = g_strdup(args ? args->disc_path : NULL);
+        h->title = g_strdup(args ? args->title : NULL);
     }
-    save_stats = (MachineSaveStats){
-        .valid = true,
-        .guest_pause_ns = w.stats.pause_ns,
-        .durable_ns = w.stats.total_ns,
-        .vm_state_size = w.stats.vm_state_size,
-        .raw_size = w.stats.raw_size,
-        .peak_cow_bytes = w.stats.peak_cow_bytes,
-        .frame = w.stats.frame,
+    MachineOp *o = g_new0(MachineOp, 1);
+    *o = (MachineOp){
+        .h = h, .op = op, .tag = g_strdup(tag), .done = done,
+        .opaque = opaque, .progress = args ? args->progress : NULL,
+        .progress_opaque = args ? args->opaque : NULL,
     };
-    g_strlcpy(save_stats.tag, tag, sizeof(save_stats.tag));
-    return true;
-}
-
-bool machine_load_state(XboxMachine *m, const char *tag,
-                        const MachineStateArgs *args, GError **errp)
-{
-    MachineStateHost *h = host_of(m);
-    XblkError *err = NULL;
-    Wait w = { .h = h, .args = args };
-    XblkStateOptions o = options_of(args);
-    o.progress_opaque = &w;
-    if (!started(xblk_state_load(h->engine, tag, &o, wait_done, &w, &err),
-                 err, errp) || !wait_for(&w, errp)) {
-        return false;
-    }
-    load_stats = (MachineLoadStats){
-        .valid = true,
-        .guest_pause_ns = w.stats.pause_ns,
-        .total_ns = w.stats.total_ns,
-        .frame = w.stats.frame,
+    XblkStateOptions opts = {
+        .size = sizeof(opts), .progress = op_progress,
+        .progress_opaque = o,
     };
-    g_strlcpy(load_stats.tag, tag, sizeof(load_stats.tag));
-    return true;
-}
-
-bool machine_delete_state(XboxMachine *m, const char *tag,
-                          const MachineStateArgs *args, GError **errp)
-{
-    MachineStateHost *h = host_of(m);
-    XblkError *err = NULL;
-    Wait w = { .h = h, .args = args };
-    XblkStateOptions o = options_of(args);
-    o.progress_opaque = &w;
-    return started(xblk_state_delete(h->engine, tag, &o, wait_done, &w,
-                                     &err), err, errp) &&
-           wait_for(&w, errp);
-}
-
-static void report_line(void *opaque, const char *line)
-{
-    g_string_append_printf(opaque, "%s\n", line);
-}
-
-int machine_state_cleanup(XboxMachine *m, GString *report, GError **errp)
-{
-    XblkError *err = NULL;
-    int n = xblk_state_cleanup(host_of(m)->engine, report_line, report,
-                               &err);
-    if (n < 0) {
+    if (args) {
+        opts.overwrite = args->overwrite;
+        opts.vmstate_disk = args->vmstate;
+        opts.disks = (const char *const *)args->devices;
+    }
+    bool ok = op == XBLK_STATE_SAVE ?
+              xblk_state_save(h->engine, tag, &opts, op_done, o, &err) :
+              op == XBLK_STATE_LOAD ?
+              xblk_state_load(h->engine, tag, &opts, op_done, o, &err) :
+              xblk_state_delete(h->engine, tag, &opts, op_done, o, &err);
+    if (!ok) {
         hw_error_set(errp, "%s", xblk_error_message(err));
         xblk_error_free(err);
+        g_free(o->tag);
+        g_free(o);
     }
-    return n;
-}
-
-bool machine_state_metadata(XboxMachine *m, const char *tag,
-                            XssMetadata *out, GError **errp)
-{
-    XblkError *err = NULL;
-    XblkStateInfo *info = xblk_state_info(host_of(m)->engine, tag, &err);
-    if (!info) {
-        hw_error_set(errp, "%s", xblk_error_message(err));
-        xblk_error_free(err);
-        return false;
-    }
-    *out = (XssMetadata){
-        .frame = info->frame,
-        .frame_hash = g_steal_pointer(&info->frame_hash),
-        .disc_path = g_steal_pointer(&info->disc_path),
-        .title = g_steal_pointer(&info->title),
-        .thumb_width = info->thumbnail_width,
-        .thumb_height = info->thumbnail_height,
-    };
-    if (info->thumbnail_png) {
-        out->thumbnail_png = g_bytes_new_take(
-            g_steal_pointer(&info->thumbnail_png), info->thumbnail_png_len);
-    }
-    xblk_state_info_free(info);
-    return true;
+    return ok;
 }
 
 bool machine_state_busy(void)

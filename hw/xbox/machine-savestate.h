@@ -21,7 +21,6 @@
 #define XBLK_HW_XBOX_MACHINE_SAVESTATE_H
 
 #include "hw/xbox/machine.h"
-#include "migration/savestream.h"   /* XssMetadata (transitional) */
 #include <xblk/xblk.h>
 
 typedef struct MachineSaveStats {
@@ -59,10 +58,14 @@ typedef struct MachineStateArgs {
     /* Save: a state of the same tag is deleted first (HMP savevm). */
     bool overwrite;
     MachineStateProgressFn *progress;
-    /* Polled while it runs; true stops a save before its state is
-     * durable (nothing is left) or a load before any change. */
+    /* For the host's waits (monitor/host/machine-state.c): polled while
+     * it runs; true stops a save before its state is durable (nothing is
+     * left) or a load before any change. */
     bool (*cancelled)(void *opaque);
-    void *opaque;
+    void *opaque;               /* progress's and cancelled's */
+    /* Save: the disc inserted and its title, for the menu (the host
+     * reads them before: no disk read inside the pause). */
+    const char *disc_path, *title;
 } MachineStateArgs;
 
 /* Binds the machine to the engine (machine_new does it): its RAM, its
@@ -72,39 +75,29 @@ typedef struct MachineStateArgs {
 bool machine_savestate_attach(XboxMachine *m, GError **errp);
 void machine_savestate_detach(XboxMachine *m);
 
-/* Refuses a tag that already exists on one of the disks unless
- * overwrite (nothing is changed then), a machine without a writable disk
- * that can hold a VM state, a guest that has shut down. */
-bool machine_save_state(XboxMachine *m, const char *tag,
-                        const MachineStateArgs *args, GError **errp);
-/* Refuses, with the machine and every disk unchanged, a tag missing on
- * one writable disk, a stream of another machine type or RAM size, or
- * one that does not check out against the machine's devices. */
-bool machine_load_state(XboxMachine *m, const char *tag,
-                        const MachineStateArgs *args, GError **errp);
-/* Deletes the snapshot tag from every writable disk that has it (of
- * args->devices if given); a tag that is nowhere is no error (QEMU's
- * delvm and snapshot-delete). */
-bool machine_delete_state(XboxMachine *m, const char *tag,
-                          const MachineStateArgs *args, GError **errp);
+/* Hands a drive to the engine's save states (every writable one takes
+ * part); the machine closes it when it is freed.  Main loop. */
+void machine_savestate_add_disk(XboxMachine *m, XblkDisk *disk);
+guint machine_savestate_disk_count(XboxMachine *m);
 
 /*
- * At start, before anything loads: removes every save state that a kill
- * or power loss left unfinished - a tag that some writable disks have and
- * others lack, with a machine clock and without a VM state on any (a save
- * lists its VM state's disk last).  One line per removal goes to report.
- * Returns how many states were removed, or -1 with *errp set.
+ * Starts a save, load or delete of the state tag (xblk-state.h says what
+ * each refuses and guarantees); done(opaque, ...) runs on the main loop
+ * when it is over, never inside this call.  Refused at once (false,
+ * *errp): a save of a guest that shut down, an operation while one runs,
+ * what libxblk refuses before starting.  args may be NULL.
  */
-int machine_state_cleanup(XboxMachine *m, GString *report, GError **errp);
-
-/* A state's metadata (frame, frame hash, disc path, title, thumbnail),
- * read from its VM state; false with *errp if it has none. */
-bool machine_state_metadata(XboxMachine *m, const char *tag,
-                            XssMetadata *out, GError **errp);
+typedef void MachineStateDoneFn(void *opaque, const XblkError *err,
+                                const XblkStateStats *stats);
+bool machine_state_start(XboxMachine *m, XblkStateOp op, const char *tag,
+                         const MachineStateArgs *args,
+                         MachineStateDoneFn *done, void *opaque,
+                         GError **errp);
 
 /* True while a save, load or delete runs (a second one is refused). */
 bool machine_state_busy(void);
 
+/* The figures of the last successful save and load. */
 const MachineSaveStats *machine_last_save_stats(void);
 const MachineLoadStats *machine_last_load_stats(void);
 

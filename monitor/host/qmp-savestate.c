@@ -16,7 +16,7 @@
  * once the load's pause began it finishes.
  */
 #include "block/job.h"
-#include "hw/xbox/machine-savestate.h"
+#include "monitor/host/machine-state.h"
 #include "monitor/host/hmp.h"
 #include "qapi/qapi-commands.h"
 #include "util/error.h"

@@ -16,7 +16,7 @@
 #include "block/block-backend.h"
 #include "hw/runstate.h"
 #include "hw/xbox/machine-media.h"
-#include "hw/xbox/machine-savestate.h"
+#include "monitor/host/machine-state.h"
 #include "hw/xbox/picture.h"
 #include "util/main-loop.h"
 #include <png.h>
