@@ -103,6 +103,23 @@ void xblk_disk_close(XblkDisk *d)
     g_free(d);
 }
 
+BlockBackend *xblk_api_disk_blk(XblkDisk *d)
+{
+    return d ? d->blk : NULL;
+}
+
+XblkDisk *xblk_api_disk_of_blk(BlockBackend *blk)
+{
+    XblkEngine *e = xblk_api_engine();
+    for (GList *l = e ? e->disks : NULL; l; l = l->next) {
+        XblkDisk *d = l->data;
+        if (d->blk == blk) {
+            return d;
+        }
+    }
+    return NULL;
+}
+
 XblkDisk *xblk_api_disk_wrap(XblkEngine *engine, BlockBackend *blk,
                              const char *name)
 {

@@ -48,6 +48,9 @@ struct XblkDisk {
  * drops the reference it took. */
 XblkDisk *xblk_api_disk_wrap(XblkEngine *engine, BlockBackend *blk,
                              const char *name);
+/* The backend behind a disk; the disk that wraps blk, or NULL. */
+BlockBackend *xblk_api_disk_blk(XblkDisk *disk);
+XblkDisk *xblk_api_disk_of_blk(BlockBackend *blk);
 
 /* The engine of the process, or NULL. */
 XblkEngine *xblk_api_engine(void);

@@ -126,7 +126,8 @@ static int coroutine_fn read_directory(BlockDriverState *bs, uint8_t **out,
         uint8_t gran = dir[pos + 17];
         if (name == 0 || name > BME_MAX_NAME || extra > (1 << 20) ||
             gran < 9 || gran > 31 ||
-            pos + BME_HEADER + (uint64_t)extra + name > size) {
+            /* The entry with its padding to 8 bytes (the spec's size). */
+            pos + bme_size(name, extra) > size) {
             goto bad;
         }
         pos += bme_size(name, extra);

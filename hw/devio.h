@@ -28,7 +28,7 @@
 #ifndef XBLK_HW_DEVIO_H
 #define XBLK_HW_DEVIO_H
 
-#include "block/block-backend.h"
+#include <xblk/xblk.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,7 +44,7 @@ typedef enum {
 
 struct DevIORequest {
     /* Filled by the device before devhost_submit(). */
-    BlockBackend *blk;
+    XblkDisk *disk;
     DevIOOp op;
     int64_t offset;         /* bytes into the medium */
     void *buf;              /* bounce buffer owned by the device */

@@ -23,6 +23,7 @@
 #include "block/block-backend.h"
 #include "block/block-events.h"
 #include "block/blockdev.h"
+#include "api/internal.h"
 #include "hw/runstate.h"
 #include "hw/xbox/cpu.h"
 #include "hw/xbox/machine.h"
@@ -44,6 +45,10 @@ typedef struct SysOpts {
     bool have_machine, xbox;
     MachineConfig mc;
     bool drive_used[MACHINE_IDE_DRIVES];
+    /* The drives' backends until the machine is made: then each becomes
+     * the XblkDisk of its MachineDriveConfig. */
+    BlockBackend *drive_blk[MACHINE_IDE_DRIVES];
+    XblkEngine *engine;         /* the machine's, on the default context */
     GPtrArray *devices;         /* -device arguments, after the nodes */
     int anon_devices;           /* -device without id= so far */
     GPtrArray *qmp;             /* -qmp arguments, opened last */
@@ -386,6 +391,7 @@ static bool add_drive(SysOpts *so, const char *arg, GError **errp)
         return false;
     }
     MachineDriveConfig d = { 0 };
+    BlockBackend *blk = NULL;
     d.id = id ? g_steal_pointer(&id) : default_drive_id(index, cd);
     if (!fill_drive(&d, o, cd, errp) || !check_new_name(d.id, errp)) {
         goto fail;
@@ -394,22 +400,28 @@ static bool add_drive(SysOpts *so, const char *arg, GError **errp)
         error_setg(errp, "drive %s: a disk needs file=", d.id);
         goto fail;
     }
-    d.blk = open_drive_file(o, file && *file ? file : NULL,
-                            read_only || cd, &d.open_flags, errp);
-    if (!d.blk) {
+    blk = open_drive_file(o, file && *file ? file : NULL, read_only || cd,
+                          &d.open_flags, errp);
+    if (!blk) {
         goto fail;
     }
-    blk_set_name(d.blk, d.id);
-    if (blk_bs(d.blk)) {
-        d.node_name = g_strdup(bdrv_get_node_name(blk_bs(d.blk)));
+    blk_set_name(blk, d.id);
+    if (blk_bs(blk)) {
+        d.node_name = g_strdup(bdrv_get_node_name(blk_bs(blk)));
+        d.open_flags = bdrv_get_flags(blk_bs(blk));
     }
+    d.open_flags &= HOST_MEDIUM_FLAGS_MASK;
     if (!no_leftovers(o, "-drive", errp)) {
         goto fail;
     }
     so->mc.drives[index] = d;
+    so->drive_blk[index] = blk;
     so->drive_used[index] = true;
     return true;
 fail:
+    if (blk) {
+        blk_unref(blk);
+    }
     machine_config_clear(&(MachineConfig){ .drives[0] = d });
     return false;
 }
@@ -434,6 +446,7 @@ static bool add_device(SysOpts *so, const char *arg, GError **errp)
         return false;
     }
     MachineDriveConfig d = { 0 };
+    BlockBackend *blk = NULL;
     /* QEMU's device paths: the id, or a number under peripheral-anon. */
     d.qdev = id ? g_strdup(id)
                 : g_strdup_printf("/machine/peripheral-anon/device[%d]",
@@ -456,19 +469,20 @@ static bool add_device(SysOpts *so, const char *arg, GError **errp)
                        driver, node);
             goto fail;
         }
-        d.blk = blk_new();
-        blk_insert_bs(d.blk, bs);
-        blk_set_name(d.blk, d.id);
+        blk = blk_new();
+        blk_insert_bs(blk, bs);
+        blk_set_name(blk, d.id);
         d.node_name = g_strdup(node);
-        d.open_flags = bdrv_get_flags(bs);
+        d.open_flags = bdrv_get_flags(bs) & HOST_MEDIUM_FLAGS_MASK;
     } else {
-        d.blk = blk_new();      /* an empty DVD drive */
-        blk_set_name(d.blk, d.id);
+        blk = blk_new();        /* an empty DVD drive */
+        blk_set_name(blk, d.id);
     }
     if (g_str_has_prefix(d.qdev, "/")) {
         so->anon_devices++;
     }
     so->mc.drives[index] = d;
+    so->drive_blk[index] = blk;
     so->drive_used[index] = true;
     return true;
 fail:
@@ -588,6 +602,24 @@ static XboxMachine *create_machine(SysOpts *so, GError **errp)
     if (!open_debugcon(so, errp)) {
         return NULL;
     }
+    /* The engine the machine's drives and save states live in. */
+    XblkError *xerr = NULL;
+    XblkEngineOptions eo = {
+        .size = sizeof(eo), .glib_context = g_main_context_default(),
+    };
+    if (!(so->engine = xblk_engine_new(&eo, &xerr))) {
+        error_setg(errp, "%s", xblk_error_message(xerr));
+        xblk_error_free(xerr);
+        return NULL;
+    }
+    for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
+        if (so->drive_blk[i]) {
+            so->mc.drives[i].disk = xblk_api_disk_wrap(
+                so->engine, so->drive_blk[i], so->mc.drives[i].id);
+            blk_unref(g_steal_pointer(&so->drive_blk[i]));
+        }
+    }
+    so->mc.engine = so->engine;
     return machine_new(&so->mc, errp);
 }
 
@@ -712,6 +744,12 @@ static bool open_monitors(SysOpts *so)
 static void sysopts_clear(SysOpts *so)
 {
     machine_config_clear(&so->mc);
+    for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
+        if (so->drive_blk[i]) {
+            blk_unref(so->drive_blk[i]);
+        }
+    }
+    xblk_engine_free(so->engine);
     g_ptr_array_unref(so->devices);
     g_ptr_array_unref(so->qmp);
     if (so->debugcon_file) {

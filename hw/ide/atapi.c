@@ -19,13 +19,13 @@
  *   - A command that fails ends in the status phase with CHECK CONDITION:
  *     ERR set, the sense key in Error bits 7:4, sense data kept for
  *     REQUEST SENSE.  Any other command clears the sense data first.
- *   - The medium is readable only when a BlockBackend is inserted and the
+ *   - The medium is readable only when a disk (XblkDisk) is inserted and the
  *     tray is closed.  Closing the tray on a medium (or inserting one into
  *     a closed, empty drive) raises UNIT ATTENTION 28h/00h, reported once
  *     to the next command other than INQUIRY, REQUEST SENSE, GET
  *     CONFIGURATION and GET EVENT STATUS NOTIFICATION.
  *   - Opening the tray or removing the medium aborts a READ in progress
- *     (NOT READY); the machine keeps the old BlockBackend alive until
+ *     (NOT READY); the machine keeps the old disk alive until
  *     ide_in_flight() says its requests are done.
  *   - ide_cd_open_tray on a tray locked by PREVENT ALLOW MEDIUM REMOVAL,
  *     without force, leaves it closed and queues an eject request for the
@@ -110,12 +110,12 @@ enum {
 
 bool atapi_medium_present(IDEDrive *d)
 {
-    return d->blk && !d->atapi.tray_open;
+    return d->disk && !d->atapi.tray_open;
 }
 
 int64_t atapi_nb_sectors(IDEDrive *d)
 {
-    int64_t len = d->blk ? blk_getlength(d->blk) : 0;
+    int64_t len = d->disk ? xblk_disk_length(d->disk, NULL) : 0;
     return len > 0 ? len / ATAPI_SECTOR_SIZE : 0;
 }
 
@@ -707,7 +707,7 @@ static void atapi_tray_set(IDEDrive *d, bool open)
     if (h->ops->tray_moved) {
         h->ops->tray_moved(h, d->id, open);
     }
-    if (!d->blk) {
+    if (!d->disk) {
         return;
     }
     if (open) {
@@ -872,23 +872,23 @@ bool ide_cd_eject(IDEController *c, int index, bool force, GError **errp)
     d->atapi.prevent = false;
     atapi_tray_set(d, true);
     atapi_medium_gone(d);
-    d->blk = NULL;
+    d->disk = NULL;
     return true;
 }
 
-bool ide_cd_set_medium(IDEController *c, int index, BlockBackend *blk,
+bool ide_cd_set_medium(IDEController *c, int index, XblkDisk *disk,
                        GError **errp)
 {
     IDEDrive *d = atapi_lookup(c, index, errp);
     if (!d) {
         return false;
     }
-    if (!d->atapi.tray_open && d->blk) {
+    if (!d->atapi.tray_open && d->disk) {
         hw_error_set(errp, "Tray of device '%s' is not open", d->id);
         return false;
     }
-    d->blk = blk;
-    if (blk && !d->atapi.tray_open) {
+    d->disk = disk;
+    if (disk && !d->atapi.tray_open) {
         d->atapi.unit_attention = true;
         d->atapi.event = ATAPI_EV_NEW_MEDIA;
     }

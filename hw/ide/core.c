@@ -81,7 +81,7 @@ static uint8_t ide_ready_status(const IDEDrive *d)
 
 static int64_t ide_nb_sectors(IDEDrive *d)
 {
-    int64_t len = d->blk ? blk_getlength(d->blk) : 0;
+    int64_t len = d->disk ? xblk_disk_length(d->disk, NULL) : 0;
     return len > 0 ? len / IDE_SECTOR_SIZE : 0;
 }
 
@@ -132,7 +132,7 @@ IDERequest *ide_request_new(IDEDrive *d, DevIOOp op, int64_t offset,
     r->gen = d->gen;
     r->done = done;
     r->is_write = op != DEVIO_READ;
-    r->io.blk = d->blk;
+    r->io.disk = d->disk;
     r->io.op = op;
     r->io.offset = offset;
     r->io.len = len;
@@ -156,7 +156,7 @@ static void ide_request_free(IDERequest *r)
 void ide_request_submit(IDEDrive *d, IDERequest *r)
 {
     IDEController *c = d->ctrl;
-    g_assert(!r->submitted && r->io.blk);
+    g_assert(!r->submitted && r->io.disk);
     if (!g_list_find(c->reqs, r)) {
         c->reqs = g_list_prepend(c->reqs, r);
     }
@@ -1109,7 +1109,7 @@ static void ide_erase_done(IDEDrive *d, IDERequest *r, int ret);
 
 static void ide_erase_next(IDEDrive *d)
 {
-    int64_t len = blk_getlength(d->blk);
+    int64_t len = xblk_disk_length(d->disk, NULL);
     if (d->erase_pos >= len) {
         ide_security_disable(d);
         ide_write_cmd_done(d);
@@ -1691,14 +1691,14 @@ bool ide_attach(IDEController *c, int index, const IDEDriveConfig *cfg,
         return false;
     }
     if (cfg->kind == IDE_DRIVE_HD &&
-        (!cfg->blk || blk_getlength(cfg->blk) < 0)) {
+        (!cfg->disk || xblk_disk_length(cfg->disk, NULL) < 0)) {
         hw_error_set(errp, "IDE unit %d: a hard disk needs a medium", index);
         return false;
     }
     bool hd = cfg->kind == IDE_DRIVE_HD;
     g_autofree char *serial = g_strdup_printf("XBLK%04d", index);
     d->kind = cfg->kind;
-    d->blk = cfg->blk;
+    d->disk = cfg->disk;
     d->id = g_strdup(cfg->id ? cfg->id : "");
     d->node_name = g_strdup(cfg->node_name);
     ide_copy_string(d->model, sizeof(d->model), cfg->model,
@@ -1752,7 +1752,7 @@ bool ide_drive_info(IDEController *c, int index, IDEDriveInfo *out)
     }
     *out = (IDEDriveInfo) {
         .kind = d->kind,
-        .blk = d->blk,
+        .disk = d->disk,
         .tray_open = d->kind == IDE_DRIVE_CD && d->atapi.tray_open,
         .medium_locked = d->kind == IDE_DRIVE_CD && d->atapi.prevent,
         .security_locked = d->sec.locked,

@@ -36,7 +36,7 @@ typedef enum {
 
 typedef struct IDEDriveConfig {
     IDEDriveKind kind;
-    BlockBackend *blk;          /* NULL: a CD drive without medium */
+    XblkDisk *disk;             /* NULL: a CD drive without medium */
     const char *id;             /* device name, e.g. "ide0-hd0" (copied) */
     const char *node_name;      /* root node name for events, or NULL */
     const char *model;          /* NULL: defaults (copied) */
@@ -76,13 +76,13 @@ bool ide_cd_open_tray(IDEController *c, int index, bool force,
                       GError **errp);
 bool ide_cd_close_tray(IDEController *c, int index, GError **errp);
 bool ide_cd_eject(IDEController *c, int index, bool force, GError **errp);
-/* Inserts blk (tray must be open or empty); NULL removes the medium. */
-bool ide_cd_set_medium(IDEController *c, int index, BlockBackend *blk,
+/* Inserts disk (tray must be open or empty); NULL removes the medium. */
+bool ide_cd_set_medium(IDEController *c, int index, XblkDisk *disk,
                        GError **errp);
 
 typedef struct IDEDriveInfo {
     IDEDriveKind kind;
-    BlockBackend *blk;
+    XblkDisk *disk;
     bool tray_open;             /* CD */
     bool medium_locked;         /* CD: PREVENT ALLOW MEDIUM REMOVAL */
     bool security_locked;       /* HD: locked by the SECURITY feature set */

@@ -198,7 +198,7 @@ typedef struct IDEDrive {
     IDEController *ctrl;
     uint8_t chan, unit;
     IDEDriveKind kind;
-    BlockBackend *blk;
+    XblkDisk *disk;
     char *id;
     char *node_name;
     char model[41], serial[21], firmware[9];

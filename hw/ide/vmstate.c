@@ -144,7 +144,7 @@ static bool ide_drive_check(const void *current, const void *scratch,
                        "SECURITY data phase of command 0x%02x", d->cmd);
         return false;
     }
-    if (d->op == IDE_OP_ATAPI_READ && !cur->blk) {
+    if (d->op == IDE_OP_ATAPI_READ && !cur->disk) {
         xblk_error_set(err, XBLK_ERROR_INVALID,
                        "a DVD read in progress, but this drive has no medium");
         return false;

@@ -25,7 +25,6 @@
  * loop); machine.c (creation, DevHost callbacks, cont).
  */
 #include "hw/xbox/machine-media.h"
-#include "block/block_int.h"
 #include "hw/error.h"
 #include <errno.h>
 #include <string.h>
@@ -52,9 +51,6 @@ struct MachineMedia {
     unsigned bh_pending;        /* bottom halves not run yet */
 };
 
-/* The flags that describe a medium's "root state" (QEMU's term). */
-#define MEDIA_FLAGS_MASK (BDRV_O_RDWR | BDRV_O_NOCACHE | BDRV_O_NO_FLUSH | \
-                          BDRV_O_UNMAP)
 
 MachineMedia *machine_media_new(XboxMachine *m, MachineDriveConfig *drives)
 {
@@ -73,11 +69,7 @@ MachineMedia *machine_media_new(XboxMachine *m, MachineDriveConfig *drives)
         md->qdev = d->qdev ? g_strdup(d->qdev)
                            : g_strdup_printf("/machine/unattached/device[%d]",
                                              next_unattached++);
-        md->open_flags = d->open_flags & MEDIA_FLAGS_MASK;
-        if (d->blk && blk_bs(d->blk)) {
-            md->open_flags = bdrv_get_flags(blk_bs(d->blk)) &
-                             MEDIA_FLAGS_MASK;
-        }
+        md->open_flags = d->open_flags;
     }
     return mm;
 }
@@ -245,11 +237,11 @@ int machine_drive_find(XboxMachine *m, const char *name, const char *qdev)
     return -1;
 }
 
-int machine_drive_of_blk(XboxMachine *m, BlockBackend *blk)
+int machine_drive_of_disk(XboxMachine *m, XblkDisk *disk)
 {
     for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
         MediaDrive *md = media_drive(m, i);
-        if (md && blk && md->cfg->blk == blk) {
+        if (md && disk && md->cfg->disk == disk) {
             return i;
         }
     }
@@ -271,7 +263,7 @@ static void info_on_vcpu(XboxMachine *m, void *opaque)
 bool machine_drive_info(XboxMachine *m, int index, MachineDriveInfo *out)
 {
     MediaDrive *md = media_drive(m, index);
-    if (!md || !md->cfg->blk) {
+    if (!md || !md->cfg->disk) {
         return false;
     }
     InfoCall c = { .index = index };
@@ -285,7 +277,7 @@ bool machine_drive_info(XboxMachine *m, int index, MachineDriveInfo *out)
         .kind = c.info.kind,
         .name = md->cfg->id ? md->cfg->id : "",
         .qdev = md->qdev,
-        .blk = md->cfg->blk,
+        .disk = md->cfg->disk,
         .removable = c.info.kind == IDE_DRIVE_CD,
         .tray_open = c.info.tray_open,
         .locked = c.info.medium_locked,
@@ -310,7 +302,7 @@ typedef struct MediaCall {
     int index;
     bool force;
     bool locked;                /* open: left closed, eject requested */
-    BlockBackend *blk;          /* set_medium */
+    XblkDisk *disk;             /* set_medium */
     bool ok;
     GError *err;
 } MediaCall;
@@ -334,7 +326,7 @@ static void close_on_vcpu(XboxMachine *m, void *opaque)
 static void set_medium_on_vcpu(XboxMachine *m, void *opaque)
 {
     MediaCall *c = opaque;
-    c->ok = ide_cd_set_medium(machine_ide(m), c->index, c->blk, &c->err);
+    c->ok = ide_cd_set_medium(machine_ide(m), c->index, c->disk, &c->err);
 }
 
 /* Runs fn on the vCPU, then emits the movements it made. */
@@ -353,10 +345,10 @@ static bool media_call(XboxMachine *m, MachineCallFn *fn, MediaCall *c,
 static MediaDrive *media_drive_err(XboxMachine *m, int index, GError **errp)
 {
     MediaDrive *md = media_drive(m, index);
-    if (!md || !md->cfg->blk) {
+    if (!md || !md->cfg->disk) {
         hw_error_set(errp, "no drive at IDE index %d", index);
     }
-    return md && md->cfg->blk ? md : NULL;
+    return md && md->cfg->disk ? md : NULL;
 }
 
 bool machine_media_open_tray(XboxMachine *m, int index, bool force,
@@ -386,37 +378,36 @@ bool machine_media_remove(XboxMachine *m, int index, GError **errp)
     if (!md) {
         return false;
     }
-    BlockBackend *blk = md->cfg->blk;
-    if (!blk_bs(blk)) {
+    if (!machine_disk_has_medium(md->cfg->disk)) {
         return true;
     }
-    MediaCall c = { .index = index, .blk = NULL };
-    if (!media_call(m, set_medium_on_vcpu, &c, errp)) {
-        return false;
-    }
-    md->open_flags = bdrv_get_flags(blk_bs(blk)) & MEDIA_FLAGS_MASK;
-    blk_remove_bs(blk);
-    return true;
+    MediaCall c = { .index = index, .disk = NULL };
+    return media_call(m, set_medium_on_vcpu, &c, errp);
 }
 
-bool machine_media_insert(XboxMachine *m, int index, BlockDriverState *bs,
+bool machine_media_insert(XboxMachine *m, int index, int open_flags,
                           GError **errp)
 {
     MediaDrive *md = media_drive_err(m, index, errp);
     if (!md) {
         return false;
     }
-    BlockBackend *blk = md->cfg->blk;
-    if (blk_bs(blk)) {
-        hw_error_set(errp, "There already is a medium in the device");
+    if (!machine_disk_has_medium(md->cfg->disk)) {
+        hw_error_set(errp, "The drive's disk holds no medium");
         return false;
     }
-    blk_insert_bs(blk, bs);
-    MediaCall c = { .index = index, .blk = blk };
+    MediaCall c = { .index = index, .disk = md->cfg->disk };
     if (!media_call(m, set_medium_on_vcpu, &c, errp)) {
-        blk_remove_bs(blk);
         return false;
     }
-    md->open_flags = bdrv_get_flags(bs) & MEDIA_FLAGS_MASK;
+    md->open_flags = open_flags;
     return true;
+}
+
+void machine_media_set_open_flags(XboxMachine *m, int index, int open_flags)
+{
+    MediaDrive *md = media_drive(m, index);
+    if (md) {
+        md->open_flags = open_flags;
+    }
 }

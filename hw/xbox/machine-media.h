@@ -47,7 +47,8 @@ typedef struct MachineDriveInfo {
     IDEDriveKind kind;
     const char *name;           /* the backend's name (QMP "device") */
     const char *qdev;           /* the device path (QMP "qdev") */
-    BlockBackend *blk;          /* never NULL; blk_bs() is the medium */
+    XblkDisk *disk;             /* never NULL; its medium may be absent
+                                 * (machine_disk_has_medium) */
     bool removable;             /* a DVD drive */
     bool tray_open;             /* removable drives */
     bool locked;                /* PREVENT ALLOW MEDIUM REMOVAL */
@@ -62,7 +63,7 @@ typedef struct MachineDriveInfo {
  * `qdev` (exactly one of them non-NULL); -1 if none. */
 int machine_drive_find(XboxMachine *m, const char *name, const char *qdev);
 /* The drive that uses blk as its backend, or -1. */
-int machine_drive_of_blk(XboxMachine *m, BlockBackend *blk);
+int machine_drive_of_disk(XboxMachine *m, XblkDisk *disk);
 /* False if no drive sits at index.  Strings and blk stay valid as long
  * as the machine. */
 bool machine_drive_info(XboxMachine *m, int index, MachineDriveInfo *out);
@@ -73,13 +74,17 @@ bool machine_drive_info(XboxMachine *m, int index, MachineDriveInfo *out);
 bool machine_media_open_tray(XboxMachine *m, int index, bool force,
                              bool *locked, GError **errp);
 bool machine_media_close_tray(XboxMachine *m, int index, GError **errp);
-/* Takes the medium out of the drive (the tray must be open); the
- * backend keeps no root.  Nothing to do for an empty drive. */
+/* The drive's medium leaves the IDE model (the tray must be open); the
+ * host then takes the node out of the drive's backend.  A drive without
+ * a medium is left as it is. */
 bool machine_media_remove(XboxMachine *m, int index, GError **errp);
-/* Makes bs the medium of an empty drive (the tray must be open); the
- * backend takes a reference. */
-bool machine_media_insert(XboxMachine *m, int index, BlockDriverState *bs,
+/* The host put a node into the drive's (empty, tray open) backend: the
+ * IDE model takes it as its medium, opened with open_flags (the host's
+ * flags, returned by machine_media_open_flags).  On failure the host
+ * takes the node out again. */
+bool machine_media_insert(XboxMachine *m, int index, int open_flags,
                           GError **errp);
+void machine_media_set_open_flags(XboxMachine *m, int index, int open_flags);
 /* The BDRV_O_* flags the drive's last medium was opened with (initially
  * those of -drive), for blockdev-change-medium's read-only-mode retain. */
 int machine_media_open_flags(XboxMachine *m, int index);

@@ -21,7 +21,7 @@
  * Operations start here and complete through a callback; the host
  * program waits for them its own way (monitor/host/machine-state.c: a
  * QMP job yields, HMP and -loadvm iterate the loop).  The drives reach
- * the engine as XblkDisks the host hands over (machine_savestate_add_disk).
+ * the engine as the XblkDisks of the machine's configuration.
  *
  * Invariants: one machine is attached at a time (one engine per
  * process); the per-operation fields (cap, hash, screen, ...) are written
@@ -39,7 +39,6 @@
 typedef struct MachineStateHost {
     XboxMachine *m;
     XblkEngine *engine;         /* the machine's */
-    GPtrArray *disks;           /* XblkDisk *, one per drive with a medium */
     guint fail_watch;           /* GSource id, while a pause is asked for */
 
     /* The running save. */
@@ -286,11 +285,9 @@ bool machine_savestate_attach(XboxMachine *m, GError **errp)
     MachineStateHost *h = g_new0(MachineStateHost, 1);
     h->m = m;
     h->engine = machine_engine(m);
-    h->disks = g_ptr_array_new();
     if (!register_machine(h, &err)) {
         hw_error_set(errp, "save states: %s", xblk_error_message(err));
         xblk_error_free(err);
-        g_ptr_array_free(h->disks, TRUE);
         g_free(h);
         return false;
     }
@@ -306,23 +303,9 @@ void machine_savestate_detach(XboxMachine *m)
     }
     MachineStateHost *h = attached;
     machine_set_quiesce_notify(m, NULL, NULL);
-    for (guint i = 0; i < h->disks->len; i++) {
-        xblk_disk_close(g_ptr_array_index(h->disks, i));
-    }
-    g_ptr_array_free(h->disks, TRUE);
     op_clear(h);
     g_free(h);
     attached = NULL;
-}
-
-void machine_savestate_add_disk(XboxMachine *m, XblkDisk *disk)
-{
-    g_ptr_array_add(host_of(m)->disks, disk);
-}
-
-guint machine_savestate_disk_count(XboxMachine *m)
-{
-    return attached && attached->m == m ? attached->disks->len : 0;
 }
 
 /* ---- operations ---- */

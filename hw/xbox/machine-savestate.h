@@ -75,11 +75,6 @@ typedef struct MachineStateArgs {
 bool machine_savestate_attach(XboxMachine *m, GError **errp);
 void machine_savestate_detach(XboxMachine *m);
 
-/* Hands a drive to the engine's save states (every writable one takes
- * part); the machine closes it when it is freed.  Main loop. */
-void machine_savestate_add_disk(XboxMachine *m, XblkDisk *disk);
-guint machine_savestate_disk_count(XboxMachine *m);
-
 /*
  * Starts a save, load or delete of the state tag (xblk-state.h says what
  * each refuses and guarantees); done(opaque, ...) runs on the main loop

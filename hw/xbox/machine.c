@@ -59,7 +59,6 @@
 #include "hw/xbox/vclock.h"
 #include "hw/xbox/machine-savestate.h"
 #include "hw/error.h"
-#include "util/iov.h"
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -91,7 +90,6 @@ typedef struct MachineIO {
     XboxMachine *m;
     DevIORequest *req;
     VTimer timer;               /* at req->deadline_ns */
-    IOVector qiov;
     bool done;                  /* lock: host I/O finished */
     int ret;
 } MachineIO;
@@ -202,9 +200,7 @@ bad:
 
 static void drive_config_clear(MachineDriveConfig *d)
 {
-    if (d->blk) {
-        blk_unref(d->blk);
-    }
+    xblk_disk_close(d->disk);
     g_free(d->id);
     g_free(d->qdev);
     g_free(d->node_name);
@@ -477,25 +473,47 @@ static void io_done_cb(void *opaque, int ret)
     g_mutex_unlock(&m->lock);
 }
 
-/* Main loop: start the host side (the vCPU thread never calls the block
- * layer).  The bounce buffer belongs to the device until completion. */
+/* A request the disk refused at once fails as the block layer would
+ * have failed it. */
+static int refused_errno(const DevIORequest *req)
+{
+    if (!machine_disk_has_medium(req->disk)) {
+        return -ENOMEDIUM;
+    }
+    if (req->op == DEVIO_WRITE && xblk_disk_read_only(req->disk)) {
+        return -EPERM;
+    }
+    return -EIO;
+}
+
+/* Main loop: start the host side (the vCPU thread never calls the
+ * engine).  The bounce buffer belongs to the device until completion. */
 static void io_start_bh(void *opaque)
 {
     MachineIO *io = opaque;
     DevIORequest *req = io->req;
+    bool started = false;
     switch (req->op) {
     case DEVIO_READ:
-        iovec_init_buf(&io->qiov, req->buf, req->len);
-        blk_aio_preadv(req->blk, req->offset, &io->qiov, 0, io_done_cb, io);
+        started = xblk_disk_read(req->disk, req->offset, req->buf, req->len,
+                                 io_done_cb, io, NULL);
         break;
     case DEVIO_WRITE:
-        iovec_init_buf(&io->qiov, req->buf, req->len);
-        blk_aio_pwritev(req->blk, req->offset, &io->qiov, 0, io_done_cb, io);
+        started = xblk_disk_write(req->disk, req->offset, req->buf,
+                                  req->len, io_done_cb, io, NULL);
         break;
     case DEVIO_FLUSH:
-        blk_aio_flush(req->blk, io_done_cb, io);
+        started = xblk_disk_flush(req->disk, io_done_cb, io, NULL);
         break;
     }
+    if (!started) {
+        io_done_cb(io, refused_errno(req));
+    }
+}
+
+bool machine_disk_has_medium(XblkDisk *disk)
+{
+    return disk && xblk_disk_length(disk, NULL) >= 0;
 }
 
 /* vCPU thread, at the deadline (the host I/O is done: see
@@ -519,7 +537,7 @@ static void host_submit(DevHost *h, DevIORequest *req)
 {
     XboxMachine *m = host_machine(h);
     MachineIO *io = g_new0(MachineIO, 1);
-    g_assert(req->latency_ns >= 0 && req->complete && req->blk);
+    g_assert(req->latency_ns >= 0 && req->complete && req->disk);
     io->m = m;
     io->req = req;
     req->deadline_ns = vclock_now(m->vc) + req->latency_ns;
@@ -687,7 +705,8 @@ static bool attach_drives(XboxMachine *m, GError **errp)
         /* The controller holds the backend only with a medium in it
          * (machine-media.h). */
         IDEDriveConfig c = {
-            .kind = d->kind, .blk = d->blk && blk_bs(d->blk) ? d->blk : NULL,
+            .kind = d->kind, .disk = machine_disk_has_medium(d->disk) ? d->disk
+                                                                 : NULL,
             .id = d->id,
             .node_name = d->node_name, .model = d->model,
             .serial = d->serial, .locked = d->locked,

@@ -23,7 +23,6 @@
 #ifndef XBLK_HW_XBOX_MACHINE_H
 #define XBLK_HW_XBOX_MACHINE_H
 
-#include "block/block-backend.h"
 #include "hw/ide/ide.h"
 #include "hw/xbox/gpu.h"
 #include "hw/xbox/machine-vmstate.h"
@@ -47,15 +46,16 @@ typedef struct XboxMachine XboxMachine;
 
 typedef struct MachineDriveConfig {
     IDEDriveKind kind;          /* IDE_DRIVE_NONE: the slot is empty */
-    BlockBackend *blk;          /* the machine takes this reference; a
-                                 * CD drive without a medium has one
-                                 * without a root (or NULL: not listed) */
+    XblkDisk *disk;             /* the machine takes it (and closes it);
+                                 * a CD drive without a medium has one
+                                 * without a medium (or NULL: not
+                                 * listed) */
     char *id;                   /* device name, e.g. "ide0-hd0" */
     char *qdev;                 /* device path or -device id; NULL: the
                                  * machine's /machine/unattached/device[N]
                                  * (hw/xbox/machine-media.h) */
-    int open_flags;             /* BDRV_O_* of -drive, kept for media
-                                 * changes (an empty drive's included) */
+    int open_flags;             /* the host's flags of the medium (-drive's
+                                 * BDRV_O_*), kept for media changes */
     char *node_name;            /* or NULL */
     char *model, *serial;       /* or NULL: defaults */
     bool locked;                /* HD: SECURITY locked with hdd-password */
@@ -108,6 +108,8 @@ XboxMachine *machine_new(MachineConfig *cfg, GError **errp);
 /* Starts the vCPU thread and hooks it to the run state; it runs now if
  * the run state is "running" (not with -S). */
 void machine_start(XboxMachine *m);
+/* A drive's disk holds a medium (false for NULL). */
+bool machine_disk_has_medium(XblkDisk *disk);
 /* The engine the machine runs on (MachineConfig.engine or its own). */
 XblkEngine *machine_engine(XboxMachine *m);
 

@@ -7,6 +7,7 @@
  * issues add commands to the table below.
  */
 #include "monitor/host/hmp.h"
+#include "monitor/host/host.h"
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/snapshot.h"
@@ -207,7 +208,7 @@ static void print_node_details(GString *out, BlockDriverState *bs,
 static void print_device(GString *out, XboxMachine *m, BlockBackend *blk)
 {
     MachineDriveInfo info;
-    int index = m ? machine_drive_of_blk(m, blk) : -1;
+    int index = host_drive_of_blk(m, blk);
     bool drive = index >= 0 && machine_drive_info(m, index, &info);
     BlockDriverState *bs = blk_bs(blk);
     if (bs) {

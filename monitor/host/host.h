@@ -19,4 +19,14 @@
  * first client connects. */
 void qmp_host_init(void);
 
+/* The BDRV_O_* flags that describe a medium's "root state" (QEMU's
+ * term): what a changed medium inherits from the last one. */
+#define HOST_MEDIUM_FLAGS_MASK (BDRV_O_RDWR | BDRV_O_NOCACHE | \
+                                BDRV_O_NO_FLUSH | BDRV_O_UNMAP)
+
+/* The machine's drive whose disk wraps blk, or -1. */
+struct XboxMachine;
+struct BlockBackend;
+int host_drive_of_blk(struct XboxMachine *m, struct BlockBackend *blk);
+
 #endif

@@ -4,9 +4,8 @@
  *
  * Owns: the waits (a QMP job's coroutine yields until the machine's
  * callback wakes it; elsewhere the loop is iterated), the cancel watch
- * (the caller's cancelled() looked at every few milliseconds), handing
- * the machine's drives to the engine as disks named by their -drive ids
- * (once, on first use), and the disc's ISO 9660 title read before a save.
+ * (the caller's cancelled() looked at every few milliseconds) and the
+ * disc's ISO 9660 title read before a save.
  *
  * Invariant: a wait never iterates the loop from inside a coroutine - a
  * nested iteration could not run the rest of the batch that entered it,
@@ -20,21 +19,6 @@
 #include "util/main-loop.h"
 #include <string.h>
 
-/* Every drive with a backend, as a disk of the machine's engine. */
-static void ensure_disks(XboxMachine *m)
-{
-    if (machine_savestate_disk_count(m)) {
-        return;
-    }
-    for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
-        MachineDriveInfo info;
-        if (machine_drive_info(m, i, &info) && info.blk) {
-            machine_savestate_add_disk(m, xblk_api_disk_wrap(
-                machine_engine(m), info.blk, info.name));
-        }
-    }
-}
-
 /* The inserted disc: its path and the ISO 9660 volume identifier (the
  * title), both NULL without one. */
 static void disc_info(XboxMachine *m, char **path, char **title)
@@ -43,13 +27,14 @@ static void disc_info(XboxMachine *m, char **path, char **title)
     for (int i = 0; i < MACHINE_IDE_DRIVES; i++) {
         MachineDriveInfo info;
         BlockDriverState *bs;
+        BlockBackend *blk;
         if (!machine_drive_info(m, i, &info) || !info.removable ||
-            !(bs = blk_bs(info.blk))) {
+            !(bs = blk_bs(blk = xblk_api_disk_blk(info.disk)))) {
             continue;
         }
         *path = g_strdup(bdrv_get_filename(bs));
         uint8_t pvd[2048];
-        if (blk_pread(info.blk, 16 * 2048, sizeof(pvd), pvd) >= 0 &&
+        if (blk_pread(blk, 16 * 2048, sizeof(pvd), pvd) >= 0 &&
             pvd[0] == 1 && !memcmp(pvd + 1, "CD001", 5)) {
             g_autofree char *id = g_strndup((char *)pvd + 40, 32);
             g_strchomp(id);
@@ -96,7 +81,6 @@ static gboolean cancel_watch_cb(gpointer opaque)
 static bool run_op(XboxMachine *m, XblkStateOp op, const char *tag,
                    const MachineStateArgs *args, GError **errp)
 {
-    ensure_disks(m);
     Wait w = { .m = m, .args = args };
     if (!machine_state_start(m, op, tag, args, wait_done, &w, errp)) {
         return false;
@@ -151,7 +135,6 @@ static void report_line(void *opaque, const char *line)
 int machine_state_cleanup(XboxMachine *m, GString *report, GError **errp)
 {
     XblkError *err = NULL;
-    ensure_disks(m);
     int n = xblk_state_cleanup(machine_engine(m), report_line, report,
                                &err);
     if (n < 0) {
@@ -165,7 +148,6 @@ bool machine_state_metadata(XboxMachine *m, const char *tag,
                             XssMetadata *out, GError **errp)
 {
     XblkError *err = NULL;
-    ensure_disks(m);
     XblkStateInfo *info = xblk_state_info(machine_engine(m), tag, &err);
     if (!info) {
         error_setg(errp, "%s", xblk_error_message(err));

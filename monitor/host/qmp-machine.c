@@ -25,7 +25,7 @@
 static bool machine_drive_of(BlockBackend *blk, QmpDriveInfo *out)
 {
     XboxMachine *m = machine_current();
-    int index = m ? machine_drive_of_blk(m, blk) : -1;
+    int index = host_drive_of_blk(m, blk);
     MachineDriveInfo info;
     if (index < 0 || !machine_drive_info(m, index, &info)) {
         return false;

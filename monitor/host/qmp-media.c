@@ -14,7 +14,9 @@
  */
 #include "block/block-backend.h"
 #include "block/block_int.h"
+#include "api/internal.h"
 #include "hw/xbox/machine-media.h"
+#include "monitor/host/host.h"
 #include "qapi/qapi-commands.h"
 #include "util/error.h"
 #include <errno.h>
@@ -105,7 +107,18 @@ static bool remove_medium(MediaTarget *t, GError **errp)
         error_setg(errp, "Tray of device '%s' is not open", t->name);
         return false;
     }
-    return machine_media_remove(t->m, t->index, errp);
+    BlockBackend *blk = xblk_api_disk_blk(info.disk);
+    BlockDriverState *bs = blk_bs(blk);
+    if (!bs) {
+        return true;
+    }
+    int flags = bdrv_get_flags(bs) & HOST_MEDIUM_FLAGS_MASK;
+    if (!machine_media_remove(t->m, t->index, errp)) {
+        return false;
+    }
+    machine_media_set_open_flags(t->m, t->index, flags);
+    blk_remove_bs(blk);
+    return true;
 }
 
 /* QEMU's texts here name no device. */
@@ -124,11 +137,19 @@ static bool insert_medium(MediaTarget *t, BlockDriverState *bs,
         error_setg(errp, "Tray of the device is not open");
         return false;
     }
-    if (blk_bs(info.blk)) {
+    BlockBackend *blk = xblk_api_disk_blk(info.disk);
+    if (blk_bs(blk)) {
         error_setg(errp, "There already is a medium in the device");
         return false;
     }
-    return machine_media_insert(t->m, t->index, bs, errp);
+    blk_insert_bs(blk, bs);
+    if (!machine_media_insert(t->m, t->index,
+                              bdrv_get_flags(bs) & HOST_MEDIUM_FLAGS_MASK,
+                              errp)) {
+        blk_remove_bs(blk);
+        return false;
+    }
+    return true;
 }
 
 static bool close_tray(MediaTarget *t, GError **errp)
@@ -247,4 +268,10 @@ void qmp_blockdev_change_medium(bool has_device, const char *device,
         close_tray(&t, errp);
     }
     bdrv_unref(bs);             /* the drive's backend holds it now */
+}
+
+int host_drive_of_blk(XboxMachine *m, BlockBackend *blk)
+{
+    XblkDisk *disk = blk ? xblk_api_disk_of_blk(blk) : NULL;
+    return m && disk ? machine_drive_of_disk(m, disk) : -1;
 }

@@ -817,6 +817,22 @@ class DamagedImages(xtest.TmpDirTestCase):
     def test_bitmaps(self):
         self.cases(damage_bitmaps)
 
+    def test_bitmap_directory_without_padding(self):
+        # Found by test_bitmaps (seed 2085849875): a directory size that
+        # stops inside the last entry's padding to 8 bytes was accepted,
+        # and the close then copied the padded entry past the directory.
+        done = 0
+        for src, lay in zip(Sources.images, Sources.layouts):
+            if lay.bitmap_ext is None:
+                continue
+            pos = lay.bitmap_ext + 8 + 8
+            orig = be(lay.data, pos, 8)
+            d = Damage('bitmaps extension directory_size %#x -> %#x' %
+                       (orig, orig - 1)).put(pos, orig - 1, 8)
+            self.run_case(src, str(d), d)
+            done += 1
+        self.assertGreater(done, 0, 'no source image has bitmaps')
+
     def test_random_metadata_flips(self):
         self.cases(damage_random_meta)
 

@@ -1,8 +1,11 @@
 /*
  * devhost-test.h - a DevHost (hw/devio.h) for device unit tests: guest RAM
  * is a plain buffer, interrupt lines are recorded, the virtual clock is a
- * variable the test moves, and block requests run on the real block layer
- * through the test thread's own main loop.
+ * variable the test moves, and block requests run on libxblk's disks
+ * (include/xblk/xblk-disk.h: the request's XblkDisk) through the test
+ * thread's own main loop - the GMainContext the test made the engine on
+ * (TestHost.loop: GLib's default unless the test sets another, e.g.
+ * xblk_engine_glib_context()).
  *
  * It keeps the machine's contract: a request completes at submit +
  * latency_ns, in deadline order, never before its host I/O is done, and
@@ -16,8 +19,7 @@
 #define XBLK_TESTS_HW_DEVHOST_TEST_H
 
 #include "hw/devio.h"
-#include "util/iov.h"
-#include "util/main-loop.h"
+#include <errno.h>
 #include <glib.h>
 #include <string.h>
 
@@ -37,12 +39,12 @@ typedef struct TestHost {
     unsigned tray_moves;            /* tray_moved calls */
     bool tray_open;                 /* as the last one said */
     char tray_dev[16];
+    GMainContext *loop;             /* where the disks' completions run */
 } TestHost;
 
 typedef struct TestHostIO {
     TestHost *th;
     DevIORequest *req;
-    IOVector qiov;
 } TestHostIO;
 
 static void th_set_irq(DevHost *h, int irq, bool level)
@@ -103,33 +105,56 @@ static void th_io_done(void *opaque, int ret)
     io->req->ret = ret;
     g_queue_remove(&io->th->pending, io->req);
     g_queue_push_tail(&io->th->done, io->req);
-    iovec_destroy(&io->qiov);
     g_free(io);
+}
+
+/* The errno the block layer gave a request the disk now refuses at
+ * submission (xblk_disk_*() false): no medium, a write to a read-only
+ * disk, anything else (a range past the end) EIO. */
+static int th_refused_errno(DevIORequest *req)
+{
+    if (!req->disk || xblk_disk_length(req->disk, NULL) < 0) {
+        return -ENOMEDIUM;
+    }
+    if (req->op == DEVIO_WRITE && xblk_disk_read_only(req->disk)) {
+        return -EPERM;
+    }
+    return -EIO;
 }
 
 static void th_submit(DevHost *h, DevIORequest *req)
 {
     TestHost *th = (TestHost *)h;
     TestHostIO *io = g_new0(TestHostIO, 1);
+    XblkError *err = NULL;
+    bool ok = false;
     g_assert(req->latency_ns >= 0);
     req->deadline_ns = th->clock_ns + req->latency_ns;
     io->th = th;
     io->req = req;
     th->io_submitted++;
     g_queue_push_tail(&th->pending, req);
-    iovec_init(&io->qiov, 1);
     switch (req->op) {
     case DEVIO_READ:
-        iovec_add(&io->qiov, req->buf, req->len);
-        blk_aio_preadv(req->blk, req->offset, &io->qiov, 0, th_io_done, io);
+        ok = xblk_disk_read(req->disk, req->offset, req->buf, req->len,
+                            th_io_done, io, &err);
         break;
     case DEVIO_WRITE:
-        iovec_add(&io->qiov, req->buf, req->len);
-        blk_aio_pwritev(req->blk, req->offset, &io->qiov, 0, th_io_done, io);
+        ok = xblk_disk_write(req->disk, req->offset, req->buf, req->len,
+                             th_io_done, io, &err);
         break;
     case DEVIO_FLUSH:
-        blk_aio_flush(req->blk, th_io_done, io);
+        ok = xblk_disk_flush(req->disk, th_io_done, io, &err);
         break;
+    }
+    if (!ok) {
+        /* Refused: it still completes at its deadline, never inside
+         * submit, with the error the block layer would have given. */
+        xblk_error_free(err);
+        g_queue_remove(&th->pending, req);
+        req->ret = th_refused_errno(req);
+        g_queue_push_tail(&th->done, req);
+        g_free(io);
     }
 }
 
@@ -178,6 +203,7 @@ static inline TestHost *test_host_new(uint64_t ram_size)
     th->ram_size = ram_size;
     g_queue_init(&th->pending);
     g_queue_init(&th->done);
+    th->loop = g_main_context_default();
     return th;
 }
 
@@ -205,7 +231,9 @@ static inline bool test_host_step(TestHost *th)
         return false;
     }
     /* The earliest deadline may still be in flight: wait for all of it. */
-    AIO_POLL_WHILE(!g_queue_is_empty(&th->pending));
+    while (!g_queue_is_empty(&th->pending)) {
+        g_main_context_iteration(th->loop, TRUE);
+    }
     g_queue_sort(&th->done, th_by_deadline, NULL);
     DevIORequest *req = g_queue_pop_head(&th->done);
     if (req->deadline_ns > th->clock_ns) {

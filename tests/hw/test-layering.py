@@ -5,13 +5,10 @@ the engine only through its public API, include/xblk/ (issue "libxblk").
 Every #include "..." of every C file and header under hw/ and ui/ is
 resolved against the tree; a header of the engine's own layers (util/,
 block/, migration/, monitor/, qapi/ and the generated QAPI headers, api/)
-is an engine-internal header and fails the test - except where listed in
-TRANSITIONAL below, the files that still bind the machine to engine
-internals (its drives as block backends and the media control that
-changes their medium).  That list may only
-shrink: an entry whose include is gone fails the test too, so a file that
-stopped needing the engine cannot start again unnoticed.  The goal is an
-empty list.
+is an engine-internal header and fails the test.  TRANSITIONAL lists
+exceptions while a file moves to the public API (empty now: the machine
+reaches the engine only through include/xblk/); an entry whose include is
+gone fails the test too, so the list can only shrink.
 """
 import os
 import re
@@ -27,14 +24,6 @@ ENGINE_DIRS = ('util/', 'block/', 'migration/', 'monitor/', 'qapi/', 'api/')
 
 # file -> the engine-internal includes it may still have, and why.
 TRANSITIONAL = {
-    # DevIORequest names its drive by the engine's BlockBackend.
-    'hw/devio.h': {'block/block-backend.h'},
-    # MachineDriveConfig.blk: the host hands drives over as backends.
-    'hw/xbox/machine.h': {'block/block-backend.h'},
-    # The machine starts its drives' requests with blk_aio_*.
-    'hw/xbox/machine.c': {'util/iov.h'},
-    # Media control for the monitor: a drive's medium is a block node.
-    'hw/xbox/machine-media.c': {'block/block_int.h'},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -51,7 +51,7 @@ typedef struct TestMachine {
     Gamepad *pad;
     XboxGPU *gpu;
     IDEController *ide;
-    BlockBackend *hd, *cd;
+    XblkDisk *hd, *cd;
     char *hd_path, *cd_path;
     MachineVMState ms;
     VTimer vblank;
@@ -135,8 +135,10 @@ static inline TestMachine *tm_new(const char *tag, int64_t clock_ns)
     g_autofree char *cd = g_strdup_printf("cd-%s.iso", tag);
     tm->hd_path = raw_image(hd, TM_HD_SIZE, 7);
     tm->cd_path = raw_image(cd, TM_CD_SIZE, 9);
-    tm->hd = raw_open(tm->hd_path, true);
-    tm->cd = raw_open(tm->cd_path, false);
+    g_autofree char *hd_node = g_strdup_printf("tm-hd-%s", tag);
+    g_autofree char *cd_node = g_strdup_printf("tm-cd-%s", tag);
+    tm->hd = raw_disk_open(tm->hd_path, hd_node, true);
+    tm->cd = raw_disk_open(tm->cd_path, cd_node, false);
     IDEDriveConfig c = idet_config(IDE_DRIVE_HD, tm->hd, "ide0-hd0");
     g_assert_true(ide_attach(tm->ide, 0, &c, &err));
     c = idet_config(IDE_DRIVE_CD, tm->cd, "ide0-cd1");
@@ -171,8 +173,8 @@ static inline void tm_free(TestMachine *tm)
     vmstate_set_free(tm->set);
     test_host_run(tm->th);
     ide_controller_free(tm->ide);
-    blk_unref(tm->hd);
-    blk_unref(tm->cd);
+    xblk_disk_close(tm->hd);
+    xblk_disk_close(tm->cd);
     g_unlink(tm->hd_path);
     g_unlink(tm->cd_path);
     g_free(tm->hd_path);

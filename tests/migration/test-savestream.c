@@ -905,6 +905,7 @@ const char *__lsan_default_suppressions(void)
 
 int main(int argc, char **argv)
 {
+    idet_engine_start();
     if (argc == 3 && !strcmp(argv[1], "--write-fixture")) {
         write_fixture(argv[2]);
         return 0;

@@ -718,8 +718,8 @@ static void test_ide_layout_mismatch(void)
     /* A controller with the disk only. */
     IDETest *t = idet_new(1 << 20);
     g_autofree char *p = raw_image("lone.raw", 1 << 20, 3);
-    BlockBackend *blk = raw_open(p, true);
-    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, blk, "hd");
+    XblkDisk *disk = raw_disk_open(p, "lone", true);
+    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, disk, "hd");
     idet_attach(t, 0, &c);
     g_assert_true(vmstate_save(IDE_VMSD, t->c, before, &err));
     g_assert_false(vmstate_load(IDE_VMSD, t->c, s->data, s->len, 1,
@@ -730,7 +730,7 @@ static void test_ide_layout_mismatch(void)
     g_assert_true(vmstate_save(IDE_VMSD, t->c, after, &err));
     g_assert_cmpmem(before->data, before->len, after->data, after->len);
     idet_free(t);
-    blk_unref(blk);
+    xblk_disk_close(disk);
     g_unlink(p);
     g_byte_array_unref(s);
     g_byte_array_unref(before);
@@ -743,11 +743,11 @@ static void test_ide_layout_mismatch(void)
 static void test_ide_held_request(void)
 {
     g_autofree char *path = test_path("held.qcow2");
-    blk_unref(qcow2_image(path, 1 << 20, 1 << 20, 5, NULL));
-    BlockDriverState *dbg;
-    BlockBackend *blk = qcow2_open_blkdebug(path, &dbg);
+    XblkDisk *disk = qcow2_image(path, "held", "held-dbg", 1 << 20,
+                                 1 << 20, 5, NULL);
+    BlockDriverState *dbg = blkdebug_node("held-dbg");
     IDETest *t = idet_new(1 << 20);
-    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, blk, "hd");
+    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, disk, "hd");
     c.rerror = IDE_ERROR_ACTION_STOP;
     idet_attach(t, 0, &c);
     GByteArray *clean = g_byte_array_new(), *x = g_byte_array_new();
@@ -776,7 +776,7 @@ static void test_ide_held_request(void)
     idet_run(t);
     g_assert_cmphex(ata_status(t, PRI), ==, ST_OK);
     idet_free(t);
-    blk_unref(blk);
+    xblk_disk_close(disk);
     g_byte_array_unref(clean);
     g_byte_array_unref(x);
 }
@@ -785,6 +785,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     test_dir_setup_in_memory();
+    idet_engine_start();
     g_test_add_func("/vmstate/encoding", test_encoding);
     g_test_add_func("/vmstate/refusals", test_refusals);
     g_test_add_func("/vmstate/old-version", test_old_version);

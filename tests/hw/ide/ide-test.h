@@ -1,9 +1,19 @@
 /*
  * ide-test.h - shared helpers of the IDE controller tests (test-ide.c,
  * test-atapi.c, test-bmdma.c, test-ide-fuzz.c): a TestHost with the
- * controller on it, images in a temporary folder, port accessors, task-file
+ * controller on it, images in a temporary folder opened as libxblk disks
+ * (XblkDisk, on the process's one XblkEngine), port accessors, task-file
  * programming and status checks, PRD tables in guest RAM, and the real
  * qemu-img / qemu-io checks of images.
+ *
+ * The engine runs on GLib's default context, the one the TestHost
+ * iterates; a test program calls idet_engine_start() before its tests and
+ * idet_engine_stop() after them.
+ *
+ * What the public API has no call for comes from the engine's own
+ * headers: creating a qcow2 image (img_create, tests/block/image-test.h),
+ * the blkdebug filter's run-time rules (block/blkdebug.h, on the node
+ * found by its node-name) and bdrv_check on an open node (check_node).
  *
  * Header-only (static functions); each test program includes it once.
  * Everything asserts: a helper that returns has succeeded.
@@ -61,11 +71,11 @@ static inline void idet_free(IDETest *t)
     g_free(t);
 }
 
-static inline IDEDriveConfig idet_config(IDEDriveKind kind, BlockBackend *blk,
+static inline IDEDriveConfig idet_config(IDEDriveKind kind, XblkDisk *disk,
                                          const char *id)
 {
     return (IDEDriveConfig) {
-        .kind = kind, .blk = blk, .id = id,
+        .kind = kind, .disk = disk, .id = id,
         .werror = IDE_ERROR_ACTION_ENOSPC,
         .rerror = IDE_ERROR_ACTION_REPORT,
     };
@@ -271,48 +281,166 @@ static inline char *raw_image(const char *name, uint64_t size, uint32_t seed)
     return path;
 }
 
-static inline BlockBackend *raw_open(const char *path, bool writable)
+/* ---- the engine and its disks ---- */
+
+static XblkEngine *idet_engine;
+
+/* The process's engine, on GLib's default context (TestHost.loop). */
+static inline void idet_engine_start(void)
 {
-    BlockOpts *o = bopts_new();
-    GError *err = NULL;
-    bopts_set(o, "driver", "raw");
-    BlockBackend *blk = blk_new_open(path, o, writable ? BDRV_O_RDWR : 0,
-                                     &err);
-    g_assert_no_error(err);
-    return blk;
+    XblkEngineOptions o = { .size = sizeof(o),
+                            .glib_context = g_main_context_default() };
+    XblkError *err = NULL;
+    idet_engine = xblk_engine_new(&o, &err);
+    if (!idet_engine) {
+        g_error("xblk_engine_new: %s", xblk_error_message(err));
+    }
 }
 
-/* A qcow2 image with the pattern of seed in its first fill bytes; the
- * model m (if given) receives the same. */
-static inline BlockBackend *qcow2_image(const char *path, uint64_t size,
-                                        uint64_t fill, uint32_t seed,
-                                        Model *m)
+static inline void idet_engine_stop(void)
+{
+    xblk_engine_free(idet_engine);
+    idet_engine = NULL;
+}
+
+/* path as the value of a key=value option (commas doubled); caller frees. */
+static inline char *opt_escape(const char *path)
+{
+    GString *s = g_string_new(NULL);
+    for (const char *p = path; *p; p++) {
+        g_string_append_c(s, *p);
+        if (*p == ',') {
+            g_string_append_c(s, ',');
+        }
+    }
+    return g_string_free(s, FALSE);
+}
+
+/* xblk_disk_open() of -blockdev options (printf format). */
+static inline XblkDisk *idet_disk_open(const char *fmt, ...)
+    G_GNUC_PRINTF(1, 2);
+static inline XblkDisk *idet_disk_open(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *opts = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    XblkError *err = NULL;
+    XblkDisk *d = xblk_disk_open(idet_engine, opts, &err);
+    if (!d) {
+        g_error("xblk_disk_open(%s): %s", opts, xblk_error_message(err));
+    }
+    return d;
+}
+
+/* A raw image as disk node, read-only unless writable. */
+static inline XblkDisk *raw_disk_open(const char *path, const char *node,
+                                      bool writable)
+{
+    g_autofree char *p = opt_escape(path);
+    return idet_disk_open("driver=raw,node-name=%s,read-only=%s,"
+                          "file.driver=file,file.filename=%s",
+                          node, writable ? "off" : "on", p);
+}
+
+/* A qcow2 image as disk node, read-write with discard=unmap; with dbg,
+ * through a blkdebug filter named dbg. */
+static inline XblkDisk *qcow2_disk_open(const char *path, const char *node,
+                                        const char *dbg)
+{
+    g_autofree char *p = opt_escape(path);
+    if (dbg) {
+        return idet_disk_open("driver=qcow2,node-name=%s,discard=unmap,"
+                              "file.driver=blkdebug,file.node-name=%s,"
+                              "file.file.driver=file,file.file.filename=%s",
+                              node, dbg, p);
+    }
+    return idet_disk_open("driver=qcow2,node-name=%s,discard=unmap,"
+                          "file.driver=file,file.filename=%s", node, p);
+}
+
+typedef struct DiskSyncIO {
+    bool done;
+    int ret;
+} DiskSyncIO;
+
+static void disk_sync_done(void *opaque, int ret)
+{
+    DiskSyncIO *io = opaque;
+    io->ret = ret;
+    io->done = true;
+}
+
+/* A read or write of the disk, waited for (xblk_disk_drain); returns 0 or
+ * the request's negative errno. */
+static inline int disk_rw(XblkDisk *d, bool write, uint64_t off, void *buf,
+                          size_t len)
+{
+    DiskSyncIO io = { 0 };
+    XblkError *err = NULL;
+    bool ok = write ? xblk_disk_write(d, off, buf, len, disk_sync_done, &io,
+                                      &err)
+                    : xblk_disk_read(d, off, buf, len, disk_sync_done, &io,
+                                     &err);
+    if (!ok) {
+        g_error("xblk_disk_%s(%s): %s", write ? "write" : "read",
+                xblk_disk_name(d), xblk_error_message(err));
+    }
+    xblk_disk_drain(d);
+    g_assert_true(io.done);
+    return io.ret;
+}
+
+static inline int disk_pread(XblkDisk *d, uint64_t off, void *buf,
+                             size_t len)
+{
+    return disk_rw(d, false, off, buf, len);
+}
+
+static inline int disk_pwrite(XblkDisk *d, uint64_t off, const void *buf,
+                              size_t len)
+{
+    return disk_rw(d, true, off, (void *)buf, len);
+}
+
+/* A new qcow2 image (the engine's image creation: the API has none)
+ * opened as disk node (see qcow2_disk_open), with the pattern of seed in
+ * its first fill bytes; the model m (if given) receives the same. */
+static inline XblkDisk *qcow2_image(const char *path, const char *node,
+                                    const char *dbg, uint64_t size,
+                                    uint64_t fill, uint32_t seed, Model *m)
 {
     img_create(path, size, NULL);
-    BlockBackend *blk = img_open(path);
+    XblkDisk *d = qcow2_disk_open(path, node, dbg);
     for (uint64_t off = 0; off < fill; off += 1 << 20) {
         uint64_t n = MIN(1 << 20, fill - off);
         uint8_t *buf = g_malloc(n);
         pattern_fill(buf, n, seed, off);
-        g_assert_cmpint(blk_pwrite(blk, off, n, buf, 0), ==, 0);
+        g_assert_cmpint(disk_pwrite(d, off, buf, n), ==, 0);
         if (m) {
             memcpy(m->data + off, buf, n);
         }
         g_free(buf);
     }
-    return blk;
+    return d;
 }
 
-/* Opens a qcow2 image through a blkdebug filter; *dbg = the filter. */
-static inline BlockBackend *qcow2_open_blkdebug(const char *path,
-                                                BlockDriverState **dbg)
+/* The blkdebug filter named dbg (qcow2_disk_open): its rules are changed
+ * at run time through the engine (block/blkdebug.h). */
+static inline BlockDriverState *blkdebug_node(const char *dbg)
 {
-    g_autofree char *o = g_strdup_printf("file.driver=blkdebug,"
-                                         "file.file.filename=%s", path);
-    BlockBackend *blk = img_open_opts(path, o, NULL);
-    *dbg = bdrv_file_bs(blk_bs(blk));
-    g_assert_cmpstr(bdrv_get_format_name(*dbg), ==, "blkdebug");
-    return blk;
+    BlockDriverState *bs = bdrv_find_node(dbg);
+    g_assert_nonnull(bs);
+    g_assert_cmpstr(bdrv_get_format_name(bs), ==, "blkdebug");
+    return bs;
+}
+
+/* bdrv_check on the disk's open root node (the API has no check). */
+static inline void check_disk_node(XblkDisk *d, bool allow_leaks)
+{
+    BlockDriverState *bs = bdrv_find_node(xblk_disk_name(d));
+    g_assert_nonnull(bs);
+    check_node(bs, allow_leaks);
 }
 
 static inline void blkdebug_fail(BlockDriverState *dbg, unsigned ops,

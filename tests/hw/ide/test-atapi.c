@@ -24,8 +24,8 @@
 typedef struct CDT {
     IDETest *t;
     char *iso, *hd_path;
-    BlockBackend *blk, *hd;
-    BlockDriverState *dbg;
+    XblkDisk *disc, *hd;
+    BlockDriverState *dbg;      /* blkdebug filter, or NULL */
 } CDT;
 
 static CDT *cd_open(bool medium, bool blkdebug)
@@ -34,17 +34,19 @@ static CDT *cd_open(bool medium, bool blkdebug)
     c->iso = raw_image("disc.iso", ISO_SIZE, SEED);
     c->hd_path = raw_image("hd.raw", 1 * MiB, 1);
     if (blkdebug) {
-        g_autofree char *o = g_strdup_printf("driver=raw,file.driver=blkdebug,"
-                                             "file.file.filename=%s", c->iso);
-        c->blk = img_open_opts(c->iso, o, NULL);
-        c->dbg = bdrv_file_bs(blk_bs(c->blk));
+        g_autofree char *p = opt_escape(c->iso);
+        c->disc = idet_disk_open("driver=raw,node-name=disc,read-only=on,"
+                                 "file.driver=blkdebug,"
+                                 "file.node-name=disc-dbg,file.file.driver="
+                                 "file,file.file.filename=%s", p);
+        c->dbg = blkdebug_node("disc-dbg");
     } else {
-        c->blk = raw_open(c->iso, false);
+        c->disc = raw_disk_open(c->iso, "disc", false);
     }
-    c->hd = raw_open(c->hd_path, true);
+    c->hd = raw_disk_open(c->hd_path, "hd0", true);
     c->t = idet_new(1 * MiB);
     IDEDriveConfig hd = idet_config(IDE_DRIVE_HD, c->hd, "ide0-hd0");
-    IDEDriveConfig cd = idet_config(IDE_DRIVE_CD, medium ? c->blk : NULL,
+    IDEDriveConfig cd = idet_config(IDE_DRIVE_CD, medium ? c->disc : NULL,
                                     "ide0-cd1");
     idet_attach(c->t, 0, &hd);
     idet_attach(c->t, 1, &cd);
@@ -54,8 +56,8 @@ static CDT *cd_open(bool medium, bool blkdebug)
 static void cd_close(CDT *c)
 {
     idet_free(c->t);
-    blk_unref(c->blk);
-    blk_unref(c->hd);
+    xblk_disk_close(c->disc);
+    xblk_disk_close(c->hd);
     /* The disc is never written: `qemu-img compare` with a fresh copy. */
     g_autofree char *ref = raw_image("disc-ref.iso", ISO_SIZE, SEED);
     char *argv[] = { "qemu-img", "compare", "-q", "-f", "raw", "-F", "raw",
@@ -315,7 +317,7 @@ static void test_not_ready(void)
     GOOD(m);
     /* Inserting into the open tray, then closing: UNIT ATTENTION once. */
     GError *err = NULL;
-    g_assert_true(ide_cd_set_medium(t->c, 1, c->blk, &err));
+    g_assert_true(ide_cd_set_medium(t->c, 1, c->disc, &err));
     expect_check(t, TUR, 0x02, 0x3A, 0x02);
     g_assert_true(ide_cd_close_tray(t->c, 1, &err));
     expect_check(t, TUR, 0x06, 0x28, 0x00);
@@ -329,7 +331,7 @@ static void test_unit_attention(void)
     IDETest *t = c->t;
     uint8_t k, a, q;
     /* Inserted into a closed, empty drive. */
-    g_assert_true(ide_cd_set_medium(t->c, 1, c->blk, NULL));
+    g_assert_true(ide_cd_set_medium(t->c, 1, c->disc, NULL));
     /* INQUIRY, GET CONFIGURATION, GET EVENT STATUS pass it by... */
     uint8_t inq[12] = { 0x12, 0, 0, 0, 36 };
     expect_good(t, inq);
@@ -725,7 +727,7 @@ static void test_event_status(void)
     g_assert_cmphex(e0->data[3], ==, 0x10);
     g_assert_cmpuint(e0->data[4], ==, 0);
     g_assert_cmpuint(e0->data[5], ==, 0);
-    g_assert_true(ide_cd_set_medium(t->c, 1, c->blk, NULL));
+    g_assert_true(ide_cd_set_medium(t->c, 1, c->disc, NULL));
     g_autofree Reply *e1 = gesn(t, 0x10);
     g_assert_cmpuint(e1->data[4], ==, 2);       /* new media */
     g_assert_cmpuint(e1->data[5], ==, 0x02);    /* present */
@@ -765,7 +767,7 @@ static void test_start_stop(void)
     expect_good(t, eject);
     g_assert_true(ide_drive_info(t->c, 1, &info));
     g_assert_true(info.tray_open);
-    g_assert_true(info.blk == c->blk);
+    g_assert_true(info.disk == c->disc);
     expect_check(t, TUR, 0x02, 0x3A, 0x02);
     expect_good(t, eject);                  /* already open */
     expect_good(t, load);
@@ -798,7 +800,7 @@ static void test_media_api(void)
     GError *err = NULL;
     IDEDriveInfo info;
     g_autofree char *p2 = raw_image("disc2.iso", 64 * 2048, 5);
-    BlockBackend *b2 = raw_open(p2, false);
+    XblkDisk *b2 = raw_disk_open(p2, "disc2", false);
     uint8_t prevent[12] = { 0x1E, 0, 0, 0, 1 };
     expect_good(t, prevent);
     g_assert_false(ide_cd_eject(t->c, 1, false, &err));
@@ -809,7 +811,7 @@ static void test_media_api(void)
     g_clear_error(&err);
     g_assert_true(ide_cd_eject(t->c, 1, true, &err));
     g_assert_true(ide_drive_info(t->c, 1, &info));
-    g_assert_null(info.blk);
+    g_assert_null(info.disk);
     g_assert_true(info.tray_open);
     g_assert_true(ide_cd_set_medium(t->c, 1, b2, &err));
     g_assert_true(ide_cd_close_tray(t->c, 1, &err));
@@ -822,7 +824,7 @@ static void test_media_api(void)
     g_assert_true(ide_cd_set_medium(t->c, 1, NULL, &err));
     g_assert_true(ide_cd_close_tray(t->c, 1, &err));
     expect_check(t, TUR, 0x02, 0x3A, 0x01);
-    g_assert_true(ide_cd_set_medium(t->c, 1, c->blk, &err));
+    g_assert_true(ide_cd_set_medium(t->c, 1, c->disc, &err));
     expect_check(t, TUR, 0x06, 0x28, 0x00);
     /* Not a CD / no such index. */
     g_assert_false(ide_cd_open_tray(t->c, 0, false, &err));
@@ -835,7 +837,7 @@ static void test_media_api(void)
     g_clear_error(&err);
     g_assert_false(ide_drive_info(t->c, 3, &info));
     g_assert_false(ide_drive_info(t->c, 9, &info));
-    blk_unref(b2);
+    xblk_disk_close(b2);
     g_unlink(p2);
     cd_close(c);
 }
@@ -886,7 +888,7 @@ static void test_tray_moved(void)
     g_assert_cmpuint(th->tray_moves, ==, 5);
     g_assert_true(ide_drive_info(t->c, 1, &info));
     g_assert_false(info.medium_locked);
-    g_assert_null(info.blk);
+    g_assert_null(info.disk);
     cd_close(c);
 }
 
@@ -971,6 +973,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     test_dir_setup_in_memory();
+    idet_engine_start();
     g_test_add_func("/atapi/signature", test_signature);
     g_test_add_func("/atapi/identify-packet", test_identify_packet);
     g_test_add_func("/atapi/ata-commands", test_ata_commands_on_cd);
@@ -993,6 +996,7 @@ int main(int argc, char **argv)
     g_test_add_func("/atapi/eject-mid-read", test_eject_mid_read);
     g_test_add_func("/atapi/srst-mid-pio", test_srst_mid_pio);
     int ret = g_test_run();
+    idet_engine_stop();
     test_dir_cleanup();
     return ret;
 }

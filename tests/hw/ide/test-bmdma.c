@@ -23,8 +23,8 @@
 typedef struct DMA {
     IDETest *t;
     char *path;
-    BlockBackend *blk;
-    BlockDriverState *dbg;
+    XblkDisk *disk;
+    BlockDriverState *dbg;      /* blkdebug filter, or NULL */
     Model *m;
 } DMA;
 
@@ -34,14 +34,14 @@ static DMA *dma_open(const char *name, uint64_t size, uint64_t ram,
     DMA *d = g_new0(DMA, 1);
     d->path = test_path(name);
     d->m = model_new(size);
-    d->blk = qcow2_image(d->path, size, size, SEED, d->m);
+    d->disk = qcow2_image(d->path, "hd0", blkdebug ? "hd0-dbg" : NULL, size,
+                          size, SEED, d->m);
     if (blkdebug) {
-        blk_unref(d->blk);
-        d->blk = qcow2_open_blkdebug(d->path, &d->dbg);
+        d->dbg = blkdebug_node("hd0-dbg");
     }
     d->t = idet_new(ram);
     memset(d->t->th->ram, SENTINEL, ram);
-    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, d->blk, "ide0-hd0");
+    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, d->disk, "ide0-hd0");
     idet_attach(d->t, 0, &c);
     return d;
 }
@@ -49,7 +49,7 @@ static DMA *dma_open(const char *name, uint64_t size, uint64_t ram,
 static void dma_close(DMA *d)
 {
     idet_free(d->t);
-    blk_unref(d->blk);
+    xblk_disk_close(d->disk);
     qemu_check(d->path, false);
     qemu_compare(d->path, NULL, d->m);
     g_unlink(d->path);
@@ -607,8 +607,8 @@ static void test_secondary_two_drives(void)
     DMA *d = dma_open("sec0.qcow2", 1 * MiB, 1 * MiB, false);
     IDETest *t = d->t;
     g_autofree char *p1 = raw_image("sec1.raw", 1 * MiB, 7);
-    BlockBackend *b1 = raw_open(p1, true);
-    IDEDriveConfig c0 = idet_config(IDE_DRIVE_HD, d->blk, "ide1-hd0");
+    XblkDisk *b1 = raw_disk_open(p1, "hd1", true);
+    IDEDriveConfig c0 = idet_config(IDE_DRIVE_HD, d->disk, "ide1-hd0");
     IDEDriveConfig c1 = idet_config(IDE_DRIVE_HD, b1, "ide1-hd1");
     GError *err = NULL;
     g_assert_false(ide_attach(t->c, 0, &c0, &err));    /* in use */
@@ -639,7 +639,7 @@ static void test_secondary_two_drives(void)
     g_assert_cmpuint(t->th->irq_raised[IRQ_PRI], ==, 0);
     idet_free(t);
     d->t = idet_new(1 << 20);
-    blk_unref(b1);
+    xblk_disk_close(b1);
     g_unlink(p1);
     dma_close(d);
 }
@@ -648,6 +648,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     test_dir_setup_in_memory();
+    idet_engine_start();
     g_test_add_func("/bmdma/read", test_read);
     g_test_add_func("/bmdma/write", test_write);
     g_test_add_func("/bmdma/start-before-command",
@@ -670,6 +671,7 @@ int main(int argc, char **argv)
     g_test_add_func("/bmdma/secondary-two-drives",
                     test_secondary_two_drives);
     int ret = g_test_run();
+    idet_engine_stop();
     test_dir_cleanup();
     return ret;
 }

@@ -28,7 +28,7 @@ typedef struct FuzzDisk {
     int index;
     bool qcow2;
     char *path;
-    BlockBackend *blk;
+    XblkDisk *disk;
     uint64_t sectors;
     uint8_t *covered;           /* per sector: some write may touch it */
     uint32_t seed;
@@ -39,7 +39,7 @@ typedef struct Fuzz {
     IDETest *t;
     FuzzDisk disk[3];
     char *iso_path;
-    BlockBackend *iso;
+    XblkDisk *iso;
     bool iso_inserted;
     unsigned steps;
 } Fuzz;
@@ -61,6 +61,7 @@ static void disk_open(Fuzz *f, FuzzDisk *d, int index, bool qcow2,
 {
     g_autofree char *name = g_strdup_printf("fuzz%d.%s", index,
                                             qcow2 ? "qcow2" : "raw");
+    g_autofree char *node = g_strdup_printf("fuzz%d", index);
     d->index = index;
     d->qcow2 = qcow2;
     d->seed = seed;
@@ -69,12 +70,12 @@ static void disk_open(Fuzz *f, FuzzDisk *d, int index, bool qcow2,
     if (qcow2) {
         d->path = test_path(name);
         g_unlink(d->path);
-        d->blk = qcow2_image(d->path, size, size, seed, NULL);
+        d->disk = qcow2_image(d->path, node, NULL, size, size, seed, NULL);
     } else {
         d->path = raw_image(name, size, seed);
-        d->blk = raw_open(d->path, true);
+        d->disk = raw_disk_open(d->path, node, true);
     }
-    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, d->blk, name);
+    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, d->disk, name);
     c.werror = IDE_ERROR_ACTION_REPORT;
     idet_attach(f->t, index, &c);
 }
@@ -90,7 +91,7 @@ static void fuzz_setup(Fuzz *f, uint32_t seed)
     disk_open(f, &f->disk[1], 2, false, 2 * MiB, seed * 3 + 2);
     disk_open(f, &f->disk[2], 3, true, 2 * MiB, seed * 3 + 3);
     f->iso_path = raw_image("fuzz.iso", ISO_SIZE, seed);
-    f->iso = raw_open(f->iso_path, false);
+    f->iso = raw_disk_open(f->iso_path, "fuzz-cd", false);
     f->iso_inserted = true;
     IDEDriveConfig c = idet_config(IDE_DRIVE_CD, f->iso, "fuzz-cd");
     idet_attach(f->t, 1, &c);
@@ -519,7 +520,7 @@ static void check_disk(FuzzDisk *d, uint32_t run_seed)
 {
     uint64_t size = d->sectors * 512;
     uint8_t *got = g_malloc(size), *want = g_malloc(size);
-    g_assert_cmpint(blk_pread(d->blk, 0, size, got), ==, 0);
+    g_assert_cmpint(disk_pread(d->disk, 0, got, size), ==, 0);
     pattern_fill(want, size, d->seed, 0);
     for (uint64_t s = 0; s < d->sectors; s++) {
         if (!d->covered[s] && memcmp(got + s * 512, want + s * 512, 512)) {
@@ -531,9 +532,9 @@ static void check_disk(FuzzDisk *d, uint32_t run_seed)
     g_free(got);
     g_free(want);
     if (d->qcow2) {
-        check_blk(d->blk, false);
+        check_disk_node(d->disk, false);
     }
-    blk_unref(d->blk);
+    xblk_disk_close(d->disk);
     if (d->qcow2) {
         qemu_check(d->path, false);
     }
@@ -560,7 +561,7 @@ static void fuzz_finish(Fuzz *f, uint32_t seed)
     for (int i = 0; i < 3; i++) {
         check_disk(&f->disk[i], seed);
     }
-    blk_unref(f->iso);
+    xblk_disk_close(f->iso);
     uint8_t *want = g_malloc(ISO_SIZE);
     g_autofree char *got = NULL;
     gsize len;
@@ -590,6 +591,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     test_dir_setup_in_memory();
+    idet_engine_start();
     const char *one = g_getenv("XBLK_FUZZ_SEED");
     unsigned seeds = g_getenv("XBLK_LONG") ? 200 : 24;
     if (one) {
@@ -603,6 +605,7 @@ int main(int argc, char **argv)
         }
     }
     int ret = g_test_run();
+    idet_engine_stop();
     test_dir_cleanup();
     return ret;
 }

@@ -21,7 +21,7 @@
 typedef struct HD {
     IDETest *t;
     char *path;
-    BlockBackend *blk;
+    XblkDisk *disk;
     BlockDriverState *dbg;      /* blkdebug filter, or NULL */
     Model *m;
 } HD;
@@ -47,15 +47,14 @@ static HD *hd_open(const char *name, const HDOpts *o)
     uint64_t size = o && o->size ? o->size : HD_SIZE;
     h->path = test_path(name);
     h->m = model_new(MIN(size, 64 * MiB));
-    BlockBackend *blk = qcow2_image(h->path, size, MIN(size, HD_SIZE), SEED,
-                                    h->m);
-    if (o && o->blkdebug) {
-        blk_unref(blk);
-        blk = qcow2_open_blkdebug(h->path, &h->dbg);
+    bool dbg = o && o->blkdebug;
+    h->disk = qcow2_image(h->path, "hd0", dbg ? "hd0-dbg" : NULL, size,
+                          MIN(size, HD_SIZE), SEED, h->m);
+    if (dbg) {
+        h->dbg = blkdebug_node("hd0-dbg");
     }
-    h->blk = blk;
     h->t = idet_new(1 * MiB);
-    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, blk, "ide0-hd0");
+    IDEDriveConfig c = idet_config(IDE_DRIVE_HD, h->disk, "ide0-hd0");
     if (o) {
         c.werror = o->werror;
         c.rerror = o->rerror;
@@ -75,7 +74,7 @@ static HD *hd_open(const char *name, const HDOpts *o)
 static void hd_close(HD *h, bool compare)
 {
     idet_free(h->t);
-    blk_unref(h->blk);
+    xblk_disk_close(h->disk);
     qemu_check(h->path, false);
     if (compare) {
         qemu_compare(h->path, NULL, h->m);
@@ -295,7 +294,8 @@ static void test_pio_ext(void)
         ata_status(t, PRI);
     }
     g_assert_cmphex(ata_status(t, PRI), ==, ST_OK);
-    g_assert_cmpint(blk_pread(h->blk, lba * 512, sizeof(back), back), ==, 0);
+    g_assert_cmpint(disk_pread(h->disk, lba * 512, back, sizeof(back)), ==,
+                    0);
     g_assert_cmpmem(back, sizeof(back), buf, sizeof(buf));
     ata_regs48(t, PRI, 0, lba, 3);
     ata_cmd(t, PRI, 0x24);
@@ -1170,11 +1170,11 @@ static void test_security_erase(void)
     g_assert_cmphex(word(t, 128), ==, 0x0021);
     idet_free(h->t);
     h->t = idet_new(1 << 20);
-    blk_unref(h->blk);
-    h->blk = NULL;
+    xblk_disk_close(h->disk);
+    h->disk = NULL;
     qemu_check(h->path, false);
     qemu_io_read_pattern(h->path, "qcow2", 0, 0, HD_SIZE);
-    h->blk = img_open(h->path);
+    h->disk = qcow2_disk_open(h->path, "hd0", NULL);
     memset(h->m->data, 0, h->m->size);
     hd_close(h, true);
 }
@@ -1183,6 +1183,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     test_dir_setup_in_memory();
+    idet_engine_start();
     g_test_add_func("/ide/identify/fields", test_identify);
     g_test_add_func("/ide/identify/defaults", test_identify_defaults);
     g_test_add_func("/ide/identify/lba48", test_identify_lba48);
@@ -1219,6 +1220,7 @@ int main(int argc, char **argv)
     g_test_add_func("/ide/security/frozen", test_security_frozen);
     g_test_add_func("/ide/security/erase", test_security_erase);
     int ret = g_test_run();
+    idet_engine_stop();
     test_dir_cleanup();
     return ret;
 }

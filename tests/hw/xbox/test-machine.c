@@ -13,6 +13,7 @@
  * rules and guest power-off.
  */
 #include "guest-path.h"
+#include "api/internal.h"
 #include "block/block-backend.h"
 #include "hw/runstate.h"
 #include "hw/xbox/machine.h"
@@ -426,9 +427,10 @@ static void test_disk_io(void)
     g_assert_no_error(err);
 
     XboxMachine *m = machine_for("shadow.elf");     /* sleeps in hlt */
+    XblkDisk *disk = xblk_api_disk_wrap(machine_engine(m), blk, "io-test");
     start(m);
     uint8_t *buf = g_malloc0(4096);
-    IoTest t = { .req = { .blk = blk, .op = DEVIO_READ, .offset = 8192,
+    IoTest t = { .req = { .disk = disk, .op = DEVIO_READ, .offset = 8192,
                           .buf = buf, .len = 4096,
                           .latency_ns = 5000000 } };
     run_io(m, &t);
@@ -437,7 +439,7 @@ static void test_disk_io(void)
     g_assert_cmpmem(buf, 4096, pattern + 8192, 4096);
     /* Completions that start the next request at once. */
     memset(buf, 0, 4096);
-    t = (IoTest){ .req = { .blk = blk, .op = DEVIO_READ, .offset = 4096,
+    t = (IoTest){ .req = { .disk = disk, .op = DEVIO_READ, .offset = 4096,
                            .buf = buf, .len = 4096, .latency_ns = 1000 },
                   .chain = 5 };
     run_io(m, &t);
@@ -446,20 +448,21 @@ static void test_disk_io(void)
     g_assert_cmpmem(buf, 4096, pattern + 4096, 4096);
     /* Latency 0: the host is necessarily late; the clock holds. */
     memset(buf, 0xA5, 4096);
-    t = (IoTest){ .req = { .blk = blk, .op = DEVIO_WRITE, .offset = 0,
+    t = (IoTest){ .req = { .disk = disk, .op = DEVIO_WRITE, .offset = 0,
                            .buf = buf, .len = 4096, .latency_ns = 0 } };
     run_io(m, &t);
     g_assert_cmpint(t.ret, ==, 0);
     g_assert_cmpint(t.completed, ==, t.submitted);
-    t = (IoTest){ .req = { .blk = blk, .op = DEVIO_FLUSH,
+    t = (IoTest){ .req = { .disk = disk, .op = DEVIO_FLUSH,
                            .latency_ns = 1000 } };
     run_io(m, &t);
     g_assert_cmpint(t.ret, ==, 0);
     /* Beyond the end: the error comes back at the deadline. */
-    t = (IoTest){ .req = { .blk = blk, .op = DEVIO_READ, .offset = 1 << 30,
+    t = (IoTest){ .req = { .disk = disk, .op = DEVIO_READ, .offset = 1 << 30,
                            .buf = buf, .len = 4096, .latency_ns = 100 } };
     run_io(m, &t);
     g_assert_cmpint(t.ret, <, 0);
+    xblk_disk_close(disk);
     machine_done(m);
     uint8_t check[4096];
     g_assert_cmpint(blk_pread(blk, 0, 4096, check), ==, 0);

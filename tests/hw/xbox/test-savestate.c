@@ -13,6 +13,7 @@
  * finds the image clean; delete frees it (no leaks).  Prints the guest
  * pauses of save and load.
  */
+#include "api/internal.h"
 #include "block/block-backend.h"
 #include "hw/runstate.h"
 #include "hw/xbox/machine-media.h"
@@ -75,16 +76,32 @@ static void copy_file(const char *from, const char *to)
 
 typedef struct Rig {
     XboxMachine *m;
-    BlockBackend *hd;
+    XblkEngine *engine;
+    BlockBackend *hd;           /* behind the HD's disk (borrowed) */
     bool started;
 } Rig;
+
+/* A drive's backend as the XblkDisk the machine takes. */
+static XblkDisk *drive_disk(Rig *r, BlockBackend *blk, const char *id)
+{
+    blk_set_name(blk, id);
+    XblkDisk *disk = xblk_api_disk_wrap(r->engine, blk, id);
+    blk_unref(blk);
+    return disk;
+}
 
 static Rig rig_new_kernel(const char *hd_path, uint64_t ram_size,
                           const char *kernel)
 {
     GError *err = NULL;
+    XblkError *xerr = NULL;
     Rig r = { 0 };
-    MachineConfig cfg = { 0 };
+    XblkEngineOptions eo = {
+        .size = sizeof(eo), .glib_context = g_main_context_default(),
+    };
+    r.engine = xblk_engine_new(&eo, &xerr);
+    g_assert_null(xerr);
+    MachineConfig cfg = { .engine = r.engine };
     cfg.ram_size = ram_size;
     cfg.seed = 1;
     cfg.kernel_path = build_path(kernel);
@@ -93,26 +110,26 @@ static Rig rig_new_kernel(const char *hd_path, uint64_t ram_size,
     bopts_set(o, "driver", "qcow2");
     MachineDriveConfig *d = &cfg.drives[0];
     d->kind = IDE_DRIVE_HD;
-    d->blk = blk_new_open(hd_path, o, BDRV_O_RDWR, &err);
+    BlockBackend *blk = blk_new_open(hd_path, o, BDRV_O_RDWR, &err);
     g_assert_no_error(err);
     d->id = g_strdup("ide0-hd0");
     d->open_flags = BDRV_O_RDWR;
     d->werror = IDE_ERROR_ACTION_ENOSPC;
     d->rerror = IDE_ERROR_ACTION_REPORT;
-    blk_set_name(d->blk, d->id);
-    r.hd = d->blk;
+    r.hd = blk;
+    d->disk = drive_disk(&r, blk, d->id);
 
     g_autofree char *disc = build_path("guest/disc.iso");
     o = bopts_new();
     bopts_set(o, "driver", "raw");
     d = &cfg.drives[1];
     d->kind = IDE_DRIVE_CD;
-    d->blk = blk_new_open(disc, o, 0, &err);
+    blk = blk_new_open(disc, o, 0, &err);
     g_assert_no_error(err);
     d->id = g_strdup("ide0-cd1");
     d->werror = IDE_ERROR_ACTION_ENOSPC;
     d->rerror = IDE_ERROR_ACTION_REPORT;
-    blk_set_name(d->blk, d->id);
+    d->disk = drive_disk(&r, blk, d->id);
 
     r.m = machine_new(&cfg, &err);
     g_assert_no_error(err);
@@ -128,6 +145,8 @@ static void rig_free(Rig *r)
 {
     machine_free(r->m);
     r->m = NULL;
+    xblk_engine_free(r->engine);
+    r->engine = NULL;
 }
 
 static bool stopped(void *opaque)
