@@ -94,7 +94,8 @@ static XblkErrorCode code_of(const GError *gerr)
 {
     const char *m = gerr->message;
     if (gerr->code == ERROR_CLASS_DEVICE_NOT_FOUND ||
-        ends_with_errno(m, ENOENT) || strstr(m, "does not exist")) {
+        ends_with_errno(m, ENOENT) || strstr(m, "does not exist") ||
+        strstr(m, "has no VM state")) {
         return XBLK_ERROR_NOT_FOUND;
     }
     if (ends_with_errno(m, ENOSPC) || ends_with_errno(m, EDQUOT)) {

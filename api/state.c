@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Nested tables deeper than this are refused (also ends cycles). */
@@ -196,6 +197,10 @@ bool xblk_ram_add(XblkEngine *e, const char *name, void *host, uint64_t size,
             return false;
         }
     }
+    /* Transparent huge pages: the save's write-protection then changes
+     * one page-table entry per 2 MiB instead of per 4 KiB (~10 us instead
+     * of ~1 ms at 64 MiB, inside the pause); a load keeps them. */
+    madvise(host, size, MADV_HUGEPAGE);
     /* The capture's fault handler goes in now, outside any pause. */
     GError *gerr = NULL;
     if (!ram_snapshot_init(&gerr)) {
@@ -820,6 +825,7 @@ static SavestateHost host_of(XblkStateHost *st, SavestateHostOps *ops)
 {
     *ops = api_host_ops;
     ops->machine_type = st->ops.machine_type ? st->ops.machine_type : "";
+    ops->ram_huge_pages = true;         /* as xblk_ram_add advised */
     return (SavestateHost){ ops, st };
 }
 

@@ -429,8 +429,10 @@ static int coroutine_fn save_write_out(TxnSnapshotVmstate *vs, void *opaque,
 static void save_resume(SaveCtx *s)
 {
     if (s->quiesced) {
-        s->h->ops->resume(s->h->opaque);
+        /* The pause ends when the host is told to go on: waking its
+         * threads may hand this CPU to them before resume() returns. */
         s->resume_ns = now_ns();
+        s->h->ops->resume(s->h->opaque);
         s->quiesced = false;
     }
 }
@@ -823,8 +825,8 @@ static bool coroutine_fn load_pause(LoadCtx *l, GArray *disks,
         }
     }
     ok = ok && h->ops->load(h->opaque, l->r, l->rr, errp);
+    *resume_ns = now_ns();      /* see save_resume */
     h->ops->resume(h->opaque);
-    *resume_ns = now_ns();
     return ok;
 }
 

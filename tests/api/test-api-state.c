@@ -513,7 +513,7 @@ static void test_save_load_running(void)
     g_assert_cmpstr(info->frame_hash, ==, sum_at_save);
     xblk_state_info_free(info);
     g_assert_null(xblk_state_info(h.e, "nope", &err));
-    expect_error(err, XBLK_ERROR_FAILED, "no VM state"), err = NULL;
+    expect_error(err, XBLK_ERROR_NOT_FOUND, "no VM state"), err = NULL;
     Dev dev_at_save = h.dev_at_pause;
 
     /* More guest work and a disk write: all of it must go. */

@@ -26,6 +26,31 @@ import xtest  # noqa: E402
 HEADERS = ('xblk.h', 'xblk-common.h', 'xblk-engine.h', 'xblk-disk.h',
            'xblk-snapshot.h', 'xblk-state.h', 'xblk-monitor.h')
 
+FIELD_TABLE = r'''
+#include <xblk/xblk.h>
+typedef struct In { uint16_t a; } In;
+typedef struct T { uint64_t x; uint32_t n; uint8_t buf[8]; In in[2];
+                   bool b; uint8_t arr[4]; } T;
+static const XblkField in_f[] = { XBLK_U16(In, a), XBLK_FIELDS_END };
+static const XblkDeviceDesc in_d = {
+    .size = sizeof(XblkDeviceDesc), .field_size = sizeof(XblkField),
+    .name = "in", .version = 1, .struct_size = sizeof(In), .fields = in_f };
+static const XblkField f[] = {
+    XBLK_U64(T, x), XBLK_U32(T, n, XBLK_MAX(8)), XBLK_VBUFFER(T, buf, n),
+    XBLK_STRUCT_ARRAY(T, in, 2, &in_d, In), XBLK_BOOL(T, b, XBLK_SINCE(2)),
+    XBLK_U8_ARRAY(T, arr, 4, XBLK_MAX(3)), XBLK_BUFFER(T, arr),
+    XBLK_FIELDS_END };
+int main(void)
+{
+    return !(f[0].count == 1 && f[0].elem_size == 8 &&
+             f[1].ranged && f[1].max == 8 &&
+             f[2].len_offset == offsetof(T, n) && f[2].elem_size == 8 &&
+             f[3].count == 2 && f[3].desc == &in_d &&
+             f[4].version_added == 2 && f[5].count == 4 && f[5].max == 3 &&
+             f[6].elem_size == 4 && f[7].name == NULL);
+}
+'''
+
 HOST = r'''
 #include <xblk/xblk.h>
 #include <poll.h>
@@ -203,6 +228,20 @@ class InstallTest(xtest.TmpDirTestCase):
         self.compile('c++', 'c++17',
                      '#include <xblk/xblk.h>\n'
                      'unsigned v() { return xblk_version(); }\n', '.cc')
+
+    def test_field_macros_iso_c(self):
+        # The device-table macros expand to ISO C even without designators
+        # (a variadic macro's arguments may not be missing under
+        # -pedantic), and fill the fields they name.
+        self.compile('cc', 'c11', FIELD_TABLE, '.c')
+        exe = self.path('fields')
+        xtest.run(['cc', '-std=c11', '-o', exe, self.path('unit.c')] +
+                  self.pkg('--cflags') + self.pkg('--libs'))
+        env = self.env()
+        env['LD_LIBRARY_PATH'] = os.path.join(self.prefix, 'lib')
+        p = subprocess.run([exe], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
     def run_host(self, static):
         src = self.path('host.c')
