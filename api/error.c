@@ -73,10 +73,16 @@ void xblk_error_set(XblkError **err, XblkErrorCode code, const char *fmt,
     error_store(err, code, msg);
 }
 
+/* A host's XblkError on its way through the engine keeps its code: the
+ * GError carries it in a domain of its own (prefixes added on the way
+ * keep domain and code). */
+G_DEFINE_QUARK(xblk-api-host-error-quark, api_host_error)
+
 void xblk_api_error_to_gerror(GError **errp, XblkError *err)
 {
     if (err) {
-        error_setg(errp, "%s", err->message);
+        g_set_error(errp, api_host_error_quark(), err->code, "%s",
+                    err->message);
         xblk_error_free(err);
     } else {
         error_setg(errp, "failed (the host gave no reason)");
@@ -93,6 +99,9 @@ static bool ends_with_errno(const char *msg, int errnum)
 static XblkErrorCode code_of(const GError *gerr)
 {
     const char *m = gerr->message;
+    if (gerr->domain == api_host_error_quark()) {
+        return (XblkErrorCode)gerr->code;
+    }
     if (gerr->code == ERROR_CLASS_DEVICE_NOT_FOUND ||
         ends_with_errno(m, ENOENT) || strstr(m, "does not exist") ||
         strstr(m, "has no VM state")) {
