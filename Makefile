@@ -35,7 +35,8 @@ ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(LIB_LIBS) -lpthread -lm -ldl
 
-LIB_SRCS := $(wildcard util/*.c block/*.c migration/*.c) tools/img-common.c
+LIB_SRCS := $(wildcard util/*.c block/*.c migration/*.c snapshot/*.c) \
+	tools/img-common.c
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIBXBLK := $(BUILD)/libxblk.a
 
@@ -254,7 +255,8 @@ install: all
 clean:
 	rm -rf $(BUILD)/util $(BUILD)/block $(BUILD)/tools $(BUILD)/tests \
 	       $(BUILD)/bench $(BUILD)/qapi $(BUILD)/monitor $(BUILD)/hw \
-	       $(BUILD)/guest $(BUILD)/api $(BUILD)/lib \
+	       $(BUILD)/guest $(BUILD)/api $(BUILD)/lib $(BUILD)/snapshot \
+	       $(BUILD)/migration \
 	       $(BUILD)/*.a $(TOOLS)
 
 distclean:
