@@ -126,17 +126,7 @@ int main(int argc, char **argv)
 '''
 
 
-def sanitized_build():
-    """An ASan/UBSan build's library needs the sanitizer runtime loaded
-    first, which a plain host program does not do."""
-    try:
-        with open(os.path.join(xtest.BUILD, 'config.mak')) as f:
-            return 'SANITIZERS = yes' in f.read()
-    except OSError:
-        return False
-
-
-@unittest.skipIf(sanitized_build(), 'a sanitized libxblk needs the '
+@unittest.skipIf(xtest.sanitized_build(), 'a sanitized libxblk needs the '
                  'sanitizer runtime in the host (make check covers it)')
 class InstallTest(xtest.TmpDirTestCase):
     @classmethod
@@ -144,9 +134,7 @@ class InstallTest(xtest.TmpDirTestCase):
         import tempfile
         cls._tmp = tempfile.TemporaryDirectory(prefix='xblk-install-')
         cls.prefix = os.path.join(cls._tmp.name, 'prefix')
-        xtest.run(['make', '-s', '-C', xtest.ROOT,
-                   'BUILD=' + os.path.relpath(xtest.BUILD, xtest.ROOT),
-                   'install', 'PREFIX=' + cls.prefix], timeout=1200)
+        xtest.make_install(cls.prefix)
 
     @classmethod
     def tearDownClass(cls):

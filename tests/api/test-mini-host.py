@@ -192,16 +192,6 @@ int main(int argc, char **argv)
 '''
 
 
-def sanitized_build():
-    """An ASan/UBSan build's library needs the sanitizer runtime loaded
-    first, which a plain host program does not do."""
-    try:
-        with open(os.path.join(xtest.BUILD, 'config.mak')) as f:
-            return 'SANITIZERS = yes' in f.read()
-    except OSError:
-        return False
-
-
 def parse(line):
     """'ok save a k=v ...' -> ('ok', 'save', ['a'], {'k': 'v'})."""
     words = line.split()
@@ -311,16 +301,14 @@ class MiniHost:
         return self.proc.stderr.read()[-2000:]
 
 
-@unittest.skipIf(sanitized_build(), 'a sanitized libxblk needs the '
+@unittest.skipIf(xtest.sanitized_build(), 'a sanitized libxblk needs the '
                  'sanitizer runtime in the host (make check covers it)')
 class MiniHostTest(xtest.TmpDirTestCase):
     @classmethod
     def setUpClass(cls):
         cls._tmp = tempfile.TemporaryDirectory(prefix='xblk-mini-host-')
         cls.prefix = os.path.join(cls._tmp.name, 'prefix')
-        xtest.run(['make', '-s', '-C', xtest.ROOT,
-                   'BUILD=' + os.path.relpath(xtest.BUILD, xtest.ROOT),
-                   'install', 'PREFIX=' + cls.prefix], timeout=1200)
+        xtest.make_install(cls.prefix)
         cls.src = os.path.join(cls._tmp.name, 'mini-host')
         shutil.copytree(EXAMPLE, cls.src,
                         ignore=shutil.ignore_patterns('mini-host', '*.o'))

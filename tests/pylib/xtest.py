@@ -30,6 +30,22 @@ def run(cmd, check=True, input=None, timeout=600):
     return p
 
 
+def sanitized_build():
+    """True for an ASan/UBSan build: its libxblk needs the sanitizer
+    runtime loaded first, which a plain host program does not do."""
+    try:
+        with open(os.path.join(BUILD, 'config.mak')) as f:
+            return 'SANITIZERS = yes' in f.read()
+    except OSError:
+        return False
+
+
+def make_install(prefix):
+    """`make install PREFIX=prefix` of the build under test."""
+    run(['make', '-s', '-C', ROOT, 'BUILD=' + os.path.relpath(BUILD, ROOT),
+         'install', 'PREFIX=' + prefix], timeout=1200)
+
+
 class TmpDirTestCase(unittest.TestCase):
     """A test case with a fresh temporary folder in self.dir."""
 
