@@ -77,4 +77,17 @@ void xblk_api_monitor_free_all(void);
 /* api/state.c: frees the save-state part of an engine. */
 void xblk_api_state_free(XblkEngine *e);
 
+/* Engine-internal users of the coordinator (domain snapshots,
+ * snapshot/domain.h) run their savestate_* calls between begin and end,
+ * as xblk_state_* do: begin refuses while an operation runs (or without
+ * a bound host and RAM) and marks the engine busy; end clears what a
+ * capture or load left.  host fills *ops (owned by the caller) and
+ * returns the engine's save-state host. */
+struct SavestateHost;
+struct SavestateHostOps;
+bool xblk_api_state_begin(XblkEngine *e, GError **errp);
+void xblk_api_state_end(XblkEngine *e);
+void xblk_api_state_host(XblkEngine *e, struct SavestateHost *out,
+                         struct SavestateHostOps *ops);
+
 #endif

@@ -582,7 +582,7 @@ static GArray *sh_disks(void *opaque)
         XblkDisk *d = l->data;
         BlockDriverState *bs = blk_bs(d->blk);
         if (bs && !bdrv_is_read_only(bs)) {
-            SavestateDisk sd = { xblk_disk_name(d), bs };
+            SavestateDisk sd = { xblk_disk_name(d), bs, d->blk };
             g_array_append_val(a, sd);
         }
     }
@@ -827,6 +827,38 @@ static SavestateHost host_of(XblkStateHost *st, SavestateHostOps *ops)
     ops->machine_type = st->ops.machine_type ? st->ops.machine_type : "";
     ops->ram_huge_pages = true;         /* as xblk_ram_add advised */
     return (SavestateHost){ ops, st };
+}
+
+bool xblk_api_state_begin(XblkEngine *e, GError **errp)
+{
+    XblkStateHost *st = state_of(e);
+    if (st->busy || savestate_busy()) {
+        error_setg(errp, "a save, load or delete of a state is in "
+                   "progress");
+        return false;
+    }
+    if (!st->host_set || !st->n_ram) {
+        error_setg(errp, "no host with guest RAM is bound to the engine");
+        return false;
+    }
+    st->busy = true;
+    st->cancel = false;
+    return true;
+}
+
+void xblk_api_state_end(XblkEngine *e)
+{
+    XblkStateHost *st = state_of(e);
+    capture_clear(st);
+    g_clear_pointer(&st->prepared, vmstate_set_load_free);
+    st->busy = false;
+    st->cancel = false;
+}
+
+void xblk_api_state_host(XblkEngine *e, SavestateHost *out,
+                         SavestateHostOps *ops)
+{
+    *out = host_of(state_of(e), ops);
 }
 
 /* ---- save, load, delete ---- */

@@ -53,7 +53,10 @@
 #include "util/error.h"
 #include "util/main-loop.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Stream bytes gathered before one write into the snapshot. */
 #define SAVE_STAGE_BYTES    (1u << 20)
@@ -198,7 +201,11 @@ typedef struct SaveCtx {
     XssWriter *w;
     GByteArray *stage;          /* stream bytes not handed on yet */
     int64_t pos;                /* stream offset written so far */
-    TxnSnapshotVmstate *vs;     /* during the write-out */
+    TxnSnapshotVmstate *vs;     /* the write-out into a snapshot */
+    bool streaming;             /* the write-out runs: pieces go on */
+    const SavestatePlan *plan;
+    int mem_fd;                 /* memory EXTERNAL: the .part file */
+    char *mem_part;             /* its path while it is not renamed */
     SavestateRam regions[SAVESTATE_RAM_MAX];
     guint n_regions;
     uint64_t ram_size;          /* of all regions */
@@ -255,7 +262,7 @@ static bool save_write(void *opaque, const void *buf, size_t len,
 {
     SaveCtx *s = opaque;
     g_byte_array_append(s->stage, buf, len);
-    if (s->vs && s->stage->len >= SAVE_STAGE_BYTES) {
+    if (s->streaming && s->stage->len >= SAVE_STAGE_BYTES) {
         GByteArray *piece = s->stage;
         s->stage = g_byte_array_sized_new(SAVE_STAGE_BYTES + 65536);
         if (!save_hand_on(s, piece)) {
@@ -384,22 +391,70 @@ static void save_stop_producer(SaveCtx *s)
     g_mutex_unlock(&s->qlock);
 }
 
-/* The late VM state write-out (the late action's finish; guest running). */
-static int coroutine_fn save_write_out(TxnSnapshotVmstate *vs, void *opaque,
-                                       GError **errp)
+/* Where the pipeline's pieces go: the snapshot's VM state or a file. */
+typedef int coroutine_fn SaveSinkFn(SaveCtx *s, GByteArray *piece,
+                                    GError **errp);
+
+static int coroutine_fn sink_vmstate(SaveCtx *s, GByteArray *piece,
+                                     GError **errp)
 {
-    SaveCtx *s = opaque;
+    int ret = txn_snapshot_write_vmstate(s->vs, piece->data, s->pos,
+                                         piece->len, errp);
+    if (ret < 0) {
+        g_prefix_error(errp, "writing the VM state: ");
+    }
+    return ret;
+}
+
+typedef struct FileWrite {
+    int fd;
+    const void *buf;
+    size_t len;
+    off_t pos;
+} FileWrite;
+
+static int file_write_worker(void *opaque)
+{
+    FileWrite *fw = opaque;
+    size_t done = 0;
+    while (done < fw->len) {
+        ssize_t n = pwrite(fw->fd, (const char *)fw->buf + done,
+                           fw->len - done, fw->pos + done);
+        if (n < 0 && errno != EINTR) {
+            return -errno;
+        }
+        done += n > 0 ? (size_t)n : 0;
+    }
+    return 0;
+}
+
+static int coroutine_fn sink_file(SaveCtx *s, GByteArray *piece,
+                                  GError **errp)
+{
+    FileWrite fw = { s->mem_fd, piece->data, piece->len, s->pos };
+    int ret = worker_pool_run(file_write_worker, &fw);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "writing the memory file '%s'",
+                         s->plan->memory_file);
+    }
+    return ret;
+}
+
+/* The write-out, guest running: the producer thread's pieces into sink
+ * in stream order; returns the stream's length or a negative errno. */
+static int64_t coroutine_fn save_pipeline(SaveCtx *s, SaveSinkFn *sink,
+                                          GError **errp)
+{
     uint64_t expect = s->pos + s->stage->len + s->ram_size / 2;
     GError *err = NULL;
-    s->vs = vs;
+    s->streaming = true;
     GThread *producer = g_thread_new("xblk-save", save_producer, s);
     for (GByteArray *piece; (piece = save_next_piece(s)); ) {
         if (!err && args_cancelled(s->args)) {
             error_setg(&err, "the save was cancelled");
         }
-        if (!err && txn_snapshot_write_vmstate(vs, piece->data, s->pos,
-                                               piece->len, &err) < 0) {
-            g_prefix_error(&err, "writing the VM state: ");
+        if (!err) {
+            sink(s, piece, &err);
         }
         if (err) {
             save_stop_producer(s);  /* drains what is queued, unwritten */
@@ -412,7 +467,7 @@ static int coroutine_fn save_write_out(TxnSnapshotVmstate *vs, void *opaque,
     }
     g_thread_join(producer);
     save_end_ram(s);
-    s->vs = NULL;
+    s->streaming = false;
     if (!err && s->producer_err) {
         err = g_steal_pointer(&s->producer_err);
     }
@@ -421,7 +476,21 @@ static int coroutine_fn save_write_out(TxnSnapshotVmstate *vs, void *opaque,
         g_propagate_error(errp, err);
         return -EIO;
     }
-    txn_snapshot_set_vm_state_size(vs, s->pos);
+    return s->pos;
+}
+
+/* The late VM state write-out (the late action's finish; guest running). */
+static int coroutine_fn save_write_out(TxnSnapshotVmstate *vs, void *opaque,
+                                       GError **errp)
+{
+    SaveCtx *s = opaque;
+    s->vs = vs;
+    int64_t len = save_pipeline(s, sink_vmstate, errp);
+    s->vs = NULL;
+    if (len < 0) {
+        return -EIO;
+    }
+    txn_snapshot_set_vm_state_size(vs, len);
     return 0;
 }
 
@@ -487,8 +556,12 @@ static int coroutine_fn pause_prepare(void *opaque, Transaction *t,
         return -EIO;
     }
     /* Every disk's snapshot records the machine's clock of the instant
-     * (qemu-img's VM CLOCK). */
-    txn_snapshot_set_vm_clock(t, s->cap.clock_ns);
+     * (qemu-img's VM CLOCK) when it is part of a save state: a machine
+     * clock without a VM state on some disk marks an unfinished one
+     * (savestate_cleanup), so a memory file's snapshots record none. */
+    if (s->plan->memory == SAVESTATE_MEMORY_INTERNAL) {
+        txn_snapshot_set_vm_clock(t, s->cap.clock_ns);
+    }
     return 0;
 }
 
@@ -509,6 +582,70 @@ static const TxnActionDriver pause_driver = {
     .prepare = pause_prepare,
     .commit = pause_commit,
     .abort = pause_abort,
+};
+
+/* memory EXTERNAL: the pause action whose finish writes the stream into
+ * the .part file, makes it durable and renames it into place. */
+static int file_sync_worker(void *opaque)
+{
+    return fsync(*(int *)opaque) < 0 ? -errno : 0;
+}
+
+typedef struct FileRename {
+    const char *from, *to;
+} FileRename;
+
+/* rename, then fsync of the folder: the name is durable too. */
+static int file_rename_worker(void *opaque)
+{
+    FileRename *r = opaque;
+    if (rename(r->from, r->to) < 0) {
+        return -errno;
+    }
+    g_autofree char *dir = g_path_get_dirname(r->to);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int ret = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return ret;
+}
+
+static int coroutine_fn memfile_finish(void *opaque, GError **errp)
+{
+    SaveCtx *s = opaque;
+    if (save_pipeline(s, sink_file, errp) < 0) {
+        return -EIO;
+    }
+    FileRename r = { s->mem_part, s->plan->memory_file };
+    int ret = worker_pool_run(file_sync_worker, &s->mem_fd);
+    if (ret == 0) {
+        ret = worker_pool_run(file_rename_worker, &r);
+    }
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "writing the memory file '%s'",
+                         s->plan->memory_file);
+        return ret;
+    }
+    g_clear_pointer(&s->mem_part, g_free);
+    return 0;
+}
+
+/* Another action's write-out failed: the snapshot is not taken. */
+static void coroutine_fn memfile_undo(void *opaque)
+{
+    SaveCtx *s = opaque;
+    unlink(s->plan->memory_file);
+}
+
+static const TxnActionDriver memfile_driver = {
+    .type = "x-machine-pause",
+    .prepare = pause_prepare,
+    .commit = pause_commit,
+    .abort = pause_abort,
+    .finish = memfile_finish,
+    .undo = memfile_undo,
 };
 
 static bool tag_on_disk(const SavestateDisk *d, const char *tag)
@@ -644,18 +781,300 @@ static void save_ctx_clear(SaveCtx *s)
 {
     save_end_ram(s);
     save_resume(s);
-    xss_writer_free(s->w);
+    if (s->w) {
+        xss_writer_free(s->w);
+    }
+    if (s->mem_fd >= 0) {
+        close(s->mem_fd);
+    }
+    if (s->mem_part) {
+        unlink(s->mem_part);    /* never renamed: no memory file */
+        g_free(s->mem_part);
+    }
     g_byte_array_unref(s->stage);
     g_queue_clear_full(&s->queue, (GDestroyNotify)g_byte_array_unref);
     g_mutex_clear(&s->qlock);
     g_cond_clear(&s->qcond);
 }
 
+/* A disk of the plan, found among the host's writable disks. */
+typedef struct PlanDisk {
+    SavestateDisk d;
+    const SavestateDiskPlan *p;
+    BlockDriverState *new_top;  /* revert EXTERNAL: the new overlay */
+    bool created;               /* revert EXTERNAL: its file is ours */
+} PlanDisk;
+
+/* The plan's disks, each a writable disk of the host and named once. */
+static GArray *plan_disks(const SavestateHost *h, const SavestatePlan *plan,
+                          GError **errp)
+{
+    g_autoptr(GArray) all = writable_disks(h);
+    GArray *out = g_array_new(FALSE, TRUE, sizeof(PlanDisk));
+    for (guint i = 0; i < plan->n_disks; i++) {
+        const SavestateDiskPlan *p = &plan->disks[i];
+        SavestateDisk *d = find_disk(all, p->name);
+        for (guint j = 0; d && j < out->len; j++) {
+            if (g_array_index(out, PlanDisk, j).d.bs == d->bs) {
+                error_setg(errp, "disk '%s' is named twice", p->name);
+                g_array_unref(out);
+                return NULL;
+            }
+        }
+        if (!d) {
+            bad_device(p->name, errp);
+            g_array_unref(out);
+            return NULL;
+        }
+        PlanDisk pd = { .d = *d, .p = p };
+        g_array_append_val(out, pd);
+    }
+    return out;
+}
+
+/* The disk that holds an internal memory snapshot: plan->vmstate, else
+ * the first INTERNAL disk, else the first EXTERNAL one; NULL if none. */
+static PlanDisk *plan_vmstate_disk(GArray *disks, const SavestatePlan *plan)
+{
+    PlanDisk *ext = NULL;
+    for (guint i = 0; i < disks->len; i++) {
+        PlanDisk *pd = &g_array_index(disks, PlanDisk, i);
+        if (pd->p->mode == SAVESTATE_DISK_SKIP) {
+            continue;
+        }
+        if (plan->vmstate) {
+            if (disk_is_named(&pd->d, plan->vmstate)) {
+                return pd;
+            }
+        } else if (pd->p->mode == SAVESTATE_DISK_INTERNAL) {
+            return pd;
+        } else if (!ext) {
+            ext = pd;
+        }
+    }
+    return plan->vmstate ? NULL : ext;
+}
+
+static bool file_absent(const char *path, GError **errp)
+{
+    if (!path || !g_path_is_absolute(path)) {
+        error_setg(errp, "'%s' is not an absolute file name",
+                   path ? path : "");
+        return false;
+    }
+    if (access(path, F_OK) == 0) {
+        error_setg(errp, "Could not create '%s': File exists", path);
+        return false;
+    }
+    return true;
+}
+
+static bool snapshot_check_disk(const PlanDisk *pd, const char *tag,
+                                bool holds_vm, GError **errp)
+{
+    if (pd->p->mode == SAVESTATE_DISK_EXTERNAL &&
+        !file_absent(pd->p->file, errp)) {
+        return false;
+    }
+    if (pd->p->mode != SAVESTATE_DISK_INTERNAL && !holds_vm) {
+        return true;
+    }
+    if (!bdrv_can_snapshot(pd->d.bs)) {
+        error_setg(errp, "Device '%s' is writable but does not support "
+                   "snapshots", pd->d.name);
+        return false;
+    }
+    if (holds_vm && !bdrv_can_save_vmstate(pd->d.bs)) {
+        error_setg(errp, "vmstate block device '%s' does not support "
+                   "snapshots", pd->d.name);
+        return false;
+    }
+    if (tag_on_disk(&pd->d, tag)) {
+        error_setg(errp, "Snapshot '%s' already exists in one or more "
+                   "devices", tag);
+        return false;
+    }
+    return true;
+}
+
+/* Everything that can refuse a plan before anything changes. */
+static GArray *snapshot_checks(const SavestateHost *h, const char *tag,
+                               const SavestatePlan *plan, PlanDisk **vmd_out,
+                               GError **errp)
+{
+    if (!tag || !*tag || strlen(tag) >= sizeof(save_stats.tag)) {
+        error_setg(errp, "a snapshot needs a name of 1 to %zu bytes",
+                   sizeof(save_stats.tag) - 1);
+        return NULL;
+    }
+    if (plan->memory != SAVESTATE_MEMORY_NONE && h->ops->can_save &&
+        !h->ops->can_save(h->opaque, errp)) {
+        return NULL;
+    }
+    g_autoptr(GArray) disks = plan_disks(h, plan, errp);
+    if (!disks) {
+        return NULL;
+    }
+    PlanDisk *vmd = plan->memory == SAVESTATE_MEMORY_INTERNAL ?
+                    plan_vmstate_disk(disks, plan) : NULL;
+    if (plan->memory == SAVESTATE_MEMORY_INTERNAL && !vmd) {
+        error_setg(errp, plan->vmstate ?
+                   "vmstate block device '%s' takes no snapshot" :
+                   "an internal memory snapshot needs a disk that takes an "
+                   "internal or external snapshot to hold it%s",
+                   plan->vmstate ? plan->vmstate : "");
+        return NULL;
+    }
+    bool takes_disk = false;
+    for (guint i = 0; i < disks->len; i++) {
+        PlanDisk *pd = &g_array_index(disks, PlanDisk, i);
+        takes_disk |= pd->p->mode != SAVESTATE_DISK_SKIP;
+        if (!snapshot_check_disk(pd, tag, pd == vmd, errp)) {
+            return NULL;
+        }
+    }
+    if (plan->memory == SAVESTATE_MEMORY_NONE && !takes_disk) {
+        error_setg(errp, "nothing to snapshot: no memory and no disk");
+        return NULL;
+    }
+    if (plan->memory == SAVESTATE_MEMORY_EXTERNAL &&
+        !file_absent(plan->memory_file, errp)) {
+        return NULL;
+    }
+    *vmd_out = vmd;
+    return g_steal_pointer(&disks);
+}
+
+/* One action per disk of the plan, the VM state's holder first, then the
+ * pause (with memory) last, so that it parks the guest only after every
+ * other prepare. */
+static Transaction *snapshot_txn(SaveCtx *s, const char *tag, GArray *disks,
+                                 PlanDisk *vmd)
+{
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    BdrvSnapshotInfo sn = {
+        .name = (char *)tag, .icount = BDRV_SNAPSHOT_NO_ICOUNT,
+    };
+    if (vmd) {
+        txn_add_snapshot_internal_late(t, vmd->d.name, &sn, save_write_out,
+                                       s);
+    }
+    for (guint i = 0; i < disks->len; i++) {
+        PlanDisk *pd = &g_array_index(disks, PlanDisk, i);
+        if (pd->p->mode == SAVESTATE_DISK_INTERNAL && pd != vmd) {
+            txn_add_snapshot_internal_vm(t, pd->d.name, &sn);
+        }
+        if (pd->p->mode == SAVESTATE_DISK_EXTERNAL) {
+            txn_add_snapshot_sync(t, pd->d.name, NULL, pd->p->file, NULL,
+                                  "qcow2", false);
+        }
+    }
+    if (s->plan->memory == SAVESTATE_MEMORY_INTERNAL) {
+        txn_add(t, &pause_driver, s);
+    } else if (s->plan->memory == SAVESTATE_MEMORY_EXTERNAL) {
+        txn_add(t, &memfile_driver, s);
+    }
+    return t;
+}
+
+static SaveCtx *save_ctx_new(const SavestateHost *h, const SavestateArgs *a,
+                             const SavestatePlan *plan)
+{
+    SaveCtx *s = g_new0(SaveCtx, 1);
+    s->h = h;
+    s->args = a;
+    s->plan = plan;
+    s->mem_fd = -1;
+    s->n_regions = h->ops->ram_regions(h->opaque, s->regions);
+    g_assert(s->n_regions <= SAVESTATE_RAM_MAX);
+    s->ram_size = ram_total(h);
+    s->stage = g_byte_array_sized_new(SAVE_STAGE_BYTES + 65536);
+    g_mutex_init(&s->qlock);
+    g_cond_init(&s->qcond);
+    g_queue_init(&s->queue);
+    return s;
+}
+
+/* Before the transaction: the stream's header, the memory file. */
+static bool save_begin(SaveCtx *s, GError **errp)
+{
+    if (s->plan->memory == SAVESTATE_MEMORY_NONE) {
+        return true;
+    }
+    if (s->plan->memory == SAVESTATE_MEMORY_EXTERNAL) {
+        s->mem_part = g_strconcat(s->plan->memory_file, ".part", NULL);
+        s->mem_fd = open(s->mem_part, O_WRONLY | O_CREAT | O_TRUNC |
+                         O_CLOEXEC, 0644);
+        if (s->mem_fd < 0) {
+            error_setg_errno(errp, errno, "Could not create '%s'",
+                             s->plan->memory_file);
+            g_clear_pointer(&s->mem_part, g_free);
+            return false;
+        }
+    }
+    s->w = xss_writer_new(save_write, s, NULL);
+    return xss_writer_begin(s->w, s->h->ops->machine_type, s->ram_size,
+                            errp);
+}
+
+static void save_record_stats(SaveCtx *s, const char *tag, int64_t t0)
+{
+    bool memory = s->plan->memory != SAVESTATE_MEMORY_NONE;
+    const TxnStats *ts = txn_last_stats();
+    save_stats = (SavestateSaveStats){
+        .valid = true,
+        .guest_pause_ns = memory ? s->resume_ns - s->park_ns
+                                 : ts->drained_ns,
+        .durable_ns = now_ns() - t0,
+        .vm_state_size = s->pos,
+        .raw_size = s->raw_bytes,
+        .peak_cow_bytes = s->peak_cow_bytes,
+        .frame = s->cap.frame,
+    };
+    g_strlcpy(save_stats.tag, tag, sizeof(save_stats.tag));
+}
+
+/* The checked plan, run: state_busy is held by the caller. */
+static bool save_run(const SavestateHost *h, const char *tag,
+                     const SavestatePlan *plan, GArray *disks, PlanDisk *vmd,
+                     const SavestateArgs *a, GError **errp)
+{
+    int64_t t0 = now_ns();
+    SaveCtx *s = save_ctx_new(h, a, plan);
+    int ret = -EIO;
+    if (save_begin(s, errp)) {
+        ret = txn_run(snapshot_txn(s, tag, disks, vmd), errp);
+    }
+    if (ret == 0) {
+        save_record_stats(s, tag, t0);
+    }
+    save_ctx_clear(s);
+    g_free(s);
+    return ret == 0;
+}
+
+bool savestate_snapshot(const SavestateHost *h, const char *tag,
+                        const SavestatePlan *plan, const SavestateArgs *args,
+                        GError **errp)
+{
+    const SavestateArgs *a = args ? args : &no_args;
+    if (state_busy) {
+        error_setg(errp, "a save, load or delete of a state is in "
+                   "progress");
+        return false;
+    }
+    state_busy = true;
+    PlanDisk *vmd = NULL;
+    g_autoptr(GArray) disks = snapshot_checks(h, tag, plan, &vmd, errp);
+    bool ok = disks && save_run(h, tag, plan, disks, vmd, a, errp);
+    state_busy = false;
+    return ok;
+}
+
 bool savestate_save(const SavestateHost *h, const char *tag,
                     const SavestateArgs *args, GError **errp)
 {
     const SavestateArgs *a = args ? args : &no_args;
-    int64_t t0 = now_ns();
     GArray *disks;
     const SavestateDisk *vmd;
     if (state_busy) {
@@ -669,50 +1088,31 @@ bool savestate_save(const SavestateHost *h, const char *tag,
         state_busy = false;
         return false;
     }
-    SaveCtx *s = g_new0(SaveCtx, 1);
-    s->h = h;
-    s->args = a;
-    s->n_regions = h->ops->ram_regions(h->opaque, s->regions);
-    g_assert(s->n_regions <= SAVESTATE_RAM_MAX);
-    s->ram_size = ram_total(h);
-    s->stage = g_byte_array_sized_new(SAVE_STAGE_BYTES + 65536);
-    g_mutex_init(&s->qlock);
-    g_cond_init(&s->qcond);
-    g_queue_init(&s->queue);
-    s->w = xss_writer_new(save_write, s, NULL);
-    int ret = -EIO;
-    if (xss_writer_begin(s->w, h->ops->machine_type, s->ram_size, errp)) {
-        Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
-        BdrvSnapshotInfo sn = {
-            .name = (char *)tag, .icount = BDRV_SNAPSHOT_NO_ICOUNT,
-        };
-        txn_add_snapshot_internal_late(t, vmd->name, &sn, save_write_out, s);
-        for (guint i = 0; i < disks->len; i++) {
-            SavestateDisk *d = &g_array_index(disks, SavestateDisk, i);
-            if (d != vmd) {
-                txn_add_snapshot_internal_vm(t, d->name, &sn);
-            }
+    /* The save state is the plan "memory and every disk internal". */
+    g_autofree SavestateDiskPlan *dp = g_new0(SavestateDiskPlan, disks->len);
+    GArray *pds = g_array_new(FALSE, TRUE, sizeof(PlanDisk));
+    PlanDisk *pvmd = NULL;
+    for (guint i = 0; i < disks->len; i++) {
+        SavestateDisk *d = &g_array_index(disks, SavestateDisk, i);
+        dp[i] = (SavestateDiskPlan){ d->name, SAVESTATE_DISK_INTERNAL };
+        PlanDisk pd = { .d = *d, .p = &dp[i] };
+        g_array_append_val(pds, pd);
+    }
+    for (guint i = 0; i < pds->len; i++) {
+        PlanDisk *pd = &g_array_index(pds, PlanDisk, i);
+        if (pd->d.bs == vmd->bs) {
+            pvmd = pd;
         }
-        txn_add(t, &pause_driver, s);
-        ret = txn_run(t, errp);
     }
-    if (ret == 0) {
-        save_stats = (SavestateSaveStats){
-            .valid = true,
-            .guest_pause_ns = s->resume_ns - s->park_ns,
-            .durable_ns = now_ns() - t0,
-            .vm_state_size = s->pos,
-            .raw_size = s->raw_bytes,
-            .peak_cow_bytes = s->peak_cow_bytes,
-            .frame = s->cap.frame,
-        };
-        g_strlcpy(save_stats.tag, tag, sizeof(save_stats.tag));
-    }
-    save_ctx_clear(s);
-    g_free(s);
+    SavestatePlan plan = {
+        .memory = SAVESTATE_MEMORY_INTERNAL, .disks = dp,
+        .n_disks = disks->len,
+    };
+    bool ok = save_run(h, tag, &plan, pds, pvmd, a, errp);
+    g_array_unref(pds);
     g_array_unref(disks);
     state_busy = false;
-    return ret == 0;
+    return ok;
 }
 
 /* ---- load ---- */
@@ -911,6 +1311,306 @@ bool savestate_load(const SavestateHost *h, const char *tag,
     g_clear_error(&l.worker_err);
     g_free(l.buf);
     return l.ok;
+}
+
+/* ---- revert to a snapshot of any shape ---- */
+
+typedef struct RevertCtx {
+    LoadCtx l;                  /* the stream, when there is memory */
+    const SavestatePlan *plan;
+    GArray *disks;              /* of PlanDisk */
+    PlanDisk *vmd;              /* memory INTERNAL: its holder */
+    BlockDriverState *vm_bs;    /* the node whose snapshot has it */
+} RevertCtx;
+
+static bool revert_check_disk(PlanDisk *pd, const char *tag, GError **errp)
+{
+    const SavestateDiskPlan *p = pd->p;
+    if (p->mode == SAVESTATE_DISK_INTERNAL && !tag_on_disk(&pd->d, tag)) {
+        error_setg(errp, "Snapshot '%s' does not exist on the active layer "
+                   "of '%s'", tag, pd->d.name);
+        return false;
+    }
+    if (p->mode != SAVESTATE_DISK_EXTERNAL) {
+        return true;
+    }
+    if (!pd->d.blk) {
+        error_setg(errp, "'%s' cannot change its image", pd->d.name);
+        return false;
+    }
+    if (!p->file || access(p->file, R_OK) < 0) {
+        error_setg(errp, "the image '%s' of snapshot '%s' on '%s' is "
+                   "missing", p->file ? p->file : "", tag, pd->d.name);
+        return false;
+    }
+    return file_absent(p->overlay, errp);
+}
+
+static bool revert_checks(RevertCtx *rc, GError **errp)
+{
+    const SavestatePlan *plan = rc->plan;
+    rc->disks = plan_disks(rc->l.h, plan, errp);
+    if (!rc->disks) {
+        return false;
+    }
+    for (guint i = 0; i < rc->disks->len; i++) {
+        if (!revert_check_disk(&g_array_index(rc->disks, PlanDisk, i),
+                               rc->l.tag, errp)) {
+            return false;
+        }
+    }
+    if (plan->memory == SAVESTATE_MEMORY_INTERNAL) {
+        rc->vmd = plan_vmstate_disk(rc->disks, plan);
+        if (!rc->vmd) {
+            error_setg(errp, "Snapshot '%s': no disk holds its memory",
+                       rc->l.tag);
+            return false;
+        }
+    }
+    if (plan->memory == SAVESTATE_MEMORY_EXTERNAL &&
+        access(plan->memory_file ? plan->memory_file : "", R_OK) < 0) {
+        error_setg_errno(errp, errno, "Snapshot '%s': memory file '%s'",
+                         rc->l.tag, plan->memory_file ? plan->memory_file
+                                                      : "");
+        return false;
+    }
+    return true;
+}
+
+static void revert_drop_overlay(PlanDisk *pd)
+{
+    g_clear_pointer(&pd->new_top, bdrv_unref);
+    if (pd->created) {
+        unlink(pd->p->overlay);
+        pd->created = false;
+    }
+}
+
+/* A new qcow2 overlay over the snapshot's image, durable and open with
+ * the flags of the disk's present top. */
+static bool coroutine_fn revert_open_overlay(PlanDisk *pd, GError **errp)
+{
+    const char *fmt = bdrv_probe_format(pd->p->file, errp);
+    if (!fmt) {
+        return false;
+    }
+    g_autoptr(BlockOpts) o = bopts_new();
+    g_autofree char *size = g_strdup_printf("%" G_GINT64_FORMAT,
+                                            bdrv_getlength(pd->d.bs));
+    bopts_set(o, "size", size);
+    bopts_set(o, "backing_file", pd->p->file);
+    bopts_set(o, "backing_fmt", fmt);
+    if (bdrv_create("qcow2", pd->p->overlay, o, errp) < 0) {
+        return false;
+    }
+    pd->created = true;
+    int flags = BDRV_O_RDWR | (bdrv_get_flags(pd->d.bs) &
+                               (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH |
+                                BDRV_O_UNMAP));
+    BlockOpts *oo = bopts_new();
+    bopts_set(oo, "driver", "qcow2");
+    bopts_set(oo, "file.driver", "file");
+    bopts_set(oo, "file.filename", pd->p->overlay);
+    pd->new_top = bdrv_open(NULL, oo, flags, errp);
+    FileRename fr = { pd->p->overlay, pd->p->overlay };
+    if (!pd->new_top || bdrv_co_flush(pd->new_top) < 0 ||
+        worker_pool_run(file_rename_worker, &fr) < 0) {
+        if (pd->new_top) {
+            error_setg(errp, "Could not sync '%s'", pd->p->overlay);
+        }
+        revert_drop_overlay(pd);
+        return false;
+    }
+    return true;
+}
+
+typedef struct FileRead {
+    const char *path;
+    gchar *buf;
+    gsize len;
+    GError *err;
+} FileRead;
+
+static int file_read_worker(void *opaque)
+{
+    FileRead *fr = opaque;
+    return g_file_get_contents(fr->path, &fr->buf, &fr->len, &fr->err) ?
+           0 : -EIO;
+}
+
+/* The stream as saved, into l->buf, while the guest runs. */
+static bool coroutine_fn revert_read_stream(RevertCtx *rc, GError **errp)
+{
+    LoadCtx *l = &rc->l;
+    if (rc->plan->memory == SAVESTATE_MEMORY_EXTERNAL) {
+        FileRead fr = { .path = rc->plan->memory_file };
+        if (worker_pool_run(file_read_worker, &fr) < 0) {
+            g_propagate_prefixed_error(errp, fr.err, "Snapshot '%s': ",
+                                       l->tag);
+            return false;
+        }
+        l->buf = (uint8_t *)fr.buf;
+        l->size = fr.len;
+        return true;
+    }
+    rc->vm_bs = rc->vmd->p->mode == SAVESTATE_DISK_EXTERNAL ?
+                bdrv_backing_bs(rc->vmd->new_top) : rc->vmd->d.bs;
+    BdrvSnapshotInfo info = { 0 };
+    bool found = rc->vm_bs && bdrv_snapshot_find(rc->vm_bs, l->tag, &info);
+    l->size = info.vm_state_size;
+    bdrv_snapshot_info_clear(&info);
+    if (!found || !l->size || l->size > G_MAXSIZE / 2 ||
+        !(l->buf = g_try_malloc(l->size))) {
+        error_setg(errp, "Snapshot '%s' has no VM state on '%s'", l->tag,
+                   rc->vmd->d.name);
+        return false;
+    }
+    if (bdrv_snapshot_load_vmstate(rc->vm_bs, l->tag, l->buf, 0, l->size,
+                                   errp) < 0) {
+        error_prepend(errp, "Snapshot '%s' on '%s': ", l->tag,
+                      rc->vmd->d.name);
+        return false;
+    }
+    return true;
+}
+
+/* Paused: every disk to the snapshot, then RAM and devices. */
+static bool revert_disks_paused(RevertCtx *rc, GError **errp)
+{
+    for (guint i = 0; i < rc->disks->len; i++) {
+        PlanDisk *pd = &g_array_index(rc->disks, PlanDisk, i);
+        if (pd->p->mode == SAVESTATE_DISK_INTERNAL &&
+            bdrv_snapshot_apply(pd->d.bs, rc->l.tag, errp) < 0) {
+            error_prepend(errp, "Snapshot '%s' on '%s' (the disks before "
+                          "it are reverted, the machine is not): ",
+                          rc->l.tag, pd->d.name);
+            return false;
+        }
+        if (pd->p->mode == SAVESTATE_DISK_EXTERNAL) {
+            blk_replace_root(pd->d.blk, pd->new_top);
+            g_clear_pointer(&pd->new_top, bdrv_unref);
+            pd->created = false;        /* the disk's image now */
+        }
+    }
+    return true;
+}
+
+static bool coroutine_fn revert_pause(RevertCtx *rc, int64_t *park_ns,
+                                      int64_t *resume_ns, GError **errp)
+{
+    const SavestateHost *h = rc->l.h;
+    bool memory = rc->plan->memory != SAVESTATE_MEMORY_NONE;
+    if (!host_pause(h, park_ns, errp)) {
+        return false;
+    }
+    bool ok = !memory || h->ops->load_check(h->opaque, rc->l.r, errp);
+    if (!ok) {
+        error_prepend(errp, "Snapshot '%s': ", rc->l.tag);
+    }
+    ok = ok && revert_disks_paused(rc, errp);
+    ok = ok && (!memory || h->ops->load(h->opaque, rc->l.r, rc->l.rr, errp));
+    *resume_ns = now_ns();
+    h->ops->resume(h->opaque);
+    return ok;
+}
+
+static bool coroutine_fn revert_prepare(RevertCtx *rc, GError **errp)
+{
+    LoadCtx *l = &rc->l;
+    if (!revert_checks(rc, errp)) {
+        return false;
+    }
+    for (guint i = 0; i < rc->disks->len; i++) {
+        PlanDisk *pd = &g_array_index(rc->disks, PlanDisk, i);
+        if (pd->p->mode == SAVESTATE_DISK_EXTERNAL &&
+            !revert_open_overlay(pd, errp)) {
+            return false;
+        }
+    }
+    if (rc->plan->memory == SAVESTATE_MEMORY_NONE) {
+        return true;
+    }
+    args_progress(l->args, 0, 2);
+    if (!revert_read_stream(rc, errp)) {
+        return false;
+    }
+    args_progress(l->args, 1, 2);
+    if (worker_pool_run(load_prepare_worker, l) < 0) {
+        g_propagate_prefixed_error(errp, g_steal_pointer(&l->worker_err),
+                                   "Snapshot '%s': ", l->tag);
+        return false;
+    }
+    return true;
+}
+
+static void coroutine_fn revert_co(void *opaque)
+{
+    RevertCtx *rc = opaque;
+    LoadCtx *l = &rc->l;
+    int64_t park_ns = 0, resume_ns = 0;
+    bool ok = revert_prepare(rc, l->errp);
+    if (ok && args_cancelled(l->args)) {
+        error_setg(l->errp, "the revert was cancelled");
+        ok = false;
+    }
+    uint64_t frame = 0;
+    if (ok && l->r) {
+        XssMetadata md = { 0 };
+        frame = xss_reader_metadata(l->r, &md, NULL) ? md.frame : 0;
+        xss_metadata_clear(&md);
+    }
+    ok = ok && revert_pause(rc, &park_ns, &resume_ns, l->errp);
+    if (l->rr) {
+        worker_pool_run(load_free_worker, l);
+    }
+    GError *local = NULL;
+    if (resume_ns && rc->vmd && rc->vm_bs == rc->vmd->d.bs &&
+        bdrv_discard_vmstate(rc->vm_bs, &local) < 0) {
+        g_clear_error(&local);
+    }
+    for (guint i = 0; rc->disks && i < rc->disks->len; i++) {
+        revert_drop_overlay(&g_array_index(rc->disks, PlanDisk, i));
+    }
+    if (ok) {
+        load_stats = (SavestateLoadStats){
+            .valid = true, .guest_pause_ns = resume_ns - park_ns,
+            .total_ns = now_ns() - l->t0, .frame = frame,
+        };
+        g_strlcpy(load_stats.tag, l->tag, sizeof(load_stats.tag));
+    }
+    l->ok = ok;
+}
+
+bool savestate_revert(const SavestateHost *h, const char *tag,
+                      const SavestatePlan *plan, const SavestateArgs *args,
+                      GError **errp)
+{
+    if (state_busy) {
+        error_setg(errp, "a save, load or delete of a state is in "
+                   "progress");
+        return false;
+    }
+    RevertCtx rc = {
+        .l = { .h = h, .ram_size = ram_total(h), .tag = tag,
+               .args = args ? args : &no_args, .errp = errp,
+               .t0 = now_ns() },
+        .plan = plan,
+    };
+    state_busy = true;
+    co_run_sync(revert_co, &rc);
+    state_busy = false;
+    if (rc.l.rr) {
+        ram_restore_free(rc.l.rr);
+    }
+    if (rc.l.r) {
+        xss_reader_free(rc.l.r);
+    }
+    g_clear_error(&rc.l.worker_err);
+    g_free(rc.l.buf);
+    if (rc.disks) {
+        g_array_unref(rc.disks);
+    }
+    return rc.l.ok;
 }
 
 /* ---- delete ---- */

@@ -34,6 +34,8 @@
 typedef struct SavestateDisk {
     const char *name;           /* the host's name for it (drive, node) */
     BlockDriverState *bs;
+    struct BlockBackend *blk;   /* its backend, or NULL: a revert to an
+                                 * external snapshot puts a new top here */
 } SavestateDisk;
 
 typedef struct SavestateRam {
@@ -147,6 +149,78 @@ typedef struct SavestateArgs {
     bool (*cancelled)(void *opaque);
     void *opaque;
 } SavestateArgs;
+
+/*
+ * Snapshots of any shape (libvirt's domain snapshots, snapshot/): what
+ * happens to memory and to each writable disk, all at one instant.
+ *
+ *   memory NONE       the disks' snapshots alone, in one transaction: its
+ *                     drained section is the pause (the vCPU runs on).
+ *   memory INTERNAL   the save state above: the VM state goes into the
+ *                     internal snapshot `tag` of the vmstate disk; an
+ *                     EXTERNAL vmstate disk keeps it in its old top, which
+ *                     the new overlay freezes at the same instant.
+ *   memory EXTERNAL   the same stream into memory_file (written as
+ *                     memory_file.part, fsynced, renamed, folder fsynced).
+ *
+ * Disks: INTERNAL takes the qcow2 snapshot `tag`, EXTERNAL puts a new
+ * qcow2 overlay on top (blockdev-snapshot-sync; the old top is its
+ * backing file), SKIP leaves the disk alone (libvirt's no and manual).
+ * Everything commits in one pause or nothing does (rules 1-3).
+ */
+typedef enum SavestateDiskMode {
+    SAVESTATE_DISK_SKIP,
+    SAVESTATE_DISK_INTERNAL,
+    SAVESTATE_DISK_EXTERNAL,
+} SavestateDiskMode;
+
+typedef enum SavestateMemory {
+    SAVESTATE_MEMORY_NONE,
+    SAVESTATE_MEMORY_INTERNAL,
+    SAVESTATE_MEMORY_EXTERNAL,
+} SavestateMemory;
+
+typedef struct SavestateDiskPlan {
+    const char *name;           /* a writable disk, by the host's name */
+    SavestateDiskMode mode;
+    const char *file;           /* EXTERNAL snapshot: the new overlay (must
+                                 * not exist); EXTERNAL revert: the image
+                                 * the snapshot froze (the new overlay's
+                                 * backing file) */
+    const char *overlay;        /* EXTERNAL revert: the new overlay */
+} SavestateDiskPlan;
+
+typedef struct SavestatePlan {
+    SavestateMemory memory;
+    const char *memory_file;    /* EXTERNAL: absolute path */
+    /* INTERNAL: the disk whose snapshot holds the VM state; NULL: the
+     * first INTERNAL disk of disks, else the first EXTERNAL one. */
+    const char *vmstate;
+    /* Each writable disk at most once; one not listed is SKIP. */
+    const SavestateDiskPlan *disks;
+    guint n_disks;
+} SavestatePlan;
+
+/* Takes snapshot tag as the plan says.  Refuses a plan that takes
+ * nothing, memory INTERNAL without a disk to hold it, a memory file or
+ * overlay that exists, a disk that is not writable, a tag that exists on
+ * a disk taking an internal snapshot.  The figures go to
+ * savestate_last_save_stats() (guest_pause_ns: the drained section for
+ * memory NONE). */
+bool savestate_snapshot(const SavestateHost *h, const char *tag,
+                        const SavestatePlan *plan, const SavestateArgs *args,
+                        GError **errp);
+/* Brings the machine back to snapshot tag in one pause: INTERNAL disks
+ * revert to their snapshot tag (which must be on their active layer),
+ * EXTERNAL ones get a new overlay `overlay` over `file`, memory comes
+ * from the snapshot tag of the vmstate disk (INTERNAL: its active layer,
+ * or for an EXTERNAL disk the frozen image) or from memory_file.  With
+ * memory NONE only the disks change: the host must be stopped and reset
+ * by the caller.  Everything is read and checked before the pause;
+ * refused, nothing changed (new overlays are removed again). */
+bool savestate_revert(const SavestateHost *h, const char *tag,
+                      const SavestatePlan *plan, const SavestateArgs *args,
+                      GError **errp);
 
 /* Refuses a tag that already exists on one of the disks unless
  * overwrite (nothing is changed then), a host without a writable disk

@@ -1020,6 +1020,55 @@ char *dsnap_format(const DomainSnapshotDef *def)
     return out;
 }
 
+/* A <domain> document alone (the catalog's domain.xml), written and
+ * read with the same rules as the one inside <domainsnapshot>. */
+char *dsnap_domain_format(const DsnapDomainDef *dom)
+{
+    g_once(&dsnap_xml_once, dsnap_xml_init, NULL);
+    xmlBufferPtr buf = xmlBufferCreate();
+    xmlTextWriterPtr w = xmlNewTextWriterMemory(buf, 0);
+    xmlTextWriterSetIndent(w, 1);
+    xmlTextWriterSetIndentString(w, W("  "));
+    xmlTextWriterSetQuoteChar(w, '\'');
+    dsnap_w_domain(w, dom);
+    xmlTextWriterFlush(w);
+    xmlFreeTextWriter(w);
+    char *out = g_strdup((const char *)xmlBufferContent(buf));
+    xmlBufferFree(buf);
+    return out;
+}
+
+DsnapDomainDef *dsnap_domain_parse(const char *buf, size_t len,
+                                   GError **errp)
+{
+    xmlDocPtr doc = dsnap_xml_read(buf, len, errp);
+    if (!doc) {
+        return NULL;
+    }
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    if (!root || !dsnap_is(root, "domain")) {
+        error_setg(errp, "unexpected root element <%s>, expecting "
+                   "<domain>", root ? (const char *)root->name : "");
+        xmlFreeDoc(doc);
+        return NULL;
+    }
+    DomainSnapshotDef *def = dsnap_def_new();
+    DsnapDomainDef *dom = NULL;
+    if (dsnap_parse_domain(root, def, errp)) {
+        dom = g_steal_pointer(&def->domain);
+    }
+    dsnap_def_free(def);
+    xmlFreeDoc(doc);
+    return dom;
+}
+
+void dsnap_domain_def_free(DsnapDomainDef *dom)
+{
+    if (dom) {
+        dsnap_domain_free(dom);
+    }
+}
+
 /* ---- RelaxNG ---- */
 
 struct DsnapSchema {

@@ -110,6 +110,13 @@ void dsnap_def_fill_defaults(DomainSnapshotDef *def, int64_t now);
  * above (parse and fill_defaults give that). */
 char *dsnap_format(const DomainSnapshotDef *def);
 
+/* The <domain> alone, as a document of its own (domain.xml), and back. */
+char *dsnap_domain_format(const DsnapDomainDef *dom);
+DsnapDomainDef *dsnap_domain_parse(const char *buf, size_t len,
+                                   GError **errp);
+void dsnap_domain_def_free(DsnapDomainDef *dom);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DsnapDomainDef, dsnap_domain_def_free)
+
 /* A safe file name: not empty, no '/', no leading '.', no control
  * characters, at most 255 bytes, valid UTF-8. */
 bool dsnap_name_is_safe(const char *name);

@@ -42,5 +42,7 @@ void error_report_err(GError *err);
 void error_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 /* "PROGRAM: warning: MESSAGE" on stderr, as QEMU's warn_report. */
 void warn_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* "PROGRAM: info: MESSAGE", as QEMU's info_report. */
+void info_report(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 
 #endif
