@@ -29,6 +29,8 @@
 #include "hw/xbox/machine.h"
 #include "monitor/host/machine-state.h"
 #include "monitor/host/host.h"
+#include "monitor/host/qmp-domsnap.h"
+#include "snapshot/domain.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
@@ -54,6 +56,9 @@ typedef struct SysOpts {
     GPtrArray *qmp;             /* -qmp arguments, opened last */
     char *debugcon;
     const char *loadvm;         /* -loadvm TAG */
+    char *snapshot_dir;         /* the domain snapshots' catalog, or NULL
+                                 * (no hard disk) */
+    char *name;                 /* -name: the domain's name */
     FILE *debugcon_file;
 } SysOpts;
 
@@ -81,8 +86,12 @@ static void usage(void)
            "  -debugcon file:PATH|stdio|none   port 0xE9\n"
            "  -qmp unix:PATH,server=on,wait=off\n"
            "  -qmp tcp:127.0.0.1:PORT,server=on,wait=off\n"
+           "  -snapshot-dir DIR        catalog of domain snapshots (default:\n"
+           "                           the first hard disk's file name\n"
+           "                           + .snapshots; docs/snapshots.md)\n"
+           "  -name [guest=]NAME       the domain's name in its snapshots\n"
            "  -S                       start paused (prelaunch)\n"
-           "  -nodefaults, -display none, -name NAME   accepted\n"
+           "  -nodefaults, -display none   accepted\n"
            "  -version, -h\n");
 }
 
@@ -371,6 +380,27 @@ static bool fill_drive(MachineDriveConfig *d, BlockOpts *o, bool cd,
     return true;
 }
 
+/*
+ * A hard disk's image after domain snapshots: the catalog (the first
+ * hard disk's, unless -snapshot-dir) may have moved the disk onto an
+ * overlay (an external snapshot, a revert), and the drive opens that.
+ */
+static bool follow_snapshots(SysOpts *so, int index, char **file)
+{
+    if (!so->snapshot_dir) {
+        g_autofree char *abs = g_canonicalize_filename(*file, NULL);
+        so->snapshot_dir = g_strconcat(abs, ".snapshots", NULL);
+    }
+    g_autofree char *target = g_strdup_printf("hd%c", 'a' + index);
+    char *src = dsnap_drive_source(so->snapshot_dir, target, *file);
+    if (strcmp(src, *file)) {
+        info_report("drive %s follows its snapshots to %s", target, src);
+    }
+    g_free(*file);
+    *file = src;
+    return true;
+}
+
 static bool add_drive(SysOpts *so, const char *arg, GError **errp)
 {
     g_autoptr(BlockOpts) o = parse_kv(arg, "file", errp);
@@ -398,6 +428,9 @@ static bool add_drive(SysOpts *so, const char *arg, GError **errp)
     }
     if (!file && !cd) {
         error_setg(errp, "drive %s: a disk needs file=", d.id);
+        goto fail;
+    }
+    if (!cd && !follow_snapshots(so, index, &file)) {
         goto fail;
     }
     blk = open_drive_file(o, file && *file ? file : NULL, read_only || cd,
@@ -631,8 +664,20 @@ static bool parse_option(SysOpts *so, const char *a, const char *v,
 {
     if (!strcmp(a, "-machine") || !strcmp(a, "-M")) {
         return parse_machine(so, v, errp);
-    } else if (!strcmp(a, "-display") || !strcmp(a, "-name")) {
+    } else if (!strcmp(a, "-display")) {
         return true;
+    } else if (!strcmp(a, "-name")) {
+        g_autoptr(BlockOpts) o = parse_kv(v, "guest", errp);
+        g_autofree char *name = o ? bopts_take(o, "guest") : NULL;
+        if (!name || !dsnap_name_is_safe(name)) {
+            error_setg(errp, "the name must be a safe file name");
+            return false;
+        }
+        g_free(so->name);
+        so->name = g_steal_pointer(&name);
+        return true;
+    } else if (!strcmp(a, "-snapshot-dir")) {
+        return true;            /* taken before the drives (prescan) */
     } else if (!strcmp(a, "-blockdev")) {
         BlockOpts *o = blockdev_parse_arg(v, errp);
         return o && blockdev_add(o, errp);
@@ -672,8 +717,21 @@ static bool parse_option(SysOpts *so, const char *a, const char *v,
     return false;
 }
 
+/* -snapshot-dir before any -drive opens its image. */
+static void prescan_args(SysOpts *so, int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "-snapshot-dir") ||
+            !strcmp(argv[i], "--snapshot-dir")) {
+            g_free(so->snapshot_dir);
+            so->snapshot_dir = g_canonicalize_filename(argv[i + 1], NULL);
+        }
+    }
+}
+
 static bool parse_args(SysOpts *so, int argc, char **argv)
 {
+    prescan_args(so, argc, argv);
     GError *err = NULL;
     bool machine_opts = false;
     for (int i = 1; i < argc; i++) {
@@ -755,6 +813,27 @@ static void sysopts_clear(SysOpts *so)
     if (so->debugcon_file) {
         fclose(so->debugcon_file);
     }
+    g_free(so->snapshot_dir);
+    g_free(so->name);
+}
+
+/* The domain snapshots of a machine with a hard disk: what a kill left
+ * is repaired before anything loads. */
+static bool attach_snapshots(XboxMachine *m, SysOpts *so, GError **errp)
+{
+    if (!so->snapshot_dir) {
+        return true;
+    }
+    g_autoptr(GString) report = g_string_new(NULL);
+    bool ok = qmp_domsnap_attach(m, so->snapshot_dir, so->name, report,
+                                 errp);
+    g_auto(GStrv) lines = g_strsplit(report->str, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (**l) {
+            warn_report("snapshots: %s", *l);
+        }
+    }
+    return ok;
 }
 
 /* Save states a kill left unfinished go before anything loads. */
@@ -775,6 +854,7 @@ static bool cleanup_states(XboxMachine *m, GError **errp)
 
 static void cleanup(XboxMachine *m, SysOpts *so)
 {
+    qmp_domsnap_detach();
     machine_free(m);
     monitor_flush_all();
     blockdev_close_all();
@@ -804,6 +884,7 @@ int main(int argc, char **argv)
      * way: the error and exit 1. */
     if (!parse_args(&so, argc, argv) ||
         (so.xbox && !(m = create_machine(&so, &err))) ||
+        (m && !attach_snapshots(m, &so, &err)) ||
         (m && !cleanup_states(m, &err)) ||
         (m && so.loadvm && !machine_load_state(m, so.loadvm, NULL, &err)) ||
         !open_monitors(&so)) {
@@ -827,6 +908,7 @@ int main(int argc, char **argv)
                      (m && machine_guest_shut_down(m));
     /* The vCPU ends its current slice and exits (no preemption: quitting
      * has no pause budget), before the run state says shutdown. */
+    qmp_domsnap_detach();
     machine_free(m);
     m = NULL;
     runstate_set(XBLK_RUN_STATE_SHUTDOWN);

@@ -62,7 +62,9 @@ static MachineStateHost *host_of(XboxMachine *m)
     return attached;
 }
 
-static void op_clear(MachineStateHost *h)
+/* What one capture makes: gone before the next one (a capture the engine
+ * starts for a domain snapshot has no machine_state_start around it). */
+static void capture_reset(MachineStateHost *h)
 {
     if (h->hash) {
         g_free(machine_hash_finish(h->hash, h->cap.regs));
@@ -71,10 +73,15 @@ static void op_clear(MachineStateHost *h)
     g_clear_pointer(&h->cap.regs, g_byte_array_unref);
     g_clear_pointer(&h->screen, g_free);
     h->screen_len = 0;
-    g_clear_pointer(&h->disc_path, g_free);
-    g_clear_pointer(&h->title, g_free);
     g_clear_pointer(&h->frame_hash, g_free);
     g_clear_pointer(&h->thumbnail_png, g_bytes_unref);
+}
+
+static void op_clear(MachineStateHost *h)
+{
+    capture_reset(h);
+    g_clear_pointer(&h->disc_path, g_free);
+    g_clear_pointer(&h->title, g_free);
 }
 
 /* ---- the pause contract ---- */
@@ -166,7 +173,7 @@ static void screen_begin(MachineStateHost *h)
 static void host_capture(void *opaque, XblkStateCapture *c)
 {
     MachineStateHost *h = opaque;
-    g_clear_pointer(&h->cap.regs, g_byte_array_unref);
+    capture_reset(h);
     machine_capture(h->m, &h->cap);
     c->frame = h->cap.frame;
     c->clock_ns = h->cap.clock_ns;

@@ -10,6 +10,7 @@
  * (hw/runstate.h).  Main loop only.
  */
 #include "hw/runstate.h"
+#include "monitor/host/qmp-domsnap.h"
 #include "hw/xbox/machine-media.h"
 #include "monitor/host/hmp.h"
 #include "monitor/host/host.h"
@@ -45,6 +46,7 @@ static bool machine_drive_of(BlockBackend *blk, QmpDriveInfo *out)
 void qmp_host_init(void)
 {
     qmp_init_marshal(monitor_commands());
+    qmp_domsnap_register();
     monitor_set_introspection(qapi_introspect_json());
     monitor_set_drive_info(machine_drive_of);
 }
