@@ -298,6 +298,14 @@ class Table(Machine):
     def test_invalid_rows(self):
         self.start()
         self.wait_frame(2)
+        # The commands are introspectable like compiled ones.
+        cmds = {c['name'] for c in self.ok('query-commands')}
+        schema = {e['name']: e for e in self.ok('query-qmp-schema')}
+        for c in ('create', 'redefine', 'list', 'info', 'dumpxml',
+                  'current', 'parent', 'edit', 'revert', 'delete'):
+            self.assertIn('x-xblk-snapshot-' + c, cmds)
+            self.assertEqual(schema['x-xblk-snapshot-' + c]['meta-type'],
+                             'command')
         cases = [
             (snap('x', 'internal'), {'disk-only': True},
              'disk-only snapshot'),
