@@ -31,7 +31,7 @@ CFLAGS ?= -O2 -g
 # exports only what include/xblk/ marks XBLK_API (and api/libxblk.map).
 ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-fPIC -fvisibility=hidden -I. -Iinclude -I$(BUILD) $(LIB_CFLAGS) \
-	$(SAN_FLAGS) $(EXTRA_CFLAGS) -MMD -MP
+	$(UI_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(LIB_LIBS) -lpthread -lm -ldl
 
@@ -70,7 +70,12 @@ SHLIB_NO_UNDEF := $(if $(filter yes,$(SANITIZERS)),,-Wl,--no-undefined)
 # minus the engine's part): only the emulator host links them.
 QAPI_HOST_C := $(QAPI_MODS:%=$(BUILD)/qapi/%.c)
 QAPI_HOST_OBJS := $(QAPI_HOST_C:.c=.o)
-SYS_SRCS := $(wildcard monitor/host/*.c hw/*.c hw/ide/*.c hw/xbox/*.c)
+# The front end (ui/, docs/ui.md): its SDL-free core always, the SDL2/GL
+# window (ui/sdl/) when configure found SDL2, SDL2_ttf and libepoxy.
+UI_SRCS := $(wildcard ui/*.c) \
+	$(if $(filter yes,$(CONFIG_SDL)),$(wildcard ui/sdl/*.c))
+SYS_SRCS := $(wildcard monitor/host/*.c hw/*.c hw/ide/*.c hw/xbox/*.c) \
+	$(UI_SRCS)
 SYS_OBJS := $(SYS_SRCS:%.c=$(BUILD)/%.o) $(QAPI_HOST_OBJS)
 LIBSYS := $(BUILD)/libsys.a
 
@@ -198,7 +203,7 @@ $(LIBSYS): $(SYS_OBJS)
 $(BUILD)/xblk-system: $(BUILD)/tools/xblk-system.o $(LIBSYS) $(PUB_STATIC) \
 		$(LIBQAPI) $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(PUB_STATIC) \
-		$(LIBQAPI) $(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
+		$(LIBQAPI) $(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS) $(UI_LIBS)
 
 $(BUILD)/xblk-%: $(BUILD)/tools/xblk-%.o $(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
@@ -211,6 +216,12 @@ $(BUILD)/tests/hw/%: $(BUILD)/tests/hw/%.o $(LIBSYS) $(PUB_STATIC) $(LIBQAPI) \
 		$(LIBXBLK)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(PUB_STATIC) \
 		$(LIBQAPI) $(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS)
+
+# Front-end tests link the machine layer and the UI.
+$(BUILD)/tests/ui/%: $(BUILD)/tests/ui/%.o $(LIBSYS) $(PUB_STATIC) $(LIBQAPI) \
+		$(LIBXBLK)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBSYS) $(PUB_STATIC) \
+		$(LIBQAPI) $(LIBXBLK) -Wl,--end-group $(LIBS) $(HW_LIBS) $(UI_LIBS)
 
 # Save-state tests run the real device tables (hw/), so they link the same.
 $(BUILD)/tests/migration/%: $(BUILD)/tests/migration/%.o $(LIBSYS) \
@@ -257,7 +268,7 @@ clean:
 	rm -rf $(BUILD)/util $(BUILD)/block $(BUILD)/tools $(BUILD)/tests \
 	       $(BUILD)/bench $(BUILD)/qapi $(BUILD)/monitor $(BUILD)/hw \
 	       $(BUILD)/guest $(BUILD)/api $(BUILD)/lib $(BUILD)/snapshot \
-	       $(BUILD)/migration \
+	       $(BUILD)/migration $(BUILD)/ui \
 	       $(BUILD)/*.a $(TOOLS)
 
 distclean:

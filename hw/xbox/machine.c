@@ -102,6 +102,9 @@ typedef struct MachineCall {
 
 struct XboxMachine {
     MachineConfig cfg;
+    /* A front end's frame hook (machine_set_frame_hook), vCPU thread. */
+    MachineFrameFn *frame_fn;
+    void *frame_opaque;
     XblkEngine *engine;         /* the loop, disks and save states */
     bool own_engine;            /* made by machine_new, freed with it */
     uint8_t *ram;
@@ -767,9 +770,29 @@ static void vblank_cb(void *opaque)
         m->frame_stop_hit = true;
     }
     g_mutex_unlock(&m->lock);
+    if (m->frame_fn) {
+        m->frame_fn(m->frame_opaque, m, m->frame);
+    }
     if (m->cfg.frames_limit && m->frame >= m->cfg.frames_limit) {
         m->frames_done = true;
     }
+}
+
+void machine_set_frame_hook(XboxMachine *m, MachineFrameFn *fn,
+                            void *opaque)
+{
+    m->frame_fn = fn;
+    m->frame_opaque = opaque;
+}
+
+bool machine_read_screen(XboxMachine *m, uint32_t *dst, GError **errp)
+{
+    return gpu_read_scanout(m->gpu, dst, errp);
+}
+
+void machine_set_input(XboxMachine *m, const GamepadState *st)
+{
+    gamepad_set_host_state(m->pad, st);
 }
 
 uint64_t machine_frame(XboxMachine *m)

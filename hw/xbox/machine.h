@@ -24,6 +24,7 @@
 #define XBLK_HW_XBOX_MACHINE_H
 
 #include "hw/ide/ide.h"
+#include "hw/xbox/gamepad.h"
 #include "hw/xbox/gpu.h"
 #include "hw/xbox/machine-vmstate.h"
 #include <xblk/xblk.h>
@@ -167,6 +168,20 @@ typedef struct MachineFrameTimes {
 } MachineFrameTimes;
 /* The figures since the previous call, which resets them.  Any thread. */
 void machine_frame_times(XboxMachine *m, MachineFrameTimes *out);
+/*
+ * A front end (ui/) sees the machine through these three: the frame hook
+ * runs on the vCPU thread right after each vblank (frame: its number) and
+ * must return quickly - read the picture with machine_read_screen (the
+ * GPU_WIDTH x GPU_HEIGHT XRGB8888 scanout into dst), copy, signal.  Set
+ * it before machine_start().  machine_set_input: the player's gamepad,
+ * any thread, latched at the next vblank.
+ */
+typedef void MachineFrameFn(void *opaque, XboxMachine *m, uint64_t frame);
+void machine_set_frame_hook(XboxMachine *m, MachineFrameFn *fn,
+                            void *opaque);
+bool machine_read_screen(XboxMachine *m, uint32_t *dst, GError **errp);
+void machine_set_input(XboxMachine *m, const GamepadState *st);
+
 /* Hex XXH3-128 of RAM and the registers; the vCPU must be parked. */
 char *machine_frame_hash(XboxMachine *m, GError **errp);
 bool machine_is_parked(XboxMachine *m);
