@@ -1051,18 +1051,21 @@ static bool commit_online(BlockDriverState *root, BlockDriverState *o,
     return true;
 }
 
-/* The snapshot's overlay of one disk merged into the image it froze;
- * the overlay's file is removed. */
-static bool merge_external(DsnapDomain *d, const DomainSnapshotDef *def,
-                           DsnapDiskDef *dk, DomView *v, GError **errp)
+/* What deleting an external snapshot does to one disk's overlay. */
+typedef enum MergeKind {
+    MERGE_NONE,                 /* gone already (an earlier attempt) */
+    MERGE_UNLINK,               /* a branch a revert left: nothing reads */
+    MERGE_COMMIT,               /* in the disk's chain: block-commit */
+} MergeKind;
+
+typedef struct MergePlan {
+    MergeKind kind;
+    BlockDriverState *root, *o;
+} MergePlan;
+
+static BlockDriverState *disk_root(DsnapDomain *d, DomDisk *md)
 {
-    DsnapDomainDisk *rec = dom_disk(def->domain, dk->name);
-    DomDisk *md = view_disk(v, dk->name);
-    const char *overlay = dk->source_file;
-    if (!overlay || access(overlay, F_OK) < 0) {
-        return true;            /* merged already (an earlier attempt) */
-    }
-    BlockDriverState *root = NULL, *o = NULL;
+    BlockDriverState *root = NULL;
     g_autoptr(GArray) disks = d->sh->ops->disks(d->sh->opaque);
     for (guint i = 0; md && i < disks->len; i++) {
         SavestateDisk *sd = &g_array_index(disks, SavestateDisk, i);
@@ -1070,35 +1073,60 @@ static bool merge_external(DsnapDomain *d, const DomainSnapshotDef *def,
             root = sd->bs;
         }
     }
-    for (BlockDriverState *bs = root; bs && !o; bs = bdrv_backing_bs(bs)) {
-        if (same_file(bdrv_get_filename(bs), overlay)) {
-            o = bs;
-        }
-    }
-    if (!o && !overlay_needed(d, def, dk->name, overlay)) {
-        /* The top of a branch a revert left: nothing reads it. */
-        if (unlink(overlay) < 0 && errno != ENOENT) {
-            error_setg_errno(errp, errno, "removing %s", overlay);
-            return false;
-        }
+    return root;
+}
+
+/* Checks, changing nothing, how the overlay of dk can go. */
+static bool merge_check(DsnapDomain *d, const DomainSnapshotDef *def,
+                        DsnapDiskDef *dk, DomView *v, MergePlan *mp,
+                        GError **errp)
+{
+    DsnapDomainDisk *rec = dom_disk(def->domain, dk->name);
+    const char *overlay = dk->source_file;
+    *mp = (MergePlan){ MERGE_NONE };
+    if (!overlay || access(overlay, F_OK) < 0) {
         return true;
     }
-    if (!o || !bdrv_backing_bs(o) ||
-        !same_file(bdrv_get_filename(bdrv_backing_bs(o)), rec->source_file)) {
+    mp->root = disk_root(d, view_disk(v, dk->name));
+    for (BlockDriverState *bs = mp->root; bs && !mp->o;
+         bs = bdrv_backing_bs(bs)) {
+        if (same_file(bdrv_get_filename(bs), overlay)) {
+            mp->o = bs;
+        }
+    }
+    if (!mp->o && !overlay_needed(d, def, dk->name, overlay)) {
+        mp->kind = MERGE_UNLINK;
+        return true;
+    }
+    if (!mp->o || !bdrv_backing_bs(mp->o) || !rec ||
+        !same_file(bdrv_get_filename(bdrv_backing_bs(mp->o)),
+                   rec->source_file)) {
         error_setg(errp, "cannot delete external snapshot '%s' of disk %s: "
                    "its overlay %s is not in the disk's chain over %s "
                    "(delete with --metadata)", def->name, dk->name, overlay,
                    rec ? rec->source_file : "?");
         return false;
     }
-    if (!check_branches(d, def, dk->name, rec->source_file, overlay, errp)) {
-        return false;
+    mp->kind = MERGE_COMMIT;
+    return check_branches(d, def, dk->name, rec->source_file, overlay, errp);
+}
+
+/* The snapshot's overlay of one disk merged into the image it froze (or
+ * dropped, for an abandoned branch); the overlay's file is removed. */
+static bool merge_run(DsnapDomain *d, DsnapDiskDef *dk, const MergePlan *mp,
+                      GError **errp)
+{
+    bool ok = true;
+    if (mp->kind == MERGE_NONE) {
+        return true;
     }
-    bool ok = d->ops ? commit_online(root, o, dk->name, errp)
-                     : bdrv_commit_offline(o, bdrv_backing_bs(o), NULL, NULL,
-                                           NULL, errp) == 0;
-    if (ok && unlink(overlay) < 0 && errno != ENOENT) {
-        error_setg_errno(errp, errno, "removing %s", overlay);
+    if (mp->kind == MERGE_COMMIT) {
+        ok = d->ops ? commit_online(mp->root, mp->o, dk->name, errp)
+                    : bdrv_commit_offline(mp->o, bdrv_backing_bs(mp->o),
+                                          NULL, NULL, NULL, errp) == 0;
+    }
+    if (ok && unlink(dk->source_file) < 0 && errno != ENOENT) {
+        error_setg_errno(errp, errno, "removing %s", dk->source_file);
         return false;
     }
     return ok;
@@ -1132,21 +1160,34 @@ static bool repoint_frozen(DsnapDomain *d, const char *target,
     return true;
 }
 
+static bool taken_disk(const DsnapDiskDef *dk)
+{
+    return dk->mode == DSNAP_MODE_INTERNAL ||
+           dk->mode == DSNAP_MODE_EXTERNAL;
+}
+
+/*
+ * Everything that can refuse runs first, so a refused delete changes
+ * nothing; then internal snapshots, merges, and the memory file last
+ * (an interrupted delete is finished at the next start: its intent).
+ */
 static bool delete_artifacts(DsnapDomain *d, const DomainSnapshotDef *def,
                              GError **errp)
 {
     g_auto(DomView) v = { 0 };
     domain_view(d, &v);
-    if (def->memory == DSNAP_MODE_EXTERNAL && def->memory_file &&
-        unlink(def->memory_file) < 0 && errno != ENOENT) {
-        error_setg_errno(errp, errno, "removing %s", def->memory_file);
-        return false;
+    g_autofree MergePlan *mp = g_new0(MergePlan, def->disks->len + 1);
+    for (guint i = 0; i < def->disks->len; i++) {
+        DsnapDiskDef *dk = g_ptr_array_index(def->disks, i);
+        if (dk->mode == DSNAP_MODE_EXTERNAL &&
+            !merge_check(d, def, dk, &v, &mp[i], errp)) {
+            return false;
+        }
     }
     for (guint i = 0; i < def->disks->len; i++) {
         DsnapDiskDef *dk = g_ptr_array_index(def->disks, i);
         DsnapDomainDisk *rec = dom_disk(def->domain, dk->name);
-        if ((dk->mode != DSNAP_MODE_INTERNAL &&
-             dk->mode != DSNAP_MODE_EXTERNAL) || !rec) {
+        if (!taken_disk(dk) || !rec) {
             continue;
         }
         /* An external disk's frozen image may hold the VM state. */
@@ -1156,24 +1197,43 @@ static bool delete_artifacts(DsnapDomain *d, const DomainSnapshotDef *def,
             return false;
         }
         if (dk->mode == DSNAP_MODE_EXTERNAL &&
-            (!merge_external(d, def, dk, &v, errp) ||
-             !repoint_frozen(d, dk->name, dk->source_file,
-                             rec->source_file, errp))) {
+            (!merge_run(d, dk, &mp[i], errp) ||
+             (mp[i].kind == MERGE_COMMIT &&
+              !repoint_frozen(d, dk->name, dk->source_file,
+                              rec->source_file, errp)))) {
             return false;
         }
+    }
+    if (def->memory == DSNAP_MODE_EXTERNAL && def->memory_file &&
+        unlink(def->memory_file) < 0 && errno != ENOENT) {
+        error_setg_errno(errp, errno, "removing %s", def->memory_file);
+        return false;
     }
     return true;
 }
 
+/* One snapshot; its artifacts go under an intent, so that a kill
+ * half-way is finished at the next start (domain_recover). */
 static bool delete_one(DsnapDomain *d, const char *name, bool metadata,
                        GPtrArray *deleted, GError **errp)
 {
     const DomainSnapshotDef *def = dsnap_catalog_lookup(d->cat, name);
-    if (!metadata && !delete_artifacts(d, def, errp)) {
-        return false;
+    g_autofree char *intent = intent_name("delete", name);
+    if (!metadata) {
+        g_autofree char *doc = dsnap_format(def);
+        if (!dsnap_catalog_intent_write(d->cat, intent, doc, errp)) {
+            return false;
+        }
+        if (!delete_artifacts(d, def, errp)) {
+            intent_clear(d, intent);
+            return false;
+        }
     }
     if (!dsnap_catalog_remove(d->cat, name, errp)) {
         return false;
+    }
+    if (!metadata) {
+        intent_clear(d, intent);
     }
     if (deleted) {
         g_ptr_array_add(deleted, g_strdup(name));
@@ -1423,6 +1483,25 @@ static void recover_revert(DsnapDomain *d, DomainSnapshotDef *rec,
                            "snapshot '%s'\n", rec->name);
 }
 
+/* A delete a kill interrupted is finished: what remains of the
+ * snapshot goes, then its record. */
+static void recover_delete(DsnapDomain *d, const char *name,
+                           GString *report)
+{
+    GError *err = NULL;
+    if (!dsnap_catalog_lookup(d->cat, name)) {
+        return;
+    }
+    if (!delete_one(d, name, false, NULL, &err)) {
+        g_string_append_printf(report, "could not finish deleting snapshot "
+                               "'%s': %s\n", name, err->message);
+        g_clear_error(&err);
+        return;
+    }
+    g_string_append_printf(report, "finished deleting snapshot '%s'\n",
+                           name);
+}
+
 /* Finishes or undoes every operation a kill interrupted. */
 static void domain_recover(DsnapDomain *d, GString *report)
 {
@@ -1440,6 +1519,9 @@ static void domain_recover(DsnapDomain *d, GString *report)
             g_clear_error(&err);
         } else if (g_str_has_prefix(intent, "revert:")) {
             recover_revert(d, def, report);
+            dsnap_def_free(def);
+        } else if (g_str_has_prefix(intent, "delete:")) {
+            recover_delete(d, def->name, report);
             dsnap_def_free(def);
         } else {
             recover_create(d, def, g_str_has_prefix(intent, "create:"),
