@@ -73,9 +73,17 @@ typedef struct UiConfig {
     int osd_seconds;            /* how long a message stays */
 } UiConfig;
 
-/* The built-in defaults (docs/ui.md). */
+/* Longest key name, chord, button name or menu combination accepted, in
+ * bytes; longer values in the file get a warning and the default. */
+#define UI_CONFIG_MAX_VALUE 64
+
+/* The built-in defaults (docs/ui.md).  cfg may be uninitialised: it is
+ * overwritten, not freed (ui_config_clear() first to reuse one). */
 void ui_config_defaults(UiConfig *cfg);
+/* Frees the strings and zeroes cfg. */
 void ui_config_clear(UiConfig *cfg);
+/* Every field equal (bindings compared as stored). */
+bool ui_config_equal(const UiConfig *a, const UiConfig *b);
 
 /* $XDG_CONFIG_HOME/xblk/xblk.ini (g_get_user_config_dir()). */
 char *ui_config_default_path(void);
@@ -86,15 +94,39 @@ char *ui_config_default_path(void);
  * that does not parse, an unknown key, a bad value: one line each in
  * warnings ("xblk.ini:12: ...") and the default kept.  False only when
  * a missing file cannot be created (*errp set; *cfg has the defaults).
+ * cfg is overwritten as by ui_config_defaults(); warnings may be NULL.
  */
 bool ui_config_load(const char *path, UiConfig *cfg, GString *warnings,
                     GError **errp);
 
-/* The action a key chord triggers ("Shift+F5"), or UI_ACTION_NONE. */
+/*
+ * Writes cfg to path with a comment above each group and key, atomically
+ * (temporary file, fsync, rename; the folder is created 0700 if missing),
+ * replacing what was there: for a menu that changes a binding.  Loading
+ * never calls this on an existing file.
+ */
+bool ui_config_save(const char *path, const UiConfig *cfg, GError **errp);
+
+/*
+ * The canonical form of a key chord: modifiers first, in the order Shift,
+ * Ctrl, Alt, GUI, spelt so, then the key ("ctrl + shift+f5" ->
+ * "Shift+Ctrl+F5"; one-letter keys and F1..F24 upper case, other key
+ * names as written - SDL compares them without case).  NULL with *errp
+ * for an empty part, an unknown modifier, a control character or more
+ * than UI_CONFIG_MAX_VALUE bytes.  The window builds chords with it.
+ */
+char *ui_config_normalize_chord(const char *chord, GError **errp);
+
+/* The action a key chord triggers ("Shift+F5"; any case and modifier
+ * order), or UI_ACTION_NONE.  Bound to several, the first in enum order. */
 UiAction ui_config_action_for(const UiConfig *cfg, const char *chord);
 /* The first chord bound to action (for the menu's help), or NULL. */
 const char *ui_config_chord_of(const UiConfig *cfg, UiAction action);
 const char *ui_action_name(UiAction action);     /* INI key: "load-slot1" */
 const char *ui_pad_control_name(UiPadControl c); /* INI key: "up", "a" */
+/* The reverse (INI key names, any case); UI_ACTION_NONE / UI_PAD_COUNT
+ * when unknown. */
+UiAction ui_action_from_name(const char *name);
+UiPadControl ui_pad_control_from_name(const char *name);
 
 #endif
