@@ -12,9 +12,12 @@
 #include "block/block.h"
 #include "block/block_int.h"
 #include "block/blockdev.h"
+#include "block/dirty-bitmap.h"
 #include "util/iov.h"
 #include "util/main-loop.h"
 #include <errno.h>
+#include <stddef.h>
+#include <string.h>
 
 typedef struct DiskReq {
     XblkDisk *disk;
@@ -266,4 +269,237 @@ bool xblk_disk_flush(XblkDisk *d, XblkIoDone *done, void *opaque,
     blk_aio_flush(d->blk, req_complete, r);
     req_submitted(r);
     return true;
+}
+
+/* ---- the medium's file, dirty bitmaps ---- */
+
+const char *xblk_disk_filename(XblkDisk *d)
+{
+    BlockDriverState *bs = d ? blk_bs(d->blk) : NULL;
+    return bs ? bdrv_get_filename(bs) : NULL;
+}
+
+/* The medium (active layer) of a disk that bitmap calls act on. */
+static BlockDriverState *bitmap_node(XblkDisk *d, XblkError **err)
+{
+    if (!d) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "no disk");
+        return NULL;
+    }
+    BlockDriverState *bs = blk_bs(d->blk);
+    if (!bs) {
+        const char *name = xblk_disk_name(d);
+        xblk_api_error(err, XBLK_ERROR_INVALID, "Device '%s' has no medium",
+                       name ? name : "");
+    }
+    return bs;
+}
+
+static bool bitmap_name_ok(const char *name, XblkError **err)
+{
+    if (!name || !*name) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "a bitmap needs a name");
+        return false;
+    }
+    return true;
+}
+
+/* A bitmap the host can see: named, and not a transaction's hidden one
+ * (both invisible to QMP's query-block too). */
+static BdrvDirtyBitmap *bitmap_lookup(BlockDriverState *bs, const char *name)
+{
+    BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_find(bs, name);
+    return bm && !bdrv_dirty_bitmap_hidden(bm) ? bm : NULL;
+}
+
+/* The bitmap name of d's medium, or NULL with *err; refuse: the states
+ * (BdrvBitmapCheckFlags) the caller cannot act on, each with its code. */
+static BdrvDirtyBitmap *bitmap_get(XblkDisk *d, const char *name,
+                                   BdrvBitmapCheckFlags refuse,
+                                   XblkError **err)
+{
+    BlockDriverState *bs = bitmap_node(d, err);
+    if (!bs || !bitmap_name_ok(name, err)) {
+        return NULL;
+    }
+    BdrvDirtyBitmap *bm = bitmap_lookup(bs, name);
+    if (!bm) {
+        xblk_api_error(err, XBLK_ERROR_NOT_FOUND,
+                       "Dirty bitmap '%s' not found", name);
+        return NULL;
+    }
+    GError *gerr = NULL;
+    if (bdrv_dirty_bitmap_check(bm, refuse, &gerr) < 0) {
+        XblkErrorCode code =
+            (refuse & BDRV_BITMAP_BUSY) && bdrv_dirty_bitmap_busy(bm)
+                ? XBLK_ERROR_BUSY
+            : (refuse & BDRV_BITMAP_RO) && bdrv_dirty_bitmap_readonly(bm)
+                ? XBLK_ERROR_INVALID
+                : XBLK_ERROR_FAILED;
+        xblk_api_error(err, code, "%s", gerr->message);
+        g_error_free(gerr);
+        return NULL;
+    }
+    return bm;
+}
+
+bool xblk_disk_bitmap_add(XblkDisk *d, const char *name, bool persistent,
+                          XblkError **err)
+{
+    BlockDriverState *bs = bitmap_node(d, err);
+    if (!bs || !bitmap_name_ok(name, err)) {
+        return false;
+    }
+    if (bdrv_dirty_bitmap_find(bs, name)) {
+        xblk_api_error(err, XBLK_ERROR_EXISTS, "Bitmap already exists: %s",
+                       name);
+        return false;
+    }
+    if (strlen(name) > BDRV_BITMAP_MAX_NAME_SIZE) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "Bitmap name too long: %s",
+                       name);
+        return false;
+    }
+    uint32_t gran = bdrv_dirty_bitmap_default_granularity(bs);
+    GError *gerr = NULL;
+    if (persistent) {
+        if (bs->read_only) {
+            xblk_api_error(err, XBLK_ERROR_INVALID,
+                           "Can't make bitmap '%s' persistent in '%s': the "
+                           "disk is read-only", name, bdrv_get_node_name(bs));
+            return false;
+        }
+        if (!bs->drv || !bs->drv->can_store_new_dirty_bitmap) {
+            xblk_api_error(err, XBLK_ERROR_UNSUPPORTED,
+                           "Can't make bitmap '%s' persistent in '%s': the "
+                           "%s format cannot store bitmaps", name,
+                           bdrv_get_node_name(bs),
+                           bdrv_get_format_name(bs));
+            return false;
+        }
+        if (!bs->drv->can_store_new_dirty_bitmap(bs, name, gran, &gerr)) {
+            xblk_api_error(err, XBLK_ERROR_UNSUPPORTED, "%s", gerr->message);
+            g_error_free(gerr);
+            return false;
+        }
+    }
+    BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_create(bs, gran, name, &gerr);
+    if (!bm) {
+        xblk_api_error_from(err, gerr);
+        return false;
+    }
+    bdrv_dirty_bitmap_set_persistent(bm, persistent);
+    return true;
+}
+
+bool xblk_disk_bitmap_remove(XblkDisk *d, const char *name, XblkError **err)
+{
+    /* Inconsistent ones too: removing is all they are good for. */
+    BdrvDirtyBitmap *bm = bitmap_get(d, name,
+                                     BDRV_BITMAP_BUSY | BDRV_BITMAP_RO, err);
+    if (!bm) {
+        return false;
+    }
+    bdrv_dirty_bitmap_release(bm);
+    return true;
+}
+
+bool xblk_disk_bitmap_clear(XblkDisk *d, const char *name, XblkError **err)
+{
+    BdrvDirtyBitmap *bm = bitmap_get(d, name, BDRV_BITMAP_DEFAULT, err);
+    if (!bm) {
+        return false;
+    }
+    bdrv_dirty_bitmap_reset(bm, 0, bdrv_dirty_bitmap_size(bm));
+    return true;
+}
+
+int64_t xblk_disk_bitmap_dirty_bytes(XblkDisk *d, const char *name,
+                                     XblkError **err)
+{
+    BdrvDirtyBitmap *bm = bitmap_get(d, name, BDRV_BITMAP_ALLOW_RO, err);
+    return bm ? (int64_t)bdrv_dirty_bitmap_count(bm) : -1;
+}
+
+bool xblk_disk_bitmap_copy(XblkDisk *d, const char *from, const char *to,
+                           XblkError **err)
+{
+    BdrvDirtyBitmap *src = bitmap_get(d, from, BDRV_BITMAP_ALLOW_RO, err);
+    if (!src || !bitmap_name_ok(to, err)) {
+        return false;
+    }
+    BlockDriverState *bs = bdrv_dirty_bitmap_bs(src);
+    GError *gerr = NULL;
+    BdrvDirtyBitmap *dst = bdrv_dirty_bitmap_create(
+        bs, bdrv_dirty_bitmap_granularity(src), to, &gerr);
+    if (!dst) {
+        xblk_api_error(err, bdrv_dirty_bitmap_find(bs, to) ?
+                       XBLK_ERROR_EXISTS : XBLK_ERROR_INVALID,
+                       "%s", gerr->message);
+        g_error_free(gerr);
+        return false;
+    }
+    bdrv_dirty_bitmap_set_enabled(dst, false);
+    bdrv_dirty_bitmap_merge_internal(dst, src);     /* same size: a copy */
+    return true;
+}
+
+bool xblk_disk_bitmap_merge(XblkDisk *d, const char *from, const char *into,
+                            XblkError **err)
+{
+    BdrvDirtyBitmap *src = bitmap_get(d, from, BDRV_BITMAP_ALLOW_RO, err);
+    BdrvDirtyBitmap *dst = src ? bitmap_get(d, into, BDRV_BITMAP_DEFAULT,
+                                            err) : NULL;
+    if (!dst) {
+        return false;
+    }
+    if (!bdrv_dirty_bitmap_merge_internal(dst, src)) {
+        xblk_api_error(err, XBLK_ERROR_FAILED, "Bitmaps '%s' and '%s' are "
+                       "of different sizes", from, into);
+        return false;
+    }
+    return true;
+}
+
+bool xblk_disk_bitmap_info(XblkDisk *d, const char *name,
+                           XblkBitmapInfo *info, XblkError **err)
+{
+    if (!info || info->size < offsetof(XblkBitmapInfo, granularity) +
+                              sizeof(info->granularity)) {
+        xblk_api_error(err, XBLK_ERROR_INVALID, "XblkBitmapInfo.size %zu is "
+                       "too small", info ? info->size : (size_t)0);
+        return false;
+    }
+    BdrvDirtyBitmap *bm = bitmap_get(d, name, 0, err);
+    if (!bm) {
+        return false;
+    }
+    info->persistent = bdrv_dirty_bitmap_persistent(bm);
+    info->recording = bdrv_dirty_bitmap_recording(bm);
+    info->busy = bdrv_dirty_bitmap_busy(bm);
+    info->inconsistent = bdrv_dirty_bitmap_inconsistent(bm);
+    info->granularity = bdrv_dirty_bitmap_granularity(bm);
+    return true;
+}
+
+char **xblk_disk_bitmap_list(XblkDisk *d, XblkError **err)
+{
+    BlockDriverState *bs = bitmap_node(d, err);
+    if (!bs) {
+        return NULL;
+    }
+    GPtrArray *names = g_ptr_array_new();
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(bs, bm)) {
+        if (bdrv_dirty_bitmap_name(bm) && !bdrv_dirty_bitmap_hidden(bm)) {
+            g_ptr_array_add(names, g_strdup(bdrv_dirty_bitmap_name(bm)));
+        }
+    }
+    g_ptr_array_add(names, NULL);
+    return (char **)g_ptr_array_free(names, FALSE);
+}
+
+void xblk_disk_bitmap_list_free(char **names)
+{
+    g_strfreev(names);
 }

@@ -30,7 +30,7 @@
  * remembers the line of each group and key.
  */
 #include "ui/config.h"
-#include "util/error.h"
+#include "hw/error.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -341,24 +341,24 @@ static bool check_text(const char *s, GError **errp)
     size_t len = strlen(s);
 
     if (!len) {
-        error_setg(errp, "empty name");
+        hw_error_set(errp, "empty name");
         return false;
     }
     if (len > UI_CONFIG_MAX_VALUE) {
         g_autofree char *q = quote(s, -1);
-        error_setg(errp, "%s is longer than %d bytes", q,
-                   UI_CONFIG_MAX_VALUE);
+        hw_error_set(errp, "%s is longer than %d bytes", q,
+                     UI_CONFIG_MAX_VALUE);
         return false;
     }
     if (!g_utf8_validate(s, len, NULL)) {
         g_autofree char *q = quote(s, -1);
-        error_setg(errp, "%s is not valid UTF-8", q);
+        hw_error_set(errp, "%s is not valid UTF-8", q);
         return false;
     }
     for (const char *p = s; *p; p = g_utf8_next_char(p)) {
         if (!g_unichar_isprint(g_utf8_get_char(p))) {
             g_autofree char *q = quote(s, -1);
-            error_setg(errp, "%s contains a control character", q);
+            hw_error_set(errp, "%s contains a control character", q);
             return false;
         }
     }
@@ -411,13 +411,13 @@ static bool take_modifiers(const char *chord, const char **p, unsigned *mods,
 
         if (!*part) {
             g_autofree char *q = quote(chord, -1);
-            error_setg(errp, "%s has an empty part", q);
+            hw_error_set(errp, "%s has an empty part", q);
             return false;
         }
         if (!bit) {
             g_autofree char *q = quote(part, -1);
-            error_setg(errp, "unknown modifier %s (Shift, Ctrl, Alt or GUI)",
-                       q);
+            hw_error_set(errp, "unknown modifier %s (Shift, Ctrl, Alt or "
+                         "GUI)", q);
             return false;
         }
         *mods |= bit;
@@ -438,7 +438,7 @@ char *ui_config_normalize_chord(const char *chord, GError **errp)
     size_t klen = strlen(key);
     if (!klen) {
         g_autofree char *q = quote(chord, -1);
-        error_setg(errp, "%s has an empty part", q);
+        hw_error_set(errp, "%s has an empty part", q);
         return NULL;
     }
     /* "Shift+": the trailing '+' would otherwise read as the key "+"
@@ -447,7 +447,7 @@ char *ui_config_normalize_chord(const char *chord, GError **errp)
         g_autofree char *head = g_strstrip(g_strndup(key, klen - 1));
         if (modifier_bit(head)) {
             g_autofree char *q = quote(chord, -1);
-            error_setg(errp, "%s has no key after the last '+'", q);
+            hw_error_set(errp, "%s has no key after the last '+'", q);
             return NULL;
         }
     }
@@ -499,9 +499,9 @@ static char *normalize_pad_part(const char *name, GError **errp)
                     : g_steal_pointer(&low);
     }
     g_autofree char *q = quote(name, -1);
-    error_setg(errp, "%s is not an SDL game controller button or axis "
-               "(a, b, x, y, back, start, leftshoulder, dpup, lefttrigger, "
-               "-leftx...)", q);
+    hw_error_set(errp, "%s is not an SDL game controller button or axis "
+                 "(a, b, x, y, back, start, leftshoulder, dpup, lefttrigger, "
+                 "-leftx...)", q);
     return NULL;
 }
 
@@ -1221,19 +1221,19 @@ static bool write_atomic(const char *path, const char *data, gsize len,
     int fd, err;
 
     if (g_mkdir_with_parents(dir, 0700) < 0) {
-        error_setg_errno(errp, errno, "cannot create folder '%s'", dir);
+        hw_error_set_errno(errp, errno, "cannot create folder '%s'", dir);
         return false;
     }
     fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0) {
-        error_setg_errno(errp, errno, "cannot create a file in '%s'", dir);
+        hw_error_set_errno(errp, errno, "cannot create a file in '%s'", dir);
         return false;
     }
     if (!write_all(fd, data, len) || fsync(fd) < 0) {
         err = errno;
         close(fd);
         unlink(tmp);
-        error_setg_errno(errp, err, "cannot write '%s'", tmp);
+        hw_error_set_errno(errp, err, "cannot write '%s'", tmp);
         return false;
     }
     close(fd);
@@ -1243,7 +1243,7 @@ static bool write_atomic(const char *path, const char *data, gsize len,
         if (raced) {
             *raced = keep_existing && err == EEXIST;
         }
-        error_setg_errno(errp, err, "cannot create '%s'", path);
+        hw_error_set_errno(errp, err, "cannot create '%s'", path);
         return false;
     }
     fsync_dir(dir);
@@ -1357,7 +1357,7 @@ bool ui_config_load(const char *path, UiConfig *cfg, GString *warnings,
             ok = true;
             r = read_config(&ld, path, &data, &len);
         } else if (!ok) {
-            error_propagate(errp, g_steal_pointer(&err));
+            g_propagate_error(errp, g_steal_pointer(&err));
         }
     }
     if (r == READ_OK) {

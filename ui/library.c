@@ -17,9 +17,13 @@
  *    disks, refreshed from the disks' in-memory snapshot tables at each
  *    listing; the metadata (title, disc, frame, thumbnail) is read once
  *    per state and kept.
- *  - the rollback bitmaps: "ui-since-TAG" on the node of the machine's
- *    first writable disk (the hard disk), persistent where the image
- *    can store it (qcow2 writes it at close).
+ *  - the rollback bitmaps: "ui-since-TAG" on the medium of the
+ *    machine's first writable disk (the hard disk), persistent where the
+ *    image can store it (qcow2 writes it at close); and, during a load,
+ *    "ui-keep-TAG", the target's bits before the load cleared them, in
+ *    memory only (xblk-disk.h's bitmap calls).
+ *  - the disc's title: read once per disc, asynchronously (one 2 KiB
+ *    read of the disc's volume descriptor when its file changes).
  *  - the running operation: one at a time, a chain of machine
  *    operations (undo save, load, deletes) ending in one done().
  *
@@ -39,13 +43,10 @@
  * and the menu).
  */
 #include "ui/library.h"
-#include "api/internal.h"
-#include "block/block-backend.h"
-#include "block/block_int.h"
-#include "block/dirty-bitmap.h"
+#include "hw/error.h"
 #include "hw/xbox/machine-media.h"
 #include "hw/xbox/machine-savestate.h"
-#include "util/error.h"
+#include <xblk/xblk.h>
 #include <errno.h>
 #include <glib/gstdio.h>
 #include <inttypes.h>
@@ -54,6 +55,7 @@
 #define INDEX_FILE      "states.ini"
 #define GROUP_LIBRARY   "library"
 #define BITMAP_PREFIX   "ui-since-"
+#define KEEP_PREFIX     "ui-keep-"      /* a load's copy of its target's */
 #define NAME_MAX_CHARS  64
 #define FRAMES_PER_MIN  (60 * 60)       /* the machine's 60 Hz vblank */
 #define ISO_PVD_OFFSET  (16 * 2048)
@@ -89,12 +91,21 @@ typedef struct Op {
     const char *hidden;         /* save: a hidden kind, or NULL */
     bool is_undo;               /* load: the undo of a load */
     char *undo_tag;             /* load: the undo state saved before it */
-    HBitmap *cleared;           /* load: the target's bits before it */
+    bool kept;                  /* load: the target's bits before it are
+                                 * in its keep bitmap */
     bool ok;
     char *message;
     GHashTable *tried;          /* trash tags this operation tried */
     const char *deleting;       /* the one being deleted (in tried) */
 } Op;
+
+/* The disc's volume descriptor being read; lib NULL once nobody waits
+ * for it (the disc changed, the library was freed): the completion then
+ * only frees it. */
+typedef struct TitleRead {
+    UiLibrary *lib;
+    uint8_t pvd[2048];
+} TitleRead;
 
 struct UiLibrary {
     XboxMachine *m;
@@ -104,7 +115,10 @@ struct UiLibrary {
     GHashTable *entries;        /* tag -> Entry */
     bool scanning;              /* re-entry guard (metadata reads poll) */
     char *disc_path;            /* the inserted disc, or NULL */
-    char *title;                /* its title, "" without one */
+    char *title;                /* its title, "" without one (or while
+                                 * it is being read) */
+    TitleRead *title_read;      /* the read of the title, or NULL */
+    XblkDisk *title_disk;       /* its disk */
     Op *op;                     /* the running operation, or NULL */
     UiLibraryProgressFn *progress;
     void *progress_opaque;
@@ -169,6 +183,11 @@ static char *title_group(const char *title)
 static char *bitmap_name(const char *tag)
 {
     return g_strconcat(BITMAP_PREFIX, tag, NULL);
+}
+
+static char *keep_name(const char *tag)
+{
+    return g_strconcat(KEEP_PREFIX, tag, NULL);
 }
 
 /* ---- the index ---- */
@@ -353,22 +372,17 @@ static GPtrArray *writable_disks(UiLibrary *lib)
     return disks;
 }
 
-/* The hard disk's node, where the rollback bitmaps live. */
-static BlockDriverState *hd_node(UiLibrary *lib)
+/* The hard disk, on whose medium the rollback bitmaps live. */
+static XblkDisk *hd_disk(UiLibrary *lib)
 {
     g_autoptr(GPtrArray) disks = writable_disks(lib);
-    if (!disks->len) {
-        return NULL;
-    }
-    return blk_bs(xblk_api_disk_blk(g_ptr_array_index(disks, 0)));
+    return disks->len ? g_ptr_array_index(disks, 0) : NULL;
 }
 
 /* The ISO 9660 volume identifier: the game's title. */
-static char *read_disc_title(BlockBackend *blk)
+static char *parse_disc_title(const uint8_t *pvd)
 {
-    uint8_t pvd[2048];
-    if (blk_pread(blk, ISO_PVD_OFFSET, sizeof(pvd), pvd) < 0 ||
-        pvd[0] != 1 || memcmp(pvd + 1, "CD001", 5) != 0) {
+    if (pvd[0] != 1 || memcmp(pvd + 1, "CD001", 5) != 0) {
         return g_strdup("");
     }
     char *id = g_strndup((const char *)pvd + 40, 32);
@@ -380,36 +394,86 @@ static char *read_disc_title(BlockBackend *blk)
     return id;
 }
 
-/* The title is read once per disc (one 2 KiB read when the disc
- * changes), not at every look. */
-static void disc_refresh(UiLibrary *lib)
+static void title_read_done(void *opaque, int ret)
+{
+    TitleRead *r = opaque;
+    UiLibrary *lib = r->lib;
+    if (lib) {
+        g_free(lib->title);
+        lib->title = ret < 0 ? g_strdup("") : parse_disc_title(r->pvd);
+        lib->title_read = NULL;
+        lib->title_disk = NULL;
+    }
+    g_free(r);
+}
+
+/* The running read's result is no longer wanted. */
+static void title_read_drop(UiLibrary *lib)
+{
+    if (lib->title_read) {
+        lib->title_read->lib = NULL;
+        lib->title_read = NULL;
+        lib->title_disk = NULL;
+    }
+}
+
+/* The title stays "" if the read cannot start (a disc too small to
+ * hold a volume descriptor). */
+static void title_read_start(UiLibrary *lib, XblkDisk *disc)
+{
+    TitleRead *r = g_new0(TitleRead, 1);
+    r->lib = lib;
+    XblkError *err = NULL;
+    if (!xblk_disk_read(disc, ISO_PVD_OFFSET, r->pvd, sizeof(r->pvd),
+                        title_read_done, r, &err)) {
+        xblk_error_free(err);
+        g_free(r);
+        return;
+    }
+    lib->title_read = r;
+    lib->title_disk = disc;
+}
+
+/* The title is read once per disc, when the disc's file changes, not at
+ * every look; the read is asynchronous, and until it completes the
+ * title is "".  wait: the caller needs the title (an operation records
+ * it, a listing filters by it), so a read still running is waited for -
+ * only in the moment after a disc change. */
+static void disc_refresh(UiLibrary *lib, bool wait)
 {
     const char *path = NULL;
-    BlockBackend *blk = NULL;
+    XblkDisk *disc = NULL;
     for (int i = 0; i < MACHINE_IDE_DRIVES && !path; i++) {
         MachineDriveInfo info;
         if (machine_drive_info(lib->m, i, &info) && info.removable &&
             machine_disk_has_medium(info.disk)) {
-            blk = xblk_api_disk_blk(info.disk);
-            path = blk_bs(blk) ? bdrv_get_filename(blk_bs(blk)) : NULL;
+            disc = info.disk;
+            path = xblk_disk_filename(disc);
         }
     }
-    if (lib->title && !g_strcmp0(path, lib->disc_path)) {
-        return;
+    if (!lib->title || g_strcmp0(path, lib->disc_path)) {
+        title_read_drop(lib);
+        g_free(lib->disc_path);
+        g_free(lib->title);
+        lib->disc_path = g_strdup(path);
+        lib->title = g_strdup("");
+        if (path) {
+            title_read_start(lib, disc);
+        }
     }
-    g_free(lib->disc_path);
-    g_free(lib->title);
-    lib->disc_path = g_strdup(path);
-    lib->title = path ? read_disc_title(blk) : g_strdup("");
+    if (wait && lib->title_read) {
+        xblk_disk_drain(lib->title_disk);
+    }
 }
 
 /* ---- rollback bitmaps ---- */
 
-static BdrvDirtyBitmap *bitmap_find(UiLibrary *lib, const char *tag)
+static bool bitmap_exists(UiLibrary *lib, const char *tag)
 {
-    BlockDriverState *bs = hd_node(lib);
+    XblkDisk *hd = hd_disk(lib);
     g_autofree char *name = bitmap_name(tag);
-    return bs ? bdrv_dirty_bitmap_find(bs, name) : NULL;
+    XblkBitmapInfo info = { .size = sizeof(info) };
+    return hd && xblk_disk_bitmap_info(hd, name, &info, NULL);
 }
 
 /* Started just before the save, so that it holds every write after the
@@ -418,34 +482,75 @@ static BdrvDirtyBitmap *bitmap_find(UiLibrary *lib, const char *tag)
  * lasts this session.  Failing to start one only loses the warning. */
 static void bitmap_start(UiLibrary *lib, const char *tag)
 {
-    BlockDriverState *bs = hd_node(lib);
+    XblkDisk *hd = hd_disk(lib);
     g_autofree char *name = bitmap_name(tag);
-    if (!bs || bdrv_dirty_bitmap_find(bs, name)) {
+    XblkError *err = NULL;
+    if (!hd || xblk_disk_bitmap_add(hd, name, true, &err)) {
         return;
     }
-    uint32_t gran = bdrv_dirty_bitmap_default_granularity(bs);
-    bool persistent = bs->drv && bs->drv->can_store_new_dirty_bitmap &&
-                      bs->drv->can_store_new_dirty_bitmap(bs, name, gran,
-                                                          NULL);
-    BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_create(bs, gran, name, NULL);
-    if (bm) {
-        bdrv_dirty_bitmap_set_persistent(bm, persistent);
+    if (xblk_error_code(err) == XBLK_ERROR_UNSUPPORTED) {
+        xblk_disk_bitmap_add(hd, name, false, NULL);
     }
+    xblk_error_free(err);
 }
 
-/* Gone from memory now, from the image at its next clean close. */
+/* Gone from memory now, from the image at its next clean close (a busy
+ * one stays: the next prune tries again). */
 static void bitmap_remove(UiLibrary *lib, const char *tag)
 {
-    BdrvDirtyBitmap *bm = bitmap_find(lib, tag);
-    if (bm && !bdrv_dirty_bitmap_busy(bm)) {
-        bdrv_dirty_bitmap_release(bm);
+    XblkDisk *hd = hd_disk(lib);
+    g_autofree char *name = bitmap_name(tag);
+    if (hd) {
+        xblk_disk_bitmap_remove(hd, name, NULL);
     }
 }
 
-static bool bitmap_usable(BdrvDirtyBitmap *bm)
+/* Bytes written since the state, or -1 when the bitmap cannot say
+ * (none, busy, inconsistent after a crash). */
+static int64_t bitmap_dirty_bytes(UiLibrary *lib, const char *tag)
 {
-    return bm && bdrv_dirty_bitmap_check(bm, BDRV_BITMAP_DEFAULT,
-                                         NULL) == 0;
+    XblkDisk *hd = hd_disk(lib);
+    g_autofree char *name = bitmap_name(tag);
+    return hd ? xblk_disk_bitmap_dirty_bytes(hd, name, NULL) : -1;
+}
+
+/* Clears tag's bitmap before its load, keeping its bits in the keep
+ * bitmap to put back if the load fails (op->kept). */
+static void bitmap_clear_keeping(Op *op)
+{
+    XblkDisk *hd = hd_disk(op->lib);
+    g_autofree char *name = bitmap_name(op->tag);
+    g_autofree char *keep = keep_name(op->tag);
+    if (!hd) {
+        return;
+    }
+    xblk_disk_bitmap_remove(hd, keep, NULL);        /* a stray one */
+    if (!xblk_disk_bitmap_copy(hd, name, keep, NULL)) {
+        return;                 /* none, or unusable: nothing to clear */
+    }
+    op->kept = xblk_disk_bitmap_clear(hd, name, NULL);
+    if (!op->kept) {
+        xblk_disk_bitmap_remove(hd, keep, NULL);
+    }
+}
+
+/* The load is over: its keep bitmap goes, its bits put back first if
+ * put_back (the load failed). */
+static void bitmap_keep_end(Op *op, bool put_back)
+{
+    if (!op->kept) {
+        return;
+    }
+    op->kept = false;
+    XblkDisk *hd = hd_disk(op->lib);
+    g_autofree char *name = bitmap_name(op->tag);
+    g_autofree char *keep = keep_name(op->tag);
+    if (hd) {
+        if (put_back) {
+            xblk_disk_bitmap_merge(hd, keep, name, NULL);
+        }
+        xblk_disk_bitmap_remove(hd, keep, NULL);
+    }
 }
 
 /* ---- entries ---- */
@@ -659,20 +764,20 @@ static bool prune_index(UiLibrary *lib)
     return changed;
 }
 
+/* Rollback bitmaps of states on no disk, and keep bitmaps (no load
+ * runs while idle).  A busy one stays until a later prune. */
 static void prune_bitmaps(UiLibrary *lib)
 {
-    BlockDriverState *bs = hd_node(lib);
-    BdrvDirtyBitmap *bm = bs ? bdrv_dirty_bitmap_next(bs, NULL) : NULL;
-    while (bm) {
-        BdrvDirtyBitmap *next = bdrv_dirty_bitmap_next(bs, bm);
-        const char *name = bdrv_dirty_bitmap_name(bm);
-        if (name && g_str_has_prefix(name, BITMAP_PREFIX) &&
-            !entry_get(lib, name + strlen(BITMAP_PREFIX)) &&
-            !bdrv_dirty_bitmap_busy(bm)) {
-            bdrv_dirty_bitmap_release(bm);
+    XblkDisk *hd = hd_disk(lib);
+    char **names = hd ? xblk_disk_bitmap_list(hd, NULL) : NULL;
+    for (char **n = names; n && *n; n++) {
+        if ((g_str_has_prefix(*n, BITMAP_PREFIX) &&
+             !entry_get(lib, *n + strlen(BITMAP_PREFIX))) ||
+            g_str_has_prefix(*n, KEEP_PREFIX)) {
+            xblk_disk_bitmap_remove(hd, *n, NULL);
         }
-        bm = next;
     }
+    xblk_disk_bitmap_list_free(names);
 }
 
 /* Brings the entries up to date: the disks' tables, the index (pruned
@@ -683,7 +788,7 @@ static void refresh(UiLibrary *lib)
         return;
     }
     lib->scanning = true;
-    disc_refresh(lib);
+    disc_refresh(lib, true);
     bool complete = scan(lib);
     if (complete && !lib_busy(lib)) {
         if (prune_index(lib)) {
@@ -738,8 +843,7 @@ UiLibrary *ui_library_new(XboxMachine *m, const char *config_dir,
                           GError **errp)
 {
     if (g_mkdir_with_parents(config_dir, 0700) < 0) {
-        error_setg(errp, "Could not create %s: %s", config_dir,
-                   g_strerror(errno));
+        hw_error_set_errno(errp, errno, "Could not create %s", config_dir);
         return NULL;
     }
     UiLibrary *lib = g_new0(UiLibrary, 1);
@@ -750,7 +854,7 @@ UiLibrary *ui_library_new(XboxMachine *m, const char *config_dir,
     lib->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                          entry_free);
     index_load(lib);
-    disc_refresh(lib);
+    disc_refresh(lib, true);            /* the title at start */
     return lib;
 }
 
@@ -762,6 +866,7 @@ void ui_library_free(UiLibrary *lib)
         return;
     }
     g_warn_if_fail(!lib->op);
+    title_read_drop(lib);               /* its completion frees it */
     g_thread_pool_free(lib->writer, FALSE, TRUE);
     g_key_file_free(lib->index);
     g_hash_table_destroy(lib->entries);
@@ -780,7 +885,7 @@ void ui_library_set_progress(UiLibrary *lib, UiLibraryProgressFn *fn,
 
 const char *ui_library_title(UiLibrary *lib)
 {
-    disc_refresh(lib);
+    disc_refresh(lib, false);
     return lib->title;
 }
 
@@ -854,7 +959,7 @@ static char *new_tag(UiLibrary *lib)
                                               G_USEC_PER_SEC),
                                     g_random_int());
         if (!entry_get(lib, tag) && !state_get(lib, tag, "name") &&
-            !bitmap_find(lib, tag)) {
+            !bitmap_exists(lib, tag)) {
             return tag;
         }
         g_free(tag);
@@ -895,9 +1000,7 @@ static Op *op_new(UiLibrary *lib, OpKind kind, UiLibraryDoneFn *done,
 
 static void op_free(Op *op)
 {
-    if (op->cleared) {
-        hbitmap_free(op->cleared);
-    }
+    bitmap_keep_end(op, false);
     g_hash_table_destroy(op->tried);
     g_free(op->title);
     g_free(op->tag);
@@ -1062,7 +1165,7 @@ static bool save_start(UiLibrary *lib, Op *op, GError **errp)
 static bool refuse_busy(UiLibrary *lib, GError **errp)
 {
     if (lib_busy(lib)) {
-        error_setg(errp, "A save, load or delete is in progress");
+        hw_error_set(errp, "A save, load or delete is in progress");
         return true;
     }
     return false;
@@ -1071,7 +1174,7 @@ static bool refuse_busy(UiLibrary *lib, GError **errp)
 static bool slot_ok(int slot, GError **errp)
 {
     if (slot < 1 || slot > UI_LIBRARY_SLOTS) {
-        error_setg(errp, "No slot %d (1..%d)", slot, UI_LIBRARY_SLOTS);
+        hw_error_set(errp, "No slot %d (1..%d)", slot, UI_LIBRARY_SLOTS);
         return false;
     }
     return true;
@@ -1111,7 +1214,7 @@ bool ui_library_quick_save(UiLibrary *lib, UiLibraryDoneFn *done,
     if (refuse_busy(lib, errp)) {
         return false;
     }
-    disc_refresh(lib);
+    disc_refresh(lib, true);
     g_autoptr(GDateTime) now = g_date_time_new_now_local();
     g_autofree char *name = g_date_time_format(now,
                                                "Quick save %Y-%m-%d %H:%M:%S");
@@ -1123,7 +1226,7 @@ static Entry *visible_entry(UiLibrary *lib, const char *tag, GError **errp)
     refresh(lib);
     Entry *e = entry_get(lib, tag);
     if (!e || !entry_visible(lib, e)) {
-        error_setg(errp, "No save state '%s'", tag ? tag : "");
+        hw_error_set(errp, "No save state '%s'", tag ? tag : "");
         return NULL;
     }
     return e;
@@ -1153,7 +1256,7 @@ bool ui_library_save_resume(UiLibrary *lib, UiLibraryDoneFn *done,
     if (refuse_busy(lib, errp)) {
         return false;
     }
-    disc_refresh(lib);
+    disc_refresh(lib, true);
     return save_new(lib, "Resume", NULL, 0, HIDDEN_RESUME, done, opaque,
                     errp);
 }
@@ -1181,11 +1284,8 @@ static void load_done(void *opaque, const XblkError *err,
 {
     Op *op = opaque;
     UiLibrary *lib = op->lib;
-    BdrvDirtyBitmap *bm = bitmap_find(lib, op->tag);
+    bitmap_keep_end(op, err != NULL);
     if (err) {
-        if (bm && op->cleared) {
-            bdrv_dirty_bitmap_merge_hbitmap(bm, op->cleared);
-        }
         op_fail(op, "load", xblk_error_message(err));
         op_flush(op);
         return;
@@ -1210,19 +1310,13 @@ static void load_done(void *opaque, const XblkError *err,
 static bool load_go(Op *op, GError **errp)
 {
     UiLibrary *lib = op->lib;
-    BdrvDirtyBitmap *bm = bitmap_find(lib, op->tag);
-    if (bitmap_usable(bm)) {
-        op->cleared = bdrv_dirty_bitmap_copy_bits(bm);
-        bdrv_dirty_bitmap_reset(bm, 0, bdrv_dirty_bitmap_size(bm));
-    }
+    bitmap_clear_keeping(op);
     MachineStateArgs args = op_args(op, false);
     if (machine_state_start(lib->m, XBLK_STATE_LOAD, op->tag, &args,
                             load_done, op, errp)) {
         return true;
     }
-    if (op->cleared) {
-        bdrv_dirty_bitmap_merge_hbitmap(bm, op->cleared);
-    }
+    bitmap_keep_end(op, true);
     return false;
 }
 
@@ -1300,7 +1394,8 @@ bool ui_library_load_slot(UiLibrary *lib, int slot, UiLibraryDoneFn *done,
     refresh(lib);
     Entry *e = entry_get(lib, slot_tag(lib, slot));
     if (!e) {
-        error_setg(errp, "F%d has no state for '%s'", 4 + slot, lib->title);
+        hw_error_set(errp, "F%d has no state for '%s'", 4 + slot,
+                     lib->title);
         return false;
     }
     return load_tag(lib, e, false, done, opaque, errp);
@@ -1314,7 +1409,7 @@ bool ui_library_load_newest(UiLibrary *lib, UiLibraryDoneFn *done,
     }
     g_autoptr(GPtrArray) list = ui_library_list(lib, true, NULL);
     if (!list->len) {
-        error_setg(errp, "No state for '%s'", lib->title);
+        hw_error_set(errp, "No state for '%s'", lib->title);
         return false;
     }
     return load_tag(lib, g_ptr_array_index(list, 0), false, done, opaque,
@@ -1331,7 +1426,7 @@ bool ui_library_undo_load(UiLibrary *lib, UiLibraryDoneFn *done,
     g_autofree char *tag = idx_get(lib, GROUP_LIBRARY, "undo-load");
     Entry *e = entry_get(lib, tag);
     if (!e) {
-        error_setg(errp, "No load to undo");
+        hw_error_set(errp, "No load to undo");
         return false;
     }
     return load_tag(lib, e, true, done, opaque, errp);
@@ -1354,7 +1449,7 @@ bool ui_library_load_resume(UiLibrary *lib, UiLibraryDoneFn *done,
     g_autofree char *tag = title_get(lib, lib->title, "resume");
     Entry *e = entry_get(lib, tag);
     if (!e) {
-        error_setg(errp, "No resume state for '%s'", lib->title);
+        hw_error_set(errp, "No resume state for '%s'", lib->title);
         return false;
     }
     return load_tag(lib, e, false, done, opaque, errp);
@@ -1382,7 +1477,7 @@ bool ui_library_undo_save(UiLibrary *lib, UiLibraryDoneFn *done,
     g_autofree char *older = newer ? state_get(lib, newer, "backup") : NULL;
     Entry *e_new = entry_get(lib, newer), *e_old = entry_get(lib, older);
     if (!e_new || !e_old) {
-        error_setg(errp, "No save to undo");
+        hw_error_set(errp, "No save to undo");
         return false;
     }
     /* The backup takes its place back: its slots, its visibility. */
@@ -1430,12 +1525,12 @@ bool ui_library_rename(UiLibrary *lib, const char *tag, const char *name,
         return false;
     }
     if (!name || !g_utf8_validate(name, -1, NULL)) {
-        error_setg(errp, "A name must be UTF-8 text");
+        hw_error_set(errp, "A name must be UTF-8 text");
         return false;
     }
     glong n = g_utf8_strlen(name, -1);
     if (n < 1 || n > NAME_MAX_CHARS) {
-        error_setg(errp, "A name has 1 to %d characters", NAME_MAX_CHARS);
+        hw_error_set(errp, "A name has 1 to %d characters", NAME_MAX_CHARS);
         return false;
     }
     state_set(lib, tag, "name", name);
@@ -1478,10 +1573,10 @@ void ui_library_rollback(UiLibrary *lib, const char *tag, UiRollback *out)
     }
     uint64_t now = machine_frame(lib->m);
     out->frames = now > e->pub.frame ? now - e->pub.frame : 0;
-    BdrvDirtyBitmap *bm = bitmap_find(lib, tag);
-    if (bitmap_usable(bm)) {
+    int64_t bytes = bitmap_dirty_bytes(lib, tag);
+    if (bytes >= 0) {
         out->known = true;
-        out->disk_bytes = bdrv_dirty_bitmap_count(bm);
+        out->disk_bytes = (uint64_t)bytes;
     }
 }
 

@@ -13,6 +13,10 @@
  *   - snapshot transactions over two disks: internal snapshots listed by
  *     qemu-img, revert, delete; an external snapshot's overlay backed by
  *     the old image; a failing action leaves no snapshot on any disk;
+ *   - dirty bitmaps: writes counted, clear, copy and merge back, list,
+ *     remove; a persistent one in the qcow2 image after close and back
+ *     with its bits on reopen (qemu-img sees it), inconsistent after a
+ *     crash; raw, qcow2 v2 and read-only disks refuse persistent ones;
  *   - bad input: every refusal is an XblkError with its code, and
  *     nothing changes.
  */
@@ -21,6 +25,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -515,6 +520,317 @@ static void test_bad_input(void)
     qemu_img_check_clean(path);
 }
 
+/* ---- dirty bitmaps ---- */
+
+static int64_t dirty(XblkDisk *d, const char *name)
+{
+    XblkError *err = NULL;
+    int64_t n = xblk_disk_bitmap_dirty_bytes(d, name, &err);
+    g_assert_null(err);
+    g_assert_cmpint(n, >=, 0);
+    return n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The disk's bitmap names, sorted, joined with ','. */
+static char *bitmap_names(XblkDisk *d)
+{
+    XblkError *err = NULL;
+    char **names = xblk_disk_bitmap_list(d, &err);
+    g_assert_null(err);
+    g_assert_nonnull(names);
+    guint n = g_strv_length(names);
+    const char **sorted = g_new0(const char *, n + 1);
+    memcpy(sorted, names, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_str);
+    char *joined = g_strjoinv(",", (char **)sorted);
+    g_free(sorted);
+    xblk_disk_bitmap_list_free(names);
+    return joined;
+}
+
+static XblkBitmapInfo bitmap_info(XblkDisk *d, const char *name)
+{
+    XblkError *err = NULL;
+    XblkBitmapInfo info = { .size = sizeof(info) };
+    g_assert_true(xblk_disk_bitmap_info(d, name, &info, &err));
+    g_assert_null(err);
+    return info;
+}
+
+static void write_at(XblkEngine *e, XblkDisk *d, uint64_t offset,
+                     size_t len)
+{
+    Waiter w = { 0 };
+    uint8_t *buf = g_malloc0(len);
+    w.pending++;
+    g_assert_true(xblk_disk_write(d, offset, buf, len, io_done, &w, NULL));
+    pump_fd(e, &w);
+    g_assert_cmpint(w.failures, ==, 0);
+    g_free(buf);
+}
+
+static bool qemu_info_has_bitmap(const char *path, const char *name)
+{
+    g_autofree char *cmd = g_strdup_printf("qemu-img info -U %s", path);
+    g_autofree char *out = run(cmd, NULL);
+    g_autofree char *needle = g_strdup_printf("name: %s\n", name);
+    return strstr(out, needle) != NULL;
+}
+
+static void test_bitmaps(void)
+{
+    XblkError *err = NULL;
+    XblkEngine *e = xblk_engine_new(NULL, &err);
+    g_assert_null(err);
+    g_autofree char *path = new_image("bm.qcow2", "256M");
+    XblkDisk *d = open_disk(e, "bm0", path);
+    g_assert_cmpstr(xblk_disk_filename(d), ==, path);
+    g_autofree char *none = bitmap_names(d);
+    g_assert_cmpstr(none, ==, "");
+
+    /* Added empty and recording; persistent in qcow2 on request. */
+    g_assert_true(xblk_disk_bitmap_add(d, "since", true, &err));
+    g_assert_null(err);
+    g_assert_true(xblk_disk_bitmap_add(d, "mem", false, &err));
+    g_assert_null(err);
+    XblkBitmapInfo info = bitmap_info(d, "since");
+    g_assert_true(info.persistent);
+    g_assert_true(info.recording);
+    g_assert_false(info.busy);
+    g_assert_false(info.inconsistent);
+    g_assert_cmpuint(info.granularity, ==, 65536);   /* the cluster size */
+    g_assert_false(bitmap_info(d, "mem").persistent);
+    g_assert_cmpint(dirty(d, "since"), ==, 0);
+    g_assert_false(xblk_disk_bitmap_add(d, "since", false, &err));
+    expect(&err, XBLK_ERROR_EXISTS);
+
+    /* Writes through the disk mark every recording bitmap. */
+    Waiter w = { 0 };
+    uint8_t *bufs[4];
+    write_patterns(d, 3, &w, bufs);
+    pump_fd(e, &w);
+    g_assert_cmpint(w.failures, ==, 0);
+    for (int i = 0; i < 4; i++) {
+        g_free(bufs[i]);
+    }
+    g_assert_cmpint(dirty(d, "since"), ==, 4 * MiB);
+    g_assert_cmpint(dirty(d, "mem"), ==, 4 * MiB);
+    /* A partial granule counts whole. */
+    write_at(e, d, 200 * MiB + 512, 512);
+    g_assert_cmpint(dirty(d, "since"), ==, 4 * MiB + 65536);
+
+    /* Copy (frozen), clear, merge back: the bits a load puts back. */
+    g_assert_true(xblk_disk_bitmap_copy(d, "since", "keep", &err));
+    g_assert_null(err);
+    g_assert_false(bitmap_info(d, "keep").recording);
+    g_assert_false(bitmap_info(d, "keep").persistent);
+    g_assert_true(xblk_disk_bitmap_clear(d, "since", &err));
+    g_assert_null(err);
+    g_assert_cmpint(dirty(d, "since"), ==, 0);
+    write_at(e, d, 150 * MiB, 65536);
+    g_assert_cmpint(dirty(d, "since"), ==, 65536);
+    g_assert_cmpint(dirty(d, "keep"), ==, 4 * MiB + 65536);
+    g_assert_cmpint(dirty(d, "mem"), ==, 4 * MiB + 2 * 65536);
+    g_assert_true(xblk_disk_bitmap_merge(d, "keep", "since", &err));
+    g_assert_null(err);
+    g_assert_cmpint(dirty(d, "since"), ==, 4 * MiB + 2 * 65536);
+    g_assert_cmpint(dirty(d, "keep"), ==, 4 * MiB + 65536);
+    g_assert_false(xblk_disk_bitmap_copy(d, "since", "mem", &err));
+    expect(&err, XBLK_ERROR_EXISTS);
+    g_assert_cmpint(dirty(d, "mem"), ==, 4 * MiB + 2 * 65536);
+    g_autofree char *three = bitmap_names(d);
+    g_assert_cmpstr(three, ==, "keep,mem,since");
+    g_assert_true(xblk_disk_bitmap_remove(d, "keep", &err));
+    g_assert_null(err);
+    g_assert_cmpint(xblk_disk_bitmap_dirty_bytes(d, "keep", &err), ==, -1);
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    g_assert_false(xblk_disk_bitmap_remove(d, "keep", &err));
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+
+    /* The persistent one is in the image after a clean close, with its
+     * bits; the other lived in memory only. */
+    xblk_disk_close(d);
+    qemu_img_check_clean(path);
+    g_assert_true(qemu_info_has_bitmap(path, "since"));
+    g_assert_false(qemu_info_has_bitmap(path, "mem"));
+    d = open_disk(e, "bm1", path);
+    g_autofree char *kept = bitmap_names(d);
+    g_assert_cmpstr(kept, ==, "since");
+    info = bitmap_info(d, "since");
+    g_assert_true(info.persistent);
+    g_assert_true(info.recording);
+    g_assert_false(info.inconsistent);
+    g_assert_cmpint(dirty(d, "since"), ==, 4 * MiB + 2 * 65536);
+    write_at(e, d, 180 * MiB, 65536);
+    g_assert_cmpint(dirty(d, "since"), ==, 4 * MiB + 3 * 65536);
+
+    /* A crash (the image copied while open: its bitmaps in use) brings
+     * it back inconsistent: only remove works on it. */
+    g_autofree char *crashed = tpath("bm-crashed.qcow2");
+    g_autofree char *cp = g_strdup_printf("cp %s %s", path, crashed);
+    g_free(run(cp, NULL));
+    XblkDisk *c = open_disk(e, "bmc", crashed);
+    info = bitmap_info(c, "since");
+    g_assert_true(info.inconsistent);
+    g_assert_cmpint(xblk_disk_bitmap_dirty_bytes(c, "since", &err), ==, -1);
+    expect(&err, XBLK_ERROR_FAILED);
+    g_assert_false(xblk_disk_bitmap_clear(c, "since", &err));
+    expect(&err, XBLK_ERROR_FAILED);
+    g_assert_false(xblk_disk_bitmap_copy(c, "since", "x", &err));
+    expect(&err, XBLK_ERROR_FAILED);
+    g_assert_true(xblk_disk_bitmap_add(c, "fresh", false, NULL));
+    g_assert_false(xblk_disk_bitmap_merge(c, "since", "fresh", &err));
+    expect(&err, XBLK_ERROR_FAILED);
+    g_assert_true(xblk_disk_bitmap_remove(c, "since", &err));
+    g_assert_null(err);
+    xblk_disk_close(c);
+    qemu_img_check_clean(crashed);
+    g_assert_false(qemu_info_has_bitmap(crashed, "since"));
+
+    /* Removed: gone from memory now, from the image at the close. */
+    g_assert_true(xblk_disk_bitmap_remove(d, "since", &err));
+    g_assert_null(err);
+    g_autofree char *gone = bitmap_names(d);
+    g_assert_cmpstr(gone, ==, "");
+    xblk_disk_close(d);
+    qemu_img_check_clean(path);
+    g_assert_false(qemu_info_has_bitmap(path, "since"));
+    d = open_disk(e, "bm2", path);
+    g_autofree char *gone2 = bitmap_names(d);
+    g_assert_cmpstr(gone2, ==, "");
+    xblk_disk_close(d);
+
+    /* Raw cannot store a bitmap: refused, nothing added; in memory it
+     * works. */
+    g_autofree char *raw = tpath("bm.raw");
+    g_autofree char *mkraw = g_strdup_printf("qemu-img create -q -f raw %s "
+                                             "64M", raw);
+    g_free(run(mkraw, NULL));
+    g_autofree char *ropts = g_strdup_printf(
+        "driver=raw,node-name=bmraw,file.driver=file,file.filename=%s", raw);
+    XblkDisk *r = xblk_disk_open(e, ropts, &err);
+    g_assert_null(err);
+    g_assert_cmpstr(xblk_disk_filename(r), ==, raw);
+    g_assert_false(xblk_disk_bitmap_add(r, "p", true, &err));
+    expect(&err, XBLK_ERROR_UNSUPPORTED);
+    g_autofree char *rnone = bitmap_names(r);
+    g_assert_cmpstr(rnone, ==, "");
+    g_assert_true(xblk_disk_bitmap_add(r, "p", false, &err));
+    g_assert_null(err);
+    write_at(e, r, 0, 4096);
+    g_assert_cmpint(dirty(r, "p"), ==, 65536);  /* raw: 64 KiB granules */
+    xblk_disk_close(r);
+
+    /* qcow2 version 2 cannot either. */
+    g_autofree char *v2 = tpath("bm-v2.qcow2");
+    g_autofree char *mkv2 = g_strdup_printf("qemu-img create -q -f qcow2 "
+                                            "-o compat=0.10 %s 64M", v2);
+    g_free(run(mkv2, NULL));
+    d = open_disk(e, "bmv2", v2);
+    g_assert_false(xblk_disk_bitmap_add(d, "p", true, &err));
+    expect(&err, XBLK_ERROR_UNSUPPORTED);
+    xblk_disk_close(d);
+
+    /* Read-only: no persistent bitmap (it could not be stored). */
+    g_autofree char *ro = g_strdup_printf(
+        "driver=qcow2,node-name=bmro,read-only=on,file.driver=file,"
+        "file.filename=%s", path);
+    d = xblk_disk_open(e, ro, &err);
+    g_assert_null(err);
+    g_assert_false(xblk_disk_bitmap_add(d, "p", true, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_true(xblk_disk_bitmap_add(d, "p", false, &err));
+    g_assert_null(err);
+    xblk_engine_free(e);            /* closes d */
+    qemu_img_check_clean(path);
+}
+
+static void test_bitmap_bad_input(void)
+{
+    XblkError *err = NULL;
+    XblkBitmapInfo info = { .size = sizeof(info) };
+    /* No disk. */
+    g_assert_null(xblk_disk_filename(NULL));
+    g_assert_false(xblk_disk_bitmap_add(NULL, "a", false, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_remove(NULL, "a", &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_clear(NULL, "a", &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_cmpint(xblk_disk_bitmap_dirty_bytes(NULL, "a", &err), ==, -1);
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_copy(NULL, "a", "b", &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_merge(NULL, "a", "b", &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_info(NULL, "a", &info, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_null(xblk_disk_bitmap_list(NULL, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    xblk_disk_bitmap_list_free(NULL);
+
+    XblkEngine *e = xblk_engine_new(NULL, &err);
+    g_assert_nonnull(e);
+    g_autofree char *path = new_image("bmbad.qcow2", "64M");
+    XblkDisk *d = open_disk(e, "bmbad", path);
+    g_assert_true(xblk_disk_bitmap_add(d, "ok", true, &err));
+    g_assert_null(err);
+    /* No name, an empty one, one too long. */
+    g_assert_false(xblk_disk_bitmap_add(d, NULL, false, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_add(d, "", true, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    char *longname = g_strnfill(1024, 'n');
+    g_assert_false(xblk_disk_bitmap_add(d, longname, false, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_copy(d, "ok", longname, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_free(longname);
+    g_assert_false(xblk_disk_bitmap_remove(d, NULL, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_clear(d, "", &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_cmpint(xblk_disk_bitmap_dirty_bytes(d, NULL, &err), ==, -1);
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_copy(d, "ok", NULL, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    g_assert_false(xblk_disk_bitmap_merge(d, NULL, "ok", &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    /* Unknown names. */
+    g_assert_false(xblk_disk_bitmap_remove(d, "nope", &err));
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    g_assert_false(xblk_disk_bitmap_clear(d, "nope", &err));
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    g_assert_cmpint(xblk_disk_bitmap_dirty_bytes(d, "nope", &err), ==, -1);
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    g_assert_false(xblk_disk_bitmap_copy(d, "nope", "b", &err));
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    g_assert_false(xblk_disk_bitmap_merge(d, "nope", "ok", &err));
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    g_assert_false(xblk_disk_bitmap_merge(d, "ok", "nope", &err));
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    g_assert_false(xblk_disk_bitmap_info(d, "nope", &info, &err));
+    expect(&err, XBLK_ERROR_NOT_FOUND);
+    /* Info: no struct, one too small. */
+    g_assert_false(xblk_disk_bitmap_info(d, "ok", NULL, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    info.size = 4;
+    g_assert_false(xblk_disk_bitmap_info(d, "ok", &info, &err));
+    expect(&err, XBLK_ERROR_INVALID);
+    /* Nothing changed: one bitmap, empty; err NULL is accepted. */
+    g_autofree char *names = bitmap_names(d);
+    g_assert_cmpstr(names, ==, "ok");
+    g_assert_cmpint(xblk_disk_bitmap_dirty_bytes(d, "ok", NULL), ==, 0);
+    g_assert_false(xblk_disk_bitmap_add(d, "ok", false, NULL));
+    xblk_engine_free(e);
+    qemu_img_check_clean(path);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -525,6 +841,8 @@ int main(int argc, char **argv)
     g_test_add_func("/api/engine-glib-refused", test_engine_glib_host);
     g_test_add_func("/api/snapshots", test_snapshots);
     g_test_add_func("/api/bad-input", test_bad_input);
+    g_test_add_func("/api/bitmaps", test_bitmaps);
+    g_test_add_func("/api/bitmaps-bad-input", test_bitmap_bad_input);
     int ret = g_test_run();
     g_autofree char *cmd = g_strdup_printf("rm -rf %s", tmpdir);
     g_free(run(cmd, NULL));
