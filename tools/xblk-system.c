@@ -7,8 +7,10 @@
  *       [-m 64|128] [-kernel FILE] [-drive ...]
  *       [-blockdev ... -device ide-hd,...]
  *       [-frames N] [-input-script FILE] [-debugcon file:PATH|stdio]
- *       [-loadvm TAG] [-S]
- *       the console machine (hw/xbox/machine.h, docs/machine.md).
+ *       [-loadvm TAG] [-S] [-display sdl|none] [-full-screen]
+ *       the console machine (hw/xbox/machine.h, docs/machine.md), in a
+ *       window (ui/ui.h, docs/ui.md) when built with SDL and a display
+ *       is reachable, else headless.
  *
  * It runs in the foreground until `quit` over QMP, SIGTERM or SIGINT, the
  * guest's power-off or the end of -frames, then emits SHUTDOWN (unless
@@ -31,6 +33,7 @@
 #include "monitor/host/host.h"
 #include "monitor/host/qmp-domsnap.h"
 #include "snapshot/domain.h"
+#include "ui/ui.h"
 #include "monitor/monitor.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-events.h"
@@ -43,8 +46,17 @@
 #include <stdio.h>
 #include <string.h>
 
+/* -display: the default is the window when one can be opened. */
+typedef enum SysDisplay {
+    SYS_DISPLAY_DEFAULT,
+    SYS_DISPLAY_NONE,
+    SYS_DISPLAY_SDL,
+} SysDisplay;
+
 typedef struct SysOpts {
     bool have_machine, xbox;
+    SysDisplay display;
+    bool full_screen;           /* -full-screen */
     MachineConfig mc;
     bool drive_used[MACHINE_IDE_DRIVES];
     /* The drives' backends until the machine is made: then each becomes
@@ -91,7 +103,11 @@ static void usage(void)
            "                           + .snapshots; docs/snapshots.md)\n"
            "  -name [guest=]NAME       the domain's name in its snapshots\n"
            "  -S                       start paused (prelaunch)\n"
-           "  -nodefaults, -display none   accepted\n"
+           "  -display sdl|none        the window (default when built with\n"
+           "                           SDL and $DISPLAY or $WAYLAND_DISPLAY\n"
+           "                           is set; docs/ui.md) or headless\n"
+           "  -full-screen             start the window in fullscreen\n"
+           "  -nodefaults              accepted\n"
            "  -version, -h\n");
 }
 
@@ -658,6 +674,22 @@ static XboxMachine *create_machine(SysOpts *so, GError **errp)
 
 /* ---- the command line ---- */
 
+/* -display TYPE, QEMU's names: sdl, none (default: as if not given). */
+static bool parse_display(SysOpts *so, const char *v, GError **errp)
+{
+    if (!strcmp(v, "sdl")) {
+        so->display = SYS_DISPLAY_SDL;
+    } else if (!strcmp(v, "none")) {
+        so->display = SYS_DISPLAY_NONE;
+    } else if (!strcmp(v, "default")) {
+        so->display = SYS_DISPLAY_DEFAULT;
+    } else {
+        error_setg(errp, "Parameter 'type' does not accept value '%s'", v);
+        return false;
+    }
+    return true;
+}
+
 /* Options that need an argument; false with errp set. */
 static bool parse_option(SysOpts *so, const char *a, const char *v,
                          GError **errp)
@@ -665,7 +697,7 @@ static bool parse_option(SysOpts *so, const char *a, const char *v,
     if (!strcmp(a, "-machine") || !strcmp(a, "-M")) {
         return parse_machine(so, v, errp);
     } else if (!strcmp(a, "-display")) {
-        return true;
+        return parse_display(so, v, errp);
     } else if (!strcmp(a, "-name")) {
         g_autoptr(BlockOpts) o = parse_kv(v, "guest", errp);
         g_autofree char *name = o ? bopts_take(o, "guest") : NULL;
@@ -752,6 +784,9 @@ static bool parse_args(SysOpts *so, int argc, char **argv)
             continue;
         } else if (!strcmp(a, "-nodefaults")) {
             continue;
+        } else if (!strcmp(a, "-full-screen")) {
+            so->full_screen = true;
+            continue;
         } else if (!v) {
             error_report("%s: option requires an argument", a);
             return false;
@@ -836,6 +871,37 @@ static bool attach_snapshots(XboxMachine *m, SysOpts *so, GError **errp)
     return ok;
 }
 
+/*
+ * The window, before the machine runs (it hooks the frames).  -display
+ * sdl that cannot open one fails as QEMU does; the default falls back to
+ * headless with a warning.
+ */
+static bool start_display(XboxMachine *m, SysOpts *so, bool *ui_on)
+{
+    GError *err = NULL;
+    SysDisplay d = so->display;
+    UiOptions o = { .full_screen = so->full_screen };
+    *ui_on = false;
+    if (d == SYS_DISPLAY_DEFAULT) {
+        d = ui_display_available() ? SYS_DISPLAY_SDL : SYS_DISPLAY_NONE;
+    }
+    if (!m || d == SYS_DISPLAY_NONE) {
+        return true;
+    }
+    if (!ui_start(m, &o, &err)) {
+        if (so->display == SYS_DISPLAY_SDL) {
+            error_report("%s", err->message);
+            g_error_free(err);
+            return false;
+        }
+        warn_report("no window (%s): running headless", err->message);
+        g_error_free(err);
+        return true;
+    }
+    *ui_on = true;
+    return true;
+}
+
 /* Save states a kill left unfinished go before anything loads. */
 static bool cleanup_states(XboxMachine *m, GError **errp)
 {
@@ -868,6 +934,7 @@ int main(int argc, char **argv)
     SysOpts so = { 0 };
     XboxMachine *m = NULL;
     GError *err = NULL;
+    bool ui_on = false;
     g_set_prgname("xblk-system");
     signal(SIGPIPE, SIG_IGN);
     so.devices = g_ptr_array_new();
@@ -887,7 +954,7 @@ int main(int argc, char **argv)
         (m && !attach_snapshots(m, &so, &err)) ||
         (m && !cleanup_states(m, &err)) ||
         (m && so.loadvm && !machine_load_state(m, so.loadvm, NULL, &err)) ||
-        !open_monitors(&so)) {
+        !open_monitors(&so) || !start_display(m, &so, &ui_on)) {
         if (err) {
             error_report_err(err);
         }
@@ -904,6 +971,9 @@ int main(int argc, char **argv)
         aio_poll(true);
     }
     ShutdownRequest why = runstate_shutdown_requested();
+    if (ui_on) {
+        ui_stop();              /* may save the resume state first */
+    }
     bool announced = why == SHUTDOWN_HOST_QMP_QUIT ||
                      (m && machine_guest_shut_down(m));
     /* The vCPU ends its current slice and exits (no preemption: quitting

@@ -1,0 +1,502 @@
+/*
+ * render.c - presentation: the render thread and the frame hook.
+ *
+ * Owns the GL context (current on the render thread only, from init to
+ * exit), the game texture, the OSD's text textures and a triple buffer of
+ * GPU_WIDTH x GPU_HEIGHT XRGB8888 frames.
+ *
+ * Invariants:
+ *  - The vCPU thread never waits for the UI: the frame hook reads the
+ *    scanout into the buffer it owns, swaps it with the shared middle one
+ *    (an atomic exchange) and posts a semaphore - no lock, no syscall
+ *    that can block.  The newest complete frame wins; older ones that
+ *    were never drawn are simply overwritten.
+ *  - Only the render thread makes GL calls.  The main loop tells it the
+ *    drawable size through atomics.
+ *  - It draws when a frame came, the size changed, or the OSD is visible
+ *    (messages fade); otherwise it sleeps, so a paused machine costs
+ *    nothing.  It presents at most at the display's refresh rate, even
+ *    where the swap does not wait for vsync (Xvfb, vsync off): a machine
+ *    running unpaced makes thousands of frames a second, and drawing
+ *    each would take the host's cores from the vCPU.
+ */
+#include "ui/sdl/sdl-ui.h"
+#include "hw/error.h"
+#include "ui/loop.h"
+#include <SDL.h>
+#include <SDL_ttf.h>
+#include <epoxy/gl.h>
+#include <errno.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#define FRAME_PIXELS    (GPU_WIDTH * GPU_HEIGHT)
+#define FRESH_BIT       4       /* in mid: the middle buffer is new */
+#define IDLE_WAIT_MS    100     /* nothing moves: check for work now and then */
+#define ANIM_WAIT_MS    16      /* the OSD fades: redraw at ~60 Hz */
+
+typedef struct TextTex {
+    uint64_t id;                /* the UiOsdLine it shows; 0: unused */
+    GLuint tex;
+    int w, h;
+} TextTex;
+
+struct SdlRender {
+    SDL_Window *win;
+    SDL_GLContext ctx;
+    XboxMachine *m;
+    UiOsd *osd;
+    TTF_Font *font;
+    bool vsync, integer_scale;
+    int64_t min_present_us;     /* 1 / refresh rate */
+    int64_t last_present_us;
+
+    GThread *thread;
+    sem_t wake;
+    atomic_bool stop;
+    atomic_int width, height;   /* drawable, from the main loop */
+    atomic_bool redraw;
+
+    /* Triple buffer: the vCPU owns buf[write_idx], the render thread
+     * buf[read_idx], mid is the third's index (| FRESH_BIT when new). */
+    uint32_t *buf[3];
+    int write_idx, read_idx;
+    atomic_int mid;
+
+    /* Startup handshake: the thread reports whether GL came up. */
+    GMutex init_lock;
+    GCond init_cond;
+    bool init_done;
+    char *init_error;
+
+    /* GL objects (render thread). */
+    GLuint prog, game_tex;
+    GLint loc_pos, loc_uv, loc_color, loc_mode;
+    TextTex text[UI_OSD_MAX_LINES];
+    int draw_w, draw_h;         /* the size drawn last */
+    bool osd_was_visible;
+};
+
+/* ---- the vCPU side ---- */
+
+static void render_frame_hook(void *opaque, XboxMachine *m, uint64_t frame)
+{
+    SdlRender *r = opaque;
+    if (!machine_read_screen(m, r->buf[r->write_idx], NULL)) {
+        return;
+    }
+    r->write_idx = atomic_exchange(&r->mid, r->write_idx | FRESH_BIT) & 3;
+    sem_post(&r->wake);
+}
+
+static void render_unhook(XboxMachine *m, void *opaque)
+{
+    machine_set_frame_hook(m, NULL, NULL);
+}
+
+/* ---- GL setup ---- */
+
+static const char *vertex_src =
+    "#version 110\n"
+    "attribute vec2 pos;\n"
+    "attribute vec2 uv;\n"
+    "varying vec2 v_uv;\n"
+    "void main() { v_uv = uv; gl_Position = vec4(pos, 0.0, 1.0); }\n";
+
+/* mode 0: flat color; 1: the game (opaque); 2: text (alpha, tinted). */
+static const char *fragment_src =
+    "#version 110\n"
+    "uniform sampler2D tex;\n"
+    "uniform vec4 color;\n"
+    "uniform float mode;\n"
+    "varying vec2 v_uv;\n"
+    "void main() {\n"
+    "  vec4 t = texture2D(tex, v_uv);\n"
+    "  if (mode < 0.5) gl_FragColor = color;\n"
+    "  else if (mode < 1.5) gl_FragColor = vec4(t.rgb, 1.0);\n"
+    "  else gl_FragColor = vec4(color.rgb * t.rgb, color.a * t.a);\n"
+    "}\n";
+
+static GLuint compile_shader(GLenum type, const char *src, GError **errp)
+{
+    GLuint sh = glCreateShader(type);
+    GLint ok = 0;
+    glShaderSource(sh, 1, &src, NULL);
+    glCompileShader(sh);
+    glGetShaderiv(sh, GL_COMPILE_STATUS, &ok);
+    if (!ok) {
+        char log[512] = "";
+        glGetShaderInfoLog(sh, sizeof(log), NULL, log);
+        hw_error_set(errp, "GL shader does not compile: %s", log);
+        glDeleteShader(sh);
+        return 0;
+    }
+    return sh;
+}
+
+static bool render_gl_init(SdlRender *r, GError **errp)
+{
+    GLuint vs = compile_shader(GL_VERTEX_SHADER, vertex_src, errp);
+    GLuint fs = vs ? compile_shader(GL_FRAGMENT_SHADER, fragment_src, errp)
+                   : 0;
+    if (!fs) {
+        glDeleteShader(vs);
+        return false;
+    }
+    r->prog = glCreateProgram();
+    glAttachShader(r->prog, vs);
+    glAttachShader(r->prog, fs);
+    glLinkProgram(r->prog);
+    glDeleteShader(vs);
+    glDeleteShader(fs);
+    GLint ok = 0;
+    glGetProgramiv(r->prog, GL_LINK_STATUS, &ok);
+    if (!ok) {
+        hw_error_set(errp, "GL program does not link");
+        return false;
+    }
+    r->loc_pos = glGetAttribLocation(r->prog, "pos");
+    r->loc_uv = glGetAttribLocation(r->prog, "uv");
+    r->loc_color = glGetUniformLocation(r->prog, "color");
+    r->loc_mode = glGetUniformLocation(r->prog, "mode");
+    glUseProgram(r->prog);
+    glUniform1i(glGetUniformLocation(r->prog, "tex"), 0);
+
+    /* The game texture starts black (the buffers are zeroed). */
+    glGenTextures(1, &r->game_tex);
+    glBindTexture(GL_TEXTURE_2D, r->game_tex);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, GPU_WIDTH, GPU_HEIGHT, 0,
+                 GL_BGRA, GL_UNSIGNED_BYTE, r->buf[r->read_idx]);
+    glEnableVertexAttribArray(r->loc_pos);
+    glEnableVertexAttribArray(r->loc_uv);
+    glBlendFunc(GL_SRC_ALPHA, GL_ONE_MINUS_SRC_ALPHA);
+    SDL_GL_SetSwapInterval(r->vsync ? 1 : 0);
+    return true;
+}
+
+static void render_gl_fini(SdlRender *r)
+{
+    for (int i = 0; i < UI_OSD_MAX_LINES; i++) {
+        if (r->text[i].id) {
+            glDeleteTextures(1, &r->text[i].tex);
+        }
+    }
+    if (r->game_tex) {
+        glDeleteTextures(1, &r->game_tex);
+    }
+    if (r->prog) {
+        glDeleteProgram(r->prog);
+    }
+}
+
+/* ---- drawing ---- */
+
+/* A rectangle in drawable pixels (y down), with texture coordinates. */
+static void draw_rect(SdlRender *r, float x, float y, float w, float h,
+                      int mode, const float color[4])
+{
+    float x0 = 2 * x / r->draw_w - 1, x1 = 2 * (x + w) / r->draw_w - 1;
+    float y0 = 1 - 2 * y / r->draw_h, y1 = 1 - 2 * (y + h) / r->draw_h;
+    const GLfloat pos[] = { x0, y0, x1, y0, x0, y1, x1, y1 };
+    static const GLfloat uv[] = { 0, 0, 1, 0, 0, 1, 1, 1 };
+    static const float white[4] = { 1, 1, 1, 1 };
+    glUniform1f(r->loc_mode, mode);
+    glUniform4fv(r->loc_color, 1, color ? color : white);
+    glVertexAttribPointer(r->loc_pos, 2, GL_FLOAT, GL_FALSE, 0, pos);
+    glVertexAttribPointer(r->loc_uv, 2, GL_FLOAT, GL_FALSE, 0, uv);
+    glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
+}
+
+/* The game's 4:3 picture: letterboxed or pillarboxed, or the largest
+ * whole multiple that fits when integer scaling is on (a window smaller
+ * than one multiple falls back to fitting). */
+static void game_rect(const SdlRender *r, float out[4])
+{
+    float w = r->draw_w, h = r->draw_h;
+    int k = MIN(r->draw_w / GPU_WIDTH, r->draw_h / GPU_HEIGHT);
+    if (r->integer_scale && k >= 1) {
+        w = (float)k * GPU_WIDTH;
+        h = (float)k * GPU_HEIGHT;
+    } else if (w * GPU_HEIGHT > h * GPU_WIDTH) {
+        w = h * GPU_WIDTH / GPU_HEIGHT;
+    } else {
+        h = w * GPU_HEIGHT / GPU_WIDTH;
+    }
+    out[0] = (r->draw_w - w) / 2;
+    out[1] = (r->draw_h - h) / 2;
+    out[2] = w;
+    out[3] = h;
+}
+
+static void draw_game(SdlRender *r, bool fresh)
+{
+    float g[4];
+    glBindTexture(GL_TEXTURE_2D, r->game_tex);
+    if (fresh) {
+        glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, GPU_WIDTH, GPU_HEIGHT,
+                        GL_BGRA, GL_UNSIGNED_BYTE, r->buf[r->read_idx]);
+    }
+    game_rect(r, g);
+    draw_rect(r, g[0], g[1], g[2], g[3], 1, NULL);
+}
+
+/* The text texture of line, rasterized once per message. */
+static TextTex *text_texture(SdlRender *r, const UiOsdLine *line)
+{
+    TextTex *free_slot = NULL;
+    for (int i = 0; i < UI_OSD_MAX_LINES; i++) {
+        if (r->text[i].id == line->id) {
+            return &r->text[i];
+        }
+        if (!r->text[i].id && !free_slot) {
+            free_slot = &r->text[i];
+        }
+    }
+    SDL_Color white = { 255, 255, 255, 255 };
+    SDL_Surface *s = free_slot && r->font
+        ? TTF_RenderUTF8_Blended(r->font, line->text, white) : NULL;
+    SDL_Surface *c = s ? SDL_ConvertSurfaceFormat(s, SDL_PIXELFORMAT_ARGB8888,
+                                                  0) : NULL;
+    SDL_FreeSurface(s);
+    if (!c) {
+        return NULL;
+    }
+    glGenTextures(1, &free_slot->tex);
+    glBindTexture(GL_TEXTURE_2D, free_slot->tex);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+    glPixelStorei(GL_UNPACK_ROW_LENGTH, c->pitch / 4);
+    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, c->w, c->h, 0, GL_BGRA,
+                 GL_UNSIGNED_BYTE, c->pixels);
+    glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
+    free_slot->id = line->id;
+    free_slot->w = c->w;
+    free_slot->h = c->h;
+    SDL_FreeSurface(c);
+    return free_slot;
+}
+
+/* Drops the textures of lines no longer visible. */
+static void text_gc(SdlRender *r, const UiOsdView *v)
+{
+    for (int i = 0; i < UI_OSD_MAX_LINES; i++) {
+        bool used = false;
+        for (int l = 0; l < v->n_lines; l++) {
+            used |= v->lines[l].id == r->text[i].id;
+        }
+        if (r->text[i].id && !used) {
+            glDeleteTextures(1, &r->text[i].tex);
+            r->text[i].id = 0;
+        }
+    }
+}
+
+static void kind_color(UiOsdKind kind, float alpha, float out[4])
+{
+    static const float colors[][3] = {
+        [UI_OSD_INFO] = { 1.0f, 1.0f, 1.0f },
+        [UI_OSD_WARNING] = { 1.0f, 0.85f, 0.3f },
+        [UI_OSD_ERROR] = { 1.0f, 0.3f, 0.3f },
+    };
+    memcpy(out, colors[kind], sizeof(colors[kind]));
+    out[3] = alpha;
+}
+
+/* The progress bar at the bottom, the lines above it at the left, the
+ * newest lowest: the game's own score sits at the top. */
+static void draw_osd(SdlRender *r, const UiOsdView *v)
+{
+    const float pad = 6, margin = 12, bar_h = 10;
+    float y = r->draw_h - margin;
+    glEnable(GL_BLEND);
+    if (v->progress_shown) {
+        float w = r->draw_w * 0.4f, x = (r->draw_w - w) / 2;
+        const float back[4] = { 0, 0, 0, 0.6f }, bar[4] = { 0.3f, 0.7f, 1, 1 };
+        y -= bar_h;
+        draw_rect(r, x - 2, y - 2, w + 4, bar_h + 4, 0, back);
+        draw_rect(r, x, y, w * v->progress, bar_h, 0, bar);
+        y -= margin;
+    }
+    for (int l = v->n_lines - 1; l >= 0; l--) {
+        TextTex *t = text_texture(r, &v->lines[l]);
+        if (!t) {
+            continue;
+        }
+        float box[4] = { 0, 0, 0, 0.6f * v->lines[l].alpha }, fg[4];
+        y -= t->h + 2 * pad;
+        draw_rect(r, margin, y, t->w + 2 * pad, t->h + 2 * pad, 0, box);
+        kind_color(v->lines[l].kind, v->lines[l].alpha, fg);
+        glBindTexture(GL_TEXTURE_2D, t->tex);
+        draw_rect(r, margin + pad, y + pad, t->w, t->h, 2, fg);
+        y -= 4;
+    }
+    glDisable(GL_BLEND);
+    text_gc(r, v);
+}
+
+/* One picture: the newest frame if any, the OSD; false if nothing
+ * needed drawing. */
+static bool render_once(SdlRender *r)
+{
+    bool fresh = atomic_load(&r->mid) & FRESH_BIT;
+    if (fresh) {
+        r->read_idx = atomic_exchange(&r->mid, r->read_idx) & 3;
+    }
+    int w = atomic_load(&r->width), h = atomic_load(&r->height);
+    bool resized = w != r->draw_w || h != r->draw_h;
+    bool redraw = atomic_exchange(&r->redraw, false);
+    UiOsdView view;
+    bool osd = ui_osd_snapshot(r->osd, g_get_monotonic_time(), &view);
+    bool draw = fresh || resized || redraw || osd || r->osd_was_visible;
+    if (draw && w > 0 && h > 0) {
+        r->draw_w = w;
+        r->draw_h = h;
+        glViewport(0, 0, w, h);
+        glClearColor(0, 0, 0, 1);
+        glClear(GL_COLOR_BUFFER_BIT);
+        draw_game(r, fresh);
+        draw_osd(r, &view);
+        SDL_GL_SwapWindow(r->win);
+        r->last_present_us = g_get_monotonic_time();
+    }
+    r->osd_was_visible = osd;
+    ui_osd_view_clear(&view);
+    return osd;
+}
+
+/* Sleeps until the hook posts, the main loop asks, or ms passed. */
+static void render_wait(SdlRender *r, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    while (sem_timedwait(&r->wake, &ts) < 0 && errno == EINTR) {
+    }
+    while (sem_trywait(&r->wake) == 0) {
+        /* one drawing serves every post so far */
+    }
+}
+
+static void render_init_done(SdlRender *r, GError *err)
+{
+    g_mutex_lock(&r->init_lock);
+    r->init_error = err ? g_strdup(err->message) : NULL;
+    r->init_done = true;
+    g_cond_signal(&r->init_cond);
+    g_mutex_unlock(&r->init_lock);
+}
+
+static gpointer render_thread(gpointer opaque)
+{
+    SdlRender *r = opaque;
+    GError *err = NULL;
+    if (SDL_GL_MakeCurrent(r->win, r->ctx) < 0) {
+        hw_error_set(&err, "cannot use the GL context: %s", SDL_GetError());
+    } else {
+        render_gl_init(r, &err);
+    }
+    bool ok = !err;
+    render_init_done(r, err);
+    g_clear_error(&err);
+    while (ok && !atomic_load(&r->stop)) {
+        bool animating = render_once(r);
+        int64_t next = r->last_present_us + r->min_present_us;
+        int64_t now = g_get_monotonic_time();
+        if (now < next) {
+            g_usleep(next - now);   /* frames meanwhile: the newest wins */
+        }
+        render_wait(r, animating ? ANIM_WAIT_MS : IDLE_WAIT_MS);
+    }
+    render_gl_fini(r);
+    SDL_GL_MakeCurrent(r->win, NULL);
+    return NULL;
+}
+
+static void render_free(SdlRender *r)
+{
+    for (int i = 0; i < 3; i++) {
+        g_free(r->buf[i]);
+    }
+    sem_destroy(&r->wake);
+    g_mutex_clear(&r->init_lock);
+    g_cond_clear(&r->init_cond);
+    g_free(r->init_error);
+    g_free(r);
+}
+
+SdlRender *sdl_render_start(SDL_Window *win, void *gl_ctx, XboxMachine *m,
+                            UiOsd *osd, TTF_Font *font, bool vsync,
+                            bool integer_scale, GError **errp)
+{
+    SdlRender *r = g_new0(SdlRender, 1);
+    int w, h;
+    r->win = win;
+    r->ctx = gl_ctx;
+    r->m = m;
+    r->osd = osd;
+    r->font = font;
+    r->vsync = vsync;
+    r->integer_scale = integer_scale;
+    for (int i = 0; i < 3; i++) {
+        r->buf[i] = g_new0(uint32_t, FRAME_PIXELS);
+    }
+    r->write_idx = 0;
+    atomic_init(&r->mid, 1);
+    r->read_idx = 2;
+    SDL_DisplayMode mode;
+    int hz = SDL_GetWindowDisplayMode(win, &mode) == 0 &&
+             mode.refresh_rate > 0 ? mode.refresh_rate : 60;
+    r->min_present_us = G_USEC_PER_SEC / hz;
+    SDL_GL_GetDrawableSize(win, &w, &h);
+    atomic_init(&r->width, w);
+    atomic_init(&r->height, h);
+    sem_init(&r->wake, 0, 0);
+    g_mutex_init(&r->init_lock);
+    g_cond_init(&r->init_cond);
+
+    r->thread = g_thread_new("xblk-render", render_thread, r);
+    g_mutex_lock(&r->init_lock);
+    while (!r->init_done) {
+        g_cond_wait(&r->init_cond, &r->init_lock);
+    }
+    g_mutex_unlock(&r->init_lock);
+    if (r->init_error) {
+        hw_error_set(errp, "%s", r->init_error);
+        g_thread_join(r->thread);
+        render_free(r);
+        return NULL;
+    }
+    machine_set_frame_hook(m, render_frame_hook, r);
+    return r;
+}
+
+void sdl_render_resize(SdlRender *r, int width, int height)
+{
+    atomic_store(&r->width, width);
+    atomic_store(&r->height, height);
+    atomic_store(&r->redraw, true);
+    sem_post(&r->wake);
+}
+
+void sdl_render_stop(SdlRender *r)
+{
+    if (!r) {
+        return;
+    }
+    /* On the vCPU thread, between slices: no hook call is running. */
+    machine_run_on_vcpu(r->m, render_unhook, NULL);
+    atomic_store(&r->stop, true);
+    sem_post(&r->wake);
+    g_thread_join(r->thread);
+    render_free(r);
+}

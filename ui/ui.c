@@ -1,0 +1,438 @@
+/*
+ * ui.c - the front end's glue (ui/ui.h): config, save-state library,
+ * on-screen messages and the window, and what each hotkey does.
+ *
+ * Owns the one Ui of the process: the loaded UiConfig, the UiLibrary, the
+ * UiOsd and (with SDL) the window.  Hotkeys map to library operations,
+ * which are asynchronous: the key returns at once and the operation's
+ * done message lands on the OSD (errors in red), so the main loop never
+ * waits for the disk and the vCPU never waits for the UI.
+ *
+ * Invariants:
+ *  - A load that would roll back in-game saves (config rollback-warning)
+ *    first shows the library's warning; the same key again within
+ *    ARM_US loads.
+ *  - Quitting (Ctrl+Q, the window's close) with save-on-exit saves the
+ *    resume state first and asks for the shutdown when it is written;
+ *    ui_stop saves it for any other way out (SIGTERM, QMP quit) unless
+ *    the guest powered off, and waits for it with the loop.
+ *  - Resume-on-start loads the resume state once the loop runs (after
+ *    machine_start) and says "Resumed '<title>'".
+ *  - Main loop thread only.
+ */
+#include "ui/ui.h"
+#include "hw/runstate.h"
+#include "ui/config.h"
+#include "ui/library.h"
+#include "ui/osd.h"
+#include "hw/error.h"
+#include "ui/loop.h"
+#include <stdlib.h>
+#include <string.h>
+#ifdef CONFIG_SDL
+#include "ui/sdl/sdl-ui.h"
+#endif
+
+bool ui_display_available(void)
+{
+#ifdef CONFIG_SDL
+    const char *x = getenv("DISPLAY"), *wl = getenv("WAYLAND_DISPLAY");
+    return (x && *x) || (wl && *wl);
+#else
+    return false;
+#endif
+}
+
+#ifdef CONFIG_SDL
+
+#define ARM_US          (3 * G_USEC_PER_SEC)
+#define TITLE_POLL_MS   100
+
+typedef struct Ui {
+    XboxMachine *m;
+    UiConfig cfg;
+    UiLibrary *lib;             /* NULL: save states unavailable */
+    UiOsd *osd;
+    SdlUi *sdl;
+    guint title_timer, resume_timer;
+    char *shown_title;
+    UiAction armed;             /* a load waiting for its second press */
+    int64_t armed_until_us;
+    bool quitting, stopping, resume_saved;
+} Ui;
+
+static Ui *ui_current;
+
+/* ---- operations and their messages ---- */
+
+static void op_done(void *opaque, bool ok, const char *message)
+{
+    Ui *ui = opaque;
+    ui_osd_set_progress(ui->osd, 0, 0);
+    if (message && *message) {
+        ui_osd_post(ui->osd, ok ? UI_OSD_INFO : UI_OSD_ERROR, "%s", message);
+    }
+}
+
+static void op_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    Ui *ui = opaque;
+    ui_osd_set_progress(ui->osd, done, total);
+}
+
+/* An operation that was refused says why on screen. */
+static void op_started(Ui *ui, bool ok, GError *err)
+{
+    if (!ok) {
+        ui_osd_post(ui->osd, UI_OSD_ERROR, "%s",
+                    err ? err->message : "Refused");
+    }
+    g_clear_error(&err);
+}
+
+static bool have_library(Ui *ui)
+{
+    if (!ui->lib) {
+        ui_osd_post(ui->osd, UI_OSD_ERROR, "Save states are not available");
+    }
+    return ui->lib != NULL;
+}
+
+/* The newest state of this title, or NULL. */
+static char *newest_tag(Ui *ui)
+{
+    GPtrArray *list = ui_library_list(ui->lib, true, NULL);
+    char *tag = NULL;
+    if (list && list->len) {
+        const UiStateEntry *e = g_ptr_array_index(list, 0);
+        tag = g_strdup(e->tag);
+    }
+    if (list) {
+        g_ptr_array_unref(list);
+    }
+    return tag;
+}
+
+/* True when the load of tag by action may go ahead now; otherwise the
+ * rollback warning is on screen and the action is armed. */
+static bool load_confirmed(Ui *ui, UiAction action, const char *tag)
+{
+    int64_t now = g_get_monotonic_time();
+    if (ui->armed == action && now < ui->armed_until_us) {
+        ui->armed = UI_ACTION_NONE;
+        return true;
+    }
+    ui->armed = UI_ACTION_NONE;
+    if (!ui->cfg.rollback_warning || !tag) {
+        return true;
+    }
+    g_autofree char *warning = ui_library_rollback_warning(ui->lib, tag);
+    if (!warning) {
+        return true;
+    }
+    ui->armed = action;
+    ui->armed_until_us = now + ARM_US;
+    ui_osd_post(ui->osd, UI_OSD_WARNING,
+                "%s \u2014 press the key again to load", warning);
+    return false;
+}
+
+static void do_load_slot(Ui *ui, UiAction action, int slot)
+{
+    const UiStateEntry *e = ui_library_slot(ui->lib, slot);
+    GError *err = NULL;
+    if (load_confirmed(ui, action, e ? e->tag : NULL)) {
+        op_started(ui, ui_library_load_slot(ui->lib, slot, op_done, ui,
+                                            &err), err);
+    }
+}
+
+static void do_load_newest(Ui *ui)
+{
+    g_autofree char *tag = newest_tag(ui);
+    GError *err = NULL;
+    if (load_confirmed(ui, UI_ACTION_LOAD_NEWEST, tag)) {
+        op_started(ui, ui_library_load_newest(ui->lib, op_done, ui, &err),
+                   err);
+    }
+}
+
+/* Save states of the current title by hotkey. */
+static void do_state_action(Ui *ui, UiAction a)
+{
+    GError *err = NULL;
+    bool ok;
+    if (a >= UI_ACTION_LOAD_SLOT1 && a <= UI_ACTION_LOAD_SLOT4) {
+        do_load_slot(ui, a, a - UI_ACTION_LOAD_SLOT1 + 1);
+        return;
+    }
+    if (a == UI_ACTION_LOAD_NEWEST) {
+        do_load_newest(ui);
+        return;
+    }
+    if (a >= UI_ACTION_SAVE_SLOT1 && a <= UI_ACTION_SAVE_SLOT4) {
+        ok = ui_library_save_slot(ui->lib, a - UI_ACTION_SAVE_SLOT1 + 1,
+                                  op_done, ui, &err);
+    } else if (a == UI_ACTION_QUICK_SAVE) {
+        ok = ui_library_quick_save(ui->lib, op_done, ui, &err);
+    } else if (a == UI_ACTION_UNDO_LOAD) {
+        ok = ui_library_undo_load(ui->lib, op_done, ui, &err);
+    } else {
+        ok = ui_library_undo_save(ui->lib, op_done, ui, &err);
+    }
+    op_started(ui, ok, err);
+}
+
+/* ---- quitting and resuming ---- */
+
+static bool want_resume_save(Ui *ui)
+{
+    return ui->lib && ui->cfg.save_on_exit && !ui->resume_saved &&
+           !machine_guest_shut_down(ui->m);
+}
+
+static void resume_saved(void *opaque, bool ok, const char *message)
+{
+    Ui *ui = opaque;
+    op_done(ui, ok, message);
+    if (ui->quitting) {
+        runstate_request_shutdown(SHUTDOWN_HOST_SIGNAL);
+    }
+}
+
+/* Starts saving the resume state; false if it could not start. */
+static bool start_resume_save(Ui *ui)
+{
+    GError *err = NULL;
+    ui->resume_saved = true;    /* one attempt, whatever comes of it */
+    if (!ui_library_save_resume(ui->lib, resume_saved, ui, &err)) {
+        ui_warn("the resume state was not saved: %s", err->message);
+        g_error_free(err);
+        return false;
+    }
+    return true;
+}
+
+/* Ctrl+Q or the window's close: as SIGTERM, after the resume state. */
+static void ui_quit(Ui *ui)
+{
+    if (ui->quitting) {
+        /* A second request does not wait for the save (ui_stop does). */
+        runstate_request_shutdown(SHUTDOWN_HOST_SIGNAL);
+        return;
+    }
+    ui->quitting = true;
+    if (want_resume_save(ui) && start_resume_save(ui)) {
+        ui_osd_post(ui->osd, UI_OSD_INFO, "Saving where you left off\u2026");
+        return;
+    }
+    runstate_request_shutdown(SHUTDOWN_HOST_SIGNAL);
+}
+
+static void resumed(void *opaque, bool ok, const char *message)
+{
+    Ui *ui = opaque;
+    const char *title = ui_library_title(ui->lib);
+    ui_osd_set_progress(ui->osd, 0, 0);
+    if (!ok) {
+        ui_osd_post(ui->osd, UI_OSD_ERROR, "%s", message);
+    } else if (title && *title) {
+        ui_osd_post(ui->osd, UI_OSD_INFO, "Resumed '%s'", title);
+    } else {
+        ui_osd_post(ui->osd, UI_OSD_INFO, "Resumed");
+    }
+}
+
+/* Runs once the loop turns (the machine runs by then). */
+static gboolean resume_on_start(gpointer opaque)
+{
+    Ui *ui = opaque;
+    GError *err = NULL;
+    ui->resume_timer = 0;
+    if (!ui_library_load_resume(ui->lib, resumed, ui, &err)) {
+        ui_osd_post(ui->osd, UI_OSD_ERROR, "Cannot resume: %s",
+                    err->message);
+        g_error_free(err);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- the window's callbacks ---- */
+
+static void ui_action(void *opaque, UiAction a)
+{
+    Ui *ui = opaque;
+    if (ui->stopping) {
+        return;
+    }
+    switch (a) {
+    case UI_ACTION_FULLSCREEN:
+        sdl_ui_toggle_fullscreen(ui->sdl);
+        break;
+    case UI_ACTION_QUIT:
+        ui_quit(ui);
+        break;
+    case UI_ACTION_MENU:        /* the save-state menu is not here */
+    case UI_ACTION_NONE:
+    case UI_ACTION_COUNT:
+        break;
+    default:
+        if (have_library(ui)) {
+            do_state_action(ui, a);
+        }
+        break;
+    }
+}
+
+static void ui_close(void *opaque)
+{
+    Ui *ui = opaque;
+    if (!ui->stopping) {
+        ui_quit(ui);
+    }
+}
+
+/* "xblk — TITLE — running|paused", set when it changes. */
+static gboolean title_poll(gpointer opaque)
+{
+    Ui *ui = opaque;
+    const char *title = ui->lib ? ui_library_title(ui->lib) : "";
+    const char *state = runstate_is_running() ? "running" : "paused";
+    /* The em dash needs a UTF-8 locale: X11 converts titles through the
+     * locale's character set (and tools reading WM_NAME in the C locale,
+     * xdotool's --name, fail on anything else than ASCII). */
+    const char *dash = g_get_charset(NULL) ? " \u2014 " : " - ";
+    g_autofree char *text = title && *title
+        ? g_strdup_printf("xblk%s%s%s%s", dash, title, dash, state)
+        : g_strdup_printf("xblk%s%s", dash, state);
+    if (g_strcmp0(text, ui->shown_title)) {
+        sdl_ui_set_title(ui->sdl, text);
+        g_free(ui->shown_title);
+        ui->shown_title = g_steal_pointer(&text);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---- start and stop ---- */
+
+static void report_lines(const char *text)
+{
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        if (**l) {
+            ui_warn("%s", *l);
+        }
+    }
+}
+
+static void load_config(Ui *ui)
+{
+    g_autofree char *path = ui_config_default_path();
+    g_autoptr(GString) warnings = g_string_new(NULL);
+    GError *err = NULL;
+    if (!ui_config_load(path, &ui->cfg, warnings, &err)) {
+        ui_warn("%s (using the defaults)", err->message);
+        g_error_free(err);
+    }
+    report_lines(warnings->str);
+}
+
+static void open_library(Ui *ui)
+{
+    g_autofree char *dir = g_build_filename(g_get_user_config_dir(), "xblk",
+                                            NULL);
+    GError *err = NULL;
+    ui->lib = ui_library_new(ui->m, dir, &err);
+    if (!ui->lib) {
+        ui_warn("save states by hotkey are not available: %s",
+                    err->message);
+        g_error_free(err);
+        return;
+    }
+    ui_library_set_progress(ui->lib, op_progress, ui);
+}
+
+static void ui_free(Ui *ui)
+{
+    if (ui->title_timer) {
+        ui_loop_remove(machine_engine(ui->m), ui->title_timer);
+    }
+    if (ui->resume_timer) {
+        ui_loop_remove(machine_engine(ui->m), ui->resume_timer);
+    }
+    sdl_ui_close(ui->sdl);
+    if (ui->lib) {
+        ui_library_free(ui->lib);
+    }
+    ui_osd_free(ui->osd);
+    ui_config_clear(&ui->cfg);
+    g_free(ui->shown_title);
+    g_free(ui);
+}
+
+bool ui_start(XboxMachine *m, const UiOptions *o, GError **errp)
+{
+    static const SdlUiCallbacks callbacks = {
+        .action = ui_action, .close = ui_close,
+    };
+    if (!ui_display_available()) {
+        /* SDL would fall back to a driver with no screen a player sees;
+         * the words are SDL's own for this case. */
+        hw_error_set(errp, "Could not initialize SDL(No available video "
+                     "device) - exiting");
+        return false;
+    }
+    Ui *ui = g_new0(Ui, 1);
+    ui->m = m;
+    load_config(ui);
+    ui->osd = ui_osd_new(ui->cfg.osd_seconds);
+    ui->sdl = sdl_ui_open(m, &ui->cfg, ui->osd, o && o->full_screen,
+                          &callbacks, ui, errp);
+    if (!ui->sdl) {
+        ui_free(ui);
+        return false;
+    }
+    open_library(ui);
+    title_poll(ui);
+    ui->title_timer = ui_loop_timeout_add(machine_engine(m), TITLE_POLL_MS,
+                                          title_poll, ui);
+    if (ui->lib && ui->cfg.resume_on_start &&
+        ui_library_has_resume(ui->lib)) {
+        ui->resume_timer = ui_loop_timeout_add(machine_engine(m), 0,
+                                               resume_on_start, ui);
+    }
+    ui_current = ui;
+    return true;
+}
+
+void ui_stop(void)
+{
+    Ui *ui = ui_current;
+    if (!ui) {
+        return;
+    }
+    ui->stopping = true;
+    if (want_resume_save(ui)) {
+        start_resume_save(ui);
+    }
+    /* Whatever save or load is in flight ends before the machine goes. */
+    while (ui->lib && ui_library_busy(ui->lib)) {
+        ui_loop_iterate(machine_engine(ui->m));
+    }
+    ui_current = NULL;
+    ui_free(ui);
+}
+
+#else   /* !CONFIG_SDL: headless only */
+
+bool ui_start(XboxMachine *m, const UiOptions *o, GError **errp)
+{
+    hw_error_set(errp, "Display 'sdl' is not available.");
+    return false;
+}
+
+void ui_stop(void)
+{
+}
+
+#endif
