@@ -394,7 +394,9 @@ static json_t *snap_qmp_take(SnapConn *c, bool *bad, GError **errp)
         return v;
     }
     size_t pos = MIN((size_t)MAX(je.position, 0), c->rbuf->len);
+    /* An empty buffer may have no storage at all (data NULL). */
     if (json_error_code(&je) != json_error_premature_end_of_input &&
+        pos < c->rbuf->len &&
         memchr(c->rbuf->data + pos, '\n', c->rbuf->len - pos)) {
         error_setg(errp, "invalid JSON from the monitor: %s", je.text);
         *bad = true;
