@@ -18,12 +18,17 @@
  *    the guest powered off, and waits for it with the loop.
  *  - Resume-on-start loads the resume state once the loop runs (after
  *    machine_start) and says "Resumed '<title>'".
+ *  - The save-state menu (ui/menu.h) acts on the library through
+ *    menu_ops below; while it is open the window gives it every key
+ *    (ui/sdl/window.c), so only the menu's own toggle reaches ui_action.
+ *    Each of its operations refreshes it when done.
  *  - Main loop thread only.
  */
 #include "ui/ui.h"
 #include "hw/runstate.h"
 #include "ui/config.h"
 #include "ui/library.h"
+#include "ui/menu.h"
 #include "ui/osd.h"
 #include "hw/error.h"
 #include "ui/loop.h"
@@ -53,6 +58,7 @@ typedef struct Ui {
     UiConfig cfg;
     UiLibrary *lib;             /* NULL: save states unavailable */
     UiOsd *osd;
+    UiMenu *menu;               /* NULL without the library */
     SdlUi *sdl;
     guint title_timer, resume_timer;
     char *shown_title;
@@ -97,6 +103,105 @@ static bool have_library(Ui *ui)
     }
     return ui->lib != NULL;
 }
+
+/* ---- the save-state menu's view of the library ---- */
+
+/* A menu operation ended: its message, and the list again. */
+static void menu_op_done(void *opaque, bool ok, const char *message)
+{
+    Ui *ui = opaque;
+    op_done(ui, ok, message);
+    if (ui->menu) {
+        ui_menu_refresh(ui->menu);
+    }
+}
+
+static GPtrArray *menu_list(void *opaque)
+{
+    Ui *ui = opaque;
+    return ui_library_list(ui->lib, false, NULL);
+}
+
+static const char *menu_title(void *opaque)
+{
+    Ui *ui = opaque;
+    return ui_library_title(ui->lib);
+}
+
+static bool menu_load(void *opaque, const char *tag, GError **errp)
+{
+    Ui *ui = opaque;
+    return ui_library_load(ui->lib, tag, menu_op_done, ui, errp);
+}
+
+static bool menu_save_over(void *opaque, const char *tag, GError **errp)
+{
+    Ui *ui = opaque;
+    return ui_library_save_over(ui->lib, tag, menu_op_done, ui, errp);
+}
+
+static bool menu_delete(void *opaque, const char *tag, GError **errp)
+{
+    Ui *ui = opaque;
+    return ui_library_delete(ui->lib, tag, menu_op_done, ui, errp);
+}
+
+static bool menu_rename(void *opaque, const char *tag, const char *name,
+                        GError **errp)
+{
+    Ui *ui = opaque;
+    return ui_library_rename(ui->lib, tag, name, errp);
+}
+
+static bool menu_bind(void *opaque, const char *tag, int slot,
+                      GError **errp)
+{
+    Ui *ui = opaque;
+    return ui_library_bind(ui->lib, tag, slot, errp);
+}
+
+static char *menu_rollback_warning(void *opaque, const char *tag)
+{
+    Ui *ui = opaque;
+    return ui_library_rollback_warning(ui->lib, tag);
+}
+
+static bool menu_disc_mismatch(void *opaque, const char *tag, char **disc)
+{
+    Ui *ui = opaque;
+    return ui_library_disc_mismatch(ui->lib, tag, disc);
+}
+
+static void menu_message(void *opaque, bool error, const char *text)
+{
+    Ui *ui = opaque;
+    ui_osd_post(ui->osd, error ? UI_OSD_ERROR : UI_OSD_INFO, "%s", text);
+}
+
+static void menu_changed(void *opaque)
+{
+    Ui *ui = opaque;
+    if (ui->sdl) {
+        sdl_ui_redraw(ui->sdl);
+    }
+}
+
+/* mount_disc stays NULL: inserting a disc means opening an image, which
+ * is disk I/O the main loop must not wait for; the menu then offers
+ * "load anyway" or "cancel" only. */
+static const UiMenuOps menu_ops = {
+    .list = menu_list,
+    .title = menu_title,
+    .load = menu_load,
+    .save_over = menu_save_over,
+    .delete = menu_delete,
+    .rename = menu_rename,
+    .bind = menu_bind,
+    .rollback_warning = menu_rollback_warning,
+    .disc_mismatch = menu_disc_mismatch,
+    .message = menu_message,
+    .changed = menu_changed,
+};
 
 /* The newest state of this title, or NULL. */
 static char *newest_tag(Ui *ui)
@@ -272,7 +377,13 @@ static void ui_action(void *opaque, UiAction a)
     case UI_ACTION_QUIT:
         ui_quit(ui);
         break;
-    case UI_ACTION_MENU:        /* the save-state menu is not here */
+    case UI_ACTION_MENU:
+        if (ui->menu) {
+            ui_menu_toggle(ui->menu);
+        } else {
+            have_library(ui);
+        }
+        break;
     case UI_ACTION_NONE:
     case UI_ACTION_COUNT:
         break;
@@ -360,7 +471,10 @@ static void ui_free(Ui *ui)
     if (ui->resume_timer) {
         ui_loop_remove(machine_engine(ui->m), ui->resume_timer);
     }
+    /* The window first: its render thread snapshots the menu. */
     sdl_ui_close(ui->sdl);
+    ui->sdl = NULL;
+    ui_menu_free(ui->menu);
     if (ui->lib) {
         ui_library_free(ui->lib);
     }
@@ -393,6 +507,10 @@ bool ui_start(XboxMachine *m, const UiOptions *o, GError **errp)
         return false;
     }
     open_library(ui);
+    if (ui->lib) {
+        ui->menu = ui_menu_new(&menu_ops, ui, &ui->cfg);
+        sdl_ui_set_menu(ui->sdl, ui->menu);
+    }
     title_poll(ui);
     ui->title_timer = ui_loop_timeout_add(machine_engine(m), TITLE_POLL_MS,
                                           title_poll, ui);

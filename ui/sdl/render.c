@@ -19,6 +19,11 @@
  *    where the swap does not wait for vsync (Xvfb, vsync off): a machine
  *    running unpaced makes thousands of frames a second, and drawing
  *    each would take the host's cores from the vCPU.
+ *  - The save-state menu (ui/menu.h) is drawn from a snapshot over the
+ *    dimmed game; the frame hook is the same whether it is open or not.
+ *    Each thumbnail PNG is decoded once (libpng) into a texture kept by
+ *    the state's tag; menu text is rasterized once per distinct string
+ *    and dropped when a picture no longer shows it.
  */
 #include "ui/sdl/sdl-ui.h"
 #include "hw/error.h"
@@ -27,6 +32,7 @@
 #include <SDL_ttf.h>
 #include <epoxy/gl.h>
 #include <errno.h>
+#include <png.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -77,7 +83,32 @@ struct SdlRender {
     TextTex text[UI_OSD_MAX_LINES];
     int draw_w, draw_h;         /* the size drawn last */
     bool osd_was_visible;
+
+    /* The menu: set from the main loop, snapshot here. */
+    _Atomic(UiMenu *) menu;
+    bool menu_was_open;
+    GHashTable *menu_text;      /* string -> MenuText (render thread) */
+    GHashTable *thumbs;         /* tag -> Thumb (render thread) */
+    /* The rows' band, for the main loop's hit test. */
+    atomic_int rows_x0, rows_x1, rows_y0, row_h, rows_n;
 };
+
+typedef struct MenuText {
+    GLuint tex;
+    int w, h;
+    bool used;                  /* drawn in the current picture */
+} MenuText;
+
+typedef struct Thumb {
+    GBytes *png;                /* what the texture was decoded from */
+    GLuint tex;                 /* 0: the PNG did not decode */
+    bool used;
+} Thumb;
+
+#define MAX_THUMBS      256     /* kept beyond the visible page */
+
+static void menu_text_free(gpointer p);
+static void thumb_free(gpointer p);
 
 /* ---- the vCPU side ---- */
 
@@ -161,6 +192,10 @@ static bool render_gl_init(SdlRender *r, GError **errp)
     r->loc_uv = glGetAttribLocation(r->prog, "uv");
     r->loc_color = glGetUniformLocation(r->prog, "color");
     r->loc_mode = glGetUniformLocation(r->prog, "mode");
+    r->menu_text = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         menu_text_free);
+    r->thumbs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                      thumb_free);
     glUseProgram(r->prog);
     glUniform1i(glGetUniformLocation(r->prog, "tex"), 0);
 
@@ -182,6 +217,9 @@ static bool render_gl_init(SdlRender *r, GError **errp)
 
 static void render_gl_fini(SdlRender *r)
 {
+    /* Their textures go with them. */
+    g_clear_pointer(&r->menu_text, g_hash_table_destroy);
+    g_clear_pointer(&r->thumbs, g_hash_table_destroy);
     for (int i = 0; i < UI_OSD_MAX_LINES; i++) {
         if (r->text[i].id) {
             glDeleteTextures(1, &r->text[i].tex);
@@ -198,19 +236,25 @@ static void render_gl_fini(SdlRender *r)
 /* ---- drawing ---- */
 
 /* A rectangle in drawable pixels (y down), with texture coordinates. */
-static void draw_rect(SdlRender *r, float x, float y, float w, float h,
-                      int mode, const float color[4])
+static void draw_quad(SdlRender *r, float x, float y, float w, float h,
+                      int mode, const float color[4], float u1)
 {
     float x0 = 2 * x / r->draw_w - 1, x1 = 2 * (x + w) / r->draw_w - 1;
     float y0 = 1 - 2 * y / r->draw_h, y1 = 1 - 2 * (y + h) / r->draw_h;
     const GLfloat pos[] = { x0, y0, x1, y0, x0, y1, x1, y1 };
-    static const GLfloat uv[] = { 0, 0, 1, 0, 0, 1, 1, 1 };
+    const GLfloat uv[] = { 0, 0, u1, 0, 0, 1, u1, 1 };
     static const float white[4] = { 1, 1, 1, 1 };
     glUniform1f(r->loc_mode, mode);
     glUniform4fv(r->loc_color, 1, color ? color : white);
     glVertexAttribPointer(r->loc_pos, 2, GL_FLOAT, GL_FALSE, 0, pos);
     glVertexAttribPointer(r->loc_uv, 2, GL_FLOAT, GL_FALSE, 0, uv);
     glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
+}
+
+static void draw_rect(SdlRender *r, float x, float y, float w, float h,
+                      int mode, const float color[4])
+{
+    draw_quad(r, x, y, w, h, mode, color, 1);
 }
 
 /* The game's 4:3 picture: letterboxed or pillarboxed, or the largest
@@ -246,6 +290,30 @@ static void draw_game(SdlRender *r, bool fresh)
     draw_rect(r, g[0], g[1], g[2], g[3], 1, NULL);
 }
 
+/* A texture of 32-bit pixels (format: GL_BGRA or GL_RGBA). */
+static GLuint pixels_texture(const void *pixels, int w, int h, int pitch,
+                             GLenum format)
+{
+    GLuint tex;
+    glGenTextures(1, &tex);
+    glBindTexture(GL_TEXTURE_2D, tex);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
+    glPixelStorei(GL_UNPACK_ROW_LENGTH, pitch / 4);
+    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, w, h, 0, format,
+                 GL_UNSIGNED_BYTE, pixels);
+    glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
+    return tex;
+}
+
+/* An ARGB8888 surface from SDL2_ttf as a texture. */
+static GLuint surface_texture(SDL_Surface *c)
+{
+    return pixels_texture(c->pixels, c->w, c->h, c->pitch, GL_BGRA);
+}
+
 /* The text texture of line, rasterized once per message. */
 static TextTex *text_texture(SdlRender *r, const UiOsdLine *line)
 {
@@ -267,16 +335,7 @@ static TextTex *text_texture(SdlRender *r, const UiOsdLine *line)
     if (!c) {
         return NULL;
     }
-    glGenTextures(1, &free_slot->tex);
-    glBindTexture(GL_TEXTURE_2D, free_slot->tex);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_T, GL_CLAMP_TO_EDGE);
-    glPixelStorei(GL_UNPACK_ROW_LENGTH, c->pitch / 4);
-    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, c->w, c->h, 0, GL_BGRA,
-                 GL_UNSIGNED_BYTE, c->pixels);
-    glPixelStorei(GL_UNPACK_ROW_LENGTH, 0);
+    free_slot->tex = surface_texture(c);
     free_slot->id = line->id;
     free_slot->w = c->w;
     free_slot->h = c->h;
@@ -342,6 +401,317 @@ static void draw_osd(SdlRender *r, const UiOsdView *v)
     text_gc(r, v);
 }
 
+/* ---- the save-state menu ---- */
+
+/* Layout in drawable pixels. */
+#define M_MARGIN    24
+#define M_PAD       12
+#define M_LINE      28          /* one line of the 18 pt font */
+#define M_THUMB_W   96
+#define M_THUMB_H   72
+#define M_ROW_H     (M_THUMB_H + 8)
+
+static const float c_white[4] = { 1, 1, 1, 1 };
+static const float c_grey[4] = { 0.7f, 0.7f, 0.75f, 1 };
+static const float c_yellow[4] = { 1, 0.85f, 0.3f, 1 };
+static const float c_panel[4] = { 0.07f, 0.08f, 0.1f, 0.92f };
+static const float c_select[4] = { 0.2f, 0.4f, 0.85f, 0.75f };
+static const float c_field[4] = { 0, 0, 0, 0.8f };
+
+static void menu_text_free(gpointer p)
+{
+    MenuText *t = p;
+    glDeleteTextures(1, &t->tex);
+    g_free(t);
+}
+
+static void thumb_free(gpointer p)
+{
+    Thumb *t = p;
+    if (t->tex) {
+        glDeleteTextures(1, &t->tex);
+    }
+    g_bytes_unref(t->png);
+    g_free(t);
+}
+
+/* The white texture of text, rasterized once while it stays drawn. */
+static MenuText *menu_text(SdlRender *r, const char *text)
+{
+    MenuText *t = g_hash_table_lookup(r->menu_text, text);
+    if (t || !r->font || !*text) {
+        if (t) {
+            t->used = true;
+        }
+        return t;
+    }
+    SDL_Color white = { 255, 255, 255, 255 };
+    SDL_Surface *s = TTF_RenderUTF8_Blended(r->font, text, white);
+    SDL_Surface *c = s ? SDL_ConvertSurfaceFormat(s, SDL_PIXELFORMAT_ARGB8888,
+                                                  0) : NULL;
+    SDL_FreeSurface(s);
+    if (!c) {
+        return NULL;
+    }
+    t = g_new0(MenuText, 1);
+    t->tex = surface_texture(c);
+    t->w = c->w;
+    t->h = c->h;
+    t->used = true;
+    SDL_FreeSurface(c);
+    g_hash_table_insert(r->menu_text, g_strdup(text), t);
+    return t;
+}
+
+/* Text at (x, y), cut at max_w pixels; its width drawn. */
+static float draw_text(SdlRender *r, const char *text, float x, float y,
+                       float max_w, const float color[4])
+{
+    MenuText *t = text ? menu_text(r, text) : NULL;
+    if (!t || max_w <= 0) {
+        return 0;
+    }
+    float w = MIN((float)t->w, max_w);
+    glBindTexture(GL_TEXTURE_2D, t->tex);
+    draw_quad(r, x, y, w, t->h, 2, color, w / t->w);
+    return w;
+}
+
+/* RGBA pixels of a PNG (libpng's simplified API), or NULL. */
+static guint8 *decode_png(GBytes *png, int *w, int *h)
+{
+    gsize n;
+    const void *data = g_bytes_get_data(png, &n);
+    png_image img = { .version = PNG_IMAGE_VERSION };
+    if (!png_image_begin_read_from_memory(&img, data, n)) {
+        return NULL;
+    }
+    /* A thumbnail is 320x240; anything huge is not one. */
+    if (img.width == 0 || img.height == 0 || img.width > 2048 ||
+        img.height > 2048) {
+        png_image_free(&img);
+        return NULL;
+    }
+    img.format = PNG_FORMAT_RGBA;
+    guint8 *px = g_malloc(PNG_IMAGE_SIZE(img));
+    if (!png_image_finish_read(&img, NULL, px, 0, NULL)) {
+        g_free(px);
+        return NULL;
+    }
+    *w = img.width;
+    *h = img.height;
+    return px;
+}
+
+/* The row's thumbnail texture (0: none), decoded once per PNG. */
+static GLuint thumb_texture(SdlRender *r, const UiMenuRow *row)
+{
+    if (!row->thumbnail_png) {
+        return 0;
+    }
+    Thumb *t = g_hash_table_lookup(r->thumbs, row->tag);
+    if (t && (t->png == row->thumbnail_png ||
+              g_bytes_equal(t->png, row->thumbnail_png))) {
+        t->used = true;
+        return t->tex;
+    }
+    int w = 0, h = 0;
+    g_autofree guint8 *px = decode_png(row->thumbnail_png, &w, &h);
+    t = g_new0(Thumb, 1);
+    t->png = g_bytes_ref(row->thumbnail_png);
+    t->tex = px ? pixels_texture(px, w, h, w * 4, GL_RGBA) : 0;
+    t->used = true;
+    g_hash_table_replace(r->thumbs, g_strdup(row->tag), t);
+    return t->tex;
+}
+
+static gboolean text_unused(gpointer key, gpointer value, gpointer data)
+{
+    MenuText *t = value;
+    bool drop = !t->used;
+    t->used = false;
+    return drop;
+}
+
+static gboolean thumb_unused(gpointer key, gpointer value, gpointer data)
+{
+    Thumb *t = value;
+    bool drop = !t->used && g_hash_table_size(data) > MAX_THUMBS;
+    t->used = false;
+    return drop;
+}
+
+/* After a picture: text not drawn in it goes; thumbnails only past
+ * MAX_THUMBS (scrolling back must not decode again). */
+static void menu_gc(SdlRender *r)
+{
+    g_hash_table_foreach_remove(r->menu_text, text_unused, NULL);
+    g_hash_table_foreach_remove(r->thumbs, thumb_unused, r->thumbs);
+}
+
+typedef struct MenuBox {
+    float x, y, w, h;           /* the panel */
+    float rows_y;               /* first row */
+    int page_rows;
+} MenuBox;
+
+static void menu_layout(SdlRender *r, int w, int h, MenuBox *b)
+{
+    b->x = M_MARGIN;
+    b->y = M_MARGIN;
+    b->w = MAX(w - 2 * M_MARGIN, 1);
+    b->h = MAX(h - 2 * M_MARGIN, 1);
+    b->rows_y = b->y + M_PAD + 2 * M_LINE + M_PAD;
+    float rows_h = b->y + b->h - M_PAD - M_LINE - M_PAD - b->rows_y;
+    b->page_rows = MAX((int)(rows_h / M_ROW_H), 1);
+    atomic_store(&r->rows_x0, (int)b->x);
+    atomic_store(&r->rows_x1, (int)(b->x + b->w));
+    atomic_store(&r->rows_y0, (int)b->rows_y);
+    atomic_store(&r->row_h, M_ROW_H);
+}
+
+/* Title and filter on the first line, the search on the second. */
+static void draw_menu_header(SdlRender *r, const UiMenuView *v,
+                             const MenuBox *b)
+{
+    float x = b->x + M_PAD, y = b->y + M_PAD, right = b->x + b->w - M_PAD;
+    g_autofree char *filter = g_strdup_printf("%s \u00b7 %d of %d",
+                                              v->filter, v->n_matches,
+                                              v->n_total);
+    MenuText *ft = menu_text(r, filter);
+    float fw = ft ? ft->w : 0;
+    draw_text(r, v->title, x, y, right - x - fw - M_PAD, c_white);
+    draw_text(r, filter, right - fw, y, fw, c_grey);
+    g_autofree char *search = g_strdup_printf("Search: %s%s", v->search,
+                                              v->mode == UI_MENU_BROWSE
+                                              ? "\u2502" : "");
+    draw_text(r, search, x, y + M_LINE, right - x, c_yellow);
+}
+
+/* Name (or the rename field) and title | date and frame | size, key. */
+static void draw_menu_row(SdlRender *r, const UiMenuView *v, int i,
+                          const MenuBox *b)
+{
+    const UiMenuRow *row = &v->rows[i];
+    float y = b->rows_y + i * M_ROW_H, x = b->x + M_PAD;
+    float col2 = b->x + b->w * 0.55f, col3 = b->x + b->w * 0.8f;
+    bool sel = i == v->selected;
+    if (sel) {
+        draw_rect(r, b->x + 4, y, b->w - 8, M_ROW_H - 2, 0, c_select);
+    }
+    GLuint tex = thumb_texture(r, row);
+    if (tex) {
+        glBindTexture(GL_TEXTURE_2D, tex);
+        draw_rect(r, x, y + 3, M_THUMB_W, M_THUMB_H, 1, NULL);
+    } else {
+        draw_rect(r, x, y + 3, M_THUMB_W, M_THUMB_H, 0, c_field);
+    }
+    float tx = x + M_THUMB_W + M_PAD, ty = y + 8;
+    if (sel && v->mode == UI_MENU_RENAME) {
+        g_autofree char *edit = g_strdup_printf("%s\u2502", v->edit);
+        draw_rect(r, tx - 4, ty - 2, col2 - tx - M_PAD, M_LINE, 0, c_field);
+        draw_text(r, edit, tx, ty, col2 - tx - 2 * M_PAD, c_yellow);
+    } else {
+        draw_text(r, row->name, tx, ty, col2 - tx - M_PAD, c_white);
+    }
+    draw_text(r, row->title, tx, ty + M_LINE, col2 - tx - M_PAD, c_grey);
+    draw_text(r, row->date, col2, ty, col3 - col2 - M_PAD, c_white);
+    draw_text(r, row->frame, col2, ty + M_LINE, col3 - col2 - M_PAD, c_grey);
+    float end = b->x + b->w - M_PAD;
+    draw_text(r, row->size, col3, ty, end - col3, c_white);
+    draw_text(r, row->key, col3, ty + M_LINE, end - col3, c_yellow);
+}
+
+/* A question in the middle, its choices under it as buttons. */
+static void draw_menu_dialog(SdlRender *r, const UiMenuView *v,
+                             const MenuBox *b)
+{
+    MenuText *q = menu_text(r, v->question);
+    float qw = q ? q->w : 200;
+    float w = MIN(MAX(qw, 300) + 4 * M_PAD, b->w - 2 * M_PAD);
+    float h = 2 * M_LINE + 5 * M_PAD, x = b->x + (b->w - w) / 2;
+    float y = b->y + (b->h - h) / 2;
+    const float frame[4] = { 0.9f, 0.75f, 0.2f, 1 };
+    const float back[4] = { 0.12f, 0.12f, 0.15f, 1 };
+    draw_rect(r, x - 2, y - 2, w + 4, h + 4, 0, frame);
+    draw_rect(r, x, y, w, h, 0, back);
+    draw_text(r, v->question, x + 2 * M_PAD, y + 2 * M_PAD,
+              w - 4 * M_PAD, c_white);
+    float bx = x + 2 * M_PAD, by = y + 3 * M_PAD + M_LINE;
+    for (int i = 0; i < v->n_choices; i++) {
+        MenuText *t = menu_text(r, v->choices[i]);
+        float bw = (t ? t->w : 60) + 2 * M_PAD;
+        draw_rect(r, bx, by, bw, M_LINE + 4, 0,
+                  i == v->choice ? c_select : c_field);
+        draw_text(r, v->choices[i], bx + M_PAD, by + 2, bw, c_white);
+        bx += bw + M_PAD;
+    }
+}
+
+static void draw_menu(SdlRender *r, const UiMenuView *v, const MenuBox *b)
+{
+    const float dim[4] = { 0, 0, 0, 0.6f };
+    glEnable(GL_BLEND);
+    draw_rect(r, 0, 0, r->draw_w, r->draw_h, 0, dim);
+    draw_rect(r, b->x, b->y, b->w, b->h, 0, c_panel);
+    draw_menu_header(r, v, b);
+    for (int i = 0; i < v->n_rows; i++) {
+        draw_menu_row(r, v, i, b);
+    }
+    if (!v->n_rows) {
+        draw_text(r, v->n_total ? "No state matches the search"
+                                : "No save states yet",
+                  b->x + M_PAD, b->rows_y + M_PAD, b->w, c_grey);
+    }
+    draw_text(r, v->footer, b->x + M_PAD, b->y + b->h - M_PAD - M_LINE,
+              b->w - 2 * M_PAD, c_grey);
+    if (v->mode == UI_MENU_DIALOG) {
+        draw_menu_dialog(r, v, b);
+    }
+    glDisable(GL_BLEND);
+    atomic_store(&r->rows_n, v->n_rows);
+    menu_gc(r);
+}
+
+/* The menu's snapshot for a w x h picture; false when closed. */
+static bool menu_snapshot(SdlRender *r, int w, int h, UiMenuView *v,
+                          MenuBox *b)
+{
+    UiMenu *menu = atomic_load(&r->menu);
+    memset(v, 0, sizeof(*v));
+    if (!menu || !ui_menu_is_open(menu)) {
+        atomic_store(&r->rows_n, 0);
+        return false;
+    }
+    menu_layout(r, w, h, b);
+    ui_menu_set_page_rows(menu, b->page_rows);
+    return ui_menu_snapshot(menu, v);
+}
+
+void sdl_render_set_menu(SdlRender *r, UiMenu *menu)
+{
+    atomic_store(&r->menu, menu);
+    sdl_render_redraw(r);
+}
+
+void sdl_render_redraw(SdlRender *r)
+{
+    atomic_store(&r->redraw, true);
+    sem_post(&r->wake);
+}
+
+int sdl_render_menu_row_at(SdlRender *r, int x, int y)
+{
+    int y0 = atomic_load(&r->rows_y0), h = atomic_load(&r->row_h);
+    int n = atomic_load(&r->rows_n);
+    if (x < atomic_load(&r->rows_x0) || x >= atomic_load(&r->rows_x1) ||
+        y < y0 || h <= 0) {
+        return -1;
+    }
+    int row = (y - y0) / h;
+    return row < n ? row : -1;
+}
+
 /* One picture: the newest frame if any, the OSD; false if nothing
  * needed drawing. */
 static bool render_once(SdlRender *r)
@@ -354,8 +724,12 @@ static bool render_once(SdlRender *r)
     bool resized = w != r->draw_w || h != r->draw_h;
     bool redraw = atomic_exchange(&r->redraw, false);
     UiOsdView view;
+    UiMenuView mv;
+    MenuBox box;
     bool osd = ui_osd_snapshot(r->osd, g_get_monotonic_time(), &view);
-    bool draw = fresh || resized || redraw || osd || r->osd_was_visible;
+    bool menu = menu_snapshot(r, w, h, &mv, &box);
+    bool draw = fresh || resized || redraw || osd || r->osd_was_visible ||
+                menu != r->menu_was_open;
     if (draw && w > 0 && h > 0) {
         r->draw_w = w;
         r->draw_h = h;
@@ -363,12 +737,17 @@ static bool render_once(SdlRender *r)
         glClearColor(0, 0, 0, 1);
         glClear(GL_COLOR_BUFFER_BIT);
         draw_game(r, fresh);
+        if (menu) {
+            draw_menu(r, &mv, &box);
+        }
         draw_osd(r, &view);
         SDL_GL_SwapWindow(r->win);
         r->last_present_us = g_get_monotonic_time();
     }
     r->osd_was_visible = osd;
+    r->menu_was_open = menu;
     ui_osd_view_clear(&view);
+    ui_menu_view_clear(&mv);
     return osd;
 }
 

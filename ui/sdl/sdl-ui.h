@@ -19,6 +19,7 @@
 
 #include "hw/xbox/machine.h"
 #include "ui/config.h"
+#include "ui/menu.h"
 #include "ui/osd.h"
 #include <glib.h>
 #include <stdbool.h>
@@ -41,6 +42,11 @@ SdlUi *sdl_ui_open(XboxMachine *m, const UiConfig *cfg, UiOsd *osd,
                    GError **errp);
 void sdl_ui_set_title(SdlUi *ui, const char *title);
 void sdl_ui_toggle_fullscreen(SdlUi *ui);
+/* The save-state menu the window drives and draws (borrowed until
+ * sdl_ui_close; NULL: none).  Set once, before the loop runs. */
+void sdl_ui_set_menu(SdlUi *ui, UiMenu *menu);
+/* The menu changed: draw again.  Any thread. */
+void sdl_ui_redraw(SdlUi *ui);
 /* Removes the frame hook, stops the render thread, closes SDL. */
 void sdl_ui_close(SdlUi *ui);
 
@@ -56,6 +62,12 @@ SdlRender *sdl_render_start(SDL_Window *win, void *gl_ctx, XboxMachine *m,
                             bool integer_scale, GError **errp);
 /* The drawable's size changed, or it needs drawing again (expose). */
 void sdl_render_resize(SdlRender *r, int width, int height);
+/* The menu drawn over the dimmed game while it is open (any thread). */
+void sdl_render_set_menu(SdlRender *r, UiMenu *menu);
+/* Draw again soon (the menu changed).  Any thread. */
+void sdl_render_redraw(SdlRender *r);
+/* The menu's page row at drawable pixel (x, y), or -1 (main loop). */
+int sdl_render_menu_row_at(SdlRender *r, int x, int y);
 /* Unhooks the frame hook (on the vCPU thread) and joins the thread;
  * the GL context is current on no thread afterwards. */
 void sdl_render_stop(SdlRender *r);

@@ -16,10 +16,15 @@
  *    act on it, so the window itself is moved and sized to the display.
  *  - A key chord bound to a hotkey goes to the glue (ui.c), never to the
  *    pad; other keys go to the pad mapping (input.c).
+ *  - While the save-state menu (ui/menu.h) is open, every key, typed
+ *    text, mouse and controller button goes to the menu as UiMenuInput;
+ *    only the menu's own chord (and the menu combo) reaches the glue,
+ *    and the pad gets nothing (what it held is released at the open).
  */
 #include "ui/sdl/sdl-ui.h"
 #include "hw/error.h"
 #include "ui/loop.h"
+#include "ui/menu.h"
 #include <SDL.h>
 #include <SDL_syswm.h>
 #include <SDL_ttf.h>
@@ -44,6 +49,10 @@ struct SdlUi {
     bool fullscreen;
     bool no_wm;                 /* X11 without a window manager */
     SDL_Rect windowed;          /* where the window was before fullscreen */
+    UiMenu *menu;               /* NULL: no menu (no library) */
+    bool menu_was_open;
+    int combo[UI_MAX_BINDINGS * 2];     /* SDL_GameControllerButton */
+    int n_combo;
 };
 
 /* "Ctrl+Alt+Shift+KEY" as the config writes chords. */
@@ -67,9 +76,82 @@ static bool is_modifier(SDL_Keycode k)
     }
 }
 
+/* Keys that mean the same in the menu whatever the config says. */
+static bool menu_fixed_key(const SDL_Keysym *ks, UiMenuInput *in)
+{
+    static const struct { SDL_Keycode key; UiMenuInput in; } keys[] = {
+        { SDLK_UP, UI_MENU_IN_UP }, { SDLK_DOWN, UI_MENU_IN_DOWN },
+        { SDLK_LEFT, UI_MENU_IN_LEFT }, { SDLK_RIGHT, UI_MENU_IN_RIGHT },
+        { SDLK_PAGEUP, UI_MENU_IN_PAGE_UP },
+        { SDLK_PAGEDOWN, UI_MENU_IN_PAGE_DOWN },
+        { SDLK_HOME, UI_MENU_IN_HOME }, { SDLK_END, UI_MENU_IN_END },
+        { SDLK_RETURN, UI_MENU_IN_ACCEPT }, { SDLK_KP_ENTER, UI_MENU_IN_ACCEPT },
+        { SDLK_ESCAPE, UI_MENU_IN_BACK },
+        { SDLK_BACKSPACE, UI_MENU_IN_BACKSPACE },
+        { SDLK_DELETE, UI_MENU_IN_DELETE }, { SDLK_F2, UI_MENU_IN_RENAME },
+        { SDLK_TAB, UI_MENU_IN_FILTER },
+    };
+    if (ks->sym == SDLK_s && (ks->mod & KMOD_CTRL)) {
+        *in = UI_MENU_IN_SAVE_OVER;
+        return true;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+        if (keys[i].key == ks->sym) {
+            *in = keys[i].in;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Held keys repeat (moving, deleting text); the rest act once. */
+static bool menu_input_repeats(UiMenuInput in)
+{
+    return in <= UI_MENU_IN_RIGHT || in == UI_MENU_IN_BACKSPACE;
+}
+
+/* A key while the menu is open: the menu's chord toggles it, the load
+ * slots' chords bind (F5..F8 by default), fixed keys navigate. */
+static void menu_key(SdlUi *ui, const SDL_KeyboardEvent *ke)
+{
+    if (ke->type != SDL_KEYDOWN || is_modifier(ke->keysym.sym)) {
+        return;
+    }
+    g_autofree char *chord = key_chord(&ke->keysym);
+    UiAction a = ui_config_action_for(ui->cfg, chord);
+    UiMenuInput in;
+    if (a == UI_ACTION_MENU) {
+        if (!ke->repeat) {
+            ui->cb.action(ui->opaque, a);
+        }
+    } else if (a >= UI_ACTION_LOAD_SLOT1 && a <= UI_ACTION_LOAD_SLOT4) {
+        if (!ke->repeat) {
+            ui_menu_input(ui->menu, UI_MENU_IN_BIND1 +
+                          (a - UI_ACTION_LOAD_SLOT1));
+        }
+    } else if (menu_fixed_key(&ke->keysym, &in) &&
+               (!ke->repeat || menu_input_repeats(in))) {
+        ui_menu_input(ui->menu, in);
+    }
+}
+
+static bool menu_open(SdlUi *ui)
+{
+    bool open = ui->menu && ui_menu_is_open(ui->menu);
+    if (open && !ui->menu_was_open) {
+        sdl_input_release_keys(ui->input);  /* the pad holds nothing */
+    }
+    ui->menu_was_open = open;
+    return open;
+}
+
 static void on_key(SdlUi *ui, const SDL_KeyboardEvent *ke)
 {
     bool down = ke->type == SDL_KEYDOWN;
+    if (menu_open(ui)) {
+        menu_key(ui, ke);
+        return;
+    }
     if (down && !is_modifier(ke->keysym.sym)) {
         g_autofree char *chord = key_chord(&ke->keysym);
         UiAction a = ui_config_action_for(ui->cfg, chord);
@@ -111,6 +193,83 @@ static void on_window_event(SdlUi *ui, const SDL_WindowEvent *we)
     }
 }
 
+/* A click on the menu's rows (window to drawable coordinates). */
+static void menu_mouse(SdlUi *ui, const SDL_MouseButtonEvent *mb)
+{
+    int ww, wh, dw, dh;
+    if (mb->button != SDL_BUTTON_LEFT) {
+        return;
+    }
+    SDL_GetWindowSize(ui->win, &ww, &wh);
+    SDL_GL_GetDrawableSize(ui->win, &dw, &dh);
+    int row = sdl_render_menu_row_at(ui->render, mb->x * dw / MAX(ww, 1),
+                                     mb->y * dh / MAX(wh, 1));
+    if (row >= 0) {
+        ui_menu_click(ui->menu, row, mb->clicks >= 2);
+    }
+}
+
+static bool combo_held(SdlUi *ui, SDL_GameController *gc)
+{
+    for (int i = 0; i < ui->n_combo; i++) {
+        if (!SDL_GameControllerGetButton(gc, ui->combo[i])) {
+            return false;
+        }
+    }
+    return ui->n_combo > 0;
+}
+
+static bool menu_pad_button(int button, UiMenuInput *in)
+{
+    static const struct { int b; UiMenuInput in; } map[] = {
+        { SDL_CONTROLLER_BUTTON_DPAD_UP, UI_MENU_IN_UP },
+        { SDL_CONTROLLER_BUTTON_DPAD_DOWN, UI_MENU_IN_DOWN },
+        { SDL_CONTROLLER_BUTTON_DPAD_LEFT, UI_MENU_IN_LEFT },
+        { SDL_CONTROLLER_BUTTON_DPAD_RIGHT, UI_MENU_IN_RIGHT },
+        { SDL_CONTROLLER_BUTTON_LEFTSHOULDER, UI_MENU_IN_PAGE_UP },
+        { SDL_CONTROLLER_BUTTON_RIGHTSHOULDER, UI_MENU_IN_PAGE_DOWN },
+        { SDL_CONTROLLER_BUTTON_A, UI_MENU_IN_ACCEPT },
+        { SDL_CONTROLLER_BUTTON_B, UI_MENU_IN_BACK },
+        { SDL_CONTROLLER_BUTTON_X, UI_MENU_IN_SAVE_OVER },
+        { SDL_CONTROLLER_BUTTON_Y, UI_MENU_IN_DELETE },
+        { SDL_CONTROLLER_BUTTON_LEFTSTICK, UI_MENU_IN_FILTER },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(map); i++) {
+        if (map[i].b == button) {
+            *in = map[i].in;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Controller events: the combo toggles the menu; while it is open the
+ * buttons drive it and the console's pad gets none of them. */
+static void on_controller(SdlUi *ui, const SDL_Event *ev)
+{
+    bool open = menu_open(ui);
+    if (ev->type == SDL_CONTROLLERBUTTONDOWN && ui->menu) {
+        SDL_GameController *gc =
+            SDL_GameControllerFromInstanceID(ev->cbutton.which);
+        UiMenuInput in;
+        if (gc && combo_held(ui, gc)) {
+            ui->cb.action(ui->opaque, UI_ACTION_MENU);
+            if (!open) {
+                sdl_input_release_keys(ui->input);
+            }
+            return;
+        }
+        if (open && menu_pad_button(ev->cbutton.button, &in)) {
+            ui_menu_input(ui->menu, in);
+        }
+    }
+    bool device = ev->type == SDL_CONTROLLERDEVICEADDED ||
+                  ev->type == SDL_CONTROLLERDEVICEREMOVED;
+    if (!open || device) {
+        sdl_input_controller_event(ui->input, ev);
+    }
+}
+
 static void on_event(SdlUi *ui, const SDL_Event *ev)
 {
     switch (ev->type) {
@@ -129,7 +288,24 @@ static void on_event(SdlUi *ui, const SDL_Event *ev)
     case SDL_CONTROLLERBUTTONDOWN:
     case SDL_CONTROLLERBUTTONUP:
     case SDL_CONTROLLERAXISMOTION:
-        sdl_input_controller_event(ui->input, ev);
+        on_controller(ui, ev);
+        break;
+    case SDL_TEXTINPUT:
+        if (menu_open(ui)) {
+            ui_menu_text(ui->menu, ev->text.text);
+        }
+        break;
+    case SDL_MOUSEBUTTONDOWN:
+        if (menu_open(ui)) {
+            menu_mouse(ui, &ev->button);
+        }
+        break;
+    case SDL_MOUSEWHEEL:
+        if (menu_open(ui)) {
+            int y = ev->wheel.direction == SDL_MOUSEWHEEL_FLIPPED
+                    ? -ev->wheel.y : ev->wheel.y;
+            ui_menu_wheel(ui->menu, y);
+        }
         break;
     default:
         break;
@@ -314,6 +490,34 @@ SdlUi *sdl_ui_open(XboxMachine *m, const UiConfig *cfg, UiOsd *osd,
         sdl_ui_toggle_fullscreen(ui);
     }
     return ui;
+}
+
+/* "back+start" as SDL buttons (the config checked the names). */
+static void parse_combo(SdlUi *ui)
+{
+    g_auto(GStrv) parts = g_strsplit(ui->cfg->menu_combo
+                                     ? ui->cfg->menu_combo : "", "+", -1);
+    ui->n_combo = 0;
+    for (char **p = parts; *p && ui->n_combo < G_N_ELEMENTS(ui->combo);
+         p++) {
+        SDL_GameControllerButton b = SDL_GameControllerGetButtonFromString(
+            g_strstrip(*p));
+        if (b != SDL_CONTROLLER_BUTTON_INVALID) {
+            ui->combo[ui->n_combo++] = b;
+        }
+    }
+}
+
+void sdl_ui_set_menu(SdlUi *ui, UiMenu *menu)
+{
+    ui->menu = menu;
+    parse_combo(ui);
+    sdl_render_set_menu(ui->render, menu);
+}
+
+void sdl_ui_redraw(SdlUi *ui)
+{
+    sdl_render_redraw(ui->render);
 }
 
 void sdl_ui_set_title(SdlUi *ui, const char *title)
