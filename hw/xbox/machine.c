@@ -139,6 +139,7 @@ struct XboxMachine {
     bool pace_rebase;
     int64_t pace_base_us;
     int64_t pace_base_vns;
+    int64_t parked_at_us;       /* when the vCPU last parked (paced) */
 
     GThread *thread;
     GMutex lock;
@@ -1191,13 +1192,31 @@ static void vcpu_step(XboxMachine *m)
     slice_done(m, cpu_run(m->cpu, slice_budget(m)));
 }
 
+/* Paced: time spent parked is no debt, and no credit either.  The base
+ * moves forward by the time parked, so a guest parked half-way through
+ * a halt's wait for the next vblank (a save's pause lands there most of
+ * the time) waits only the rest of it afterwards - a fresh base would
+ * make it wait the whole frame again and show the next picture late.
+ * Whatever changed virtual time meanwhile (a load) asks for a new base
+ * (pace_rebase), which wins. */
+static void pace_park_shift(XboxMachine *m, bool parked)
+{
+    int64_t now_us = g_get_monotonic_time();
+    if (parked) {
+        m->parked_at_us = now_us;
+    } else if (m->pace_base_us && m->parked_at_us) {
+        m->pace_base_us += now_us - m->parked_at_us;
+    } else {
+        m->pace_rebase = true;
+    }
+}
+
 static void set_parked_locked(XboxMachine *m, bool parked)
 {
     if (m->parked != parked) {
         m->parked = parked;
         m->run_epoch += !parked;
-        /* Paced: time spent parked is no debt. */
-        m->pace_rebase |= !parked;
+        pace_park_shift(m, parked);
         g_cond_broadcast(&m->cond);
     }
 }
