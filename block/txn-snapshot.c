@@ -29,6 +29,7 @@
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/vmstate.h"
+#include "util/cutils.h"
 #include "util/error.h"
 #include "util/main-loop.h"
 #include <errno.h>
@@ -208,14 +209,7 @@ static int ext_rename_worker(void *opaque)
 static int ext_sync_dir_worker(void *opaque)
 {
     ExtFileOp *op = opaque;
-    g_autofree char *dir = g_path_get_dirname(op->to);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    int ret = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return ret;
+    return fsync_parent_dir(op->to);
 }
 
 /* Errors of the creation name the file the user asked for. */

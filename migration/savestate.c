@@ -50,6 +50,7 @@
 #include "block/block-backend.h"
 #include "migration/ram-snapshot.h"
 #include "util/coroutine.h"
+#include "util/cutils.h"
 #include "util/error.h"
 #include "util/main-loop.h"
 #include <errno.h>
@@ -602,14 +603,7 @@ static int file_rename_worker(void *opaque)
     if (rename(r->from, r->to) < 0) {
         return -errno;
     }
-    g_autofree char *dir = g_path_get_dirname(r->to);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    int ret = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return ret;
+    return fsync_parent_dir(r->to);
 }
 
 static int coroutine_fn memfile_finish(void *opaque, GError **errp)

@@ -293,24 +293,18 @@ static void host_end(DsnapDomain *d)
     }
 }
 
-static bool run_snapshot(DsnapDomain *d, const char *name,
-                         const SavestatePlan *plan, GError **errp)
-{
-    if (!host_begin(d, errp)) {
-        return false;
-    }
-    bool ok = savestate_snapshot(d->sh, name, plan, NULL, errp);
-    host_end(d);
-    return ok;
-}
+typedef bool SavestatePlanFn(const SavestateHost *h, const char *tag,
+                             const SavestatePlan *plan,
+                             const SavestateArgs *args, GError **errp);
 
-static bool run_revert(DsnapDomain *d, const char *name,
-                       const SavestatePlan *plan, GError **errp)
+/* savestate_snapshot or savestate_revert, inside the host's begin/end. */
+static bool run_plan(DsnapDomain *d, SavestatePlanFn *fn, const char *name,
+                     const SavestatePlan *plan, GError **errp)
 {
     if (!host_begin(d, errp)) {
         return false;
     }
-    bool ok = savestate_revert(d->sh, name, plan, NULL, errp);
+    bool ok = fn(d->sh, name, plan, NULL, errp);
     host_end(d);
     return ok;
 }
@@ -577,7 +571,7 @@ static bool take_snapshot(DsnapDomain *d, DomainSnapshotDef *def,
             return false;
         }
     }
-    if (!run_snapshot(d, def->name, &plan, errp)) {
+    if (!run_plan(d, savestate_snapshot, def->name, &plan, errp)) {
         GError *local = NULL;
         if (moved && !write_domain_xml(d, v->dom, &local)) {
             g_clear_error(&local);
@@ -800,7 +794,7 @@ static bool revert_run(DsnapDomain *d, const DomainSnapshotDef *def,
         !d->ops->set_running(d->opaque, false, errp)) {
         return false;
     }
-    if (!run_revert(d, def->name, plan, errp)) {
+    if (!run_plan(d, savestate_revert, def->name, plan, errp)) {
         return false;
     }
     if (d->ops && !memory && !d->ops->reset(d->opaque, errp)) {

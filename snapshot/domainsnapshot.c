@@ -800,18 +800,34 @@ static bool dsnap_parse_root(xmlNodePtr root, DomainSnapshotDef *def,
            (!dom || dsnap_parse_domain(dom, def, errp));
 }
 
+/* The document's root element, which must be <name>; NULL with *errp
+ * set (and nothing to free) otherwise. */
+static xmlNodePtr dsnap_read_root(const char *buf, size_t len,
+                                  const char *name, xmlDocPtr *doc,
+                                  GError **errp)
+{
+    *doc = dsnap_xml_read(buf, len, errp);
+    if (!*doc) {
+        return NULL;
+    }
+    xmlNodePtr root = xmlDocGetRootElement(*doc);
+    if (!root || !dsnap_is(root, name)) {
+        error_setg(errp, "unexpected root element <%s>, expecting <%s>",
+                   root ? (const char *)root->name : "", name);
+        xmlFreeDoc(*doc);
+        *doc = NULL;
+        return NULL;
+    }
+    return root;
+}
+
 DomainSnapshotDef *dsnap_parse_string(const char *buf, size_t len,
                                       GError **errp)
 {
-    xmlDocPtr doc = dsnap_xml_read(buf, len, errp);
-    if (!doc) {
-        return NULL;
-    }
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (!root || !dsnap_is(root, "domainsnapshot")) {
-        error_setg(errp, "unexpected root element <%s>, expecting "
-                   "<domainsnapshot>", root ? (const char *)root->name : "");
-        xmlFreeDoc(doc);
+    xmlDocPtr doc;
+    xmlNodePtr root = dsnap_read_root(buf, len, "domainsnapshot", &doc,
+                                      errp);
+    if (!root) {
         return NULL;
     }
     DomainSnapshotDef *def = dsnap_def_new();
@@ -1041,15 +1057,9 @@ char *dsnap_domain_format(const DsnapDomainDef *dom)
 DsnapDomainDef *dsnap_domain_parse(const char *buf, size_t len,
                                    GError **errp)
 {
-    xmlDocPtr doc = dsnap_xml_read(buf, len, errp);
-    if (!doc) {
-        return NULL;
-    }
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (!root || !dsnap_is(root, "domain")) {
-        error_setg(errp, "unexpected root element <%s>, expecting "
-                   "<domain>", root ? (const char *)root->name : "");
-        xmlFreeDoc(doc);
+    xmlDocPtr doc;
+    xmlNodePtr root = dsnap_read_root(buf, len, "domain", &doc, errp);
+    if (!root) {
         return NULL;
     }
     DomainSnapshotDef *def = dsnap_def_new();

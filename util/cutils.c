@@ -3,9 +3,11 @@
  */
 #include "util/cutils.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool parse_size(const char *str, uint64_t default_mult, uint64_t *out)
 {
@@ -82,4 +84,16 @@ char *size_to_str(uint64_t bytes)
         return g_strdup_printf("%" G_GUINT64_FORMAT " B", bytes);
     }
     return g_strdup_printf("%.3g %s", v, units[i]);
+}
+
+int fsync_parent_dir(const char *path)
+{
+    g_autofree char *dir = g_path_get_dirname(path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
+    }
+    int ret = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return ret;
 }

@@ -25,6 +25,11 @@ bool parse_size(const char *str, uint64_t default_mult, uint64_t *out);
 /* "1 GiB", "196 KiB", "512 B": qemu-img's style (3 significant digits). */
 char *size_to_str(uint64_t bytes);
 
+/* fsync of the folder that holds path, so that a name made or changed
+ * there (create, rename, unlink) is durable: 0 or -errno.  Blocking:
+ * from a worker (worker_pool_run), never on the main loop. */
+int fsync_parent_dir(const char *path);
+
 /* CLOCK_MONOTONIC in nanoseconds, for measuring short intervals. */
 static inline int64_t get_clock_ns(void)
 {
