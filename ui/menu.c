@@ -37,6 +37,7 @@ typedef struct Row {
 /* What a question is about; each choice says what it does. */
 typedef enum Question {
     Q_NONE, Q_OVERWRITE, Q_DELETE, Q_ROLLBACK, Q_MISMATCH,
+    Q_ASK,                      /* ui_menu_ask's: bare, answer by index */
 } Question;
 
 typedef enum Choice { CHOICE_GO, CHOICE_CANCEL, CHOICE_MOUNT } Choice;
@@ -58,6 +59,11 @@ struct UiMenu {
     char *q_labels[UI_MENU_MAX_CHOICES];
     Choice q_choices[UI_MENU_MAX_CHOICES];
     int q_n, q_choice;
+    bool bare;                  /* the question of ui_menu_ask is open */
+    UiMenuAnswerFn ask_done;
+    void *ask_opaque;
+    int boxes[UI_MENU_MAX_CHOICES][4];
+    int n_boxes;
     uint64_t generation;
 };
 
@@ -245,6 +251,23 @@ static void question_clear(UiMenu *m)
     }
     m->q = Q_NONE;
     m->q_n = m->q_choice = 0;
+    m->n_boxes = 0;
+    m->bare = false;
+    m->ask_done = NULL;
+    m->ask_opaque = NULL;
+}
+
+/* The bare question's answer: closes, then tells (once). */
+static void ask_answer(UiMenu *m, int choice)
+{
+    UiMenuAnswerFn done = m->ask_done;
+    void *opaque = m->ask_opaque;
+    question_clear(m);
+    m->mode = UI_MENU_CLOSED;
+    changed(m);
+    if (done) {
+        done(opaque, choice);
+    }
 }
 
 void ui_menu_free(UiMenu *m)
@@ -279,7 +302,9 @@ void ui_menu_open(UiMenu *m)
 void ui_menu_close(UiMenu *m)
 {
     g_rec_mutex_lock(&m->lock);
-    if (m->mode != UI_MENU_CLOSED) {
+    if (m->q == Q_ASK) {
+        ask_answer(m, -1);
+    } else if (m->mode != UI_MENU_CLOSED) {
         question_clear(m);
         m->mode = UI_MENU_CLOSED;
         changed(m);
@@ -307,7 +332,7 @@ bool ui_menu_is_open(UiMenu *m)
 void ui_menu_refresh(UiMenu *m)
 {
     g_rec_mutex_lock(&m->lock);
-    if (m->mode != UI_MENU_CLOSED) {
+    if (m->mode != UI_MENU_CLOSED && !m->bare) {
         Row *r = selected_row(m);
         g_autofree char *tag = r ? g_strdup(r->tag) : NULL;
         read_rows(m);
@@ -316,6 +341,38 @@ void ui_menu_refresh(UiMenu *m)
         changed(m);
     }
     g_rec_mutex_unlock(&m->lock);
+}
+
+bool ui_menu_ask(UiMenu *m, const char *question,
+                 const char *const *choices, int n_choices, int choice,
+                 UiMenuAnswerFn done, void *opaque)
+{
+    g_rec_mutex_lock(&m->lock);
+    bool ok = m->mode == UI_MENU_CLOSED && n_choices >= 1 &&
+              n_choices <= UI_MENU_MAX_CHOICES;
+    if (ok) {
+        question_clear(m);
+        g_ptr_array_set_size(m->matches, 0);
+        g_ptr_array_set_size(m->rows, 0);
+        g_string_truncate(m->search, 0);
+        m->selected = m->top = 0;
+        m->q = Q_ASK;
+        m->q_text = g_utf8_make_valid(question ? question : "", -1);
+        for (int i = 0; i < n_choices; i++) {
+            m->q_choices[i] = CHOICE_GO;
+            m->q_labels[i] = g_utf8_make_valid(choices[i] ? choices[i]
+                                                          : "", -1);
+        }
+        m->q_n = n_choices;
+        m->q_choice = CLAMP(choice, 0, n_choices - 1);
+        m->bare = true;
+        m->ask_done = done;
+        m->ask_opaque = opaque;
+        m->mode = UI_MENU_DIALOG;
+        changed(m);
+    }
+    g_rec_mutex_unlock(&m->lock);
+    return ok;
 }
 
 /* ---- questions ---- */
@@ -460,6 +517,7 @@ static void answer(UiMenu *m, Choice c)
     case Q_MISMATCH:
         start_load(m, tag);
         break;
+    case Q_ASK:                 /* answered by ask_answer */
     case Q_NONE:
         break;
     }
@@ -477,10 +535,18 @@ static void dialog_input(UiMenu *m, UiMenuInput in)
         m->q_choice = MIN(m->q_choice + 1, m->q_n - 1);
         break;
     case UI_MENU_IN_ACCEPT:
-        answer(m, m->q_choices[m->q_choice]);
+        if (m->q == Q_ASK) {
+            ask_answer(m, m->q_choice);
+        } else {
+            answer(m, m->q_choices[m->q_choice]);
+        }
         break;
     case UI_MENU_IN_BACK:
-        answer(m, CHOICE_CANCEL);
+        if (m->q == Q_ASK) {
+            ask_answer(m, -1);
+        } else {
+            answer(m, CHOICE_CANCEL);
+        }
         break;
     default:
         break;              /* a question takes only its answers */
@@ -756,6 +822,36 @@ void ui_menu_click(UiMenu *m, int page_row, bool double_click)
     g_rec_mutex_unlock(&m->lock);
 }
 
+void ui_menu_set_choice_boxes(UiMenu *m, const int (*boxes)[4], int n)
+{
+    g_rec_mutex_lock(&m->lock);
+    m->n_boxes = m->mode == UI_MENU_DIALOG ? CLAMP(n, 0, m->q_n) : 0;
+    if (m->n_boxes) {
+        memcpy(m->boxes, boxes, m->n_boxes * sizeof(m->boxes[0]));
+    }
+    g_rec_mutex_unlock(&m->lock);
+}
+
+bool ui_menu_click_at(UiMenu *m, int x, int y)
+{
+    g_rec_mutex_lock(&m->lock);
+    int hit = -1;
+    for (int i = 0; m->mode == UI_MENU_DIALOG && i < m->n_boxes; i++) {
+        const int *b = m->boxes[i];
+        if (x >= b[0] && x < b[0] + b[2] && y >= b[1] && y < b[1] + b[3]) {
+            hit = i;
+            break;
+        }
+    }
+    if (hit >= 0) {
+        m->q_choice = hit;
+        dialog_input(m, UI_MENU_IN_ACCEPT);
+        changed(m);
+    }
+    g_rec_mutex_unlock(&m->lock);
+    return hit >= 0;
+}
+
 void ui_menu_wheel(UiMenu *m, int steps)
 {
     g_rec_mutex_lock(&m->lock);
@@ -911,6 +1007,7 @@ bool ui_menu_snapshot(UiMenu *m, UiMenuView *v)
     }
     v->n_choices = m->q_n;
     v->choice = m->q_choice;
+    v->bare = m->bare;
     g_rec_mutex_unlock(&m->lock);
     return true;
 }

@@ -113,8 +113,14 @@ typedef struct UiMenuView {
     char *question;             /* mode DIALOG */
     char *choices[UI_MENU_MAX_CHOICES];
     int n_choices, choice;
+    bool bare;                  /* a question on its own (ui_menu_ask):
+                                   no list behind it, the game shows */
     uint64_t generation;        /* grows with each change */
 } UiMenuView;
+
+/* The answer to a question of ui_menu_ask: the choice's index, or -1
+ * when it was dismissed (Esc, gamepad B, the menu's toggle, close). */
+typedef void (*UiMenuAnswerFn)(void *opaque, int choice);
 
 /* cfg is borrowed (chords, confirm options) for the menu's life. */
 UiMenu *ui_menu_new(const UiMenuOps *ops, void *opaque,
@@ -125,6 +131,16 @@ void ui_menu_open(UiMenu *menu);
 void ui_menu_close(UiMenu *menu);
 void ui_menu_toggle(UiMenu *menu);
 bool ui_menu_is_open(UiMenu *menu);
+/* A question on its own, over the game (no list): the model opens in
+ * mode DIALOG with a bare view, takes the same input as the menu's own
+ * questions (arrows, Return / A, Esc / B, a click on a choice), closes
+ * and then calls done once with the answer.  Closing it any other way
+ * (ui_menu_close, the toggle) answers -1; ui_menu_free answers nothing.
+ * Refused (false) while the menu is open.  At most UI_MENU_MAX_CHOICES
+ * choices; choice is the one selected first. */
+bool ui_menu_ask(UiMenu *menu, const char *question,
+                 const char *const *choices, int n_choices, int choice,
+                 UiMenuAnswerFn done, void *opaque);
 /* Reads the list again (after an operation ended), keeping the
  * selection on the same state where it still exists. */
 void ui_menu_refresh(UiMenu *menu);
@@ -136,6 +152,13 @@ void ui_menu_input(UiMenu *menu, UiMenuInput in);
 void ui_menu_text(UiMenu *menu, const char *text);
 /* Mouse on the page's row (0: the first drawn); double loads. */
 void ui_menu_click(UiMenu *menu, int page_row, bool double_click);
+/* Where the renderer drew the open question's choices, in drawable
+ * pixels (x, y, w, h each; render thread): clicks are matched against
+ * them.  n 0: none drawn. */
+void ui_menu_set_choice_boxes(UiMenu *menu, const int (*boxes)[4], int n);
+/* A click at drawable pixel (x, y): true when it hit a choice of the
+ * open question, which is then the answer. */
+bool ui_menu_click_at(UiMenu *menu, int x, int y);
 /* Wheel: positive scrolls up. */
 void ui_menu_wheel(UiMenu *menu, int steps);
 /* How many rows the renderer fits on a page (at least 1). */

@@ -16,8 +16,10 @@
  *    resume state first and asks for the shutdown when it is written;
  *    ui_stop saves it for any other way out (SIGTERM, QMP quit) unless
  *    the guest powered off, and waits for it with the loop.
- *  - Resume-on-start loads the resume state once the loop runs (after
- *    machine_start) and says "Resumed '<title>'".
+ *  - Resume-on-start offers the resume state once the loop runs (after
+ *    machine_start): a question over the game (ui_menu_ask) while the
+ *    fresh boot runs; "Resume" loads it and says "Resumed '<title>'",
+ *    "Start over" or Esc leaves the fresh boot.
  *  - The save-state menu (ui/menu.h) acts on the library through
  *    menu_ops below; while it is open the window gives it every key
  *    (ui/sdl/window.c), so only the menu's own toggle reaches ui_action.
@@ -52,6 +54,7 @@ bool ui_display_available(void)
 
 #define ARM_US          (3 * G_USEC_PER_SEC)
 #define TITLE_POLL_MS   100
+#define RESUME_RETRY_MS 200
 
 typedef struct Ui {
     XboxMachine *m;
@@ -348,16 +351,49 @@ static void resumed(void *opaque, bool ok, const char *message)
     }
 }
 
-/* Runs once the loop turns (the machine runs by then). */
-static gboolean resume_on_start(gpointer opaque)
+static void resume_now(Ui *ui)
 {
-    Ui *ui = opaque;
     GError *err = NULL;
-    ui->resume_timer = 0;
     if (!ui_library_load_resume(ui->lib, resumed, ui, &err)) {
         ui_osd_post(ui->osd, UI_OSD_ERROR, "Cannot resume: %s",
                     err->message);
         g_error_free(err);
+    }
+}
+
+/* The answer to "Resume ... where you left off?": 0 resumes; 1 (Start
+ * over) and -1 (dismissed) leave the fresh boot running. */
+static void resume_answered(void *opaque, int choice)
+{
+    Ui *ui = opaque;
+    if (ui->stopping) {
+        return;
+    }
+    if (choice == 0) {
+        resume_now(ui);
+    } else {
+        ui_osd_post(ui->osd, UI_OSD_INFO, "Started over");
+    }
+}
+
+/* Runs once the loop turns (the machine runs by then): offers the
+ * resume state.  The fresh boot keeps running while the question is
+ * open; a "Resume" replaces it with the resume state. */
+static gboolean resume_on_start(gpointer opaque)
+{
+    static const char *const choices[] = { "Resume", "Start over" };
+    Ui *ui = opaque;
+    ui->resume_timer = 0;
+    const char *title = ui_library_title(ui->lib);
+    g_autofree char *question = title && *title
+        ? g_strdup_printf("Resume '%s' where you left off?", title)
+        : g_strdup("Resume where you left off?");
+    if (!ui_menu_ask(ui->menu, question, choices, G_N_ELEMENTS(choices), 0,
+                     resume_answered, ui)) {
+        /* The menu is open (F1 at once): asked when it closes. */
+        ui->resume_timer = ui_loop_timeout_add(machine_engine(ui->m),
+                                               RESUME_RETRY_MS,
+                                               resume_on_start, ui);
     }
     return G_SOURCE_REMOVE;
 }

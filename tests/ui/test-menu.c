@@ -9,7 +9,7 @@
  * bind/unbind; overwrite and delete confirmations (and without them);
  * the load's questions: rollback warning, disc mismatch, both, and the
  * disc mount offered only when the host can; clicks and the wheel; the
- * view's texts.
+ * view's texts; a question on its own (ui_menu_ask: resume on start).
  */
 #include "ui/library.h"
 #include "ui/menu.h"
@@ -501,6 +501,73 @@ static void test_view(Fix *x, gconstpointer d)
     assert_selected(x->menu, "t5");     /* a fresh start */
 }
 
+static void record_answer(void *opaque, int choice)
+{
+    int *answers = opaque;
+    answers[answers[0]++ + 1] = choice;
+}
+
+/* A question on its own (resume on start): bare view, answers by index,
+ * dismissals answer -1 once, refused while the menu is open. */
+static void test_ask(Fix *x, gconstpointer d)
+{
+    static const char *const choices[] = { "Resume", "Start over" };
+    int answers[8] = { 0 };
+    UiMenuView v;
+    g_assert_false(ui_menu_ask(x->menu, "Q?", choices, 2, 0,
+                               record_answer, answers));   /* menu open */
+    ui_menu_close(x->menu);
+    g_assert_true(ui_menu_ask(x->menu, "Resume 'GAME' where you left off?",
+                              choices, 2, 0, record_answer, answers));
+    g_assert_cmpint(ui_menu_mode(x->menu), ==, UI_MENU_DIALOG);
+    g_assert_true(ui_menu_snapshot(x->menu, &v));
+    g_assert_true(v.bare);
+    g_assert_cmpint(v.n_rows, ==, 0);
+    g_assert_cmpstr(v.question, ==, "Resume 'GAME' where you left off?");
+    g_assert_cmpstr(v.choices[1], ==, "Start over");
+    g_assert_cmpint(v.choice, ==, 0);
+    ui_menu_view_clear(&v);
+    assert_selected(x->menu, NULL);
+    ui_menu_refresh(x->menu);           /* no list behind it */
+    assert_names(x->menu, "");
+    ui_menu_input(x->menu, UI_MENU_IN_DELETE);     /* ignored */
+    ui_menu_text(x->menu, "abc");
+    ui_menu_input(x->menu, UI_MENU_IN_RIGHT);
+    ui_menu_input(x->menu, UI_MENU_IN_RIGHT);      /* stays on the last */
+    ui_menu_input(x->menu, UI_MENU_IN_ACCEPT);
+    g_assert_cmpint(answers[0], ==, 1);
+    g_assert_cmpint(answers[1], ==, 1);
+    g_assert_cmpint(ui_menu_mode(x->menu), ==, UI_MENU_CLOSED);
+    g_assert_cmpstr(x->f.log->str, ==, "");
+
+    /* Esc, the toggle: -1 once; a click on a drawn choice answers it. */
+    ui_menu_ask(x->menu, "Q?", choices, 2, 0, record_answer, answers);
+    ui_menu_input(x->menu, UI_MENU_IN_BACK);
+    ui_menu_ask(x->menu, "Q?", choices, 2, 0, record_answer, answers);
+    ui_menu_toggle(x->menu);
+    ui_menu_close(x->menu);
+    g_assert_cmpint(answers[0], ==, 3);
+    g_assert_cmpint(answers[2], ==, -1);
+    g_assert_cmpint(answers[3], ==, -1);
+    ui_menu_ask(x->menu, "Q?", choices, 2, 1, record_answer, answers);
+    const int boxes[2][4] = { { 10, 10, 50, 20 }, { 70, 10, 50, 20 } };
+    ui_menu_set_choice_boxes(x->menu, boxes, 2);
+    g_assert_false(ui_menu_click_at(x->menu, 65, 15));     /* between */
+    g_assert_true(ui_menu_click_at(x->menu, 12, 29));
+    g_assert_cmpint(answers[0], ==, 4);
+    g_assert_cmpint(answers[4], ==, 0);
+    g_assert_false(ui_menu_click_at(x->menu, 12, 29));     /* closed */
+
+    /* The menu opens normally afterwards; freeing with a question open
+     * answers nothing. */
+    ui_menu_open(x->menu);
+    assert_names(x->menu, "Boss fight|Slot 2|Café level|Other game|"
+                 "Old");
+    ui_menu_close(x->menu);
+    ui_menu_ask(x->menu, "Q?", choices, 2, 0, record_answer, answers);
+    g_assert_cmpint(answers[0], ==, 4);
+}
+
 /* Hundreds of states: open and a search stay far under a frame. */
 static void test_many(Fix *x, gconstpointer d)
 {
@@ -534,5 +601,6 @@ int main(int argc, char **argv)
     ADD("/ui/menu/load-questions", test_load_questions);
     ADD("/ui/menu/view", test_view);
     ADD("/ui/menu/many", test_many);
+    ADD("/ui/menu/ask", test_ask);
     return g_test_run();
 }

@@ -622,10 +622,12 @@ static void draw_menu_row(SdlRender *r, const UiMenuView *v, int i,
     draw_text(r, row->key, col3, ty + M_LINE, end - col3, c_yellow);
 }
 
-/* A question in the middle, its choices under it as buttons. */
-static void draw_menu_dialog(SdlRender *r, const UiMenuView *v,
-                             const MenuBox *b)
+/* A question in the middle, its choices under it as buttons (their
+ * boxes go to the menu for the mouse). */
+static void draw_menu_dialog(SdlRender *r, UiMenu *menu,
+                             const UiMenuView *v, const MenuBox *b)
 {
+    int boxes[UI_MENU_MAX_CHOICES][4];
     MenuText *q = menu_text(r, v->question);
     float qw = q ? q->w : 200;
     float w = MIN(MAX(qw, 300) + 4 * M_PAD, b->w - 2 * M_PAD);
@@ -644,12 +646,36 @@ static void draw_menu_dialog(SdlRender *r, const UiMenuView *v,
         draw_rect(r, bx, by, bw, M_LINE + 4, 0,
                   i == v->choice ? c_select : c_field);
         draw_text(r, v->choices[i], bx + M_PAD, by + 2, bw, c_white);
+        boxes[i][0] = (int)bx;
+        boxes[i][1] = (int)by;
+        boxes[i][2] = (int)bw;
+        boxes[i][3] = (int)(M_LINE + 4);
         bx += bw + M_PAD;
     }
+    ui_menu_set_choice_boxes(menu, (const int (*)[4])boxes,
+                             MIN(v->n_choices, UI_MENU_MAX_CHOICES));
 }
 
-static void draw_menu(SdlRender *r, const UiMenuView *v, const MenuBox *b)
+/* A question of ui_menu_ask: the dialog alone over the dimmed game. */
+static void draw_bare_dialog(SdlRender *r, UiMenu *menu,
+                             const UiMenuView *v, const MenuBox *b)
 {
+    const float dim[4] = { 0, 0, 0, 0.4f };
+    glEnable(GL_BLEND);
+    draw_rect(r, 0, 0, r->draw_w, r->draw_h, 0, dim);
+    draw_menu_dialog(r, menu, v, b);
+    glDisable(GL_BLEND);
+    atomic_store(&r->rows_n, 0);
+    menu_gc(r);
+}
+
+static void draw_menu(SdlRender *r, UiMenu *menu, const UiMenuView *v,
+                      const MenuBox *b)
+{
+    if (v->bare) {
+        draw_bare_dialog(r, menu, v, b);
+        return;
+    }
     const float dim[4] = { 0, 0, 0, 0.6f };
     glEnable(GL_BLEND);
     draw_rect(r, 0, 0, r->draw_w, r->draw_h, 0, dim);
@@ -666,7 +692,7 @@ static void draw_menu(SdlRender *r, const UiMenuView *v, const MenuBox *b)
     draw_text(r, v->footer, b->x + M_PAD, b->y + b->h - M_PAD - M_LINE,
               b->w - 2 * M_PAD, c_grey);
     if (v->mode == UI_MENU_DIALOG) {
-        draw_menu_dialog(r, v, b);
+        draw_menu_dialog(r, menu, v, b);
     }
     glDisable(GL_BLEND);
     atomic_store(&r->rows_n, v->n_rows);
@@ -738,7 +764,7 @@ static bool render_once(SdlRender *r)
         glClear(GL_COLOR_BUFFER_BIT);
         draw_game(r, fresh);
         if (menu) {
-            draw_menu(r, &mv, &box);
+            draw_menu(r, atomic_load(&r->menu), &mv, &box);
         }
         draw_osd(r, &view);
         SDL_GL_SwapWindow(r->win);

@@ -193,7 +193,8 @@ static void on_window_event(SdlUi *ui, const SDL_WindowEvent *we)
     }
 }
 
-/* A click on the menu's rows (window to drawable coordinates). */
+/* A click on a dialog's choice or the menu's rows (window to drawable
+ * coordinates). */
 static void menu_mouse(SdlUi *ui, const SDL_MouseButtonEvent *mb)
 {
     int ww, wh, dw, dh;
@@ -202,8 +203,11 @@ static void menu_mouse(SdlUi *ui, const SDL_MouseButtonEvent *mb)
     }
     SDL_GetWindowSize(ui->win, &ww, &wh);
     SDL_GL_GetDrawableSize(ui->win, &dw, &dh);
-    int row = sdl_render_menu_row_at(ui->render, mb->x * dw / MAX(ww, 1),
-                                     mb->y * dh / MAX(wh, 1));
+    int x = mb->x * dw / MAX(ww, 1), y = mb->y * dh / MAX(wh, 1);
+    if (ui_menu_click_at(ui->menu, x, y)) {
+        return;                 /* a dialog's choice */
+    }
+    int row = sdl_render_menu_row_at(ui->render, x, y);
     if (row >= 0) {
         ui_menu_click(ui->menu, row, mb->clicks >= 2);
     }
