@@ -1020,7 +1020,10 @@ static void dsnap_w_root(xmlTextWriterPtr w, const DomainSnapshotDef *def)
     xmlTextWriterEndElement(w);
 }
 
-char *dsnap_format(const DomainSnapshotDef *def)
+/* A document written by write(w, obj) as libvirt writes its own:
+ * two-space indent, single quotes. */
+static char *dsnap_write_doc(void (*write)(xmlTextWriterPtr, const void *),
+                             const void *obj)
 {
     g_once(&dsnap_xml_once, dsnap_xml_init, NULL);
     xmlBufferPtr buf = xmlBufferCreate();
@@ -1028,7 +1031,7 @@ char *dsnap_format(const DomainSnapshotDef *def)
     xmlTextWriterSetIndent(w, 1);
     xmlTextWriterSetIndentString(w, W("  "));
     xmlTextWriterSetQuoteChar(w, '\'');
-    dsnap_w_root(w, def);
+    write(w, obj);
     xmlTextWriterFlush(w);
     xmlFreeTextWriter(w);
     char *out = g_strdup((const char *)xmlBufferContent(buf));
@@ -1036,22 +1039,26 @@ char *dsnap_format(const DomainSnapshotDef *def)
     return out;
 }
 
+static void dsnap_w_root_doc(xmlTextWriterPtr w, const void *def)
+{
+    dsnap_w_root(w, def);
+}
+
+static void dsnap_w_domain_doc(xmlTextWriterPtr w, const void *dom)
+{
+    dsnap_w_domain(w, dom);
+}
+
+char *dsnap_format(const DomainSnapshotDef *def)
+{
+    return dsnap_write_doc(dsnap_w_root_doc, def);
+}
+
 /* A <domain> document alone (the catalog's domain.xml), written and
  * read with the same rules as the one inside <domainsnapshot>. */
 char *dsnap_domain_format(const DsnapDomainDef *dom)
 {
-    g_once(&dsnap_xml_once, dsnap_xml_init, NULL);
-    xmlBufferPtr buf = xmlBufferCreate();
-    xmlTextWriterPtr w = xmlNewTextWriterMemory(buf, 0);
-    xmlTextWriterSetIndent(w, 1);
-    xmlTextWriterSetIndentString(w, W("  "));
-    xmlTextWriterSetQuoteChar(w, '\'');
-    dsnap_w_domain(w, dom);
-    xmlTextWriterFlush(w);
-    xmlFreeTextWriter(w);
-    char *out = g_strdup((const char *)xmlBufferContent(buf));
-    xmlBufferFree(buf);
-    return out;
+    return dsnap_write_doc(dsnap_w_domain_doc, dom);
 }
 
 DsnapDomainDef *dsnap_domain_parse(const char *buf, size_t len,

@@ -42,46 +42,7 @@ ROWS_Y = MARGIN + PAD + 2 * LINE + PAD
 
 
 @unittest.skipIf(tw.SKIP, tw.SKIP)
-class Menu(xtest.TmpDirTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        cls.x = tw.Xvfb()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.x.stop()
-
-    def setUp(self):
-        # test-window's setUp, whose super() names its own class.
-        xtest.TmpDirTestCase.setUp(self)
-        self.hd = self.path('hd.qcow2')
-        xtest.run(['qemu-img', 'create', '-q', '-f', 'qcow2', self.hd, '8G'])
-        self.config = self.path('config')
-        self.proc = None
-        self.env = dict(os.environ, DISPLAY=self.x.display,
-                        XDG_CONFIG_HOME=self.config, LIBGL_ALWAYS_SOFTWARE='1',
-                        LC_ALL='C')
-        self.env.pop('WAYLAND_DISPLAY', None)
-        if xtest.sanitized_build():
-            self.env['ASAN_OPTIONS'] = 'detect_leaks=0'
-
-    def tearDown(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        xtest.TmpDirTestCase.tearDown(self)
-
-    start = tw.Window.start
-    stderr = tw.Window.stderr
-    wait_exit = tw.Window.wait_exit
-    frame = tw.Window.frame
-    wait_frame = tw.Window.wait_frame
-    wait_for = tw.Window.wait_for
-    xdo = tw.Window.xdo
-    window = tw.Window.window
-    key = tw.Window.key
-    snapshots = tw.Window.snapshots
+class Menu(tw.WindowCase):
 
     def shot(self, name):
         png = self.path(name)

@@ -91,8 +91,9 @@ class Xvfb:
         self.proc.wait(10)
 
 
-@unittest.skipIf(SKIP, SKIP)
-class Window(xtest.TmpDirTestCase):
+class WindowCase(xtest.TmpDirTestCase):
+    """A display, a fresh disk and config per test, and the helpers to
+    drive xblk-system's window (tests/ui/test-menu.py builds on it)."""
 
     @classmethod
     def setUpClass(cls):
@@ -206,7 +207,9 @@ class Window(xtest.TmpDirTestCase):
         return self.q.cmd('human-monitor-command',
                           {'command-line': 'info snapshots'})['return']
 
-    # ---- tests ----
+
+@unittest.skipIf(SKIP, SKIP)
+class Window(WindowCase):
 
     def test_frame_drawn_title_and_ini(self):
         self.start()
