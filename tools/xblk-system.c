@@ -876,11 +876,20 @@ static bool attach_snapshots(XboxMachine *m, SysOpts *so, GError **errp)
  * sdl that cannot open one fails as QEMU does; the default falls back to
  * headless with a warning.
  */
+static bool change_disc(void *opaque, const char *path, GError **errp)
+{
+    return host_change_disc(opaque, path, errp);
+}
+
 static bool start_display(XboxMachine *m, SysOpts *so, bool *ui_on)
 {
     GError *err = NULL;
     SysDisplay d = so->display;
-    UiOptions o = { .full_screen = so->full_screen };
+    UiOptions o = {
+        .full_screen = so->full_screen,
+        .change_disc = change_disc,
+        .change_disc_opaque = m,
+    };
     *ui_on = false;
     if (d == SYS_DISPLAY_DEFAULT) {
         d = ui_display_available() ? SYS_DISPLAY_SDL : SYS_DISPLAY_NONE;

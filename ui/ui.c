@@ -67,6 +67,10 @@ typedef struct Ui {
     char *shown_title;
     UiAction armed;             /* a load waiting for its second press */
     int64_t armed_until_us;
+    UiChangeDiscFn *change_disc;
+    void *change_disc_opaque;
+    char *asked_tag, *asked_disc;   /* a hotkey load asking about its disc */
+    bool asked_mount;               /* ... offering to insert that disc */
     bool quitting, stopping, resume_saved;
 } Ui;
 
@@ -189,9 +193,24 @@ static void menu_changed(void *opaque)
     }
 }
 
-/* mount_disc stays NULL: inserting a disc means opening an image, which
- * is disk I/O the main loop must not wait for; the menu then offers
- * "load anyway" or "cancel" only. */
+/* Opening a disc image is an open() and a read of its header on the main
+ * loop, as QMP's blockdev-change-medium does; the vCPU and the render
+ * thread do not wait for it. */
+static bool menu_mount_disc(void *opaque, const char *disc, GError **errp)
+{
+    Ui *ui = opaque;
+    if (!ui->change_disc) {
+        hw_error_set(errp, "This front end cannot change discs");
+        return false;
+    }
+    if (!ui->change_disc(ui->change_disc_opaque, disc, errp)) {
+        return false;
+    }
+    g_autofree char *base = g_path_get_basename(disc);
+    ui_osd_post(ui->osd, UI_OSD_INFO, "Inserted '%s'", base);
+    return true;
+}
+
 static const UiMenuOps menu_ops = {
     .list = menu_list,
     .title = menu_title,
@@ -202,6 +221,7 @@ static const UiMenuOps menu_ops = {
     .bind = menu_bind,
     .rollback_warning = menu_rollback_warning,
     .disc_mismatch = menu_disc_mismatch,
+    .mount_disc = menu_mount_disc,
     .message = menu_message,
     .changed = menu_changed,
 };
@@ -245,11 +265,71 @@ static bool load_confirmed(Ui *ui, UiAction action, const char *tag)
     return false;
 }
 
+static void asked_clear(Ui *ui)
+{
+    g_clear_pointer(&ui->asked_tag, g_free);
+    g_clear_pointer(&ui->asked_disc, g_free);
+}
+
+/* The answer to "'NAME' was saved with another disc": insert that disc
+ * and load, load anyway, or cancel (-1: dismissed). */
+static void disc_answered(void *opaque, int choice)
+{
+    Ui *ui = opaque;
+    GError *err = NULL;
+    if (ui->stopping || !ui->asked_tag) {
+        return;
+    }
+    if (!ui->asked_mount && choice >= 0) {
+        choice++;               /* no "Insert" offered */
+    }
+    if (choice == 0 && !menu_mount_disc(ui, ui->asked_disc, &err)) {
+        op_started(ui, false, err);
+    } else if (choice == 0 || choice == 1) {
+        op_started(ui, ui_library_load(ui->lib, ui->asked_tag, op_done, ui,
+                                       &err), err);
+    }
+    asked_clear(ui);
+}
+
+/* True when the state's disc is the one inserted; otherwise the question
+ * is on screen and disc_answered goes on. */
+static bool disc_confirmed(Ui *ui, const char *tag)
+{
+    static const char *const choices[] = {
+        "Insert that disc and load", "Load anyway", "Cancel",
+    };
+    char *disc = NULL;
+    if (!tag || !ui_library_disc_mismatch(ui->lib, tag, &disc)) {
+        return true;
+    }
+    const UiStateEntry *e = ui_library_lookup(ui->lib, tag);
+    g_autofree char *base = disc ? g_path_get_basename(disc) : NULL;
+    g_autofree char *question = g_strdup_printf(
+        "'%s' was saved with another disc (%s)", e ? e->name : tag,
+        base ? base : "none");
+    bool mount = ui->change_disc && disc;
+    const char *const *offer = mount ? choices : choices + 1;
+    int n = mount ? 3 : 2;
+    if (!ui_menu_ask(ui->menu, question, offer, n, n - 1, disc_answered,
+                     ui)) {
+        ui_osd_post(ui->osd, UI_OSD_ERROR, "%s", question);
+        g_free(disc);
+        return false;
+    }
+    asked_clear(ui);
+    ui->asked_tag = g_strdup(tag);
+    ui->asked_disc = disc;
+    ui->asked_mount = mount;
+    return false;
+}
+
 static void do_load_slot(Ui *ui, UiAction action, int slot)
 {
     const UiStateEntry *e = ui_library_slot(ui->lib, slot);
     GError *err = NULL;
-    if (load_confirmed(ui, action, e ? e->tag : NULL)) {
+    if (load_confirmed(ui, action, e ? e->tag : NULL) &&
+        disc_confirmed(ui, e ? e->tag : NULL)) {
         op_started(ui, ui_library_load_slot(ui->lib, slot, op_done, ui,
                                             &err), err);
     }
@@ -259,7 +339,8 @@ static void do_load_newest(Ui *ui)
 {
     g_autofree char *tag = newest_tag(ui);
     GError *err = NULL;
-    if (load_confirmed(ui, UI_ACTION_LOAD_NEWEST, tag)) {
+    if (load_confirmed(ui, UI_ACTION_LOAD_NEWEST, tag) &&
+        disc_confirmed(ui, tag)) {
         op_started(ui, ui_library_load_newest(ui->lib, op_done, ui, &err),
                    err);
     }
@@ -517,6 +598,7 @@ static void ui_free(Ui *ui)
     ui_osd_free(ui->osd);
     ui_config_clear(&ui->cfg);
     g_free(ui->shown_title);
+    asked_clear(ui);
     g_free(ui);
 }
 
@@ -534,6 +616,8 @@ bool ui_start(XboxMachine *m, const UiOptions *o, GError **errp)
     }
     Ui *ui = g_new0(Ui, 1);
     ui->m = m;
+    ui->change_disc = o ? o->change_disc : NULL;
+    ui->change_disc_opaque = o ? o->change_disc_opaque : NULL;
     load_config(ui);
     ui->osd = ui_osd_new(ui->cfg.osd_seconds);
     ui->sdl = sdl_ui_open(m, &ui->cfg, ui->osd, o && o->full_screen,

@@ -15,8 +15,16 @@
 #include <glib.h>
 #include <stdbool.h>
 
+/* The host's way to put a disc image into the console's DVD drive (as
+ * blockdev-change-medium does); main loop. */
+typedef bool UiChangeDiscFn(void *opaque, const char *path, GError **errp);
+
 typedef struct UiOptions {
     bool full_screen;           /* -full-screen (or the config's) */
+    /* Offered when a state was saved with another disc ("Insert that
+     * disc and load"); NULL: only "Load anyway" and "Cancel". */
+    UiChangeDiscFn *change_disc;
+    void *change_disc_opaque;
 } UiOptions;
 
 /* Built with SDL and a display reachable ($DISPLAY or $WAYLAND_DISPLAY):

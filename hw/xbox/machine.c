@@ -58,8 +58,10 @@
 #include "hw/xbox/smc.h"
 #include "hw/xbox/vclock.h"
 #include "hw/xbox/machine-savestate.h"
+#include "hw/xbox/vcpu-priority.h"
 #include "hw/error.h"
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -1237,9 +1239,20 @@ static bool run_calls_locked(XboxMachine *m)
     return any;
 }
 
+/* Paced: the rest of the process yields to the vCPU (vcpu-priority.h),
+ * once per process (a later vCPU thread finds the others lowered). */
+static void vcpu_prefer_paced(XboxMachine *m)
+{
+    static atomic_bool done;
+    if (m->cfg.realtime && !atomic_exchange(&done, true)) {
+        vcpu_priority_prefer_self(VCPU_PRIORITY_NICE_STEPS);
+    }
+}
+
 static gpointer vcpu_thread(gpointer opaque)
 {
     XboxMachine *m = opaque;
+    vcpu_prefer_paced(m);
     g_mutex_lock(&m->lock);
     while (!m->quit) {
         if (run_calls_locked(m)) {

@@ -13,6 +13,9 @@
 #ifndef XBLK_MONITOR_HOST_HOST_H
 #define XBLK_MONITOR_HOST_HOST_H
 
+#include <glib.h>
+#include <stdbool.h>
+
 /* Registers the host's commands in monitor_commands() (the engine's are
  * there already), makes query-qmp-schema describe the whole schema and
  * query-block show the machine's drives.  Main loop, once, before the
@@ -28,5 +31,13 @@ void qmp_host_init(void);
 struct XboxMachine;
 struct BlockBackend;
 int host_drive_of_blk(struct XboxMachine *m, struct BlockBackend *blk);
+
+/* Puts the disc image `filename` into the machine's first DVD drive, as
+ * blockdev-change-medium with force=true does (the format of the disc it
+ * replaces, probed when the drive is empty): the front end's "insert the
+ * recorded disc".  A file that cannot be opened leaves the drive as it
+ * was.  Main loop. */
+bool host_change_disc(struct XboxMachine *m, const char *filename,
+                      GError **errp);
 
 #endif

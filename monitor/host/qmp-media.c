@@ -275,3 +275,34 @@ int host_drive_of_blk(XboxMachine *m, BlockBackend *blk)
     XblkDisk *disk = blk ? xblk_api_disk_of_blk(blk) : NULL;
     return m && disk ? machine_drive_of_disk(m, disk) : -1;
 }
+
+/* The first DVD drive, or -1. */
+static int first_dvd_drive(XboxMachine *m, MachineDriveInfo *info)
+{
+    for (int i = 0; m && i < 4; i++) {      /* bus * 2 + unit */
+        if (machine_drive_info(m, i, info) && info->removable) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+bool host_change_disc(XboxMachine *m, const char *filename, GError **errp)
+{
+    MachineDriveInfo info;
+    if (first_dvd_drive(m, &info) < 0) {
+        error_setg(errp, "The console has no DVD drive");
+        return false;
+    }
+    BlockDriverState *bs = blk_bs(xblk_api_disk_blk(info.disk));
+    const char *format = bs && bs->drv ? bs->drv->format_name : NULL;
+    GError *err = NULL;
+    qmp_blockdev_change_medium(true, info.name, false, NULL, filename,
+                               format != NULL, format, true, true, false, 0,
+                               &err);
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return true;
+}

@@ -128,7 +128,7 @@ class WindowCase(xtest.TmpDirTestCase):
 
     # ---- the program ----
 
-    def start(self, machine='xbox,seed=1', display='sdl'):
+    def start(self, machine='xbox,seed=1', display='sdl', disc=DISC):
         sock = self.path('qmp.sock')
         if os.path.exists(sock):
             os.unlink(sock)
@@ -136,7 +136,7 @@ class WindowCase(xtest.TmpDirTestCase):
         self.proc = subprocess.Popen(
             [SYSTEM, '-machine', machine, '-display', display,
              '-drive', 'file=%s,format=qcow2,if=ide,index=0' % self.hd,
-             '-drive', 'file=%s,format=raw,if=ide,index=1,media=cdrom' % DISC,
+             '-drive', 'file=%s,format=raw,if=ide,index=1,media=cdrom' % disc,
              '-qmp', 'unix:%s,server=on,wait=off' % sock],
             env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(self.err_path, 'w'))
@@ -318,9 +318,9 @@ class Window(WindowCase):
         self.assertEqual(self.wait_exit(), 0, self.stderr())
 
     # Hotkeys with rollback-warning off: one press is one load.
-    def start_hotkeys(self):
+    def start_hotkeys(self, disc=DISC):
         self.write_ini('[states]\nrollback-warning = false\n')
-        return self.start()
+        return self.start(disc=disc)
 
     def press_until(self, key, fn, what, tries=5):
         for _ in range(tries):
@@ -391,6 +391,73 @@ class Window(WindowCase):
         self.key('F6')
         self.wait_for(lambda: self.frame() == saved,
                       'slot 2 loaded at %d' % saved['frame'])
+        self.q.cmd('quit')
+        self.assertEqual(self.wait_exit(), 0, self.stderr())
+
+    def disc(self):
+        for dev in self.q.cmd('query-block')['return']:
+            if dev['device'] == 'ide0-cd1':
+                return dev.get('inserted', {}).get('file')
+
+    def change_disc(self, path):
+        self.q.cmd('blockdev-change-medium',
+                   {'device': 'ide0-cd1', 'filename': path, 'format': 'raw'})
+        self.assertEqual(self.disc(), path)
+
+    def test_disc_mismatch(self):
+        """A state saved with disc A, loaded by F5 with disc B inserted:
+        the question comes first; "Insert that disc and load" puts A back
+        and loads, "Cancel" leaves everything, "Load anyway" loads with B."""
+        a, b = self.path('a.iso'), self.path('b.iso')
+        shutil.copy(DISC, a)
+        shutil.copy(DISC, b)
+        q = self.start_hotkeys(disc=a)
+        self.wait_frame(120)
+        q.cmd('stop')
+        saved = self.frame()
+        self.key('shift+F5')
+        self.wait_states(1)
+        self.change_disc(b)
+        q.cmd('cont')
+        self.wait_frame(saved['frame'] + 60)
+        q.cmd('stop')
+        later = self.frame()
+        plain = self.screenshot('plain.png')
+
+        # Cancel (Esc): nothing loaded, B stays.
+        self.key('F5')
+        time.sleep(1)
+        self.assertLess(self.screenshot('asked.png'), plain * 0.85)
+        self.assertEqual(self.frame(), later)
+        self.key('Escape')
+        time.sleep(0.5)
+        self.assertEqual(self.frame(), later)
+        self.assertEqual(self.disc(), b)
+
+        # Load anyway (the middle choice): loaded, B stays.
+        self.key('F5')
+        time.sleep(0.5)
+        self.key('Left')
+        self.key('Return')
+        self.wait_for(lambda: self.frame() == saved, 'loaded with disc B')
+        self.assertEqual(self.disc(), b)
+
+        # Insert that disc and load (the first): A is back, loaded.
+        q.cmd('cont')
+        self.wait_frame(saved['frame'] + 60)
+        q.cmd('stop')
+        self.key('F5')
+        time.sleep(0.5)
+        self.key('Left', 'Left')
+        self.key('Return')
+        self.wait_for(lambda: self.frame() == saved, 'loaded with disc A')
+        self.assertEqual(self.disc(), a)
+        # The same state now loads without a question.
+        q.cmd('cont')
+        self.wait_frame(saved['frame'] + 60)
+        q.cmd('stop')
+        self.key('F5')
+        self.wait_for(lambda: self.frame() == saved, 'loaded at once')
         self.q.cmd('quit')
         self.assertEqual(self.wait_exit(), 0, self.stderr())
 
