@@ -83,6 +83,9 @@ TOOL_NAMES := $(filter-out xblk-system,$(patsubst tools/%.c,%,$(wildcard tools/x
 TOOLS := $(TOOL_NAMES:%=$(BUILD)/%) $(BUILD)/xblk-system
 
 TEST_SRCS := $(wildcard tests/*/test-*.c tests/*/*/test-*.c)
+ifneq ($(CONFIG_SDL),yes)
+TEST_SRCS := $(filter-out tests/ui/sdl/%,$(TEST_SRCS))
+endif
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 # helper-*.c: programs tests drive (not run by the runner themselves)
 HELPER_SRCS := $(wildcard tests/*/helper-*.c tests/*/*/helper-*.c)

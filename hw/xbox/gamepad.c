@@ -278,6 +278,13 @@ void gamepad_set_host_state(Gamepad *pad, const GamepadState *st)
     g_mutex_unlock(&pad->host_lock);
 }
 
+void gamepad_get_host_state(Gamepad *pad, GamepadState *out)
+{
+    g_mutex_lock(&pad->host_lock);
+    *out = pad->host;
+    g_mutex_unlock(&pad->host_lock);
+}
+
 /* Index + 1 of the last script line with FRAME <= frame, 0 if none. */
 static guint gamepad_script_find(const GArray *script, uint64_t frame)
 {

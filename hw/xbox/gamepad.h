@@ -29,6 +29,8 @@ void gamepad_free(Gamepad *pad);
 bool gamepad_load_script(Gamepad *pad, const char *path, GError **errp);
 /* Live input (the UI, later): takes effect at the next vblank. */
 void gamepad_set_host_state(Gamepad *pad, const GamepadState *st);
+/* The live input as last set (what the next vblank latches). */
+void gamepad_get_host_state(Gamepad *pad, GamepadState *out);
 /* Latch the state for frame (the script's lines up to it, else host). */
 void gamepad_vblank(Gamepad *pad, uint64_t frame);
 uint32_t gamepad_ioport_read(void *pad, uint32_t port, unsigned size);

@@ -798,6 +798,11 @@ void machine_set_input(XboxMachine *m, const GamepadState *st)
     gamepad_set_host_state(m->pad, st);
 }
 
+void machine_get_input(XboxMachine *m, GamepadState *out)
+{
+    gamepad_get_host_state(m->pad, out);
+}
+
 uint64_t machine_frame(XboxMachine *m)
 {
     g_mutex_lock(&m->lock);

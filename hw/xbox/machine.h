@@ -181,6 +181,8 @@ void machine_set_frame_hook(XboxMachine *m, MachineFrameFn *fn,
                             void *opaque);
 bool machine_read_screen(XboxMachine *m, uint32_t *dst, GError **errp);
 void machine_set_input(XboxMachine *m, const GamepadState *st);
+/* The player's gamepad as last set (what the next vblank latches). */
+void machine_get_input(XboxMachine *m, GamepadState *out);
 
 /* Hex XXH3-128 of RAM and the registers; the vCPU must be parked. */
 char *machine_frame_hash(XboxMachine *m, GError **errp);

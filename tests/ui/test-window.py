@@ -203,6 +203,19 @@ class WindowCase(xtest.TmpDirTestCase):
             shutil.copy(png, os.environ['XBLK_UI_SHOTS'])
         return float(out)
 
+    def picture_rect(self, name):
+        """The window's picture, trimmed of its black bars: (w, h, x, y)
+        of the game's rectangle within the window."""
+        png = self.path(name)
+        subprocess.run(['import', '-window', self.window(), png],
+                       env=self.env, check=True, timeout=30)
+        out = subprocess.run(['convert', png, '-fuzz', '10%', '-trim',
+                              '-format', '%w %h %X %Y', 'info:'],
+                             stdout=subprocess.PIPE, text=True, check=True,
+                             timeout=30).stdout
+        w, h, x, y = out.split()
+        return int(w), int(h), int(x), int(y)
+
     def snapshots(self):
         return self.q.cmd('human-monitor-command',
                           {'command-line': 'info snapshots'})['return']
@@ -262,6 +275,26 @@ class Window(WindowCase):
         self.wait_for(lambda: self.geometry() == windowed, 'windowed again')
         self.key('ctrl+q')
         self.assertEqual(self.wait_exit(), 0, self.stderr())
+
+    def scaled_rect(self, integer):
+        self.write_ini('[window]\ninteger-scale = %s\n' %
+                       ('true' if integer else 'false'))
+        self.start(machine='xbox,seed=1,realtime=on')
+        self.wait_frame(30)
+        self.xdo('windowsize', '--sync', self.window(), '1000', '900')
+        self.wait_for(lambda: self.geometry() == (1000, 900), 'resized')
+        time.sleep(1)                       # a few frames at the new size
+        rect = self.picture_rect('scaled.png')
+        self.q.cmd('quit')
+        self.assertEqual(self.wait_exit(), 0, self.stderr())
+        return rect
+
+    def test_aspect_and_integer_scaling(self):
+        """A 1000x900 window: the 640x480 picture fits at 4:3 (1000x750,
+        bars above and below), or with integer-scale at the largest whole
+        multiple (1x: 640x480, centred)."""
+        self.assertEqual(self.scaled_rect(False), (1000, 750, 0, 75))
+        self.assertEqual(self.scaled_rect(True), (640, 480, 180, 210))
 
     def write_ini(self, text):
         os.makedirs(os.path.join(self.config, 'xblk'), exist_ok=True)

@@ -4,7 +4,7 @@
  *
  * Owns: the key and controller bindings resolved once from the config
  * ([keyboard]: SDL key names, [gamepad]: GameController button or axis
- * names), which keys are held, the open controllers.  Each control gets a
+ * names; the menu combo), which keys are held, the open controllers.  Each control gets a
  * level 0..1 (the strongest of its bindings); buttons are pressed at 0.5,
  * triggers and stick halves scale with it.  The state goes to the machine
  * only when it changed.  Main loop thread (SDL's events are pumped there).
@@ -30,6 +30,8 @@ struct SdlInput {
     bool held[UI_PAD_COUNT][UI_MAX_BINDINGS];   /* keys down */
     GPtrArray *controllers;     /* SDL_GameController * */
     GamepadState last;
+    int combo[UI_MAX_BINDINGS * 2];     /* SDL_GameControllerButton */
+    int n_combo;
 };
 
 /* The side of an axis a control means when its binding names none. */
@@ -72,11 +74,26 @@ static bool parse_pad_binding(const char *name, UiPadControl c,
     return true;
 }
 
+/* "back+start" as SDL buttons (the config checked the names). */
+static void parse_combo(SdlInput *in, const char *combo)
+{
+    g_auto(GStrv) parts = g_strsplit(combo ? combo : "", "+", -1);
+    for (char **p = parts; *p && in->n_combo < G_N_ELEMENTS(in->combo);
+         p++) {
+        SDL_GameControllerButton b = SDL_GameControllerGetButtonFromString(
+            g_strstrip(*p));
+        if (b != SDL_CONTROLLER_BUTTON_INVALID) {
+            in->combo[in->n_combo++] = b;
+        }
+    }
+}
+
 SdlInput *sdl_input_new(XboxMachine *m, const UiConfig *cfg)
 {
     SdlInput *in = g_new0(SdlInput, 1);
     in->m = m;
     in->controllers = g_ptr_array_new();
+    parse_combo(in, cfg->menu_combo);
     for (int c = 0; c < UI_PAD_COUNT; c++) {
         for (int i = 0; i < UI_MAX_BINDINGS; i++) {
             const char *k = cfg->pad_keys[c][i];
@@ -216,4 +233,21 @@ void sdl_input_controller_event(SdlInput *in, const SDL_Event *ev)
         break;
     }
     input_update(in);
+}
+
+bool sdl_input_menu_combo(SdlInput *in, const SDL_Event *ev)
+{
+    if (ev->type != SDL_CONTROLLERBUTTONDOWN || !in->n_combo) {
+        return false;
+    }
+    SDL_GameController *gc =
+        SDL_GameControllerFromInstanceID(ev->cbutton.which);
+    bool part = false;
+    for (int i = 0; gc && i < in->n_combo; i++) {
+        if (!SDL_GameControllerGetButton(gc, in->combo[i])) {
+            return false;
+        }
+        part |= in->combo[i] == ev->cbutton.button;
+    }
+    return gc && part;
 }

@@ -84,5 +84,8 @@ bool sdl_input_key(SdlInput *in, int keycode, bool down);
 void sdl_input_release_keys(SdlInput *in);
 /* GameController events (added, removed, buttons, axes). */
 void sdl_input_controller_event(SdlInput *in, const SDL_Event *ev);
+/* True when ev is a controller's button going down that completes the
+ * config's menu combo (menu-combo, "back+start") on that controller. */
+bool sdl_input_menu_combo(SdlInput *in, const SDL_Event *ev);
 
 #endif

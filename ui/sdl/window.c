@@ -51,8 +51,6 @@ struct SdlUi {
     SDL_Rect windowed;          /* where the window was before fullscreen */
     UiMenu *menu;               /* NULL: no menu (no library) */
     bool menu_was_open;
-    int combo[UI_MAX_BINDINGS * 2];     /* SDL_GameControllerButton */
-    int n_combo;
 };
 
 /* "Ctrl+Alt+Shift+KEY" as the config writes chords. */
@@ -213,16 +211,6 @@ static void menu_mouse(SdlUi *ui, const SDL_MouseButtonEvent *mb)
     }
 }
 
-static bool combo_held(SdlUi *ui, SDL_GameController *gc)
-{
-    for (int i = 0; i < ui->n_combo; i++) {
-        if (!SDL_GameControllerGetButton(gc, ui->combo[i])) {
-            return false;
-        }
-    }
-    return ui->n_combo > 0;
-}
-
 static bool menu_pad_button(int button, UiMenuInput *in)
 {
     static const struct { int b; UiMenuInput in; } map[] = {
@@ -253,10 +241,8 @@ static void on_controller(SdlUi *ui, const SDL_Event *ev)
 {
     bool open = menu_open(ui);
     if (ev->type == SDL_CONTROLLERBUTTONDOWN && ui->menu) {
-        SDL_GameController *gc =
-            SDL_GameControllerFromInstanceID(ev->cbutton.which);
         UiMenuInput in;
-        if (gc && combo_held(ui, gc)) {
+        if (sdl_input_menu_combo(ui->input, ev)) {
             ui->cb.action(ui->opaque, UI_ACTION_MENU);
             if (!open) {
                 sdl_input_release_keys(ui->input);
@@ -496,26 +482,9 @@ SdlUi *sdl_ui_open(XboxMachine *m, const UiConfig *cfg, UiOsd *osd,
     return ui;
 }
 
-/* "back+start" as SDL buttons (the config checked the names). */
-static void parse_combo(SdlUi *ui)
-{
-    g_auto(GStrv) parts = g_strsplit(ui->cfg->menu_combo
-                                     ? ui->cfg->menu_combo : "", "+", -1);
-    ui->n_combo = 0;
-    for (char **p = parts; *p && ui->n_combo < G_N_ELEMENTS(ui->combo);
-         p++) {
-        SDL_GameControllerButton b = SDL_GameControllerGetButtonFromString(
-            g_strstrip(*p));
-        if (b != SDL_CONTROLLER_BUTTON_INVALID) {
-            ui->combo[ui->n_combo++] = b;
-        }
-    }
-}
-
 void sdl_ui_set_menu(SdlUi *ui, UiMenu *menu)
 {
     ui->menu = menu;
-    parse_combo(ui);
     sdl_render_set_menu(ui->render, menu);
 }
 
