@@ -370,11 +370,14 @@ static void kind_color(UiOsdKind kind, float alpha, float out[4])
 }
 
 /* The progress bar at the bottom, the lines above it at the left, the
- * newest lowest: the game's own score sits at the top. */
-static void draw_osd(SdlRender *r, const UiOsdView *v)
+ * newest lowest: the game's own score sits at the top.  (left, bottom):
+ * where the stack starts (the window's corner, or inside the menu's
+ * panel above its footer, in the room the menu leaves for messages). */
+static void draw_osd(SdlRender *r, const UiOsdView *v, float left,
+                     float bottom)
 {
     const float pad = 6, margin = 12, bar_h = 10;
-    float y = r->draw_h - margin;
+    float y = bottom - margin;
     glEnable(GL_BLEND);
     if (v->progress_shown) {
         float w = r->draw_w * 0.4f, x = (r->draw_w - w) / 2;
@@ -391,10 +394,10 @@ static void draw_osd(SdlRender *r, const UiOsdView *v)
         }
         float box[4] = { 0, 0, 0, 0.6f * v->lines[l].alpha }, fg[4];
         y -= t->h + 2 * pad;
-        draw_rect(r, margin, y, t->w + 2 * pad, t->h + 2 * pad, 0, box);
+        draw_rect(r, left, y, t->w + 2 * pad, t->h + 2 * pad, 0, box);
         kind_color(v->lines[l].kind, v->lines[l].alpha, fg);
         glBindTexture(GL_TEXTURE_2D, t->tex);
-        draw_rect(r, margin + pad, y + pad, t->w, t->h, 2, fg);
+        draw_rect(r, left + pad, y + pad, t->w, t->h, 2, fg);
         y -= 4;
     }
     glDisable(GL_BLEND);
@@ -410,6 +413,7 @@ static void draw_osd(SdlRender *r, const UiOsdView *v)
 #define M_THUMB_W   96
 #define M_THUMB_H   72
 #define M_ROW_H     (M_THUMB_H + 8)
+#define M_MSG_H     80          /* above the footer: two messages */
 
 static const float c_white[4] = { 1, 1, 1, 1 };
 static const float c_grey[4] = { 0.7f, 0.7f, 0.75f, 1 };
@@ -562,7 +566,7 @@ static void menu_layout(SdlRender *r, int w, int h, MenuBox *b)
     b->w = MAX(w - 2 * M_MARGIN, 1);
     b->h = MAX(h - 2 * M_MARGIN, 1);
     b->rows_y = b->y + M_PAD + 2 * M_LINE + M_PAD;
-    float rows_h = b->y + b->h - M_PAD - M_LINE - M_PAD - b->rows_y;
+    float rows_h = b->y + b->h - M_PAD - M_LINE - M_MSG_H - b->rows_y;
     b->page_rows = MAX((int)(rows_h / M_ROW_H), 1);
     atomic_store(&r->rows_x0, (int)b->x);
     atomic_store(&r->rows_x1, (int)(b->x + b->w));
@@ -763,10 +767,15 @@ static bool render_once(SdlRender *r)
         glClearColor(0, 0, 0, 1);
         glClear(GL_COLOR_BUFFER_BIT);
         draw_game(r, fresh);
+        float osd_left = 12, osd_bottom = h;
         if (menu) {
             draw_menu(r, atomic_load(&r->menu), &mv, &box);
+            if (!mv.bare) {
+                osd_left = box.x + M_PAD / 2;
+                osd_bottom = box.y + box.h - M_PAD - M_LINE;
+            }
         }
-        draw_osd(r, &view);
+        draw_osd(r, &view, osd_left, osd_bottom);
         SDL_GL_SwapWindow(r->win);
         r->last_present_us = g_get_monotonic_time();
     }
