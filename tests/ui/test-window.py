@@ -355,11 +355,15 @@ class Window(WindowCase):
         self.write_ini('[states]\nrollback-warning = false\n')
         return self.start(disc=disc)
 
-    def press_until(self, key, fn, what, tries=5):
-        for _ in range(tries):
+    def press_until(self, key, fn, what, timeout=30):
+        """Presses key every 2 s until fn() holds.  A press that comes
+        while the library is still busy (a load finishing, under ASan on
+        a loaded host for many seconds) is refused and must be repeated."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
             self.key(key)
-            end = time.monotonic() + 2
-            while time.monotonic() < end:
+            retry = time.monotonic() + 2
+            while time.monotonic() < retry:
                 if fn():
                     return
                 time.sleep(0.05)
