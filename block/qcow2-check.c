@@ -39,9 +39,12 @@ static void ref_inc(Check *c, uint64_t offset, uint64_t bytes)
     if (bytes == 0) {
         return;
     }
-    /* A reference far beyond the file is garbage read from a damaged
-     * table: counting it would size c->refs by it. */
-    if (offset + bytes < offset || !offset_plausible(c, offset + bytes - 1)) {
+    /* As qemu-img: a region ending a cluster or more past the end of the
+     * file (as it is now: a repair may have grown it) is garbage read from
+     * a damaged table.  Counting it would size c->refs by it, and a repair
+     * would rebuild refcounts out to it (growing a 2 KiB image to 8 GiB). */
+    uint64_t end = MAX(c->file_len, c->file_clusters << s->cluster_bits);
+    if (offset + bytes < offset || offset + bytes >= end + s->cluster_size) {
         LOG(c, "ERROR: counting reference for region exceeding the end of "
             "the file by one cluster or more: offset %#" G_GINT64_MODIFIER
             "x size %#" G_GINT64_MODIFIER "x\n", offset, bytes);
@@ -379,6 +382,17 @@ static int coroutine_fn check_bitmaps(Check *c)
     return 0;
 }
 
+/* A refcount table entry check_refcount_structure counted a reference
+ * for: a refcount block that is aligned, inside the file and without
+ * reserved bits.  The rebuild takes back exactly these. */
+static bool reftable_entry_counted(Check *c, uint64_t e)
+{
+    uint64_t off = e & REFT_OFFSET_MASK;
+    return off && !(e & REFT_RESERVED_MASK) &&
+           IS_ALIGNED(off, c->s->cluster_size) &&
+           off < c->file_clusters << c->s->cluster_bits;
+}
+
 static void check_refcount_structure(Check *c)
 {
     Qcow2State *s = c->s;
@@ -479,11 +493,15 @@ static int coroutine_fn rebuild_refcounts(Check *c)
     uint64_t cs = s->cluster_size;
     LOG(c, "Rebuilding refcount structure\n");
 
-    /* The old structure does not count any more. */
+    /* The old structure does not count any more: the references its
+     * usable blocks were counted for go (an entry with reserved bits set
+     * was counted for nothing, though its offset may name a cluster that
+     * data or a table really uses). */
     for (uint64_t i = 0; i < s->refcount_table_size; i++) {
-        uint64_t off = s->refcount_table[i] & REFT_OFFSET_MASK;
-        uint64_t idx = off >> s->cluster_bits;
-        if (off && IS_ALIGNED(off, cs) && idx < c->nb_refs && c->refs[idx]) {
+        uint64_t e = s->refcount_table[i];
+        uint64_t idx = (e & REFT_OFFSET_MASK) >> s->cluster_bits;
+        if (reftable_entry_counted(c, e) && idx < c->nb_refs &&
+            c->refs[idx]) {
             c->refs[idx]--;
         }
     }
@@ -511,6 +529,10 @@ static int coroutine_fn rebuild_refcounts(Check *c)
         nb_blocks = MAX(nb_blocks, nbb);
         tc = MAX(tc, ntc);
     }
+    /* The new blocks and table go at the end: the file grows to hold
+     * them, so they count as inside it (ref_inc refuses regions past the
+     * end as garbage). */
+    c->file_clusters = MAX(c->file_clusters, end + nb_blocks + tc);
     ref_inc(c, end << s->cluster_bits, (nb_blocks + tc) << s->cluster_bits);
     uint64_t table_entries = tc * per_table_cluster;
     uint64_t *table = bdrv_blockalign(bs->file->bs, tc * cs);
@@ -557,9 +579,6 @@ static int coroutine_fn rebuild_refcounts(Check *c)
         s->refcount_table_clusters = tc;
         qcow2_cache_empty(s->refblock_cache);
         s->free_cluster_index = 1;
-        /* The file grew: the new blocks must count as inside it. */
-        c->file_clusters = MAX(c->file_clusters,
-                               (table_off >> s->cluster_bits) + tc);
     } else {
         c->res->check_errors++;
     }

@@ -833,6 +833,44 @@ class DamagedImages(xtest.TmpDirTestCase):
             done += 1
         self.assertGreater(done, 0, 'no source image has bitmaps')
 
+    def test_reserved_reftable_entry_naming_shared_data(self):
+        # Found by test_random_bytes (seed 321015548): an unused refcount
+        # table entry turned into a reserved-bit value whose offset names
+        # a data cluster the active and a snapshot's L2 table share.  The
+        # rebuild took back a reference for that entry that had never
+        # been counted, wrote refcount 1 for the shared cluster, and the
+        # double check found it referenced twice.
+        done = 0
+        for src, lay in zip(Sources.images, Sources.layouts):
+            shared = self.shared_data_cluster(lay)
+            used = len(lay.refblocks)
+            if shared is None or used >= len(lay.rt_entries):
+                continue
+            pos = lay.rt_entries[used]            # the first unused entry
+            d = Damage('refcount table entry at %d 0 -> %#x' %
+                       (pos, shared | 0x100)).put(pos, shared | 0x100, 8)
+            self.run_case(src, str(d), d)
+            done += 1
+        self.assertGreater(done, 0, 'no source image shares data clusters')
+
+    @staticmethod
+    def shared_data_cluster(lay):
+        """A plain data cluster that more than one L2 table maps, or
+        None."""
+        seen = {}
+        for t in lay.l2_tables:
+            for i in range(lay.cs // 8):
+                e = lay.entry(t + 8 * i)
+                if e & COMPRESSED:
+                    continue
+                off = e & OFFSET_MASK
+                if off and off % lay.cs == 0:
+                    seen.setdefault(off, set()).add(t)
+        for off, tables in sorted(seen.items()):
+            if len(tables) > 1:
+                return off
+        return None
+
     def test_random_metadata_flips(self):
         self.cases(damage_random_meta)
 
