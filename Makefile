@@ -94,6 +94,11 @@ HELPER_BINS := $(HELPER_SRCS:%.c=$(BUILD)/%)
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:%.c=$(BUILD)/%)
 
+# libFuzzer targets (make fuzz) and their replay drivers (built by all,
+# run by make check over the corpora): tests/fuzz/fuzz.mk.
+FUZZ_REPLAY_BINS :=
+-include tests/fuzz/fuzz.mk
+
 # QAPI: scripts/qapi-gen compiles the schema into C under $(BUILD)/qapi/,
 # in two parts (qapi/qapi-schema.json says why):
 #   - the engine's schema, qapi/engine-schema.json, with prefix engine-
@@ -124,10 +129,10 @@ QAPI_TEST_H := $(QAPI_TEST_MODS:%=$(QAPI_TEST_DIR)/test-%.h)
 QAPI_TEST_OBJS := $(QAPI_TEST_C:.c=.o)
 QAPI_TEST_BINS := $(filter $(BUILD)/tests/qapi/%,$(TEST_BINS))
 
-.PHONY: all check check-unit check-asan check-long bench clean distclean install
+.PHONY: all check check-unit check-asan check-long bench fuzz clean distclean install
 
 all: $(LIBXBLK) $(LIBQAPI) $(SHLIB) $(PUB_STATIC) $(TOOLS) $(TEST_BINS) \
-	$(HELPER_BINS) $(BENCH_BINS)
+	$(HELPER_BINS) $(BENCH_BINS) $(FUZZ_REPLAY_BINS)
 
 # Order-only: the generated headers exist before anything that may include
 # them compiles (the .d files track the real dependencies afterwards).
