@@ -5,6 +5,18 @@
  * Invariants: every open node is in all_nodes under a unique node name;
  * bs->refcnt counts the caller references plus one per parent edge; a node
  * is closed (drv->close) exactly once, when refcnt drops to zero.
+ *
+ * Permissions (block_int.h, QEMU's model): what a node needs is the union
+ * of what its users take, and it lets others have only what all of them
+ * share.  Its users are its parents, through the edge rules of
+ * bdrv_edge_perm, and -- when it has backends or no parent at all -- the
+ * one that opened it (consistent read, plus write when read-write,
+ * sharing everything).  BDRV_O_FORCE_SHARE (-U, read-only only) shares
+ * everything below the node.  Whenever the graph or a node's read-only
+ * state changes, bdrv_refresh_perms() reapplies the result to the nodes
+ * whose driver holds something (the file driver's locks).  A node's
+ * `file` child is locked before its parent's driver reads or writes a
+ * byte of it, so an image in use elsewhere is refused untouched.
  */
 #include "block/dirty-bitmap.h"
 #include "block/block_int.h"
@@ -18,6 +30,7 @@
 #include <unistd.h>
 
 static GList *all_nodes;
+static void bdrv_relax_perms(BlockDriverState *bs);
 static unsigned auto_node_counter;
 static GPtrArray *drivers;
 
@@ -337,6 +350,9 @@ void bdrv_detach_child(BlockDriverState *parent, BdrvChild *c)
     }
     child->parents = g_list_remove(child->parents, c);
     g_free(c);
+    if (child->refcnt > 1) {
+        bdrv_relax_perms(child);
+    }
     bdrv_unref(child);
 }
 
@@ -350,7 +366,211 @@ void bdrv_set_backing(BlockDriverState *bs, BlockDriverState *backing)
     }
     if (backing) {
         bdrv_attach_child(bs, backing, "backing");
+        bdrv_relax_perms(backing);
     }
+}
+
+/* ---- permissions ---- */
+
+const char *bdrv_perm_name(int bit)
+{
+    static const char *const names[BLK_PERM_COUNT] = {
+        "consistent read", "write", "write unchanged", "resize",
+    };
+    return bit >= 0 && bit < BLK_PERM_COUNT ? names[bit] : "?";
+}
+
+/* Whether drv keeps metadata of its own in its `file` child (a format
+ * such as qcow2), rather than passing requests through (raw, filters). */
+static bool bdrv_has_metadata(const BlockDriver *drv)
+{
+    return !drv->is_protocol && !drv->is_filter && drv != &bdrv_raw;
+}
+
+/* What parent asks of the child behind edge c, given what the parent's
+ * own users take (perm) and share (shared). */
+static void bdrv_edge_perm(BdrvChild *c, uint64_t perm, uint64_t shared,
+                           uint64_t *nperm, uint64_t *nshared)
+{
+    BlockDriverState *parent = c->parent;
+    if (c == parent->backing) {
+        /* Backing files are only read; writable and resizable only as
+         * far as the overlay's users allow changing data under them. */
+        *nperm = perm & BLK_PERM_CONSISTENT_READ;
+        *nshared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED |
+                   ((shared & BLK_PERM_WRITE) ? BLK_PERM_WRITE |
+                                                BLK_PERM_RESIZE : 0);
+    } else if (bdrv_has_metadata(parent->drv)) {
+        /* The format's metadata lives in the file: it must stay
+         * consistent and nobody else may write or resize it. */
+        *nperm = perm;
+        if (!parent->read_only) {
+            *nperm |= BLK_PERM_WRITE | BLK_PERM_RESIZE;
+        }
+        if (!(parent->open_flags & BDRV_O_NO_IO)) {
+            *nperm |= BLK_PERM_CONSISTENT_READ;
+        }
+        *nshared = shared & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
+    } else {
+        *nperm = perm;          /* raw and filters pass everything on */
+        *nshared = shared;
+    }
+}
+
+/* The permissions bs's users take and share, together. */
+static void bdrv_users_perm(BlockDriverState *bs, int depth, uint64_t *perm,
+                            uint64_t *shared)
+{
+    uint64_t p = 0, sh = BLK_PERM_ALL;
+    if (bs->backends || !bs->parents) {
+        if (!(bs->open_flags & BDRV_O_NO_IO)) {
+            p |= BLK_PERM_CONSISTENT_READ;
+        }
+        if (!bs->read_only) {
+            p |= BLK_PERM_WRITE;
+        }
+    }
+    for (GList *l = bs->parents; l && depth < 256; l = l->next) {
+        BdrvChild *c = l->data;
+        uint64_t pp, ps, ep, es;
+        bdrv_users_perm(c->parent, depth + 1, &pp, &ps);
+        bdrv_edge_perm(c, pp, ps, &ep, &es);
+        p |= ep;
+        sh &= es;
+    }
+    if (bs->open_flags & BDRV_O_FORCE_SHARE) {
+        sh = BLK_PERM_ALL;
+    }
+    *perm = p;
+    *shared = sh;
+}
+
+static int bdrv_refresh_perms_node(BlockDriverState *bs, int depth,
+                                   GError **errp)
+{
+    if (bs->opened && bs->drv->set_perm) {
+        uint64_t perm, shared;
+        bdrv_users_perm(bs, 0, &perm, &shared);
+        if (perm != bs->perm || shared != bs->shared_perm) {
+            int ret = bs->drv->set_perm(bs, perm, shared, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            bs->perm = perm;
+            bs->shared_perm = shared;
+        }
+    }
+    if (depth > 256) {
+        return 0;
+    }
+    if (bs->file) {
+        int ret = bdrv_refresh_perms_node(bs->file->bs, depth + 1, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (bs->backing) {
+        return bdrv_refresh_perms_node(bs->backing->bs, depth + 1, errp);
+    }
+    return 0;
+}
+
+int bdrv_refresh_perms(BlockDriverState *bs, GError **errp)
+{
+    return bs ? bdrv_refresh_perms_node(bs, 0, errp) : 0;
+}
+
+/* After a change that only takes permissions away (a parent gone, a node
+ * now read-only): nothing new is asked, so nothing can conflict. */
+static void bdrv_relax_perms(BlockDriverState *bs)
+{
+    g_autoptr(GError) err = NULL;
+    if (bdrv_refresh_perms(bs, &err) < 0) {
+        g_warning("%s", err->message);
+    }
+}
+
+/*
+ * Makes bs read-only in place (the old top of an external snapshot, now a
+ * backing file): its caches are flushed, its `file` child follows when bs
+ * is its only user, and the write and resize locks are released.  A node
+ * whose driver would still write on close (persistent dirty bitmaps,
+ * stored then) stays read-write: false with nothing changed.
+ */
+bool bdrv_reopen_read_only(BlockDriverState *bs, GError **errp)
+{
+    if (bs->read_only) {
+        return true;
+    }
+    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
+        if (bdrv_dirty_bitmap_persistent(l->data)) {
+            error_setg(errp, "Node '%s' has persistent dirty bitmaps; it "
+                       "stays read-write", bs->node_name);
+            return false;
+        }
+    }
+    bdrv_drained_begin(bs);
+    int ret = bdrv_flush(bs);
+    if (ret < 0) {
+        bdrv_drained_end(bs);
+        error_setg_errno(errp, -ret, "Could not flush '%s' before making it "
+                         "read-only", bs->filename);
+        return false;
+    }
+    bs->read_only = true;
+    bs->open_flags &= ~BDRV_O_RDWR;
+    bs->reopened_ro = true;
+    BlockDriverState *file = bdrv_file_bs(bs);
+    if (file && !file->read_only && !file->backends &&
+        g_list_length(file->parents) == 1) {
+        file->read_only = true;
+        file->open_flags &= ~BDRV_O_RDWR;
+        file->reopened_ro = true;
+    }
+    bdrv_drained_end(bs);
+    bdrv_relax_perms(bs);
+    return true;
+}
+
+/*
+ * Undoes bdrv_reopen_read_only (block-commit into a former top): only a
+ * node that was opened read-write and made read-only by it can, since its
+ * driver state and file descriptor are still those of a read-write open.
+ * Takes the write locks again (QEMU's errors when another process now
+ * holds the image); on failure the node stays read-only.
+ */
+bool bdrv_reopen_read_write(BlockDriverState *bs, GError **errp)
+{
+    if (!bs->read_only) {
+        return true;
+    }
+    if (!bs->reopened_ro) {
+        error_setg(errp, "Node '%s' was opened read-only", bs->node_name);
+        return false;
+    }
+    BlockDriverState *file = bdrv_file_bs(bs);
+    bool file_too = file && file->reopened_ro && file->read_only;
+    bs->read_only = false;
+    bs->open_flags |= BDRV_O_RDWR;
+    if (file_too) {
+        file->read_only = false;
+        file->open_flags |= BDRV_O_RDWR;
+    }
+    if (bdrv_refresh_perms(bs, errp) < 0) {
+        bs->read_only = true;
+        bs->open_flags &= ~BDRV_O_RDWR;
+        if (file_too) {
+            file->read_only = true;
+            file->open_flags &= ~BDRV_O_RDWR;
+        }
+        bdrv_relax_perms(bs);
+        return false;
+    }
+    bs->reopened_ro = false;
+    if (file_too) {
+        file->reopened_ro = false;
+    }
+    return true;
 }
 
 /* ---- graph switches (external snapshots) ---- */
@@ -399,6 +619,10 @@ void bdrv_replace_node(BlockDriverState *from, BlockDriverState *to)
         blk_replace_root(l->data, to);
     }
     g_list_free(blks);
+    /* Callers switch graphs inside a pause and cannot fail: a conflict
+     * (none is expected: `to` takes over what `from` held) is a warning. */
+    bdrv_relax_perms(from);
+    bdrv_relax_perms(to);
 }
 
 void bdrv_append(BlockDriverState *overlay, BlockDriverState *top)
@@ -407,6 +631,7 @@ void bdrv_append(BlockDriverState *overlay, BlockDriverState *top)
     bdrv_replace_node(top, overlay);
     bdrv_ref(top);
     bdrv_attach_child(overlay, top, "backing");
+    bdrv_relax_perms(top);
 }
 
 void bdrv_unappend(BlockDriverState *overlay, BlockDriverState *top)
@@ -536,6 +761,16 @@ static bool bdrv_parse_common_opts(BlockOpts *opts, int *flags,
         *flags |= BDRV_O_NO_FLUSH;
     } else {
         *flags &= ~BDRV_O_NO_FLUSH;
+    }
+    if (bopts_take_bool(opts, "force-share",
+                        *flags & BDRV_O_FORCE_SHARE, &err)) {
+        *flags |= BDRV_O_FORCE_SHARE;
+    } else {
+        *flags &= ~BDRV_O_FORCE_SHARE;
+    }
+    if ((*flags & BDRV_O_FORCE_SHARE) && (*flags & BDRV_O_RDWR) && !err) {
+        error_setg(&err, "force-share=on can only be used with read-only "
+                   "images");
     }
     g_free(bopts_take(opts, "auto-read-only"));
     g_free(bopts_take(opts, "detect-zeroes"));
@@ -706,6 +941,10 @@ static BlockDriverState *bdrv_open_co(const char *filename, BlockOpts *opts,
         bdrv_attach_child(bs, file, "file");
         file = NULL;
         bs->filename = g_strdup(bs->file->bs->filename);
+        /* Locked before the format reads or writes a byte of it. */
+        if (bdrv_refresh_perms(bs->file->bs, errp) < 0) {
+            goto fail;
+        }
     } else {
         bs->filename = g_strdup(filename);
     }
@@ -713,7 +952,8 @@ static BlockDriverState *bdrv_open_co(const char *filename, BlockOpts *opts,
         goto fail;
     }
     bs->opened = true;
-    if (!bdrv_report_leftovers(drv, opts, errp)) {
+    if (!bdrv_report_leftovers(drv, opts, errp) ||
+        bdrv_refresh_perms(bs, errp) < 0) {
         goto fail;
     }
     bopts_free(opts);
@@ -874,6 +1114,10 @@ int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
         }
     }
     bdrv_attach_child(bs, backing, "backing");
+    if (bdrv_refresh_perms(backing, errp) < 0) {
+        bdrv_detach_child(bs, bs->backing);
+        return -EBUSY;
+    }
     return 0;
 }
 

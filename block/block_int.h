@@ -17,6 +17,27 @@
 #include "block/snapshot.h"
 #include <jansson.h>
 
+/*
+ * Permissions (QEMU's model, the subset its lock bytes cover): what a
+ * user of a node does with it, and what it lets others do at the same
+ * time.  Each node's users are its parents (through the edge rules in
+ * block.c) and, for a node nobody else uses or one with backends, the
+ * implicit user that opened it.  Protocol drivers that talk to a shared
+ * resource (the file driver's OFD locks) implement set_perm; the others
+ * only pass permissions down.  Bit i is also the lock byte's index.
+ */
+enum {
+    BLK_PERM_CONSISTENT_READ = 1 << 0,
+    BLK_PERM_WRITE           = 1 << 1,
+    BLK_PERM_WRITE_UNCHANGED = 1 << 2,
+    BLK_PERM_RESIZE          = 1 << 3,
+    BLK_PERM_ALL             = 0xf,
+};
+#define BLK_PERM_COUNT 4
+
+/* "consistent read", "write", ... as in QEMU's lock errors. */
+const char *bdrv_perm_name(int bit);
+
 struct BdrvChild {
     BlockDriverState *bs;       /* the child node */
     BlockDriverState *parent;
@@ -121,6 +142,15 @@ struct BlockDriver {
 
     const BdrvSnapshotOps *snapshot;
 
+    /*
+     * Takes perm (BLK_PERM_*) and lets others have shared, checked
+     * against other processes (QEMU's lock errors on conflict).  Atomic:
+     * on failure the node keeps what it had.  Dropping permissions never
+     * fails.  Absent: the node holds nothing of its own.
+     */
+    int (*set_perm)(BlockDriverState *bs, uint64_t perm, uint64_t shared,
+                    GError **errp);
+
     /* Persistent dirty bitmaps (block/dirty-bitmap.h): whether a new one
      * named name can be stored (QEMU's errors); removing one from the
      * image at once.  Storing happens in close. */
@@ -154,6 +184,7 @@ struct BlockDriverState {
     void *opaque;               /* drv->instance_size bytes */
     int open_flags;
     bool read_only;
+    bool reopened_ro;           /* opened read-write, now read-only */
     bool opened;
     int refcnt;
 
@@ -177,6 +208,9 @@ struct BlockDriverState {
     /* BdrvBeforeWrite*: empty unless a backup job copies from us. */
     GSList *before_write;
 
+    /* Permissions last applied by set_perm (see BLK_PERM_*). */
+    uint64_t perm, shared_perm;
+
     /* statistics, for query-blockstats later */
     uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, flush_ops;
 };
@@ -193,6 +227,16 @@ int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
 /* Install / remove a before-write hook (in memory; call drained). */
 void bdrv_add_before_write(BlockDriverState *bs, BdrvBeforeWrite *n);
 void bdrv_remove_before_write(BlockDriverState *bs, BdrvBeforeWrite *n);
+
+/* Recomputes the permissions every node under bs (bs included) needs
+ * from its users and applies them (QEMU's lock errors on conflict). */
+int bdrv_refresh_perms(BlockDriverState *bs, GError **errp);
+/* Makes an open read-write node read-only in place and drops its write
+ * locks (the old top of an external snapshot).  False, with the node
+ * unchanged, when it cannot (see block.c). */
+bool bdrv_reopen_read_only(BlockDriverState *bs, GError **errp);
+/* Makes a node bdrv_reopen_read_only made read-only writable again. */
+bool bdrv_reopen_read_write(BlockDriverState *bs, GError **errp);
 
 void bdrv_inc_in_flight(BlockDriverState *bs);
 void bdrv_dec_in_flight(BlockDriverState *bs);

@@ -227,6 +227,10 @@ static BlockDriverState *commit_make_writable(BlockDriverState *bs,
     if (!bdrv_is_read_only(bs)) {
         return bs;
     }
+    if (bs->reopened_ro) {
+        /* A former top that an external snapshot made read-only. */
+        return bdrv_reopen_read_write(bs, errp) ? bs : NULL;
+    }
     if (blockdev_is_monitor_owned(bs)) {
         error_setg(errp, "Node '%s' is read-only (added with read-only=on)",
                    bdrv_get_node_name(bs));

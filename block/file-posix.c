@@ -50,6 +50,29 @@
  * zero: not a leak) and is cut off again at close.  Invariant:
  * size <= reserved_end, and reserved_end is the file's real length
  * whenever reserved_end > size.
+ *
+ * Image locking (locking=auto|on|off), interoperable with QEMU: the
+ * permissions of the node (block_int.h, BLK_PERM_*) become shared OFD
+ * locks (F_OFD_SETLK, F_RDLCK) on single bytes of the file: byte
+ * FILE_LOCK_PERM_BASE + i while the node holds permission bit i, byte
+ * FILE_LOCK_SHARED_BASE + i while it does not let others have bit i.
+ * Another process conflicts when it holds a byte we would need free:
+ * taking bit i needs 200+i free, refusing to share bit i needs 100+i
+ * free.  Locks are first added, then checked (F_OFD_GETLK with a write
+ * lock finds anybody else's read lock), so two processes racing to open
+ * cannot both miss each other; a failed check puts back what was held.
+ * locking=auto is on (Linux has OFD locks); off takes and checks nothing.
+ *
+ * Within one process all nodes on the same file (dev/inode) share one
+ * lock holder: one open file description of its own (never given to
+ * io_uring, whose asynchronous teardown would keep the locks alive after
+ * the process died) holds the union of what they take and refuse, so the
+ * process's own
+ * instances of an image (a backing file opened twice, commit's
+ * read-write instance beside the read-only one) never conflict with each
+ * other; consistency inside the process is the block graph's business.
+ * Invariant: holder->held is exactly the set of bytes locked on
+ * holder->fd, and it covers the union of its users' perm/shared.
  */
 #include "block/block_int.h"
 #include "util/cutils.h"
@@ -84,6 +107,10 @@ typedef struct FileState {
     CoMutex reserve_lock;
     /* Direct reads and writes submitted and not completed. */
     unsigned direct_rw_in_flight;
+    /* Image locking: the process's holder for this file (NULL with
+     * locking=off), and what this node takes and refuses to share. */
+    struct FileLockHolder *lock;
+    uint64_t lock_perm, lock_unshared;
 } FileState;
 
 #define FILE_WRITE_BEHIND_BYTES (1 << 20)
@@ -659,6 +686,228 @@ static void file_probe_alignment(BlockDriverState *bs)
     bdrv_vfree(buf);
 }
 
+/* ---- image locking (see the header) ---- */
+
+#define FILE_LOCK_PERM_BASE   100
+#define FILE_LOCK_SHARED_BASE 200
+
+typedef struct FileLockHolder {
+    dev_t dev;
+    ino_t ino;
+    int fd;                 /* our own open of the file: one OFD */
+    uint64_t held_perm;     /* bytes 100+i locked on fd */
+    uint64_t held_unshared; /* bytes 200+i locked on fd */
+    GList *users;           /* FileState* */
+} FileLockHolder;
+
+static GList *file_lock_holders;
+
+static int file_lock_op(int fd, short type, int cmd, off_t byte,
+                        short *found)
+{
+    struct flock fl = { .l_type = type, .l_whence = SEEK_SET,
+                        .l_start = byte, .l_len = 1 };
+    int ret;
+    do {
+        ret = fcntl(fd, cmd, &fl);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        return -errno;
+    }
+    if (found) {
+        *found = fl.l_type;
+    }
+    return 0;
+}
+
+/* Locks exactly the bytes of perm/unshared on h->fd, adding and
+ * releasing what differs from h->held_*.  Releasing never fails. */
+static int file_lock_apply(FileLockHolder *h, uint64_t perm,
+                           uint64_t unshared, GError **errp)
+{
+    for (int i = 0; i < BLK_PERM_COUNT; i++) {
+        for (int k = 0; k < 2; k++) {
+            uint64_t *held = k ? &h->held_unshared : &h->held_perm;
+            bool want = ((k ? unshared : perm) >> i) & 1;
+            bool have = (*held >> i) & 1;
+            off_t byte = (k ? FILE_LOCK_SHARED_BASE : FILE_LOCK_PERM_BASE) + i;
+            if (want == have) {
+                continue;
+            }
+            int ret = file_lock_op(h->fd, want ? F_RDLCK : F_UNLCK,
+                                   F_OFD_SETLK, byte, NULL);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Failed to lock byte %d",
+                                 (int)byte);
+                return ret;
+            }
+            *held ^= 1ull << i;
+        }
+    }
+    return 0;
+}
+
+/* Whether any other open file description holds a lock on byte. */
+static int file_lock_test(FileLockHolder *h, off_t byte, bool *busy)
+{
+    short type = F_UNLCK;
+    int ret = file_lock_op(h->fd, F_WRLCK, F_OFD_GETLK, byte, &type);
+    *busy = ret == 0 && type != F_UNLCK;
+    return ret;
+}
+
+/* Checks what one node asks for against other processes, in QEMU's
+ * order and words: first the permissions it takes, then the ones it
+ * refuses to share. */
+static int file_lock_check(const char *filename, FileLockHolder *h,
+                           uint64_t perm, uint64_t unshared, GError **errp)
+{
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < BLK_PERM_COUNT; i++) {
+            if (!(((k ? unshared : perm) >> i) & 1)) {
+                continue;
+            }
+            off_t byte = (k ? FILE_LOCK_PERM_BASE : FILE_LOCK_SHARED_BASE) + i;
+            bool busy;
+            int ret = file_lock_test(h, byte, &busy);
+            if (ret < 0) {
+                error_setg_errno(errp, -ret, "Failed to check lock byte %d",
+                                 (int)byte);
+                return ret;
+            }
+            if (busy) {
+                error_setg(errp, "Failed to get %s\"%s\" lock\n"
+                           "Is another process using the image [%s]?",
+                           k ? "shared " : "", bdrv_perm_name(i),
+                           filename);
+                return -EAGAIN;
+            }
+        }
+    }
+    return 0;
+}
+
+static void file_lock_union(FileLockHolder *h, uint64_t *perm,
+                            uint64_t *unshared)
+{
+    *perm = *unshared = 0;
+    for (GList *l = h->users; l; l = l->next) {
+        FileState *u = l->data;
+        *perm |= u->lock_perm;
+        *unshared |= u->lock_unshared;
+    }
+}
+
+/* Joins (or creates) the process's holder for s->fd's file. */
+static int file_lock_attach(FileState *s, const char *filename,
+                            GError **errp)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) < 0) {
+        int err = errno;
+        error_setg_errno(errp, err, "Could not stat '%s'", filename);
+        return -err;
+    }
+    FileLockHolder *h = NULL;
+    for (GList *l = file_lock_holders; l; l = l->next) {
+        FileLockHolder *c = l->data;
+        if (c->dev == st.st_dev && c->ino == st.st_ino) {
+            h = c;
+            break;
+        }
+    }
+    if (!h) {
+        /* A new open file description, not a dup: io_uring keeps
+         * references to the data descriptor's file after a process dies
+         * (its teardown is asynchronous), and the locks would outlive the
+         * process with it.  /proc/self/fd reaches the same inode even if
+         * the name has changed since. */
+        g_autofree char *self = g_strdup_printf("/proc/self/fd/%d", s->fd);
+        int fd = open(self, O_RDONLY | O_CLOEXEC);
+        struct stat lst;
+        if (fd < 0) {
+            fd = open(filename, O_RDONLY | O_CLOEXEC);
+        }
+        if (fd >= 0 && (fstat(fd, &lst) < 0 || lst.st_dev != st.st_dev ||
+                        lst.st_ino != st.st_ino)) {
+            close(fd);
+            fd = -1;
+            errno = ESTALE;
+        }
+        if (fd < 0) {
+            int err = errno;
+            error_setg_errno(errp, err, "Could not open '%s' for locking",
+                             filename);
+            return -err;
+        }
+        h = g_new0(FileLockHolder, 1);
+        h->dev = st.st_dev;
+        h->ino = st.st_ino;
+        h->fd = fd;
+        file_lock_holders = g_list_prepend(file_lock_holders, h);
+    }
+    s->lock_perm = s->lock_unshared = 0;
+    h->users = g_list_prepend(h->users, s);
+    s->lock = h;
+    return 0;
+}
+
+static void file_lock_detach(FileState *s)
+{
+    FileLockHolder *h = s->lock;
+    if (!h) {
+        return;
+    }
+    s->lock = NULL;
+    h->users = g_list_remove(h->users, s);
+    if (!h->users) {
+        file_lock_holders = g_list_remove(file_lock_holders, h);
+        close(h->fd);           /* drops every lock of the OFD */
+        g_free(h);
+        return;
+    }
+    uint64_t perm, unshared;
+    file_lock_union(h, &perm, &unshared);
+    file_lock_apply(h, perm, unshared, NULL);
+}
+
+static int file_lock_set(FileState *s, const char *filename, uint64_t perm,
+                         uint64_t shared, GError **errp)
+{
+    FileLockHolder *h = s->lock;
+    uint64_t unshared = ~shared & BLK_PERM_ALL;
+    perm &= BLK_PERM_ALL;
+    if (!h) {
+        return 0;               /* locking=off */
+    }
+    uint64_t old_perm = s->lock_perm, old_unshared = s->lock_unshared;
+    uint64_t u_perm, u_unshared;
+    /* Lock first, then look for others: see the header. */
+    s->lock_perm |= perm;
+    s->lock_unshared |= unshared;
+    file_lock_union(h, &u_perm, &u_unshared);
+    int ret = file_lock_apply(h, u_perm, u_unshared, errp);
+    if (ret == 0) {
+        ret = file_lock_check(filename, h, perm, unshared, errp);
+    }
+    if (ret < 0) {
+        s->lock_perm = old_perm;
+        s->lock_unshared = old_unshared;
+    } else {
+        s->lock_perm = perm;
+        s->lock_unshared = unshared;
+    }
+    file_lock_union(h, &u_perm, &u_unshared);
+    file_lock_apply(h, u_perm, u_unshared, NULL);
+    return ret;
+}
+
+static int file_set_perm(BlockDriverState *bs, uint64_t perm,
+                         uint64_t shared, GError **errp)
+{
+    return file_lock_set(bs->opaque, bs->filename, perm, shared, errp);
+}
+
 static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
                                   int flags, GError **errp)
 {
@@ -672,7 +921,15 @@ static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
         return -EINVAL;
     }
     g_free(aio);
-    g_free(bopts_take(opts, "locking"));
+    g_autofree char *locking = bopts_take(opts, "locking");
+    bool use_lock = true;       /* auto: Linux has OFD locks */
+    if (locking && !strcmp(locking, "off")) {
+        use_lock = false;
+    } else if (locking && strcmp(locking, "on") && strcmp(locking, "auto")) {
+        error_setg(errp, "Parameter 'locking' does not accept value '%s'",
+                   locking);
+        return -EINVAL;
+    }
     int oflags = O_CLOEXEC | ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY);
     if (flags & BDRV_O_NOCACHE) {
         oflags |= O_DIRECT;
@@ -698,6 +955,14 @@ static int coroutine_fn file_open(BlockDriverState *bs, BlockOpts *opts,
         s->fd = -1;
         return -EISDIR;
     }
+    if (use_lock) {
+        int ret = file_lock_attach(s, bs->filename, errp);
+        if (ret < 0) {
+            close(s->fd);
+            s->fd = -1;
+            return ret;
+        }
+    }
     s->size = st.st_size;
     s->reserved_end = st.st_size;
     s->can_reserve = (flags & BDRV_O_RDWR) && S_ISREG(st.st_mode);
@@ -719,6 +984,7 @@ static void coroutine_fn file_close(BlockDriverState *bs)
         int unused = ftruncate(s->fd, s->size);
         (void)unused;
     }
+    file_lock_detach(s);
     if (s->fd >= 0) {
         close(s->fd);
         s->fd = -1;
@@ -745,21 +1011,36 @@ static int coroutine_fn file_create(const char *filename, BlockOpts *opts,
         error_setg(errp, "Invalid preallocation mode: '%s'", v);
         return -EINVAL;
     }
-    int fd = open(filename, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
+    /* As QEMU: nobody else may write or resize the file we are about to
+     * empty, so lock (write and resize, not sharing resize) before
+     * truncating it. */
+    FileState lk = { .fd = open(filename, O_RDWR | O_CREAT | O_CLOEXEC,
+                                0644) };
+    if (lk.fd < 0) {
         int err = errno;
         error_setg_errno(errp, err, "Could not create '%s'", filename);
         return -err;
     }
-    close(fd);
-    BlockOpts *o = bopts_new();
-    bopts_set(o, "driver", "file");
-    BlockDriverState *bs = bdrv_open(filename, o, BDRV_O_RDWR, errp);
-    if (!bs) {
-        return -EIO;
+    int ret = file_lock_attach(&lk, filename, errp);
+    if (ret == 0) {
+        ret = file_lock_set(&lk, filename,
+                            BLK_PERM_WRITE | BLK_PERM_RESIZE,
+                            BLK_PERM_ALL & ~BLK_PERM_RESIZE, errp);
     }
-    int ret = bdrv_co_truncate(bs, size, true, prealloc, errp);
+    if (ret == 0 && ftruncate(lk.fd, 0) < 0) {
+        ret = -errno;
+        error_setg_errno(errp, -ret, "Could not resize file");
+    }
+    BlockDriverState *bs = NULL;
+    if (ret == 0) {
+        BlockOpts *o = bopts_new();
+        bopts_set(o, "driver", "file");
+        bs = bdrv_open(filename, o, BDRV_O_RDWR, errp);
+        ret = bs ? bdrv_co_truncate(bs, size, true, prealloc, errp) : -EIO;
+    }
     bdrv_unref(bs);
+    file_lock_detach(&lk);
+    close(lk.fd);
     return ret;
 }
 
@@ -780,4 +1061,5 @@ const BlockDriver bdrv_file = {
     .co_truncate = file_co_truncate,
     .get_length = file_get_length,
     .get_allocated_file_size = file_get_allocated_file_size,
+    .set_perm = file_set_perm,
 };

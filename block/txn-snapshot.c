@@ -22,6 +22,9 @@
  * (bdrv_co_snapshot_create_writev_vmstate), then finishes it; a failed
  * write-out aborts the committed creation, which abandons the snapshot.
  *
+ * Once a transaction that appended an overlay is over (clean), the old
+ * top is reopened read-only and drops its write lock (bdrv_reopen_read_only).
+ *
  * Invariant: from a successful prepare until clean, an action holds one
  * reference to every node it names.
  */
@@ -456,6 +459,14 @@ static void coroutine_fn ext_undo(void *opaque)
 static void ext_clean(void *opaque)
 {
     ExtSnap *s = opaque;
+    if (s->appended) {
+        /* The snapshot happened: the old top is a backing file now and is
+         * reopened read-only, releasing its write lock as QEMU does (so
+         * that `qemu-img info` of it works).  Outside the pause; a node
+         * that cannot (persistent bitmaps) stays read-write. */
+        g_autoptr(GError) err = NULL;
+        bdrv_reopen_read_only(s->top, &err);
+    }
     ext_unreserve(s);
     /* Whoever holds the overlay now (the top's old parents, the monitor)
      * keeps it; with no holder it closes, as in QEMU. */

@@ -6,6 +6,9 @@
  *
  * Each command parses its options, opens images through the block layer
  * (tools/img-common.c) and reports errors as "xblk-img: <message>".
+ * Images are locked as QEMU locks them (docs/locking.md); -U
+ * (--force-share) opens the images a command only reads without
+ * conflicting locks, and is refused with a read-write open, as qemu-img.
  */
 #include "block/block-backend.h"
 #include "block/block_int.h"
@@ -391,6 +394,7 @@ static int img_info(int argc, char **argv)
 {
     const char *fmt = NULL, *output = "human";
     bool chain = false;
+    int force_share = 0;
     enum { OPT_OUTPUT = 256, OPT_CHAIN, OPT_IMAGE_OPTS, OPT_OBJECT };
     static const struct option longopts[] = {
         HELP_OPT,
@@ -405,7 +409,7 @@ static int img_info(int argc, char **argv)
         switch (c) {
         case 'h': img_cmd_help("info"); return 0;
         case 'f': fmt = optarg; break;
-        case 'U': break;
+        case 'U': force_share = BDRV_O_FORCE_SHARE; break;
         case OPT_OUTPUT: output = optarg; break;
         case OPT_CHAIN: chain = true; break;
         default: return img_usage_error("info", "Invalid option");
@@ -419,7 +423,8 @@ static int img_info(int argc, char **argv)
         return img_usage_error("info", "Expecting one image file name");
     }
     BlockBackend *blk = img_open(argv[optind], fmt, NULL,
-                                 chain ? 0 : BDRV_O_NO_BACKING, false, false);
+                                 (chain ? 0 : BDRV_O_NO_BACKING) | force_share,
+                                 false, false);
     if (!blk) {
         return 1;
     }
@@ -481,7 +486,7 @@ static int img_check(int argc, char **argv)
             break;
         case 'T': break;
         case 'q': quiet = true; break;
-        case 'U': break;
+        case 'U': flags |= BDRV_O_FORCE_SHARE; break;
         case OPT_OUTPUT: output = optarg; break;
         default: return img_usage_error("check", "Invalid option");
         }
@@ -620,6 +625,7 @@ static int img_snapshot(int argc, char **argv)
     enum { SN_NONE, SN_LIST, SN_CREATE, SN_APPLY, SN_DELETE } action = SN_NONE;
     const char *name = NULL, *fmt = NULL;
     bool quiet = false;
+    int force_share = 0;
     static const struct option longopts[] = {
         HELP_OPT,
         { "format", required_argument, NULL, 'f' },
@@ -641,7 +647,7 @@ static int img_snapshot(int argc, char **argv)
         case 'd': action = SN_DELETE; name = optarg; break;
         case 'f': fmt = optarg; break;
         case 'q': quiet = true; break;
-        case 'U': break;
+        case 'U': force_share = BDRV_O_FORCE_SHARE; break;
         default: return img_usage_error("snapshot", "Invalid option");
         }
     }
@@ -651,7 +657,8 @@ static int img_snapshot(int argc, char **argv)
     if (action == SN_NONE) {
         action = SN_LIST;
     }
-    int flags = BDRV_O_NO_BACKING | (action == SN_LIST ? 0 : BDRV_O_RDWR);
+    int flags = BDRV_O_NO_BACKING | (action == SN_LIST ? 0 : BDRV_O_RDWR) |
+                force_share;
     BlockBackend *blk = img_open(argv[optind], fmt, NULL, flags, false, quiet);
     if (!blk) {
         return 1;
@@ -834,7 +841,7 @@ static int img_convert(int argc, char **argv)
     const char *cache = "unsafe", *src_cache = "writeback";
     g_autofree char *options = NULL;
     bool compress = false, progress = false, quiet = false, skip_create = false;
-    int workers = 8;
+    int workers = 8, force_share = 0;
     int64_t sparse = 4096;
     static const struct option longopts[] = {
         HELP_OPT,
@@ -857,7 +864,7 @@ static int img_convert(int argc, char **argv)
         case 'q': quiet = true; break;
         case 'n': skip_create = true; break;
         case 'W': break;
-        case 'U': break;
+        case 'U': force_share = BDRV_O_FORCE_SHARE; break;
         case 'm':
             workers = atoi(optarg);
             if (workers < 1 || workers > 16) {
@@ -908,7 +915,8 @@ static int img_convert(int argc, char **argv)
     s.src_sizes = g_new0(int64_t, nb_src);
     int ret = 1;
     for (int i = 0; i < nb_src; i++) {
-        s.src[i] = img_open(argv[optind + i], fmt, NULL, src_flags, src_wt,
+        s.src[i] = img_open(argv[optind + i], fmt, NULL,
+                            src_flags | force_share, src_wt,
                             quiet);
         if (!s.src[i]) {
             goto out;
@@ -1030,12 +1038,12 @@ static int img_map(int argc, char **argv)
         { 0 }
     };
     uint64_t start = 0, max = INT64_MAX;
-    int c;
+    int c, force_share = 0;
     while ((c = getopt_long(argc, argv, "+hf:Us:l:", longopts, NULL)) != -1) {
         switch (c) {
         case 'h': img_cmd_help("map"); return 0;
         case 'f': fmt = optarg; break;
-        case 'U': break;
+        case 'U': force_share = BDRV_O_FORCE_SHARE; break;
         case 's':
             if (!img_parse_size(optarg, &start)) {
                 error_report("Invalid start offset specified");
@@ -1059,7 +1067,8 @@ static int img_map(int argc, char **argv)
     if (optind != argc - 1) {
         return img_usage_error("map", "Expecting one image file name");
     }
-    BlockBackend *blk = img_open(argv[optind], fmt, NULL, 0, false, false);
+    BlockBackend *blk = img_open(argv[optind], fmt, NULL, force_share, false,
+                                 false);
     if (!blk) {
         return 1;
     }
@@ -1146,6 +1155,7 @@ static int img_compare(int argc, char **argv)
 {
     const char *fmt1 = NULL, *fmt2 = NULL;
     bool strict = false, progress = false, quiet = false;
+    int force_share = 0;
     static const struct option longopts[] = {
         HELP_OPT,
         { "force-share", no_argument, NULL, 'U' },
@@ -1160,7 +1170,8 @@ static int img_compare(int argc, char **argv)
         case 's': strict = true; break;
         case 'p': progress = true; break;
         case 'q': quiet = true; break;
-        case 'T': case 'U': break;
+        case 'T': break;
+        case 'U': force_share = BDRV_O_FORCE_SHARE; break;
         default:
             img_usage_error("compare", "Invalid option");
             return 2;
@@ -1174,11 +1185,11 @@ static int img_compare(int argc, char **argv)
         fmt2 = fmt1;
     }
     const char *n1 = argv[optind], *n2 = argv[optind + 1];
-    BlockBackend *b1 = img_open(n1, fmt1, NULL, 0, false, quiet);
+    BlockBackend *b1 = img_open(n1, fmt1, NULL, force_share, false, quiet);
     if (!b1) {
         return 2;
     }
-    BlockBackend *b2 = img_open(n2, fmt2, NULL, 0, false, quiet);
+    BlockBackend *b2 = img_open(n2, fmt2, NULL, force_share, false, quiet);
     if (!b2) {
         blk_unref(b1);
         return 2;
@@ -1489,6 +1500,7 @@ static int img_rebase(int argc, char **argv)
     const char *fmt = NULL, *out_base = NULL, *out_fmt = NULL;
     const char *cache = "writeback";
     bool unsafe = false, progress = false, quiet = false;
+    int force_share = 0;
     static const struct option longopts[] = {
         HELP_OPT,
         { "force-share", no_argument, NULL, 'U' },
@@ -1505,7 +1517,8 @@ static int img_rebase(int argc, char **argv)
         case 'u': unsafe = true; break;
         case 'p': progress = true; break;
         case 't': cache = optarg; break;
-        case 'T': case 'U': break;
+        case 'T': break;
+        case 'U': force_share = BDRV_O_FORCE_SHARE; break;
         case 'q': quiet = true; break;
         default: return img_usage_error("rebase", "Invalid option");
         }
@@ -1542,7 +1555,7 @@ static int img_rebase(int argc, char **argv)
          * backing chain shows wherever the new one differs. */
         if (*out_base) {
             g_autofree char *p = bdrv_resolve_backing_path(bs, out_base);
-            nb = img_open(p, out_fmt, NULL, 0, false, quiet);
+            nb = img_open(p, out_fmt, NULL, force_share, false, quiet);
             if (!nb) {
                 blk_unref(blk);
                 return 1;
@@ -1713,6 +1726,7 @@ static int img_bench(int argc, char **argv)
     int count = 75000, depth = 64, flush_interval = 0, pattern = 0;
     uint64_t bufsize = 4096, step = 0, offset = 0;
     bool write = false, quiet = false, step_set = false;
+    int force_share = 0;
     enum { OPT_FLUSH = 256, OPT_PATTERN, OPT_NO_DRAIN };
     static const struct option longopts[] = {
         HELP_OPT,
@@ -1754,7 +1768,7 @@ static int img_bench(int argc, char **argv)
             break;
         case 't': cache = optarg; break;
         case 'w': write = true; break;
-        case 'U': break;
+        case 'U': force_share = BDRV_O_FORCE_SHARE; break;
         case OPT_FLUSH: flush_interval = atoi(optarg); break;
         case OPT_PATTERN: pattern = atoi(optarg); break;
         case OPT_NO_DRAIN: break;
@@ -1768,7 +1782,7 @@ static int img_bench(int argc, char **argv)
     if (optind != argc - 1) {
         return img_usage_error("bench", "Expecting one image file name");
     }
-    int flags = write ? BDRV_O_RDWR : 0;
+    int flags = (write ? BDRV_O_RDWR : 0) | force_share;
     bool wt;
     if (!img_parse_cache_mode(cache, &flags, &wt)) {
         error_report("Invalid cache mode");

@@ -366,6 +366,16 @@ static BlockBackend *open_drive_file(BlockOpts *o, const char *file,
         if (format) {
             bopts_set(bo, "driver", format);
         }
+        /* file.locking=off|on|auto and the other options of the drive's
+         * protocol node, as QEMU's -drive passes them on. */
+        g_autoptr(BlockOpts) proto = bopts_extract(o, "file");
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, proto);
+        while (g_hash_table_iter_next(&it, &k, &v)) {
+            g_autofree char *key = g_strdup_printf("file.%s", (char *)k);
+            bopts_set(bo, key, v);
+        }
         blk = blk_new_open(file, bo, *flags, errp);
     } else {
         blk = blk_new();

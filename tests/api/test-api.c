@@ -321,7 +321,9 @@ static int count_snapshots(XblkDisk *d, const char *name)
 
 static bool qemu_lists(const char *path, const char *name)
 {
-    g_autofree char *cmd = g_strdup_printf("qemu-img snapshot -l %s", path);
+    /* -U: the engine may still have the image open (QEMU's locks). */
+    g_autofree char *cmd = g_strdup_printf("qemu-img snapshot -l -U %s",
+                                           path);
     g_autofree char *out = run(cmd, NULL);
     g_autofree char *needle = g_strdup_printf(" %s ", name);
     return strstr(out, needle) != NULL;

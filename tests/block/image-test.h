@@ -317,11 +317,13 @@ static inline int run_tool(char **argv, char **out, char **err_out)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* The real `qemu-img check` on a closed image. */
+/* The real `qemu-img check` on a closed image, or on one this process
+ * still has open after flushing it (-U: it does not take QEMU's image
+ * locks, which the open image holds). */
 static inline void qemu_check(const char *path, bool allow_leaks)
 {
-    char *argv[] = { "qemu-img", "check", "--output=json", (char *)path,
-                     NULL };
+    char *argv[] = { "qemu-img", "check", "-U", "--output=json",
+                     (char *)path, NULL };
     g_autofree char *out = NULL, *err = NULL;
     int status = run_tool(argv, &out, &err);
     json_error_t jerr;
@@ -348,6 +350,7 @@ static inline void qemu_compare(const char *path, const char *snapshot,
     int n = 0;
     argv[n++] = "qemu-img";
     argv[n++] = "convert";
+    argv[n++] = "-U";           /* the image may still be open (locks) */
     argv[n++] = "-O";
     argv[n++] = "raw";
     if (sn) {

@@ -125,10 +125,11 @@ static BlockDriverState *layer(BlockBackend *blk, Chain *c, int i)
     return bs;
 }
 
-/* Images in `qemu-img info --backing-chain` of path. */
+/* Images in `qemu-img info --backing-chain` of path (-U: the chain may
+ * still be open here, holding QEMU's image locks). */
 static int qemu_chain_length(const char *path, char **backing)
 {
-    char *argv[] = { "qemu-img", "info", "--backing-chain",
+    char *argv[] = { "qemu-img", "info", "-U", "--backing-chain",
                      "--output=json", (char *)path, NULL };
     g_autofree char *out = NULL, *err = NULL;
     g_assert_cmpint(run_tool(argv, &out, &err), ==, 0);

@@ -101,11 +101,13 @@ static int64_t qemu_vm_size(const char *path, const char *name)
     return size;
 }
 
-/* `qemu-img snapshot -l` prints the VM SIZE qemu-img's way. */
+/* `qemu-img snapshot -l` prints the VM SIZE qemu-img's way (-U: the
+ * image is still open here, holding QEMU's image locks). */
 static void qemu_lists_vm_size(const char *path, const char *name,
                                uint64_t size)
 {
-    char *argv[] = { "qemu-img", "snapshot", "-l", (char *)path, NULL };
+    char *argv[] = { "qemu-img", "snapshot", "-l", "-U", (char *)path,
+                     NULL };
     g_autofree char *out = run_ok(argv);
     g_autofree char *human = size_to_str(size);
     g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
@@ -715,11 +717,12 @@ static bool check_window(BlockBackend *blk, const Model *old,
     return all_new;
 }
 
-/* qemu-img check: no corruption; returns the leaks. */
+/* qemu-img check: no corruption; returns the leaks (-U: the image may
+ * still be open here, holding QEMU's image locks). */
 static int qemu_check_leaks(const char *path)
 {
-    char *argv[] = { "qemu-img", "check", "--output=json", (char *)path,
-                     NULL };
+    char *argv[] = { "qemu-img", "check", "-U", "--output=json",
+                     (char *)path, NULL };
     g_autofree char *out = NULL, *err = NULL;
     int status = run_tool(argv, &out, &err);
     json_t *j = json_loads(out, 0, NULL);

@@ -77,7 +77,9 @@ class Bitmaps(xtest.TmpDirTestCase):
         return r['error']['desc']
 
     def info_bitmaps(self, path):
-        out = xtest.run([QEMU_IMG or xtest.binary('xblk-img'), 'info',
+        # -U: the image may be open in the running xblk-system, which
+        # holds QEMU's image locks on it.
+        out = xtest.run([QEMU_IMG or xtest.binary('xblk-img'), 'info', '-U',
                          '--output=json', path]).stdout
         spec = json.loads(out)['format-specific']['data']
         return spec.get('bitmaps', [])

@@ -126,8 +126,10 @@ class Machine(xtest.TmpDirTestCase):
     def stop(self):
         self.ok('stop')
 
+    # -U: the image may be in use by the running xblk-system, which holds
+    # QEMU's image locks on it.
     def tags(self, image):
-        rc, text = qemu_img('snapshot', '-l', image)
+        rc, text = qemu_img('snapshot', '-l', '-U', image)
         self.assertEqual(rc, 0, text)
         tags = {}
         for line in text.splitlines()[2:]:
@@ -137,7 +139,7 @@ class Machine(xtest.TmpDirTestCase):
         return tags
 
     def chain(self, image):
-        rc, text = qemu_img('info', '--backing-chain', '--output=json',
+        rc, text = qemu_img('info', '-U', '--backing-chain', '--output=json',
                             image)
         self.assertEqual(rc, 0, text)
         return [i['filename'] for i in json.loads(text)]
