@@ -20,8 +20,11 @@
  */
 #include "block/dirty-bitmap.h"
 #include "block/block_int.h"
+#include "block/snapshot.h"
+#include "block/txn-journal.h"
 #include "block/block-backend.h"
 #include "util/cutils.h"
+#include "util/error.h"
 #include "util/main-loop.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -990,6 +993,15 @@ BlockDriverState *bdrv_open(const char *filename, BlockOpts *opts, int flags,
 {
     OpenCo o = { filename, opts ? opts : bopts_new(), flags, errp, NULL };
     co_run_sync(bdrv_open_entry, &o);
+    if (o.ret && !bdrv_is_read_only(o.ret) && bdrv_can_snapshot(o.ret)) {
+        /* A transaction that a kill interrupted between two images'
+         * snapshots: whole or absent before anyone reads the image. */
+        GError *err = NULL;
+        if (txn_journal_recover(o.ret, &err) < 0) {
+            warn_report("%s", err->message);
+            g_error_free(err);
+        }
+    }
     return o.ret;
 }
 

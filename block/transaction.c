@@ -10,6 +10,7 @@
 #include "block/transaction.h"
 #include "block/block_int.h"
 #include "block/job.h"
+#include "block/txn-journal.h"
 #include "util/cutils.h"
 #include "util/error.h"
 #include <errno.h>
@@ -28,6 +29,7 @@ struct Transaction {
     GArray *actions;            /* TxnAction */
     int ret;
     GError **errp;
+    TxnJournal *journal;        /* internal snapshots on several images */
 };
 
 static TxnStats txn_stats;
@@ -159,6 +161,35 @@ static int coroutine_fn txn_prepare_all(Transaction *t, GError **errp)
     return 0;
 }
 
+/* Before the commit: records the internal snapshots the actions create,
+ * if they span several images (txn-journal.h). */
+static int txn_journal_prepared(Transaction *t, GError **errp)
+{
+    g_autoptr(GPtrArray) nodes = g_ptr_array_new();
+    g_autoptr(GPtrArray) names = g_ptr_array_new();
+    for (guint i = 0; i < t->actions->len; i++) {
+        TxnAction *a = txn_action(t, i);
+        BlockDriverState *bs;
+        const char *name;
+        if (a->drv->journal && a->drv->journal(a->opaque, &bs, &name)) {
+            g_ptr_array_add(nodes, bs);
+            g_ptr_array_add(names, (gpointer)name);
+        }
+    }
+    if (nodes->len < 2) {
+        return 0;
+    }
+    GError *err = NULL;
+    t->journal = txn_journal_begin((BlockDriverState *const *)nodes->pdata,
+                                   (const char *const *)names->pdata,
+                                   nodes->len, &err);
+    if (err) {
+        g_propagate_error(errp, err);
+        return -EIO;
+    }
+    return 0;
+}
+
 static void coroutine_fn txn_abort_prepared(Transaction *t)
 {
     for (guint i = t->actions->len; i-- > 0;) {
@@ -258,6 +289,9 @@ static void coroutine_fn txn_co_run(void *opaque)
     txn_stats.drained_ns = txn_stats.finish_ns = 0;
 
     t->ret = txn_prepare_all(t, t->errp);
+    if (t->ret >= 0) {
+        t->ret = txn_journal_prepared(t, t->errp);
+    }
     int64_t t1 = get_clock_ns();
     txn_stats.prepare_ns = t1 - t0;
     if (t->ret < 0) {
@@ -269,6 +303,8 @@ static void coroutine_fn txn_co_run(void *opaque)
         t->ret = txn_finish_all(t, t->errp);
         txn_stats.finish_ns = get_clock_ns() - t2;
     }
+    /* Every image holds its snapshot, or none does (rolled back). */
+    txn_journal_end(g_steal_pointer(&t->journal));
     txn_record_actions(t);
     for (guint i = 0; i < t->actions->len; i++) {
         TxnAction *a = txn_action(t, i);

@@ -65,6 +65,11 @@ typedef struct TxnActionDriver {
     void coroutine_fn (*undo)(void *opaque);
     /* Optional: frees opaque and drops references; always runs. */
     void (*clean)(void *opaque);
+    /* Optional, after a successful prepare: the internal snapshot the
+     * action creates (its node and name), for the record that keeps a
+     * snapshot over several images whole or absent (txn-journal.h);
+     * false if it creates none. */
+    bool (*journal)(void *opaque, BlockDriverState **bs, const char **name);
 } TxnActionDriver;
 
 typedef enum TxnCompletionMode {

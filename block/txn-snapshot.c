@@ -715,6 +715,15 @@ static int coroutine_fn int_finish(void *opaque, GError **errp)
 }
 
 
+static bool int_journal(void *opaque, BlockDriverState **bs,
+                        const char **name)
+{
+    IntSnap *s = opaque;
+    *bs = s->bs;
+    *name = s->name;
+    return s->bs != NULL;
+}
+
 static void int_clean(void *opaque)
 {
     IntSnap *s = opaque;
@@ -737,6 +746,7 @@ static const TxnActionDriver int_driver = {
     .finish = int_finish,
     .undo = int_undo,
     .clean = int_clean,
+    .journal = int_journal,
 };
 
 void txn_snapshot_set_vm_clock(Transaction *t, uint64_t ns)

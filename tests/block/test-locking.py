@@ -374,6 +374,11 @@ class LockingTest(xtest.TmpDirTestCase):
                          {'return': {}})
         q.wait_event('BLOCK_JOB_COMPLETED', timeout=30)
         self.assertEqual(held_bytes(self.img), RW_QCOW2)
+        # The overlay's node goes when the job's last reference does,
+        # just after the event.
+        end = time.monotonic() + 10
+        while held_bytes(ov) and time.monotonic() < end:
+            time.sleep(0.05)
         self.assertEqual(held_bytes(ov), set())
         self.assertEqual(q.cmd('quit'), {'return': {}})
         proc.communicate(timeout=60)
