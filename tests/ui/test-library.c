@@ -17,6 +17,7 @@
  * library's back; a second operation refused while one runs; F3; resume
  * save, has and load.
  */
+#include "tests/hw/xbox/guest-path.h"
 #include "api/internal.h"
 #include "block/block-backend.h"
 #include "block/dirty-bitmap.h"
@@ -32,16 +33,6 @@
 #define GUEST_SAVE_FRAMES 180
 
 static char *tmpdir;
-
-static char *build_path(const char *rel)
-{
-    const char *build = g_getenv("XBLK_BUILD");
-    char *p = g_build_filename(build && *build ? build : "build", rel, NULL);
-    if (!g_file_test(p, G_FILE_TEST_EXISTS)) {
-        g_error("%s is missing: run make", p);
-    }
-    return p;
-}
 
 static void run_or_die(const char *const *argv)
 {
@@ -109,11 +100,11 @@ static Rig rig_open(const char *name, bool reopen)
     MachineConfig cfg = { .engine = r.engine };
     cfg.ram_size = MACHINE_RAM_64M;
     cfg.seed = 1;
-    cfg.kernel_path = build_path("guest/xboxguest.elf");
+    cfg.kernel_path = test_build_path("guest/xboxguest.elf");
     cfg.drives[0].kind = IDE_DRIVE_HD;
     r.hd = open_drive(&r, &cfg.drives[0], hd, "qcow2", BDRV_O_RDWR,
                       "ide0-hd0");
-    g_autofree char *disc = build_path("guest/disc.iso");
+    g_autofree char *disc = test_build_path("guest/disc.iso");
     cfg.drives[1].kind = IDE_DRIVE_CD;
     open_drive(&r, &cfg.drives[1], disc, "raw", 0, "ide0-cd1");
     r.m = machine_new(&cfg, &err);

@@ -21,6 +21,7 @@
  * make check runs every point up to 24 and a spread of later ones per
  * kind; XBLK_LONG=1 (make check-long) runs every point.
  */
+#include "tests/hw/xbox/guest-path.h"
 #include "api/internal.h"
 #include "block/blkdebug.h"
 #include "block/block-backend.h"
@@ -50,16 +51,6 @@ typedef struct Rig {
     char *base_hash;
     uint64_t injected, failed, attempts;
 } Rig;
-
-static char *build_path(const char *rel)
-{
-    const char *build = g_getenv("XBLK_BUILD");
-    char *p = g_build_filename(build && *build ? build : "build", rel, NULL);
-    if (!g_file_test(p, G_FILE_TEST_EXISTS)) {
-        g_error("%s is missing: run make", p);
-    }
-    return p;
-}
 
 static char *run_tool(const char *const *argv, int *status)
 {
@@ -91,7 +82,7 @@ static void rig_open(Rig *r)
     g_assert_null(xerr);
     MachineConfig cfg = { .engine = r->engine, .ram_size = MACHINE_RAM_64M,
                           .seed = 1 };
-    cfg.kernel_path = build_path("guest/xboxguest.elf");
+    cfg.kernel_path = test_build_path("guest/xboxguest.elf");
 
     g_autofree char *o = g_strdup_printf(
         "driver=qcow2,file.driver=blkdebug,file.file.filename=%s",
@@ -112,7 +103,7 @@ static void rig_open(Rig *r)
     d->rerror = IDE_ERROR_ACTION_REPORT;
     d->disk = drive_disk(r, r->hd, d->id);
 
-    g_autofree char *disc = build_path("guest/disc.iso");
+    g_autofree char *disc = test_build_path("guest/disc.iso");
     opts = bopts_new();
     bopts_set(opts, "driver", "raw");
     d = &cfg.drives[1];

@@ -13,6 +13,7 @@
  * finds the image clean; delete frees it (no leaks).  Prints the guest
  * pauses of save and load.
  */
+#include "tests/hw/xbox/guest-path.h"
 #include "api/internal.h"
 #include "block/block-backend.h"
 #include "hw/runstate.h"
@@ -27,16 +28,6 @@
 #define HD_SIZE "512M"
 
 static char *tmpdir;
-
-static char *build_path(const char *rel)
-{
-    const char *build = g_getenv("XBLK_BUILD");
-    char *p = g_build_filename(build && *build ? build : "build", rel, NULL);
-    if (!g_file_test(p, G_FILE_TEST_EXISTS)) {
-        g_error("%s is missing: run make", p);
-    }
-    return p;
-}
 
 /* Runs argv, returns stdout; fails the test unless it exits 0 (or,
  * with may_fail, returns NULL). */
@@ -104,7 +95,7 @@ static Rig rig_new_kernel(const char *hd_path, uint64_t ram_size,
     MachineConfig cfg = { .engine = r.engine };
     cfg.ram_size = ram_size;
     cfg.seed = 1;
-    cfg.kernel_path = build_path(kernel);
+    cfg.kernel_path = test_build_path(kernel);
 
     BlockOpts *o = bopts_new();
     bopts_set(o, "driver", "qcow2");
@@ -119,7 +110,7 @@ static Rig rig_new_kernel(const char *hd_path, uint64_t ram_size,
     r.hd = blk;
     d->disk = drive_disk(&r, blk, d->id);
 
-    g_autofree char *disc = build_path("guest/disc.iso");
+    g_autofree char *disc = test_build_path("guest/disc.iso");
     o = bopts_new();
     bopts_set(o, "driver", "raw");
     d = &cfg.drives[1];

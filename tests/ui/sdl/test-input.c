@@ -17,6 +17,7 @@
  * not taken, and the menu combo (default and from the INI file) is seen
  * once, when its last button goes down.
  */
+#include "tests/hw/xbox/guest-path.h"
 #include "ui/config.h"
 #include "ui/sdl/sdl-ui.h"
 #include <SDL.h>
@@ -24,16 +25,6 @@
 #include <string.h>
 
 static char *tmpdir;
-
-static char *build_path(const char *rel)
-{
-    const char *build = g_getenv("XBLK_BUILD");
-    char *p = g_build_filename(build && *build ? build : "build", rel, NULL);
-    if (!g_file_test(p, G_FILE_TEST_EXISTS)) {
-        g_error("%s is missing: run make", p);
-    }
-    return p;
-}
 
 typedef struct Rig {
     XblkEngine *engine;
@@ -117,7 +108,7 @@ static Rig rig_new(const char *ini)
     r.engine = xblk_engine_new(&eo, &xerr);
     g_assert_null(xerr);
     MachineConfig mc = { .engine = r.engine, .ram_size = MACHINE_RAM_64M };
-    mc.kernel_path = build_path("guest/xboxguest.elf");
+    mc.kernel_path = test_build_path("guest/xboxguest.elf");
     r.m = machine_new(&mc, &err);
     g_assert_no_error(err);
     r.in = sdl_input_new(r.m, &r.cfg);
