@@ -7,8 +7,15 @@
  * depth limit exceeded").  Parsing the text itself is left to jansson.
  *
  * Limits keep a hostile client from exhausting memory: nesting depth
- * 1024, message size 64 MiB, tokens per message 2 Mi.  A 0xFF byte (never
- * valid in UTF-8) resets the splitter, which is how clients resynchronize.
+ * 1024, message size 64 MiB, tokens per message 2 Mi (QEMU's values and
+ * error texts: "JSON nesting depth limit exceeded", "JSON token size
+ * limit exceeded", "JSON token count limit exceeded").  A value over a
+ * limit is refused with one error as soon as the limit is crossed; the
+ * rest of it is then read and dropped (brackets and strings still
+ * tracked, nothing kept), so it costs no memory and no further errors.
+ * (QEMU instead reports every token of the remainder.)  A 0xFF byte
+ * (never valid in UTF-8) resets the splitter, which is how clients
+ * resynchronize.
  */
 #ifndef XBLK_MONITOR_JSON_STREAM_H
 #define XBLK_MONITOR_JSON_STREAM_H
@@ -34,7 +41,7 @@ typedef struct JsonStream {
     bool escape;
     bool in_scalar;          /* inside a top-level number or keyword */
     size_t tokens;
-    bool oversized;          /* discarding until the value ends */
+    bool skipping;           /* refused: dropping until the value ends */
 } JsonStream;
 
 void json_stream_init(JsonStream *js, JsonStreamFunc *emit, void *opaque);

@@ -8,7 +8,14 @@
  * qmp_capabilities before anything else.  Requests are dispatched one at
  * a time on the main loop, in arrival order per client; while a command
  * runs (and possibly polls the loop for I/O), other clients' requests
- * wait their turn.  Events go to every negotiated client.
+ * wait their turn.  Out-of-band requests ("exec-oob", for a client that
+ * enabled 'oob') run as soon as they are read, even in the middle of
+ * another command's loop polling: a command registered QCO_ALLOW_OOB
+ * must be quick and must never poll the loop itself.  Events go to every
+ * negotiated client.  Limits (docs/qmp.md): 64 clients, QEMU's JSON
+ * limits, 8 queued requests per client (1 without 'oob'), output paused
+ * at 8 MiB and the client dropped beyond 64 MiB (or beyond 1 MiB once
+ * all clients together hold 256 MiB).
  *
  * The command list holds the engine's commands (qapi/engine-schema.json)
  * from its first use; a program adds its own on top: generated ones
@@ -96,8 +103,26 @@ unsigned monitor_client_count(void);
 void monitor_flush_all(void);
 
 /* Executes one request object (parsed JSON); returns the reply or NULL
- * for none.  negotiated tells whether capabilities were negotiated. */
+ * for none.  negotiated tells whether capabilities were negotiated;
+ * oob_enabled whether the client switched 'oob' on (without it,
+ * "exec-oob" is an unexpected member, as in QEMU).  *negotiate is set
+ * when the request was a successful qmp_capabilities. */
+json_t *qmp_dispatch_oob(QmpCommandList *cmds, json_t *req, bool negotiated,
+                         bool oob_enabled, bool *negotiate);
+/* The same for a client with 'oob' (the fuzz target's view). */
 json_t *qmp_dispatch(QmpCommandList *cmds, json_t *req, bool negotiated,
                      bool *negotiate);
+
+/*
+ * Parses one request text as the server does: duplicate keys refused;
+ * an integer in [2^63, 2^64) becomes the negative json integer with the
+ * same bits, marked with qapi_json_mark_big_uint() and added to *big
+ * (unmark them with qmp_request_free_big() before freeing the request);
+ * other integers beyond int64 become reals, as QEMU's parser makes them.
+ * NULL and *error (a QMP error desc) on bad JSON.
+ */
+json_t *qmp_parse_request(const char *text, size_t len, GPtrArray **big,
+                          char **error);
+void qmp_request_free_big(GPtrArray *big);
 
 #endif

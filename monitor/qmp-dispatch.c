@@ -2,6 +2,11 @@
  * qmp-dispatch.c - the command table and the request checks QEMU's QMP
  * makes before running a command, with QEMU's error texts.
  *
+ * Out of band: a request with "exec-oob" (from a client that enabled the
+ * 'oob' capability) names a command registered with QCO_ALLOW_OOB; the
+ * server runs it as soon as it is read, even while an in-band command
+ * is still running (qmp-server.c).
+ *
  * A command may be unregistered while it runs (a run-time command whose
  * handler removes it): dispatch copies what it needs of the entry before
  * the call and never touches the entry afterwards.
@@ -86,57 +91,67 @@ static json_t *error_reply(ErrorClass cls, const char *fmt, ...)
     return r;
 }
 
-/* Checks the request's shape; returns an error reply or NULL. */
-static json_t *check_request(json_t *req, const char **name, json_t **args,
-                             bool *oob)
+/* Checks the request's shape as QEMU does, member by member, with its
+ * texts; returns an error reply or NULL.  "exec-oob" is a member only
+ * for a client that negotiated the 'oob' capability. */
+static json_t *check_request(json_t *req, bool allow_oob, const char **name,
+                             json_t **args, bool *oob)
 {
     if (!json_is_object(req)) {
         return error_reply(ERROR_CLASS_GENERIC_ERROR,
                            "QMP input must be a JSON object");
     }
-    const char *key;
+    const char *key, *exec_key = NULL;
     json_t *v;
     json_object_foreach(req, key, v) {
-        if (strcmp(key, "execute") && strcmp(key, "exec-oob") &&
-            strcmp(key, "arguments") && strcmp(key, "id") &&
-            strcmp(key, "control")) {
+        if (!strcmp(key, "execute") ||
+            (allow_oob && !strcmp(key, "exec-oob"))) {
+            if (!json_is_string(v)) {
+                return error_reply(ERROR_CLASS_GENERIC_ERROR, "QMP input "
+                                   "member '%s' must be a string", key);
+            }
+            if (exec_key) {
+                return error_reply(ERROR_CLASS_GENERIC_ERROR, "QMP input "
+                                   "member '%s' clashes with '%s'", key,
+                                   exec_key);
+            }
+            exec_key = key;
+        } else if (!strcmp(key, "arguments")) {
+            if (!json_is_object(v)) {
+                return error_reply(ERROR_CLASS_GENERIC_ERROR, "QMP input "
+                                   "member 'arguments' must be an object");
+            }
+        } else if (strcmp(key, "id")) {
             return error_reply(ERROR_CLASS_GENERIC_ERROR,
                                "QMP input member '%s' is unexpected", key);
         }
     }
-    json_t *exec = json_object_get(req, "execute");
-    json_t *exec_oob = json_object_get(req, "exec-oob");
-    if (exec && exec_oob) {
-        return error_reply(ERROR_CLASS_GENERIC_ERROR, "QMP input member "
-                           "'exec-oob' is unexpected");
-    }
-    *oob = exec_oob != NULL;
-    if (!exec && !exec_oob) {
+    if (!exec_key) {
         return error_reply(ERROR_CLASS_GENERIC_ERROR,
                            "QMP input lacks member 'execute'");
     }
-    if (!json_is_string(exec ? exec : exec_oob)) {
-        return error_reply(ERROR_CLASS_GENERIC_ERROR,
-                           "QMP input member '%s' must be a string",
-                           exec ? "execute" : "exec-oob");
-    }
-    *name = json_string_value(exec ? exec : exec_oob);
+    *oob = strcmp(exec_key, "execute") != 0;
+    *name = json_string_value(json_object_get(req, exec_key));
     *args = json_object_get(req, "arguments");
-    if (*args && !json_is_object(*args)) {
-        return error_reply(ERROR_CLASS_GENERIC_ERROR,
-                           "QMP input member 'arguments' must be an object");
-    }
     return NULL;
 }
 
 json_t *qmp_dispatch(QmpCommandList *cmds, json_t *req, bool negotiated,
                      bool *negotiate)
 {
+    return qmp_dispatch_oob(cmds, req, negotiated, true, negotiate);
+}
+
+json_t *qmp_dispatch_oob(QmpCommandList *cmds, json_t *req, bool negotiated,
+                         bool oob_enabled, bool *negotiate)
+{
     const char *name = NULL;
     json_t *args = NULL;
     bool oob = false;
-    json_t *err = check_request(req, &name, &args, &oob);
     *negotiate = false;
+    /* Before negotiation no client has 'oob' (QEMU's order). */
+    json_t *err = check_request(req, negotiated && oob_enabled, &name, &args,
+                                &oob);
     if (err) {
         return err;
     }

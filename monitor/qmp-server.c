@@ -1,12 +1,26 @@
 /*
  * qmp-server.c - QMP over unix and loopback TCP sockets on the main loop.
  *
- * Each client has a JsonStream splitting its input, a queue of complete
- * requests and an output buffer.  Requests run one at a time from a
- * bottom half (never nested inside another command that polls the loop),
- * so commands never see each other half-done.  A client that stops
- * reading has its input paused once 8 MiB of output wait, and is dropped
- * beyond 64 MiB; nobody else notices either.
+ * Each client has a JsonStream splitting its input, a queue of parsed
+ * requests and an output buffer.  In-band requests run one at a time
+ * from a bottom half (never nested inside another command that polls the
+ * loop), so commands never see each other half-done.  Out-of-band ones
+ * (QEMU's rule: "exec-oob" without "execute") run the moment they are
+ * read - also while an in-band command polls the loop - so their reply
+ * may overtake earlier replies, as QEMU's spec allows.
+ *
+ * Bounds (docs/qmp.md), so that no client can stall the others or grow
+ * memory without limit:
+ *   - at most QMP_MAX_CLIENTS connections; one more gets a QMP error and
+ *     is closed;
+ *   - QEMU's JSON limits (json-stream.h), refused with QEMU's errors;
+ *   - QEMU's request queue: reading a client pauses while 8 of its
+ *     requests wait (1 without 'oob'), so a command flood waits in the
+ *     socket, not in memory;
+ *   - a client that stops reading has its input paused once 8 MiB of
+ *     output wait, and is dropped beyond 64 MiB - or beyond 1 MiB while
+ *     all clients together hold more than 256 MiB (an event flood to
+ *     many silent clients).  Nobody else notices either.
  *
  * Every source lives on the engine's context (aio_context()): the loop an
  * embedder drives runs the monitor too.  The command table is
@@ -14,6 +28,8 @@
  */
 #include "monitor/json-stream.h"
 #include "monitor/monitor.h"
+#include "qapi/engine-qapi-commands.h"
+#include "qapi/qapi-builtin-visit.h"
 #include "util/error.h"
 #include "util/main-loop.h"
 #include "util/version.h"
@@ -30,6 +46,11 @@
 
 #define QMP_OUT_PAUSE (8u << 20)
 #define QMP_OUT_DROP (64u << 20)
+#define QMP_OUT_TOTAL (256u << 20)
+#define QMP_OUT_DROP_CROWDED (1u << 20)
+#define QMP_MAX_CLIENTS 64
+#define QMP_REQ_QUEUE_LEN_MAX 8      /* QEMU's */
+#define QMP_DISPATCH_SLICE_US 2000   /* then the loop polls again */
 
 typedef struct QmpListener {
     int fd;
@@ -42,14 +63,17 @@ typedef struct QmpClient {
     guint in_watch;
     guint out_watch;
     JsonStream stream;
-    GQueue requests;         /* of GString*: raw texts, or NULL+error */
+    GQueue requests;         /* of QueuedRequest* */
     GString *out;
     bool negotiated;
+    bool oob;                /* negotiated with "enable": ["oob"] */
     bool closing;
 } QmpClient;
 
 typedef struct QueuedRequest {
-    GString *text;           /* NULL: parse error in error */
+    json_t *req;             /* NULL: refused, the desc in error */
+    char *raw_id;            /* the "id" member as the client wrote it */
+    GPtrArray *big;          /* big unsigned integers marked in req */
     char *error;
 } QueuedRequest;
 
@@ -63,11 +87,19 @@ static GList *zombies;
 static bool dispatching;
 static bool dispatch_scheduled;
 static bool cleaning_up;
+static size_t total_out;     /* output waiting, all clients together */
+
+static void client_free(gpointer p)
+{
+    QmpClient *c = p;
+    json_stream_destroy(&c->stream);
+    g_free(c);
+}
 
 static void free_zombies(void *opaque)
 {
     if (!dispatching) {
-        g_list_free_full(zombies, g_free);
+        g_list_free_full(zombies, client_free);
         zombies = NULL;
     }
 }
@@ -84,7 +116,12 @@ static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque);
 
 static void client_update_input(QmpClient *c)
 {
-    bool want = !c->closing && c->out->len < QMP_OUT_PAUSE;
+    if (c->fd < 0) {
+        return;
+    }
+    guint queue_max = c->oob ? QMP_REQ_QUEUE_LEN_MAX : 1;
+    bool want = !c->closing && c->out->len < QMP_OUT_PAUSE &&
+                g_queue_get_length(&c->requests) < queue_max;
     if (want && !c->in_watch) {
         c->in_watch = aio_fd_add(c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
                                     client_readable, c);
@@ -109,6 +146,7 @@ static bool client_flush(QmpClient *c)
             return false;     /* peer gone */
         }
         g_string_erase(c->out, 0, n);
+        total_out -= n;
     }
     return true;
 }
@@ -137,9 +175,12 @@ static void client_send_text(QmpClient *c, const char *text)
     if (c->fd < 0) {
         return;
     }
+    size_t before = c->out->len;
     g_string_append(c->out, text);
     g_string_append(c->out, "\r\n");
-    if (c->out->len > QMP_OUT_DROP) {
+    total_out += c->out->len - before;
+    if (c->out->len > QMP_OUT_DROP ||
+        (total_out > QMP_OUT_TOTAL && c->out->len > QMP_OUT_DROP_CROWDED)) {
         client_close(c);      /* never reads: cut it loose */
         return;
     }
@@ -246,19 +287,147 @@ static char *raw_member(const char *t, size_t len, const char *key)
     return NULL;
 }
 
-static json_t *parse_request(const char *text, size_t len, char **error)
+/* The marker of a big unsigned integer while jansson parses: a string no
+ * client can guess (a per-process nonce after a control character). */
+static const char *big_marker(void)
+{
+    static char marker[48];
+    if (!marker[0]) {
+        g_snprintf(marker, sizeof(marker), "\001xblk-u64-%08x%08x:",
+                   g_random_int(), g_random_int());
+    }
+    return marker;
+}
+
+/* Rewrites the integers jansson cannot hold: 2^63 .. 2^64-1 into marker
+ * strings, the others (beyond uint64, below int64) into reals. */
+static GString *rewrite_big_integers(const char *t, size_t len)
+{
+    GString *out = g_string_sized_new(len + 64);
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = t[i];
+        if (in_str) {
+            g_string_append_c(out, ch);
+            if (ch == '\\' && i + 1 < len) {
+                g_string_append_c(out, t[++i]);
+            } else if (ch == '"') {
+                in_str = false;
+            }
+            continue;
+        }
+        if (ch == '"') {
+            in_str = true;
+            g_string_append_c(out, ch);
+            continue;
+        }
+        if (ch != '-' && !g_ascii_isdigit(ch)) {
+            g_string_append_c(out, ch);
+            continue;
+        }
+        size_t j = i + 1;
+        bool integer = true;
+        while (j < len && (g_ascii_isalnum(t[j]) || t[j] == '.' ||
+                           t[j] == '+' || t[j] == '-')) {
+            if (!g_ascii_isdigit(t[j])) {
+                integer = false;
+            }
+            j++;
+        }
+        g_autofree char *tok = g_strndup(t + i, j - i);
+        bool digits = integer && (tok[0] != '-' || tok[1]);
+        if (digits) {
+            errno = 0;
+            (void)g_ascii_strtoll(tok, NULL, 10);
+            if (errno == ERANGE) {
+                errno = 0;
+                guint64 u = g_ascii_strtoull(tok, NULL, 10);
+                if (tok[0] != '-' && errno != ERANGE) {
+                    g_string_append_printf(out, "\"\\u0001%s%" G_GUINT64_FORMAT
+                                           "\"", big_marker() + 1, u);
+                } else {
+                    g_string_append_printf(out, "%s.0", tok);
+                }
+                i = j - 1;
+                continue;
+            }
+        }
+        g_string_append(out, tok);
+        i = j - 1;
+    }
+    return out;
+}
+
+/* Replaces the marker strings under j by marked integers; returns the
+ * replacement for j itself, or NULL. */
+static json_t *unmark_tree(json_t *j, GPtrArray *big)
+{
+    const char *m = big_marker();
+    if (json_is_string(j)) {
+        const char *v = json_string_value(j);
+        if (g_str_has_prefix(v, m)) {
+            guint64 u = g_ascii_strtoull(v + strlen(m), NULL, 10);
+            json_t *n = json_integer((json_int_t)u);
+            qapi_json_mark_big_uint(n);
+            g_ptr_array_add(big, n);
+            return n;
+        }
+    } else if (json_is_object(j)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v) {
+            json_t *n = unmark_tree(v, big);
+            if (n) {
+                json_object_set_new(j, key, n);
+            }
+        }
+    } else if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            json_t *n = unmark_tree(json_array_get(j, i), big);
+            if (n) {
+                json_array_set_new(j, i, n);
+            }
+        }
+    }
+    return NULL;
+}
+
+void qmp_request_free_big(GPtrArray *big)
+{
+    if (big) {
+        for (guint i = 0; i < big->len; i++) {
+            qapi_json_unmark_big_uint(big->pdata[i]);
+        }
+        g_ptr_array_free(big, TRUE);
+    }
+}
+
+json_t *qmp_parse_request(const char *text, size_t len, GPtrArray **big,
+                          char **error)
 {
     json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                           &je);
+    size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES;
+    *big = NULL;
+    json_t *j = json_loadb(text, len, flags, &je);
     if (!j && strstr(je.text, "too big")) {
-        /* Integers beyond int64 (an id, a uint64 size): keep them as
-         * numbers rather than refusing the request. */
-        j = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
-                       &je);
+        /* Integers beyond int64 (an id, a uint64 size): as QEMU reads
+         * them - exact up to 2^64-1, reals beyond. */
+        g_autoptr(GString) t = rewrite_big_integers(text, len);
+        j = json_loadb(t->str, t->len, flags, &je);
+        if (j) {
+            *big = g_ptr_array_new();
+            json_t *n = unmark_tree(j, *big);
+            if (n) {
+                /* the whole text was one big integer: n is ours alone */
+                json_decref(j);
+                j = n;
+            }
+        }
     }
     if (!j) {
-        *error = g_strdup(je.text);
+        *error = g_strdup_printf("JSON parse error, %s",
+                                 strstr(je.text, "duplicate object key")
+                                 ? "duplicate key" : je.text);
     }
     return j;
 }
@@ -271,44 +440,73 @@ static void error_to_client(QmpClient *c, const char *msg)
     json_decref(e);
 }
 
+/* Whether a successful qmp_capabilities switched 'oob' on. */
+static bool enables_oob(json_t *req)
+{
+    json_t *en = json_object_get(json_object_get(req, "arguments"),
+                                 "enable");
+    size_t i;
+    json_t *v;
+    json_array_foreach(en, i, v) {
+        if (json_is_string(v) && !strcmp(json_string_value(v), "oob")) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static void process_request(QmpClient *c, QueuedRequest *r)
 {
-    if (!r->text) {
-        g_autofree char *m = g_strdup_printf("JSON parse error, %s", r->error);
-        error_to_client(c, m);
+    if (!r->req) {
+        error_to_client(c, r->error);
         return;
     }
-    char *perr = NULL;
-    json_t *req = parse_request(r->text->str, r->text->len, &perr);
-    if (!req) {
-        g_autofree char *m = g_strdup_printf("JSON parse error, %s", perr);
-        g_free(perr);
-        error_to_client(c, m);
-        return;
-    }
-    g_autofree char *raw_id = json_is_object(req) && json_object_get(req, "id")
-                              ? raw_member(r->text->str, r->text->len, "id")
-                              : NULL;
     bool negotiate = false;
-    json_t *reply = qmp_dispatch(monitor_commands(), req, c->negotiated,
-                                 &negotiate);
+    json_t *reply = qmp_dispatch_oob(monitor_commands(), r->req,
+                                     c->negotiated, c->oob, &negotiate);
     if (negotiate) {
         c->negotiated = true;
+        c->oob = enables_oob(r->req);
     }
     if (reply) {
-        client_send_json(c, reply, raw_id);
+        client_send_json(c, reply, r->raw_id);
         json_decref(reply);
     }
-    json_decref(req);
 }
 
 static void queued_free(QueuedRequest *r)
 {
-    if (r->text) {
-        g_string_free(r->text, TRUE);
-    }
+    qmp_request_free_big(r->big);
+    json_decref(r->req);
+    g_free(r->raw_id);
     g_free(r->error);
     g_free(r);
+}
+
+static QueuedRequest *queued_new(const char *text, size_t len,
+                                 const char *error)
+{
+    QueuedRequest *r = g_new0(QueuedRequest, 1);
+    if (!text) {
+        /* QEMU reports its limits bare, other splitter errors as parse
+         * errors. */
+        r->error = g_str_has_suffix(error, "limit exceeded")
+                   ? g_strdup(error)
+                   : g_strdup_printf("JSON parse error, %s", error);
+        return r;
+    }
+    r->req = qmp_parse_request(text, len, &r->big, &r->error);
+    if (json_is_object(r->req) && json_object_get(r->req, "id")) {
+        r->raw_id = raw_member(text, len, "id");
+    }
+    return r;
+}
+
+/* QEMU's test: "exec-oob" and no "execute". */
+static bool is_oob(json_t *req)
+{
+    return json_is_object(req) && json_object_get(req, "exec-oob") &&
+           !json_object_get(req, "execute");
 }
 
 static void dispatch_bh(void *opaque);
@@ -321,7 +519,8 @@ static void schedule_dispatch(void)
     }
 }
 
-/* Runs queued requests, one client request at a time, round-robin. */
+/* Runs queued requests, one client request at a time, round-robin, for
+ * at most QMP_DISPATCH_SLICE_US before the loop gets a turn. */
 static void dispatch_bh(void *opaque)
 {
     dispatch_scheduled = false;
@@ -330,7 +529,14 @@ static void dispatch_bh(void *opaque)
     }
     dispatching = true;
     bool progress = true;
+    gint64 start = g_get_monotonic_time();
     while (progress) {
+        if (g_get_monotonic_time() - start > QMP_DISPATCH_SLICE_US) {
+            /* a flood: let the loop poll (guest I/O completions, other
+             * sockets) before the rest */
+            schedule_dispatch();
+            break;
+        }
         progress = false;
         GList *snapshot = g_list_copy(clients);
         for (GList *l = snapshot; l; l = l->next) {
@@ -340,6 +546,7 @@ static void dispatch_bh(void *opaque)
             }
             QueuedRequest *r = g_queue_pop_head(&c->requests);
             if (r) {
+                client_update_input(c);     /* room in the queue again */
                 process_request(c, r);
                 queued_free(r);
                 progress = true;
@@ -355,11 +562,14 @@ static void stream_emit(void *opaque, const char *text, size_t len,
                         const char *error)
 {
     QmpClient *c = opaque;
-    QueuedRequest *r = g_new0(QueuedRequest, 1);
-    if (text) {
-        r->text = g_string_new_len(text, len);
-    } else {
-        r->error = g_strdup(error);
+    if (c->fd < 0) {
+        return;              /* closed by an earlier value of this read */
+    }
+    QueuedRequest *r = queued_new(text, len, error);
+    if (is_oob(r->req)) {
+        process_request(c, r);      /* now, even inside another command */
+        queued_free(r);
+        return;
     }
     g_queue_push_tail(&c->requests, r);
     schedule_dispatch();
@@ -379,7 +589,11 @@ static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
         return G_SOURCE_REMOVE;
     }
     json_stream_feed(&c->stream, buf, n);
-    return G_SOURCE_CONTINUE;
+    if (c->fd < 0) {
+        return G_SOURCE_REMOVE;     /* closed meanwhile (c is a zombie) */
+    }
+    client_update_input(c);         /* a full queue pauses reading */
+    return c->in_watch ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static json_t *greeting(void)
@@ -396,19 +610,23 @@ static void client_close(QmpClient *c)
     }
     if (c->in_watch) {
         aio_source_remove(c->in_watch);
+        c->in_watch = 0;
     }
     if (c->out_watch) {
         aio_source_remove(c->out_watch);
+        c->out_watch = 0;
     }
     close(c->fd);
     c->fd = -1;
     clients = g_list_remove(clients, c);
-    json_stream_destroy(&c->stream);
+    /* the stream may be feeding right now: freed with the zombie */
     QueuedRequest *r;
     while ((r = g_queue_pop_head(&c->requests))) {
         queued_free(r);
     }
+    total_out -= c->out->len;
     g_string_free(c->out, TRUE);
+    c->out = NULL;
     zombies = g_list_prepend(zombies, c);
     if (!cleaning_up) {
         aio_bh_schedule(free_zombies, NULL);
@@ -419,6 +637,17 @@ static gboolean listener_accept(gint fd, GIOCondition cond, gpointer opaque)
 {
     int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (cfd < 0) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (g_list_length(clients) >= QMP_MAX_CLIENTS) {
+        /* refused with a QMP error in place of the greeting */
+        static const char msg[] = "{\"error\": {\"class\": \"GenericError\", "
+            "\"desc\": \"too many QMP clients (at most 64)\"}}\r\n";
+        G_STATIC_ASSERT(QMP_MAX_CLIENTS == 64);
+        ssize_t n = send(cfd, msg, sizeof(msg) - 1,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n;
+        close(cfd);
         return G_SOURCE_CONTINUE;
     }
     QmpClient *c = g_new0(QmpClient, 1);
@@ -456,6 +685,23 @@ void qapi_event_emit(const char *event_name, json_t *data)
     }
     g_list_free(snapshot);
     json_decref(ev);
+}
+
+/* ---- yank: QEMU's out-of-band commands ---- */
+
+/* xblk has nothing to yank (no NBD nodes, socket chardevs or migration
+ * stream): the list is empty and every named instance is unknown.  They
+ * matter as the commands a client may send out of band. */
+YankInstanceList *qmp_query_yank(GError **errp)
+{
+    return NULL;
+}
+
+void qmp_yank(YankInstanceList *instances, GError **errp)
+{
+    if (instances) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Instance not found");
+    }
 }
 
 /* ---- listening ---- */

@@ -210,7 +210,9 @@ static void client_negotiate(Client *c)
     json_t *g = client_recv(c);
     g_assert_nonnull(json_object_get(g, "QMP"));
     json_decref(g);
-    json_t *r = client_cmd(c, "{\"execute\": \"qmp_capabilities\"}");
+    /* with 'oob': "exec-oob" is refused without it, as in QEMU */
+    json_t *r = client_cmd(c, "{\"execute\": \"qmp_capabilities\", "
+                           "\"arguments\": {\"enable\": [\"oob\"]}}");
     g_assert_true(json_is_object(json_object_get(r, "return")));
     g_assert_cmpuint(json_object_size(json_object_get(r, "return")), ==, 0);
     json_decref(r);

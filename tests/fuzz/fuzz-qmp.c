@@ -9,8 +9,9 @@
  *      second one in 7-byte pieces (then json_stream_flush on both); the
  *      two must emit the same texts and errors - the splitter does not
  *      depend on how the bytes arrive (a violated invariant aborts);
- *   2. each text is parsed as the server parses it (jansson, duplicate
- *      keys refused, integers beyond int64 read as reals) and dispatched
+ *   2. each text is parsed as the server parses it (qmp_parse_request:
+ *      duplicate keys refused, integers in [2^63, 2^64) kept exact and
+ *      marked, other integers beyond int64 read as reals) and dispatched
  *      with the negotiation state of a fresh client, each reply encoded
  *      as the server would send it.
  *
@@ -55,18 +56,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static json_t *parse_request(const char *text, size_t len)
-{
-    json_error_t je;
-    json_t *j = json_loadb(text, len,
-                           JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (!j && strstr(je.text, "too big")) {
-        j = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL,
-                       &je);
-    }
-    return j;
-}
-
 static void free_item(gpointer p)
 {
     g_string_free(p, TRUE);
@@ -79,8 +68,13 @@ static void dispatch(const GString *item, bool *negotiated)
         reply = json_pack("{s:{s:s,s:s}}", "error", "class", "GenericError",
                           "desc", item->str + 1);
     } else {
-        json_t *req = parse_request(item->str + 1, item->len - 1);
+        /* parsed as the server parses it (big unsigned integers too) */
+        GPtrArray *big = NULL;
+        char *error = NULL;
+        json_t *req = qmp_parse_request(item->str + 1, item->len - 1, &big,
+                                        &error);
         if (!req) {
+            g_free(error);
             return;
         }
         bool negotiate = false;
@@ -88,6 +82,7 @@ static void dispatch(const GString *item, bool *negotiated)
         if (negotiate) {
             *negotiated = true;
         }
+        qmp_request_free_big(big);
         json_decref(req);
     }
     if (reply) {
