@@ -748,7 +748,7 @@ static int listen_unix(const char *path, GError **errp)
     mode_t old = umask(0177);     /* created 0600: only the owner connects */
     int ret = fd < 0 ? -1 : bind(fd, (struct sockaddr *)&sa, sizeof(sa));
     umask(old);
-    if (ret < 0 || listen(fd, 16) < 0) {
+    if (ret < 0 || listen(fd, QMP_MAX_CLIENTS) < 0) {
         error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
         if (fd >= 0) {
             close(fd);
@@ -806,7 +806,7 @@ static int listen_tcp(const char *hostport, bool *bad_spec, GError **errp)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-        listen(fd, 16) < 0) {
+        listen(fd, QMP_MAX_CLIENTS) < 0) {
         error_setg_errno(errp, errno, "Failed to bind socket to %s",
                          hostport);
         if (fd >= 0) {
