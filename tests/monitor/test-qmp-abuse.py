@@ -346,10 +346,7 @@ class Sockets(xtest.TmpDirTestCase):
         self.addCleanup(srv.stop)
         srv.client().close()
         self.assertEqual(os.stat(srv.sock).st_mode & 0o777, 0o600)
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = xtest.free_port()
         p = subprocess.Popen([SYSTEM, '-machine', 'none', '-qmp',
                               'tcp::%d,server=on,wait=off' % port],
                              stderr=subprocess.PIPE)

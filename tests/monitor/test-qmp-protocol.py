@@ -225,10 +225,7 @@ class QmpProtocol(xtest.TmpDirTestCase):
 
 class QmpTcp(xtest.TmpDirTestCase):
     def test_tcp_loopback_only(self):
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = xtest.free_port()
         p = subprocess.Popen([SYSTEM, '-machine', 'none', '-qmp',
                               'tcp:127.0.0.1:%d,server=on,wait=off' % port],
                              stderr=subprocess.PIPE)

@@ -30,6 +30,16 @@ def run(cmd, check=True, input=None, timeout=600):
     return p
 
 
+def free_port():
+    """A loopback TCP port nobody listens on just now."""
+    import socket
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def sanitized_build():
     """True for an ASan/UBSan build: its libxblk needs the sanitizer
     runtime loaded first, which a plain host program does not do."""
