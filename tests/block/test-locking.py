@@ -316,16 +316,21 @@ class LockingTest(xtest.TmpDirTestCase):
 
     # ---- external snapshot: the old top drops its write lock ----
 
-    def test_snapshot_sync_old_top_read_only(self):
-        ov = self.path('overlay.qcow2')
-        proc, q = self.xblk_system('file=%s,format=qcow2,index=0' % self.img)
-        r = q.cmd('blockdev-snapshot-sync', {'device': 'ide0-hd0',
+    def snapshot_sync(self, q, device, ov):
+        """blockdev-snapshot-sync onto ov: the old top then holds what a
+        read-only qcow2 holds, the overlay what a writable one does."""
+        r = q.cmd('blockdev-snapshot-sync', {'device': device,
                                              'snapshot-file': ov,
                                              'format': 'qcow2'})
         self.assertEqual(r, {'return': {}})
-        # Exactly what QEMU holds on each after the same command.
         self.assertEqual(held_bytes(self.img), RO_QCOW2)
         self.assertEqual(held_bytes(ov), RW_QCOW2)
+
+    def test_snapshot_sync_old_top_read_only(self):
+        ov = self.path('overlay.qcow2')
+        proc, q = self.xblk_system('file=%s,format=qcow2,index=0' % self.img)
+        # Exactly what QEMU holds on each after the same command.
+        self.snapshot_sync(q, 'ide0-hd0', ov)
         info = self.works([QEMU_IMG, 'info', self.img]).stdout
         self.assertIn('file format: qcow2', info)
         self.refused([QEMU_IMG, 'info', ov],
@@ -420,12 +425,7 @@ class LockingTest(xtest.TmpDirTestCase):
                                 stderr=subprocess.PIPE, text=True)
         self.addCleanup(self.reap, proc)
         q = qmpclient.QMPClient(path=sock).negotiate()
-        r = q.cmd('blockdev-snapshot-sync', {'device': 'd0',
-                                             'snapshot-file': ov,
-                                             'format': 'qcow2'})
-        self.assertEqual(r, {'return': {}})
-        self.assertEqual(held_bytes(self.img), RO_QCOW2)
-        self.assertEqual(held_bytes(ov), RW_QCOW2)
+        self.snapshot_sync(q, 'd0', ov)
         # xblk's tools see QEMU's backing file as QEMU's would.
         self.works([IMG, 'info', self.img])
         self.refused([IMG, 'info', ov], lock_msg('write', ov, shared=True))
