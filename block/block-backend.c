@@ -29,6 +29,7 @@ struct BlockBackend {
     unsigned in_flight;
     CoQueue queued_requests;    /* waiting for the root's drain to end */
     GList *writes;              /* BlkWrite, write-like, oldest first */
+    uint64_t shared_perm;       /* what the device lets others have */
     int refcnt;
 };
 
@@ -42,6 +43,7 @@ BlockBackend *blk_new(void)
 {
     BlockBackend *blk = g_new0(BlockBackend, 1);
     blk->enable_write_cache = true;
+    blk->shared_perm = BLK_PERM_ALL;
     blk->refcnt = 1;
     co_queue_init(&blk->queued_requests);
     return blk;
@@ -91,6 +93,22 @@ void blk_replace_root(BlockBackend *blk, BlockDriverState *bs)
     blk->root = bs;
     bs->backends = g_list_append(bs->backends, blk);
     bdrv_unref(old);
+}
+
+bool blk_set_shared_perm(BlockBackend *blk, uint64_t shared, GError **errp)
+{
+    uint64_t old = blk->shared_perm;
+    blk->shared_perm = shared & BLK_PERM_ALL;
+    if (blk->root && bdrv_refresh_perms(blk->root, errp) < 0) {
+        blk->shared_perm = old;     /* the file driver kept its old locks */
+        return false;
+    }
+    return true;
+}
+
+uint64_t blk_shared_perm(const BlockBackend *blk)
+{
+    return blk->shared_perm;
 }
 
 void blk_ref(BlockBackend *blk)

@@ -26,6 +26,13 @@ void blk_unref(BlockBackend *blk);
 /* Points blk at bs instead of its root, in memory (graph switches). */
 void blk_replace_root(BlockBackend *blk, BlockDriverState *bs);
 BlockDriverState *blk_bs(BlockBackend *blk);
+/* What the device on blk lets other users of its node have (BLK_PERM_*;
+ * a new backend shares everything, as -blockdev's user does; ide-hd
+ * shares all but write, as QEMU's device does unless share-rw=on).
+ * Applied to the locks at once: false with errp on a conflict, and the
+ * old value stays. */
+bool blk_set_shared_perm(BlockBackend *blk, uint64_t shared, GError **errp);
+uint64_t blk_shared_perm(const BlockBackend *blk);
 const char *blk_name(const BlockBackend *blk);
 void blk_set_name(BlockBackend *blk, const char *name);
 void blk_set_enable_write_cache(BlockBackend *blk, bool wce);

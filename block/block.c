@@ -11,8 +11,9 @@
  * share.  Its users are its parents, through the edge rules of
  * bdrv_edge_perm, and -- when it has backends or no parent at all -- the
  * one that opened it (consistent read, plus write when read-write,
- * sharing everything).  BDRV_O_FORCE_SHARE (-U, read-only only) shares
- * everything below the node.  Whenever the graph or a node's read-only
+ * sharing what every backend's device shares: everything by default).
+ * BDRV_O_FORCE_SHARE (-U, read-only only) shares everything below the
+ * node.  Whenever the graph or a node's read-only
  * state changes, bdrv_refresh_perms() reapplies the result to the nodes
  * whose driver holds something (the file driver's locks).  A node's
  * `file` child is locked before its parent's driver reads or writes a
@@ -432,6 +433,9 @@ static void bdrv_users_perm(BlockDriverState *bs, int depth, uint64_t *perm,
         if (!bs->read_only) {
             p |= BLK_PERM_WRITE;
         }
+    }
+    for (GList *l = bs->backends; l; l = l->next) {
+        sh &= blk_shared_perm(l->data);
     }
     for (GList *l = bs->parents; l && depth < 256; l = l->next) {
         BdrvChild *c = l->data;

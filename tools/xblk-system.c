@@ -23,6 +23,7 @@
  * inserted (hw/xbox/machine-media.h, which also names the device paths).
  */
 #include "block/block-backend.h"
+#include "block/block_int.h"
 #include "block/block-events.h"
 #include "block/blockdev.h"
 #include "api/internal.h"
@@ -407,6 +408,26 @@ static bool fill_drive(MachineDriveConfig *d, BlockOpts *o, bool cd,
 }
 
 /*
+ * What an IDE device lets other users of its image have, as QEMU's IDE
+ * devices do: reading, rewriting unchanged data and (a hard disk's)
+ * resizing, but writing only with share-rw=on.  So a second xblk-system
+ * or a qemu-io on the same raw image is refused like a qcow2 one (for
+ * qcow2 the format layer already keeps others from writing).
+ */
+static bool share_like_ide_device(BlockBackend *blk, bool cd, bool share_rw,
+                                  GError **errp)
+{
+    uint64_t shared = BLK_PERM_CONSISTENT_READ | BLK_PERM_WRITE_UNCHANGED;
+    if (!cd) {
+        shared |= BLK_PERM_RESIZE;
+    }
+    if (share_rw) {
+        shared |= BLK_PERM_WRITE;
+    }
+    return blk_set_shared_perm(blk, shared, errp);
+}
+
+/*
  * A hard disk's image after domain snapshots: the catalog (the first
  * hard disk's, unless -snapshot-dir) may have moved the disk onto an
  * overlay (an external snapshot, a revert), and the drive opens that.
@@ -465,6 +486,9 @@ static bool add_drive(SysOpts *so, const char *arg, GError **errp)
         goto fail;
     }
     blk_set_name(blk, d.id);
+    if (!share_like_ide_device(blk, cd, false, errp)) {
+        goto fail;
+    }
     if (blk_bs(blk)) {
         d.node_name = g_strdup(bdrv_get_node_name(blk_bs(blk)));
         d.open_flags = bdrv_get_flags(blk_bs(blk));
@@ -513,8 +537,10 @@ static bool add_device(SysOpts *so, const char *arg, GError **errp)
     d.id = id ? g_steal_pointer(&id) : default_drive_id(index, cd);
     d.model = bopts_take(o, "model");
     d.serial = bopts_take(o, "serial");
-    if (!fill_drive(&d, o, cd, errp) || !no_leftovers(o, driver, errp) ||
-        !check_new_name(d.id, errp)) {
+    bool share_rw = false;
+    if (!fill_drive(&d, o, cd, errp) ||
+        !parse_on_off(o, "share-rw", &share_rw, errp) ||
+        !no_leftovers(o, driver, errp) || !check_new_name(d.id, errp)) {
         goto fail;
     }
     if (!node && !cd) {
@@ -531,6 +557,9 @@ static bool add_device(SysOpts *so, const char *arg, GError **errp)
         blk = blk_new();
         blk_insert_bs(blk, bs);
         blk_set_name(blk, d.id);
+        if (!share_like_ide_device(blk, cd, share_rw, errp)) {
+            goto fail;
+        }
         d.node_name = g_strdup(node);
         d.open_flags = bdrv_get_flags(bs) & HOST_MEDIUM_FLAGS_MASK;
     } else {
@@ -545,6 +574,9 @@ static bool add_device(SysOpts *so, const char *arg, GError **errp)
     so->drive_used[index] = true;
     return true;
 fail:
+    if (blk) {
+        blk_unref(blk);
+    }
     machine_config_clear(&(MachineConfig){ .drives[0] = d });
     return false;
 }

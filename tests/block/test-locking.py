@@ -15,7 +15,8 @@ qemu-system-x86_64 (skipped, with the reason, when they are missing):
   xblk-system against an image QEMU holds;
 - file.locking=off takes and checks nothing; a bad value is refused;
 - a second xblk-system on the same image is refused before it touches it
-  (the image's bytes are unchanged);
+  (the image's bytes are unchanged), raw images too: the IDE device
+  shares what QEMU's ide-hd shares (not write, unless share-rw=on);
 - after blockdev-snapshot-sync the old top keeps only the read locks of a
   backing file (qemu-img info works without -U), the overlay stays locked.
 """
@@ -47,6 +48,8 @@ RW_QCOW2 = {100, 101, 103, 201, 203}
 RO_QCOW2 = {100, 201, 203}
 FORCE_SHARE = {100}
 RAW_RW = {100, 101}
+# A raw disk under QEMU's ide-hd: the device does not share write.
+RAW_IDE_HD = {100, 101, 201}
 LOCK_BYTES = [100, 101, 102, 103, 200, 201, 202, 203]
 
 
@@ -313,6 +316,62 @@ class LockingTest(xtest.TmpDirTestCase):
         self.assertEqual(held_bytes(self.img), RW_QCOW2)
         self.assertEqual(q.cmd('quit'), {'return': {}})
         proc.communicate(timeout=60)
+
+    def test_raw_disk_device_shares_like_qemu(self):
+        raw = self.path('disk.raw')
+        with open(raw, 'wb') as f:
+            f.write(b'\xa5' * 65536)
+            f.truncate(1 << 20)
+        qemu = subprocess.Popen([QEMU_SYS, '-nodefaults', '-display', 'none',
+                                 '-machine', 'pc', '-accel', 'tcg', '-S',
+                                 '-drive', 'file=%s,format=raw,if=ide' % raw],
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap, qemu)
+        self.assertEqual(self.wait_held(raw, qemu, RAW_IDE_HD), RAW_IDE_HD)
+        self.refused([SYSTEM, '-machine', 'xbox', '-display', 'none', '-S',
+                      '-kernel', LOOP, '-drive',
+                      'file=%s,format=raw,index=0' % raw],
+                     lock_msg('write', raw))
+        self.reap(qemu)
+        drive = 'file=%s,format=raw,index=0' % raw
+        proc, q = self.xblk_system(drive)
+        self.assertEqual(held_bytes(raw), RAW_IDE_HD)
+        before = digest(raw)
+        p = self.refused([SYSTEM, '-machine', 'xbox', '-display', 'none',
+                          '-kernel', LOOP, '-drive', drive],
+                         lock_msg('write', raw))
+        self.assertEqual(digest(raw), before, p.stderr)
+        self.refused([QEMU_IO, '-f', 'raw', '-c', 'write 0 512', raw],
+                     lock_msg('write', raw))
+        self.works([QEMU_IO, '-f', 'raw', '-r', '-c', 'read -P 0xa5 0 512',
+                    raw])
+        self.assertEqual(q.cmd('quit'), {'return': {}})
+        proc.communicate(timeout=60)
+        # share-rw=on lets a second writer in, as QEMU's property does.
+        sock = self.path('qmp-share.sock')
+        proc = subprocess.Popen(
+            [SYSTEM, '-machine', 'xbox', '-display', 'none', '-S', '-kernel',
+             LOOP, '-qmp', 'unix:%s,server=on,wait=off' % sock,
+             '-blockdev', 'driver=raw,node-name=d0,file.driver=file,'
+             'file.filename=%s' % raw,
+             '-device', 'ide-hd,drive=d0,share-rw=on'],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap, proc)
+        q = qmpclient.QMPClient(path=sock).negotiate()
+        self.assertEqual(held_bytes(raw), RAW_RW)
+        self.works([QEMU_IO, '-f', 'raw', '-c', 'write -P 0x11 4096 512',
+                    raw])
+        self.assertEqual(q.cmd('quit'), {'return': {}})
+        proc.communicate(timeout=60)
+        self.refused([SYSTEM, '-machine', 'xbox', '-display', 'none', '-S',
+                      '-kernel', LOOP, '-blockdev',
+                      'driver=raw,node-name=d0,file.driver=file,'
+                      'file.filename=%s' % raw,
+                      '-device', 'ide-hd,drive=d0,share-rw=maybe'],
+                     "share-rw")
 
     # ---- external snapshot: the old top drops its write lock ----
 
