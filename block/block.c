@@ -397,7 +397,7 @@ static void bdrv_edge_perm(BdrvChild *c, uint64_t perm, uint64_t shared,
                            uint64_t *nperm, uint64_t *nshared)
 {
     BlockDriverState *parent = c->parent;
-    if (c == parent->backing) {
+    if (c == parent->backing && !parent->drv->is_filter) {
         /* Backing files are only read; writable and resizable only as
          * far as the overlay's users allow changing data under them. */
         *nperm = perm & BLK_PERM_CONSISTENT_READ;
@@ -416,7 +416,9 @@ static void bdrv_edge_perm(BdrvChild *c, uint64_t perm, uint64_t shared,
         }
         *nshared = shared & ~(BLK_PERM_WRITE | BLK_PERM_RESIZE);
     } else {
-        *nperm = perm;          /* raw and filters pass everything on */
+        /* raw and filters pass everything on (a job's filter reaches
+         * its child through `backing`, see block/job-filter.h) */
+        *nperm = perm;
         *nshared = shared;
     }
 }
@@ -497,26 +499,59 @@ static void bdrv_relax_perms(BlockDriverState *bs)
     }
 }
 
+typedef struct ReopenCo {
+    BlockDriverState *bs;
+    int coroutine_fn (*fn)(BlockDriverState *bs, GError **errp);
+    GError **errp;
+    int ret;
+} ReopenCo;
+
+static void coroutine_fn bdrv_reopen_hook_entry(void *opaque)
+{
+    ReopenCo *c = opaque;
+    c->ret = c->fn(c->bs, c->errp);
+}
+
+/* The driver's co_reopen_ro/co_reopen_rw, when it has one. */
+static int bdrv_reopen_hook(BlockDriverState *bs,
+                            int coroutine_fn (*fn)(BlockDriverState *,
+                                                   GError **),
+                            GError **errp)
+{
+    if (!fn) {
+        return 0;
+    }
+    ReopenCo c = { .bs = bs, .fn = fn, .errp = errp };
+    co_run_sync(bdrv_reopen_hook_entry, &c);
+    return c.ret;
+}
+
 /*
  * Makes bs read-only in place (the old top of an external snapshot, now a
- * backing file): its caches are flushed, its `file` child follows when bs
- * is its only user, and the write and resize locks are released.  A node
- * whose driver would still write on close (persistent dirty bitmaps,
- * stored then) stays read-write: false with nothing changed.
+ * backing file): what its driver would write at close is stored now
+ * (qcow2's persistent dirty bitmaps, which become read-only), its caches
+ * are flushed, its `file` child follows when bs is its only user, and the
+ * write and resize locks are released.  On failure nothing changed.
  */
 bool bdrv_reopen_read_only(BlockDriverState *bs, GError **errp)
 {
     if (bs->read_only) {
         return true;
     }
-    for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
-        if (bdrv_dirty_bitmap_persistent(l->data)) {
-            error_setg(errp, "Node '%s' has persistent dirty bitmaps; it "
-                       "stays read-write", bs->node_name);
-            return false;
+    if (!bs->drv->co_reopen_ro) {
+        for (GList *l = bs->dirty_bitmaps; l; l = l->next) {
+            if (bdrv_dirty_bitmap_persistent(l->data)) {
+                error_setg(errp, "Node '%s' has persistent dirty bitmaps; "
+                           "it stays read-write", bs->node_name);
+                return false;
+            }
         }
     }
     bdrv_drained_begin(bs);
+    if (bdrv_reopen_hook(bs, bs->drv->co_reopen_ro, errp) < 0) {
+        bdrv_drained_end(bs);
+        return false;
+    }
     int ret = bdrv_flush(bs);
     if (ret < 0) {
         bdrv_drained_end(bs);
@@ -544,7 +579,8 @@ bool bdrv_reopen_read_only(BlockDriverState *bs, GError **errp)
  * node that was opened read-write and made read-only by it can, since its
  * driver state and file descriptor are still those of a read-write open.
  * Takes the write locks again (QEMU's errors when another process now
- * holds the image); on failure the node stays read-only.
+ * holds the image) and lets the driver mark its persistent state in use
+ * again; on failure the node stays read-only.
  */
 bool bdrv_reopen_read_write(BlockDriverState *bs, GError **errp)
 {
@@ -563,7 +599,8 @@ bool bdrv_reopen_read_write(BlockDriverState *bs, GError **errp)
         file->read_only = false;
         file->open_flags |= BDRV_O_RDWR;
     }
-    if (bdrv_refresh_perms(bs, errp) < 0) {
+    if (bdrv_refresh_perms(bs, errp) < 0 ||
+        bdrv_reopen_hook(bs, bs->drv->co_reopen_rw, errp) < 0) {
         bs->read_only = true;
         bs->open_flags &= ~BDRV_O_RDWR;
         if (file_too) {
@@ -850,6 +887,31 @@ static BlockDriverState *bdrv_new_node(const BlockDriver *drv,
         bs->auto_node_name = true;
     }
     all_nodes = g_list_append(all_nodes, bs);
+    return bs;
+}
+
+/*
+ * The filter nodes block jobs put into the graph (block/job-filter.c):
+ * their drivers are not in the registry, so nobody opens one by name.
+ * The caller has checked node_name (NULL: "#blockNNN").  The node starts
+ * read-only, so that until it is inserted it asks nothing of child that
+ * child's users did not already ask.
+ */
+BlockDriverState *bdrv_new_filter_node(const BlockDriver *drv,
+                                       const char *node_name,
+                                       BlockDriverState *child)
+{
+    g_assert(drv->is_filter && (!node_name || !bdrv_find_node(node_name)));
+    int flags = child->open_flags & (BDRV_O_NOCACHE | BDRV_O_NO_FLUSH |
+                                     BDRV_O_UNMAP);
+    BlockDriverState *bs = bdrv_new_node(drv, g_strdup(node_name), flags);
+    bs->filename = g_strdup(child->filename);
+    bs->request_alignment = child->request_alignment;
+    bs->buf_alignment = child->buf_alignment;
+    bdrv_ref(child);
+    bdrv_attach_child(bs, child, "backing");
+    bs->opened = true;
+    bdrv_relax_perms(bs);
     return bs;
 }
 

@@ -159,6 +159,13 @@ struct BlockDriver {
                                        uint32_t granularity, GError **errp);
     int coroutine_fn (*co_remove_persistent_dirty_bitmap)(
         BlockDriverState *bs, const char *name, GError **errp);
+
+    /* Reopening read-only in place and back (bdrv_reopen_read_only/
+     * _read_write): store now what close would write, so the read-only
+     * node never writes; mark it in use again before it may change.  On
+     * failure the node stays as it was.  NULL: nothing to do. */
+    int coroutine_fn (*co_reopen_ro)(BlockDriverState *bs, GError **errp);
+    int coroutine_fn (*co_reopen_rw)(BlockDriverState *bs, GError **errp);
 };
 
 /*

@@ -21,6 +21,9 @@
  *             any instant leaves the old directory (in_use: the bitmaps
  *             come back inconsistent) or the new one, at worst leaking.
  *   remove    the same directory switch without the entry, at once.
+ *   reopen    read-only in place (the old top of an external snapshot):
+ *             stored as at close, the bitmaps then read-only; back to
+ *             read-write: in_use set again on disk first.
  */
 #include "block/qcow2.h"
 #include "block/dirty-bitmap.h"
@@ -244,6 +247,40 @@ static bool coroutine_fn load_one(Bme *e, void *opaque)
     return true;
 }
 
+/* Sets in_use on every entry on disk (once, durable) before anything
+ * may change the bitmaps: a crash then brings them back inconsistent
+ * rather than silently stale. */
+static int coroutine_fn mark_all_in_use(BlockDriverState *bs, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    uint8_t *dir = s->bitmap_directory;
+    g_autofree uint8_t *before = dir ? g_memdup2(dir, s->bitmap_directory_size)
+                                     : NULL;
+    bool changed = false;
+    uint64_t pos = 0;
+    for (uint32_t i = 0; dir && i < s->nb_bitmaps; i++) {
+        uint32_t flags = be32_read(dir + pos + 12);
+        if (!(flags & BME_FLAG_IN_USE)) {
+            be32_write(dir + pos + 12, flags | BME_FLAG_IN_USE);
+            changed = true;
+        }
+        pos += bme_size(be16_read(dir + pos + 18), be32_read(dir + pos + 20));
+    }
+    if (!changed) {
+        return 0;
+    }
+    int ret = bdrv_co_pwrite(bs->file->bs, s->bitmap_directory_offset,
+                             s->bitmap_directory_size, dir, 0);
+    if (ret >= 0) {
+        ret = qcow2_file_sync(bs);
+    }
+    if (ret < 0) {
+        memcpy(dir, before, s->bitmap_directory_size);  /* still on disk */
+        error_setg_errno(errp, -ret, "Could not mark bitmaps in use");
+    }
+    return ret;
+}
+
 int coroutine_fn qcow2_bitmaps_open(BlockDriverState *bs, GError **errp)
 {
     Qcow2State *s = bs->opaque;
@@ -267,29 +304,11 @@ int coroutine_fn qcow2_bitmaps_open(BlockDriverState *bs, GError **errp)
     if (bs->read_only) {
         return 0;
     }
-    bool changed = false;
-    uint64_t pos = 0;
-    for (uint32_t i = 0; i < s->nb_bitmaps; i++) {
-        uint32_t flags = be32_read(dir + pos + 12);
-        if (!(flags & BME_FLAG_IN_USE)) {
-            be32_write(dir + pos + 12, flags | BME_FLAG_IN_USE);
-            changed = true;
-        }
-        pos += bme_size(be16_read(dir + pos + 18), be32_read(dir + pos + 20));
+    ret = mark_all_in_use(bs, errp);
+    if (ret < 0) {
+        bdrv_dirty_bitmap_release_all(bs);
     }
-    if (changed) {
-        ret = bdrv_co_pwrite(bs->file->bs, s->bitmap_directory_offset,
-                             s->bitmap_directory_size, dir, 0);
-        if (ret >= 0) {
-            ret = qcow2_file_sync(bs);
-        }
-        if (ret < 0) {
-            bdrv_dirty_bitmap_release_all(bs);
-            error_setg_errno(errp, -ret, "Could not mark bitmaps in use");
-            return ret;
-        }
-    }
-    return 0;
+    return ret;
 }
 
 /* ---- writing ---- */
@@ -587,6 +606,52 @@ void coroutine_fn qcow2_bitmaps_close(BlockDriverState *bs)
     /* A failure leaves the old directory, in_use: the bitmaps come back
      * inconsistent, which is the truth. */
     store_all(bs);
+}
+
+static void set_stored_readonly(BlockDriverState *bs, bool readonly)
+{
+    for (BdrvDirtyBitmap *bm = bdrv_dirty_bitmap_next(bs, NULL); bm;
+         bm = bdrv_dirty_bitmap_next(bs, bm)) {
+        if (stored_here(bm)) {
+            bdrv_dirty_bitmap_set_readonly(bm, readonly);
+        }
+    }
+}
+
+/*
+ * Reopening read-only in place (the old top of an external snapshot):
+ * what close would store is stored now (in_use clear on disk), and the
+ * bitmaps become read-only, so the read-only node never needs to write.
+ */
+int coroutine_fn qcow2_bitmaps_reopen_ro(BlockDriverState *bs, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    if (s->stale || !qcow2_is_v3(s) || !bdrv_dirty_bitmap_next(bs, NULL)) {
+        return 0;
+    }
+    int ret = store_all(bs);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "Could not store the dirty bitmaps of "
+                         "'%s' before making it read-only", bs->node_name);
+        return ret;
+    }
+    set_stored_readonly(bs, true);
+    return 0;
+}
+
+/* And back (block-commit into a former top): in_use again on disk before
+ * the bitmaps may change. */
+int coroutine_fn qcow2_bitmaps_reopen_rw(BlockDriverState *bs, GError **errp)
+{
+    Qcow2State *s = bs->opaque;
+    if (s->stale || !qcow2_is_v3(s)) {
+        return 0;
+    }
+    int ret = mark_all_in_use(bs, errp);
+    if (ret >= 0) {
+        set_stored_readonly(bs, false);
+    }
+    return ret;
 }
 
 int coroutine_fn qcow2_co_remove_persistent_dirty_bitmap(BlockDriverState *bs,

@@ -1887,6 +1887,8 @@ const BlockDriver bdrv_qcow2 = {
     .can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
     .co_remove_persistent_dirty_bitmap =
         qcow2_co_remove_persistent_dirty_bitmap,
+    .co_reopen_ro = qcow2_bitmaps_reopen_ro,
+    .co_reopen_rw = qcow2_bitmaps_reopen_rw,
     .co_check = qcow2_co_check,
     .co_change_backing_file = qcow2_co_change_backing_file,
     .co_make_empty = qcow2_co_make_empty,

@@ -535,6 +535,8 @@ int coroutine_fn qcow2_bitmaps_open(BlockDriverState *bs, GError **errp);
 json_t *qcow2_bitmaps_info(Qcow2State *s);
 /* Stores every persistent dirty bitmap (clean close); s->lock held. */
 void coroutine_fn qcow2_bitmaps_close(BlockDriverState *bs);
+int coroutine_fn qcow2_bitmaps_reopen_ro(BlockDriverState *bs, GError **errp);
+int coroutine_fn qcow2_bitmaps_reopen_rw(BlockDriverState *bs, GError **errp);
 int coroutine_fn qcow2_co_remove_persistent_dirty_bitmap(BlockDriverState *bs,
                                                          const char *name,
                                                          GError **errp);

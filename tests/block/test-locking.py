@@ -18,10 +18,13 @@ qemu-system-x86_64 (skipped, with the reason, when they are missing):
   (the image's bytes are unchanged), raw images too: the IDE device
   shares what QEMU's ide-hd shares (not write, unless share-rw=on);
 - after blockdev-snapshot-sync the old top keeps only the read locks of a
-  backing file (qemu-img info works without -U), the overlay stays locked.
+  backing file (qemu-img info works without -U), the overlay stays locked;
+  with a persistent dirty bitmap too (stored first, in use again when
+  block-commit writes into the node).
 """
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -400,6 +403,59 @@ class LockingTest(xtest.TmpDirTestCase):
         proc.communicate(timeout=60)
         self.works([QEMU_IMG, 'check', self.img])
         self.works([QEMU_IMG, 'check', ov])
+
+    def bitmap_flags(self, path, force_share=False):
+        argv = [QEMU_IMG, 'info', '--output=json'] + \
+            (['-U'] if force_share else []) + [path]
+        info = json.loads(self.works(argv).stdout)
+        bitmaps = info.get('format-specific', {}).get('data', {}) \
+            .get('bitmaps', [])
+        return {b['name']: sorted(b['flags']) for b in bitmaps}
+
+    def test_snapshot_sync_persistent_bitmap(self):
+        """A top with a persistent dirty bitmap is made read-only too, as
+        QEMU does: the bitmap is stored first (no longer in use on disk),
+        and marked in use again when block-commit makes the node writable
+        again."""
+        ov = self.path('overlay.qcow2')
+        argv = [SYSTEM, '-machine', 'xbox', '-display', 'none', '-S',
+                '-kernel', LOOP, '-blockdev',
+                'driver=qcow2,node-name=d0,file.driver=file,'
+                'file.filename=%s' % self.img,
+                '-device', 'ide-hd,drive=d0,id=disk0']
+        sock = self.path('bm.sock')
+        proc = subprocess.Popen(argv + ['-qmp', 'unix:%s,server=on,wait=off'
+                                        % sock],
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap, proc)
+        q = qmpclient.QMPClient(path=sock).negotiate()
+        r = q.cmd('block-dirty-bitmap-add', {'node': 'd0', 'name': 'b0',
+                                             'persistent': True})
+        self.assertEqual(r, {'return': {}})
+        r = q.cmd('blockdev-snapshot-sync', {'node-name': 'd0',
+                                             'snapshot-file': ov,
+                                             'snapshot-node-name': 'ov',
+                                             'format': 'qcow2'})
+        self.assertEqual(r, {'return': {}})
+        self.assertEqual(held_bytes(self.img), RO_QCOW2)
+        self.assertEqual(self.bitmap_flags(self.img), {'b0': ['auto']})
+        self.refused([QEMU_IO, '-c', 'write 0 512', self.img],
+                     lock_msg('write', self.img))
+        r = q.cmd('block-commit', {'device': 'disk0', 'job-id': 'c1'})
+        self.assertEqual(r, {'return': {}})
+        q.wait_event('BLOCK_JOB_READY', timeout=30)
+        self.assertEqual(held_bytes(self.img), RW_QCOW2)
+        self.assertEqual(self.bitmap_flags(self.img, force_share=True),
+                         {'b0': ['auto', 'in-use']})
+        self.assertEqual(q.cmd('block-job-complete', {'device': 'c1'}),
+                         {'return': {}})
+        q.wait_event('BLOCK_JOB_COMPLETED', timeout=30)
+        self.assertEqual(q.cmd('quit'), {'return': {}})
+        proc.communicate(timeout=60)
+        self.assertEqual(self.bitmap_flags(self.img), {'b0': ['auto']})
+        self.works([QEMU_IMG, 'check', self.img])
 
     def test_snapshot_then_active_commit(self):
         """libvirt's flow on -blockdev nodes: the read-only former top
