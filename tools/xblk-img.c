@@ -423,7 +423,8 @@ static int img_info(int argc, char **argv)
         return img_usage_error("info", "Expecting one image file name");
     }
     BlockBackend *blk = img_open(argv[optind], fmt, NULL,
-                                 (chain ? 0 : BDRV_O_NO_BACKING) | force_share,
+                                 (chain ? 0 : BDRV_O_NO_BACKING) | force_share |
+                                 BDRV_O_NO_IO,
                                  false, false);
     if (!blk) {
         return 1;
