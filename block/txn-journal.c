@@ -9,11 +9,14 @@
  * any instant leaves either no record or records recovery can act on.
  * The record's writes are a few hundred bytes and three fsyncs per image,
  * done before the transaction's commit (outside the guest's pause).
+ * Every create, write, fsync, rename and unlink of a record goes through
+ * util/durable-io.h (the seam power-loss tests replace).
  */
 #include "block/txn-journal.h"
 #include "block/block_int.h"
 #include "block/snapshot.h"
 #include "util/cutils.h"
+#include "util/durable-io.h"
 #include "util/error.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -91,43 +94,25 @@ static char *entries_to_json(GArray *entries)
     return text;
 }
 
-/* text into path, durably: temporary file, fsync, rename, folder fsync. */
+/* text into path, durably: temporary file, fsync, rename, folder fsync
+ * (through util/durable-io.h, the seam power-loss tests replace). */
 static bool write_durable(const char *path, const char *text, GError **errp)
 {
     g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = durable_openat(AT_FDCWD, tmp,
+                            O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         error_setg_errno(errp, errno, "Could not create '%s'", tmp);
         return false;
     }
-    size_t len = strlen(text), done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            error_setg_errno(errp, n < 0 ? errno : EIO,
-                             "Could not write '%s'", tmp);
-            close(fd);
-            unlink(tmp);
-            return false;
-        }
-        done += (size_t)n;
-    }
-    if (fsync(fd) < 0 || close(fd) < 0) {
-        error_setg_errno(errp, errno, "Could not write '%s'", tmp);
-        unlink(tmp);
+    int err = durable_replace(fd, AT_FDCWD, tmp, path, text, strlen(text));
+    if (err) {
+        error_setg_errno(errp, err, "Could not write '%s'", tmp);
         return false;
     }
-    if (rename(tmp, path) < 0) {
-        error_setg_errno(errp, errno, "Could not rename '%s'", tmp);
-        unlink(tmp);
-        return false;
-    }
-    int ret = fsync_parent_dir(path);
-    if (ret < 0) {
-        error_setg_errno(errp, -ret, "Could not sync the folder of '%s'",
+    err = durable_sync_parent(path);
+    if (err) {
+        error_setg_errno(errp, err, "Could not sync the folder of '%s'",
                          path);
         return false;
     }
@@ -139,7 +124,7 @@ static bool write_durable(const char *path, const char *text, GError **errp)
 static void remove_partial(const char *rec)
 {
     g_autofree char *tmp = g_strconcat(rec, ".tmp", NULL);
-    unlink(tmp);
+    durable_unlinkat(AT_FDCWD, tmp, 0);
 }
 
 /* Every record of entries goes; false if one could not be removed. */
@@ -150,12 +135,12 @@ static bool remove_records(GArray *entries)
         JournalEntry *e = &g_array_index(entries, JournalEntry, i);
         g_autofree char *rec = record_path(e->image);
         remove_partial(rec);
-        if (unlink(rec) < 0 && errno != ENOENT) {
+        if (durable_unlinkat(AT_FDCWD, rec, 0) < 0 && errno != ENOENT) {
             warn_report("could not remove '%s': %s", rec, g_strerror(errno));
             ok = false;
             continue;
         }
-        fsync_parent_dir(rec);
+        durable_sync_parent(rec);
     }
     return ok;
 }

@@ -21,6 +21,9 @@
  * unlink then fsync the folder.  So each file is, after a kill at any
  * instant, either its old or its new version, and each step is durable
  * before the next one starts.  Open deletes leftover .tmp-XXXXXX files.
+ * Every create, write, fsync, rename and unlink goes through
+ * util/durable-io.h (the POSIX calls; power-loss tests put a simulated
+ * volatile file system there); reads do not.
  *
  * A change that touches one file (add or redefine without a current
  * change, set_current, set_description, removing a leaf that is not
@@ -57,6 +60,7 @@
  * so a parent file that was merely damaged and gets fixed reattaches.
  */
 #include "snapshot/catalog.h"
+#include "util/durable-io.h"
 #include "util/error.h"
 #include <dirent.h>
 #include <errno.h>
@@ -202,7 +206,7 @@ static GPtrArray *cat_names_of(GPtrArray *defs)
 
 static bool cat_sync_dir(DsnapCatalog *cat, GError **errp)
 {
-    if (fsync(cat->dirfd) < 0) {
+    if (durable_fsync(cat->dirfd) < 0) {
         error_setg_errno(errp, errno, "could not sync folder '%s'",
                          cat->dir);
         return false;
@@ -236,9 +240,8 @@ static int cat_create_tmp(DsnapCatalog *cat, char *tmp, GError **errp)
                 set[g_random_int_range(0, sizeof(set) - 1)];
         }
         tmp[strlen(CAT_TMP_PREFIX) + CAT_TMP_RANDOM] = '\0';
-        int fd = openat(cat->dirfd, tmp,
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                        0600);
+        int fd = durable_openat(cat->dirfd, tmp, O_WRONLY | O_CREAT |
+                                O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0) {
             return fd;
         }
@@ -253,22 +256,6 @@ static int cat_create_tmp(DsnapCatalog *cat, char *tmp, GError **errp)
     return -1;
 }
 
-static int cat_write_all(int fd, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, data, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return n < 0 ? errno : EIO;
-        }
-        data += n;
-        len -= n;
-    }
-    return 0;
-}
-
 /* Replaces fname with data, atomically and durably.  *visible becomes
  * true once the new file is in place (even when the folder's fsync then
  * fails): the caller then knows the change may be seen. */
@@ -280,18 +267,9 @@ static bool cat_put(DsnapCatalog *cat, const char *fname, const char *data,
     if (fd < 0) {
         return false;
     }
-    int err = cat_write_all(fd, data, strlen(data));
-    if (!err && fsync(fd) < 0) {
-        err = errno;
-    }
-    if (close(fd) < 0 && !err) {
-        err = errno;
-    }
-    if (!err && renameat(cat->dirfd, tmp, cat->dirfd, fname) < 0) {
-        err = errno;
-    }
+    int err = durable_replace(fd, cat->dirfd, tmp, fname, data,
+                              strlen(data));
     if (err) {
-        unlinkat(cat->dirfd, tmp, 0);
         g_autofree char *q = cat_q(fname);
         error_setg_errno(errp, err, "could not write '%s/%s'", cat->dir, q);
         return false;
@@ -304,7 +282,7 @@ static bool cat_put(DsnapCatalog *cat, const char *fname, const char *data,
 static bool cat_del(DsnapCatalog *cat, const char *fname, bool *visible,
                     GError **errp)
 {
-    if (unlinkat(cat->dirfd, fname, 0) < 0) {
+    if (durable_unlinkat(cat->dirfd, fname, 0) < 0) {
         if (errno != ENOENT) {
             g_autofree char *q = cat_q(fname);
             error_setg_errno(errp, errno, "could not remove '%s/%s'",
@@ -401,8 +379,9 @@ static bool cat_abort(DsnapCatalog *cat, bool visible, bool journaled,
                       GError **errp)
 {
     if (!visible && journaled &&
-        ((unlinkat(cat->dirfd, CAT_JOURNAL, 0) < 0 && errno != ENOENT) ||
-         fsync(cat->dirfd) < 0)) {
+        ((durable_unlinkat(cat->dirfd, CAT_JOURNAL, 0) < 0 &&
+          errno != ENOENT) ||
+         durable_fsync(cat->dirfd) < 0)) {
         visible = true;
     }
     if (visible) {
@@ -590,12 +569,7 @@ static bool cat_open_dir(DsnapCatalog *cat, bool create, GError **errp)
             return false;
         }
         /* The new folder's own entry must be durable too. */
-        g_autofree char *parent = g_path_get_dirname(cat->dir);
-        int pfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (pfd >= 0) {
-            fsync(pfd);
-            close(pfd);
-        }
+        durable_sync_parent(cat->dir);
     } else if (!S_ISDIR(st.st_mode)) {
         error_setg(errp, "snapshot catalog '%s' is not a folder", cat->dir);
         return false;
@@ -708,7 +682,7 @@ static bool cat_scan(DsnapCatalog *cat, GString *report, GError **errp)
         g_autofree char *q = cat_q(n);
         switch (cat_classify(n, &name)) {
         case CAT_ENTRY_TMP:
-            if (unlinkat(cat->dirfd, n, 0) < 0) {
+            if (durable_unlinkat(cat->dirfd, n, 0) < 0) {
                 cat_report(report, "could not remove leftover temporary "
                            "file '%s': %s", q, g_strerror(errno));
             } else {
@@ -733,7 +707,7 @@ static bool cat_scan(DsnapCatalog *cat, GString *report, GError **errp)
         }
     }
     /* Not fatal: the files were only leftovers. */
-    if (removed && fsync(cat->dirfd) < 0) {
+    if (removed && durable_fsync(cat->dirfd) < 0) {
         cat_report(report, "could not sync folder '%s': %s", cat->dir,
                    g_strerror(errno));
     }

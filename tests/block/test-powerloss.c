@@ -2,220 +2,25 @@
  * test-powerloss.c - crash consistency of qcow2 under power loss (DESIGN
  * rule 2): at every write or flush an operation issues, the power fails.
  *
- * A test-only filter driver, "powerloss", sits under the image.  Writes
- * it receives stay in a volatile list (reads see them) until a flush
- * applies them to the file below, as a disk's write cache would.  When
- * the nth write or flush arrives the power fails: that request and all
- * later ones fail (the software runs on, as if already dead), and of the
- * writes still volatile only a subset reaches the file - none of them,
- * or a random selection (a disk may persist its cache in any order).
+ * A test-only filter driver, "powerloss" (powerloss.h), sits under the
+ * image.  Writes it receives stay in a volatile list (reads see them)
+ * until a flush applies them to the file below, as a disk's write cache
+ * would.  When the nth write or flush arrives the power fails: that
+ * request and all later ones fail (the software runs on, as if already
+ * dead), and of the writes still volatile only a subset reaches the file
+ * - none of them, all, or random selections (a disk may persist its
+ * cache in any order).
  * The image is then reopened and must pass bdrv_check and `qemu-img
  * check` without corruption (leaks are allowed), keep every byte flushed
  * before the operation, and show snapshots whole or not at all (a save
  * state's VM state written after the commit included).
  */
-#include "image-test.h"
+#include "powerloss.h"
 #include "block/vmstate.h"
 #include "util/cutils.h"
 
 #define KiB (1ULL << 10)
 #define MiB (1ULL << 20)
-#define MAX_EVENTS 600
-
-/* ---- the powerloss filter ---- */
-
-typedef struct VolatileWrite {
-    uint64_t offset;
-    uint64_t len;
-    uint8_t *data;
-} VolatileWrite;
-
-typedef struct PowerState {
-    GArray *cache;          /* of VolatileWrite, oldest first */
-    uint64_t events;        /* writes and flushes seen */
-    uint64_t fail_at;       /* 0: never */
-    bool dead;
-} PowerState;
-
-static int coroutine_fn pl_open(BlockDriverState *bs, BlockOpts *opts,
-                                int flags, GError **errp)
-{
-    PowerState *s = bs->opaque;
-    s->cache = g_array_new(FALSE, FALSE, sizeof(VolatileWrite));
-    bs->request_alignment = bs->file->bs->request_alignment;
-    return 0;
-}
-
-static void cache_clear(PowerState *s)
-{
-    for (guint i = 0; i < s->cache->len; i++) {
-        g_free(g_array_index(s->cache, VolatileWrite, i).data);
-    }
-    g_array_set_size(s->cache, 0);
-}
-
-static void coroutine_fn pl_close(BlockDriverState *bs)
-{
-    PowerState *s = bs->opaque;
-    cache_clear(s);
-    g_array_free(s->cache, TRUE);
-}
-
-/* Counts a write or flush; true when the power is (now) off. */
-static bool pl_event_fails(PowerState *s)
-{
-    if (!s->dead && s->fail_at && ++s->events >= s->fail_at) {
-        s->dead = true;
-    }
-    return s->dead;
-}
-
-static int coroutine_fn pl_preadv(BlockDriverState *bs, int64_t offset,
-                                  int64_t bytes, IOVector *qiov,
-                                  BdrvRequestFlags flags)
-{
-    PowerState *s = bs->opaque;
-    if (s->dead) {
-        return -EIO;
-    }
-    int64_t flen = bdrv_getlength(bs->file->bs);
-    int64_t n = MAX(0, MIN(bytes, flen - offset));
-    iovec_memset(qiov, 0, 0, bytes);
-    if (n > 0) {
-        IOVector sub;
-        iovec_init(&sub, qiov->niov);
-        iovec_concat(&sub, qiov, 0, n);
-        int ret = bdrv_co_preadv(bs->file->bs, offset, n, &sub, 0);
-        iovec_destroy(&sub);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    for (guint i = 0; i < s->cache->len; i++) {
-        VolatileWrite *w = &g_array_index(s->cache, VolatileWrite, i);
-        uint64_t a = MAX((uint64_t)offset, w->offset);
-        uint64_t b = MIN((uint64_t)(offset + bytes), w->offset + w->len);
-        if (a < b) {
-            iovec_from_buf(qiov, a - offset, w->data + (a - w->offset), b - a);
-        }
-    }
-    return 0;
-}
-
-static void cache_add(PowerState *s, uint64_t offset, uint64_t len,
-                      uint8_t *data)
-{
-    VolatileWrite w = { offset, len, data };
-    g_array_append_val(s->cache, w);
-}
-
-static int coroutine_fn pl_pwritev(BlockDriverState *bs, int64_t offset,
-                                   int64_t bytes, IOVector *qiov,
-                                   BdrvRequestFlags flags)
-{
-    PowerState *s = bs->opaque;
-    if (pl_event_fails(s)) {
-        return -EIO;
-    }
-    uint8_t *data = g_malloc(bytes);
-    iovec_to_buf(qiov, 0, data, bytes);
-    cache_add(s, offset, bytes, data);
-    return 0;
-}
-
-static int coroutine_fn pl_pwrite_zeroes(BlockDriverState *bs,
-                                         int64_t offset, int64_t bytes,
-                                         BdrvRequestFlags flags)
-{
-    PowerState *s = bs->opaque;
-    if (pl_event_fails(s)) {
-        return -EIO;
-    }
-    cache_add(s, offset, bytes, g_malloc0(bytes));
-    return 0;
-}
-
-/* Moves the volatile writes selected by keep (all when NULL) to the file,
- * in order, and forgets the rest. */
-static int coroutine_fn cache_persist(BlockDriverState *bs, GRand *keep)
-{
-    PowerState *s = bs->opaque;
-    int ret = 0;
-    for (guint i = 0; i < s->cache->len && ret >= 0; i++) {
-        VolatileWrite *w = &g_array_index(s->cache, VolatileWrite, i);
-        if (!keep || g_rand_boolean(keep)) {
-            ret = bdrv_co_pwrite(bs->file->bs, w->offset, w->len, w->data, 0);
-        }
-    }
-    cache_clear(s);
-    return ret;
-}
-
-static int coroutine_fn pl_flush(BlockDriverState *bs)
-{
-    PowerState *s = bs->opaque;
-    if (pl_event_fails(s)) {
-        return -EIO;
-    }
-    return cache_persist(bs, NULL);
-}
-
-static int64_t pl_get_length(BlockDriverState *bs)
-{
-    PowerState *s = bs->opaque;
-    int64_t len = bdrv_getlength(bs->file->bs);
-    for (guint i = 0; s->cache && i < s->cache->len; i++) {
-        VolatileWrite *w = &g_array_index(s->cache, VolatileWrite, i);
-        len = MAX(len, (int64_t)(w->offset + w->len));
-    }
-    return len;
-}
-
-static int coroutine_fn pl_truncate(BlockDriverState *bs, int64_t offset,
-                                    bool exact, PreallocMode prealloc,
-                                    GError **errp)
-{
-    PowerState *s = bs->opaque;
-    if (s->dead) {
-        return -EIO;
-    }
-    if (offset <= pl_get_length(bs)) {
-        return 0;               /* growing only: later writes extend it */
-    }
-    return bdrv_co_truncate(bs->file->bs, offset, exact, prealloc, errp);
-}
-
-static int coroutine_fn pl_pdiscard(BlockDriverState *bs, int64_t offset,
-                                    int64_t bytes)
-{
-    return 0;                   /* a hint: keeping the data is correct */
-}
-
-static const BlockDriver bdrv_powerloss = {
-    .format_name = "powerloss",
-    .instance_size = sizeof(PowerState),
-    .is_filter = true,
-    .open = pl_open,
-    .close = pl_close,
-    .co_preadv = pl_preadv,
-    .co_pwritev = pl_pwritev,
-    .co_pwrite_zeroes = pl_pwrite_zeroes,
-    .co_pdiscard = pl_pdiscard,
-    .co_flush_to_os = pl_flush,
-    .co_truncate = pl_truncate,
-    .get_length = pl_get_length,
-};
-
-typedef struct {
-    BlockDriverState *bs;
-    GRand *keep;
-} PersistCo;
-
-static void coroutine_fn persist_entry(void *opaque)
-{
-    PersistCo *p = opaque;
-    g_assert_cmpint(cache_persist(p->bs, p->keep), ==, 0);
-}
 
 /* ---- one run ---- */
 
@@ -227,6 +32,7 @@ typedef struct Env {
     Model *alt;         /* the state once the operation succeeded */
     uint64_t vol_off, vol_len;
     bool whole;         /* the image is m or alt, nothing in between */
+    bool completed;     /* the operation returned before the power failed */
     Model *snap;        /* what snapshot "mid" holds, if any */
 } Env;
 
@@ -242,38 +48,13 @@ typedef struct CrashCase {
 
 static BlockBackend *open_powerloss(Env *e, const char *extra)
 {
-    BlockOpts *o = bopts_new();
     GError *err = NULL;
-    if (extra) {
-        g_assert_true(bopts_parse(o, extra, &err));
-    }
-    bopts_set(o, "driver", "qcow2");
-    bopts_set(o, "discard", "unmap");
-    bopts_set(o, "file.driver", "powerloss");
-    bopts_set(o, "file.file.filename", e->path);
-    bopts_set(o, "cache.no-flush", "on");
-    BlockBackend *blk = blk_new_open(NULL, o, BDRV_O_RDWR, &err);
+    BlockBackend *blk = blk_new_open(NULL, pl_opts(e->path, extra),
+                                     BDRV_O_RDWR, &err);
     g_assert_no_error(err);
     e->pl = bdrv_file_bs(blk_bs(blk));
     g_assert_cmpstr(bdrv_get_format_name(e->pl), ==, "powerloss");
     return blk;
-}
-
-/* Power fails now: a subset of the volatile writes survives. */
-static void power_fail(Env *e, uint64_t seed)
-{
-    PowerState *s = e->pl->opaque;
-    GRand *keep = seed ? g_rand_new_with_seed(seed) : NULL;
-    PersistCo p = { e->pl, keep };
-    if (keep) {
-        co_run_sync(persist_entry, &p);
-        g_rand_free(keep);
-    } else {
-        cache_clear(s);
-    }
-    s->dead = true;
-    blk_unref(e->blk);          /* whatever close writes is lost */
-    e->blk = NULL;
 }
 
 static bool blk_matches(BlockBackend *blk, const Model *m)
@@ -307,10 +88,11 @@ static void verify_data(Env *e, BlockBackend *blk)
     g_free(buf);
 }
 
-/* Runs the case with the power failing at event n (0: never); returns
- * whether it failed during the operation. */
-static bool run_once(const CrashCase *c, uint64_t n, uint64_t seed)
+/* Runs the case with the power failing at event n (0: never) and subset
+ * (power_cut) surviving; returns the events the operation issued. */
+static uint64_t run_once(const void *data, uint64_t n, uint64_t subset)
 {
+    const CrashCase *c = data;
     Env e = { .path = test_path("pl.qcow2") };
     g_unlink(e.path);
     img_create(e.path, c->size, c->opts);
@@ -321,15 +103,23 @@ static bool run_once(const CrashCase *c, uint64_t n, uint64_t seed)
     blk_unref(e.blk);
     e.blk = open_powerloss(&e, c->open_opts);
     e.alt = e.alt ? e.alt : model_copy(e.m);
-    PowerState *s = e.pl->opaque;
-    s->fail_at = n;
+    power_start(n, false);
     c->op(&e);
-    bool failed = s->dead;
-    power_fail(&e, seed);
+    e.completed = !power.dead;
+    uint64_t events = power.events;
+    power_cut(subset);
+    blk_unref(e.blk);           /* whatever close writes is lost */
+    e.blk = NULL;
+    power_reset();
     qemu_check(e.path, true);
     BlockBackend *blk = img_open(e.path);
     check_blk(blk, true);
     verify_data(&e, blk);
+    if (e.completed && !blk_matches(blk, e.alt)) {
+        /* Every operation ends with a flush (or is a snapshot operation,
+         * durable when it returns): its result survives. */
+        g_error("the operation completed, but its result was lost");
+    }
     e.blk = blk;
     if (c->verify) {
         c->verify(&e);
@@ -339,47 +129,19 @@ static bool run_once(const CrashCase *c, uint64_t n, uint64_t seed)
     model_free(e.alt);
     model_free(e.snap);
     g_free(e.path);
-    return failed;
+    return events;
 }
 
 static void sweep(gconstpointer data)
 {
     const CrashCase *c = data;
     test_dir_setup_in_memory();
-    for (uint64_t n = 1; n < MAX_EVENTS; n++) {
-        /* All volatile writes lost, then a random subset kept. */
-        bool failed = run_once(c, n, 0);
-        run_once(c, n, n * 7919);
-        if (!failed) {
-            break;
-        }
-        g_assert_cmpuint(n, <, MAX_EVENTS - 1);
-    }
+    g_autofree char *name = g_strdup_printf("powerloss/%s", c->name);
+    power_sweep(name, c, run_once, power_random_subsets(1, 6));
     test_dir_cleanup();
 }
 
 /* ---- the cases ---- */
-
-/* Results count only while the power is on; after it failed the
- * software may see any error. */
-static void check_ok(Env *e, int ret)
-{
-    PowerState *s = e->pl->opaque;
-    if (!s->dead) {
-        g_assert_cmpint(ret, ==, 0);
-    }
-}
-
-/* Checks an operation reporting through err as well. */
-static void snapshot_op(Env *e, int ret, GError *err)
-{
-    PowerState *s = e->pl->opaque;
-    if (!s->dead) {
-        g_assert_no_error(err);
-    }
-    g_clear_error(&err);
-    check_ok(e, ret);
-}
 
 static void op_write(Env *e, uint64_t off, uint64_t len, uint32_t seed)
 {
@@ -388,8 +150,8 @@ static void op_write(Env *e, uint64_t off, uint64_t len, uint32_t seed)
     memcpy(e->alt->data + off, buf, len);
     e->vol_off = off;
     e->vol_len = len;
-    check_ok(e, blk_pwrite(e->blk, off, len, buf, 0));
-    check_ok(e, blk_flush(e->blk));
+    power_check_ok(blk_pwrite(e->blk, off, len, buf, 0));
+    power_check_ok(blk_flush(e->blk));
     g_free(buf);
 }
 
@@ -427,11 +189,11 @@ static void op_discard_evicted(Env *e)
     memset(e->alt->data + 4 * KiB, 0, 8 * KiB);
     e->vol_off = 4 * KiB;
     e->vol_len = 8 * KiB;
-    check_ok(e, blk_pdiscard(e->blk, 4 * KiB, 8 * KiB));
+    power_check_ok(blk_pdiscard(e->blk, 4 * KiB, 8 * KiB));
     for (uint64_t i = 1; i < 16; i++) {
-        check_ok(e, blk_pread(e->blk, i * 32 * KiB, sizeof(buf), buf));
+        power_check_ok(blk_pread(e->blk, i * 32 * KiB, sizeof(buf), buf));
     }
-    check_ok(e, blk_flush(e->blk));
+    power_check_ok(blk_flush(e->blk));
 }
 
 /* 16-bit refcounts in 512-byte clusters: a new refcount block. */
@@ -469,12 +231,12 @@ static void op_discard_reuse(Env *e)
     memset(e->alt->data + 256 * KiB, 0, 512 * KiB);
     e->vol_off = 256 * KiB;
     e->vol_len = 1280 * KiB;
-    check_ok(e, blk_pdiscard(e->blk, 256 * KiB, 512 * KiB));
+    power_check_ok(blk_pdiscard(e->blk, 256 * KiB, 512 * KiB));
     uint8_t *buf = g_malloc(512 * KiB);
     pattern_fill(buf, 512 * KiB, 9, 1 * MiB);
     memcpy(e->alt->data + 1 * MiB, buf, 512 * KiB);
-    check_ok(e, blk_pwrite(e->blk, 1 * MiB, 512 * KiB, buf, 0));
-    check_ok(e, blk_flush(e->blk));
+    power_check_ok(blk_pwrite(e->blk, 1 * MiB, 512 * KiB, buf, 0));
+    power_check_ok(blk_flush(e->blk));
     g_free(buf);
 }
 
@@ -483,9 +245,9 @@ static void op_zero(Env *e)
     memset(e->alt->data + 128 * KiB, 0, 256 * KiB);
     e->vol_off = 128 * KiB;
     e->vol_len = 256 * KiB;
-    check_ok(e, blk_pwrite_zeroes(e->blk, 128 * KiB, 256 * KiB,
+    power_check_ok(blk_pwrite_zeroes(e->blk, 128 * KiB, 256 * KiB,
                                   BDRV_REQ_MAY_UNMAP));
-    check_ok(e, blk_flush(e->blk));
+    power_check_ok(blk_flush(e->blk));
 }
 
 static void op_compressed(Env *e)
@@ -495,9 +257,9 @@ static void op_compressed(Env *e)
     memcpy(e->alt->data + 512 * KiB, buf, 256 * KiB);
     e->vol_off = 512 * KiB;
     e->vol_len = 256 * KiB;
-    check_ok(e, blk_pwrite(e->blk, 512 * KiB, 256 * KiB, buf,
+    power_check_ok(blk_pwrite(e->blk, 512 * KiB, 256 * KiB, buf,
                            BDRV_REQ_WRITE_COMPRESSED));
-    check_ok(e, blk_flush(e->blk));
+    power_check_ok(blk_flush(e->blk));
     g_free(buf);
 }
 
@@ -508,8 +270,8 @@ static void op_grow(Env *e)
     e->whole = true;
     model_resize(e->alt, 64 * MiB);
     int ret = blk_truncate(e->blk, 64 * MiB, false, PREALLOC_MODE_OFF, &err);
-    snapshot_op(e, ret, err);
-    check_ok(e, blk_flush(e->blk));
+    power_check_err(ret, err);
+    power_check_ok(blk_flush(e->blk));
 }
 
 static void setup_snapshot(Env *e)
@@ -539,11 +301,13 @@ static void op_create(Env *e)
 {
     GError *err = NULL;
     int ret = snapshot_create(e->blk, "new", &err);
-    snapshot_op(e, ret, err);
+    power_check_err(ret, err);
 }
 
 static void verify_create(Env *e)
 {
+    g_assert_true(!e->completed ||
+                  bdrv_snapshot_find(blk_bs(e->blk), "new", NULL));
     if (bdrv_snapshot_find(blk_bs(e->blk), "new", NULL)) {
         snapshot_apply_ok(e->blk, "new");
         verify_model(e->blk, e->m);
@@ -611,12 +375,14 @@ static void op_create_late(Env *e)
 {
     LateCo c = { e, 0, NULL };
     co_run_sync(late_entry, &c);
-    snapshot_op(e, c.ret, c.err);
+    power_check_err(c.ret, c.err);
 }
 
 static void verify_create_late(Env *e)
 {
     BdrvSnapshotInfo sn;
+    g_assert_true(!e->completed ||
+                  bdrv_snapshot_find(blk_bs(e->blk), "new", NULL));
     if (bdrv_snapshot_find(blk_bs(e->blk), "new", &sn)) {
         bdrv_snapshot_info_clear(&sn);
         g_assert_cmpuint(sn.vm_state_size, ==, LATE_VM);
@@ -648,7 +414,7 @@ static void op_apply(Env *e)
     GError *err = NULL;
     e->whole = true;
     int ret = bdrv_snapshot_apply(blk_bs(e->blk), "old", &err);
-    snapshot_op(e, ret, err);
+    power_check_err(ret, err);
 }
 
 static void setup_three_states(Env *e)
@@ -665,11 +431,13 @@ static void op_delete(Env *e)
 {
     GError *err = NULL;
     int ret = bdrv_snapshot_delete(blk_bs(e->blk), NULL, "old", &err);
-    snapshot_op(e, ret, err);
+    power_check_err(ret, err);
 }
 
 static void verify_delete(Env *e)
 {
+    g_assert_true(!e->completed ||
+                  !bdrv_snapshot_find(blk_bs(e->blk), "old", NULL));
     if (bdrv_snapshot_find(blk_bs(e->blk), "old", NULL)) {
         verify_old(e);
     }
@@ -715,5 +483,7 @@ int main(int argc, char **argv)
                                                 cases[i].name);
         g_test_add_data_func(name, &cases[i], sweep);
     }
-    return g_test_run();
+    int ret = g_test_run();
+    power_report("test-powerloss");
+    return ret;
 }
