@@ -1,6 +1,7 @@
 /*
  * backup.c - the backup job (see backup.h): copy bitmap, copy-before-
- * write hook on the source, background copy loop, bitmap hand-over.
+ * write through the job's filter node above the source, background copy
+ * loop, bitmap hand-over.
  *
  * Invariants:
  *  - a cluster is copied at most once and never by two coroutines at a
@@ -12,20 +13,23 @@
  *    target (or the write fails with the copy's error, QEMU 7.2's default
  *    on-cbw-error=break-guest-write; the bit stays set, so the loop copies
  *    the old content later);
- *  - the hook is on the source from backup_job_start() (inside the drained
- *    commit) until clean, and clean waits for hook calls still running.
- * The job's own requests go straight to the nodes and are counted like
- * any other; the loop does not start new ones while either node is
- * drained, so a drain never waits on it for long.
+ *  - the "copy-before-write" filter (job-filter.h) exists from
+ *    backup_job_create() (a transaction's prepare) and is in the graph,
+ *    with every parent and backend of the source moved onto it, from
+ *    backup_job_start() (inside the drained commit) until clean, which
+ *    takes it out drained: guest writes still copying have finished by
+ *    then, and none reach the filter afterwards.
+ * The job's own requests go straight to the nodes below the filter and
+ * are counted like any other; the loop does not start new ones while
+ * either node is drained, so a drain never waits on it for long.
  */
 #include "block/backup.h"
 #include "block/block-backend.h"
 #include "block/block_int.h"
+#include "block/job-filter.h"
 #include "util/cutils.h"
 #include "util/error.h"
-#include "util/main-loop.h"
 #include <errno.h>
-#include <stddef.h>
 #include <string.h>
 
 #define BACKUP_MIN_CLUSTER (64 * 1024)
@@ -67,14 +71,25 @@ struct BackupJob {
     int64_t cluster_size;
     HBitmap *copy_bitmap;       /* clusters still to copy */
     GList *inflight;            /* BackupReq* being copied */
-    BdrvBeforeWrite cbw;
-    bool cbw_installed;
-    unsigned cbw_running;       /* hook calls not yet returned */
+    BlockDriverState *filter;   /* "copy-before-write" above source */
 };
 
 Job *backup_job_job(BackupJob *s)
 {
     return &s->common.job;
+}
+
+/*
+ * The node to copy from: the filter's child.  Usually the source the job
+ * was made on; but when that source is itself another job's filter
+ * (a second backup of the same device) and that job ends first, its
+ * filter leaves the graph and ours then reaches the node below it --
+ * which holds the same data, while the old filter no longer passes on.
+ */
+static BlockDriverState *backup_src(BackupJob *s)
+{
+    BlockDriverState *c = s->filter ? bdrv_backing_bs(s->filter) : NULL;
+    return c ? c : s->source;
 }
 
 /* ---- copying ---- */
@@ -97,7 +112,8 @@ static bool coroutine_fn backup_reads_zero(BackupJob *s, int64_t off,
 {
     int64_t pnum = 0;
     int depth;
-    int ret = bdrv_block_status_above(s->source, off, n, &pnum, NULL, NULL,
+    int ret = bdrv_block_status_above(backup_src(s), off, n, &pnum, NULL,
+                                      NULL,
                                       &depth);
     if (ret < 0 || pnum < n) {
         return false;
@@ -116,8 +132,9 @@ static int coroutine_fn backup_copy_chunk(BackupJob *s, int64_t off,
         return bdrv_co_pwrite_zeroes(s->target, off, n,
                                      BDRV_REQ_MAY_UNMAP);
     }
-    void *buf = bdrv_blockalign(s->source, n);
-    ret = bdrv_co_pread(s->source, off, n, buf, 0);
+    BlockDriverState *src = backup_src(s);
+    void *buf = bdrv_blockalign(src, n);
+    ret = bdrv_co_pread(src, off, n, buf, 0);
     if (ret < 0) {
         *error_is_read = true;
     } else {
@@ -191,22 +208,19 @@ static int coroutine_fn backup_do_cow(BackupJob *s, int64_t offset,
     return 0;
 }
 
-/* The before-write hook on the source. */
-static int coroutine_fn backup_cbw(BdrvBeforeWrite *n, BlockDriverState *bs,
-                                   int64_t offset, int64_t bytes)
+/* The filter's before-write function: a write-like request about to
+ * pass the filter into the source. */
+static int coroutine_fn backup_cbw(void *opaque, int64_t offset,
+                                   int64_t bytes)
 {
-    BackupJob *s = (BackupJob *)((char *)n - offsetof(BackupJob, cbw));
+    BackupJob *s = opaque;
     bool is_read;
     int64_t copied, pos;
     if (offset >= s->len) {
         return 0;
     }
-    s->cbw_running++;
-    int ret = backup_do_cow(s, offset, MIN(bytes, s->len - offset),
-                            BACKUP_MAX_CHUNK, false, &is_read, &copied,
-                            &pos);
-    s->cbw_running--;
-    return ret;
+    return backup_do_cow(s, offset, MIN(bytes, s->len - offset),
+                         BACKUP_MAX_CHUNK, false, &is_read, &copied, &pos);
 }
 
 /* ---- the job ---- */
@@ -229,7 +243,7 @@ static void coroutine_fn backup_skip_unallocated(BackupJob *s)
     int64_t cs = s->cluster_size;
     for (int64_t off = 0; off < s->len;) {
         int64_t pnum = 0;
-        int ret = bdrv_block_status(s->source, off, s->len - off, &pnum,
+        int ret = bdrv_block_status(backup_src(s), off, s->len - off, &pnum,
                                     NULL, NULL);
         if (ret < 0 || pnum <= 0) {
             return;             /* copy the rest: always correct */
@@ -249,7 +263,7 @@ static void coroutine_fn backup_skip_unallocated(BackupJob *s)
 
 static bool backup_nodes_drained(BackupJob *s)
 {
-    return bdrv_is_quiesced(s->source) || bdrv_is_quiesced(s->target);
+    return bdrv_is_quiesced(backup_src(s)) || bdrv_is_quiesced(s->target);
 }
 
 /* One error of the loop: true to go on (ignore, or stopped and resumed). */
@@ -356,18 +370,18 @@ static void backup_abort(Job *job)
     backup_cleanup_sync_bitmap((BackupJob *)job, -1);
 }
 
+/* The filter goes (QEMU drops it in clean too); its last reference is
+ * the job's, released at finalization.  Taking it out drains it, which
+ * waits for guest writes that are still copying and hold pointers to s. */
 static void backup_clean(Job *job)
 {
     BackupJob *s = (BackupJob *)job;
-    if (s->cbw_installed) {
-        bdrv_remove_before_write(s->source, &s->cbw);
-        s->cbw_installed = false;
+    if (s->filter && job_filter_is_inserted(s->filter)) {
+        job_filter_remove(s->filter);
+    } else if (s->filter) {
+        job_filter_drop(s->filter);
     }
-    /* Guest writes still copying hold pointers to s. */
-    if (!co_in_coroutine()) {
-        AIO_POLL_WHILE(s->cbw_running > 0);
-    }
-    g_assert(s->cbw_running == 0);
+    s->filter = NULL;
 }
 
 static void backup_free(Job *job)
@@ -454,6 +468,18 @@ static bool backup_check_sizes(BlockDriverState *bs,
     return true;
 }
 
+/* QEMU makes the filter before the job: its name errors come first. */
+static bool backup_check_filter_name(const char *name, GError **errp)
+{
+    GError *err = NULL;
+    if (!job_filter_check_name(name, &err)) {
+        error_setg(errp, "Could not create node: %s", err->message);
+        g_error_free(err);
+        return false;
+    }
+    return true;
+}
+
 BackupJob *backup_job_create(const char *job_id, BlockDriverState *bs,
                              BlockDriverState *target,
                              const BackupOptions *o, JobTxn *txn,
@@ -475,17 +501,30 @@ BackupJob *backup_job_create(const char *job_id, BlockDriverState *bs,
         }
     }
     BackupJob *s = NULL;
-    if (backup_check_sizes(bs, target, errp)) {
+    BlockDriverState *filter = NULL;
+    if (backup_check_sizes(bs, target, errp) &&
+        backup_check_filter_name(o->filter_node_name, errp)) {
+        filter = job_filter_new(JOB_FILTER_CBW, o->filter_node_name, bs);
         s = block_job_create(job_id, &backup_driver, txn, bs, o->speed,
                              o->job_flags, errp);
     }
     if (!s) {
+        if (filter) {
+            job_filter_drop(filter);
+            bdrv_unref(filter);
+        }
         if (o->bitmap) {
             bdrv_dirty_bitmap_reclaim(o->bitmap);
         }
         return NULL;
     }
     block_job_add_bdrv(&s->common, target);
+    /* Busy like the source (blockdev-del, another job on it); the job's
+     * reference is the filter's last once clean took it out. */
+    block_job_add_bdrv(&s->common, filter);
+    bdrv_unref(filter);
+    s->filter = filter;
+    job_filter_set_before_write(filter, backup_cbw, s);
     s->source = bs;
     s->target = target;
     s->sync = o->sync;
@@ -497,7 +536,6 @@ BackupJob *backup_job_create(const char *job_id, BlockDriverState *bs,
     s->len = bdrv_getlength(bs);
     s->cluster_size = MAX(BACKUP_MIN_CLUSTER, bdrv_get_cluster_size(target));
     s->copy_bitmap = hbitmap_alloc(s->len, __builtin_ctzll(s->cluster_size));
-    s->cbw.fn = backup_cbw;
     return s;
 }
 
@@ -524,11 +562,16 @@ static void backup_init_copy_bitmap(BackupJob *s)
     }
 }
 
+BlockDriverState *backup_job_filter(BackupJob *s)
+{
+    return s->filter;
+}
+
 void backup_job_start(BackupJob *s)
 {
     backup_init_copy_bitmap(s);
     job_progress_set_remaining(&s->common.job, backup_remaining(s));
-    bdrv_add_before_write(s->source, &s->cbw);
-    s->cbw_installed = true;
+    /* From here every write through the filter copies first. */
+    job_filter_insert_drained(s->filter);
     job_start(&s->common.job);
 }

@@ -168,19 +168,6 @@ struct BlockDriver {
     int coroutine_fn (*co_reopen_rw)(BlockDriverState *bs, GError **errp);
 };
 
-/*
- * A before-write hook (copy-before-write of backup jobs): fn runs in
- * coroutine context for every write, write-zeroes and discard that is
- * about to reach bs's driver, after the request was counted in
- * in_flight (so a drain waits for it).  It may yield; a negative return
- * fails the guest request with that errno before anything is written.
- */
-typedef struct BdrvBeforeWrite BdrvBeforeWrite;
-struct BdrvBeforeWrite {
-    int coroutine_fn (*fn)(BdrvBeforeWrite *n, BlockDriverState *bs,
-                           int64_t offset, int64_t bytes);
-};
-
 struct BlockDriverState {
     char *node_name;
     bool auto_node_name;        /* generated "#blockNNN" */
@@ -212,8 +199,6 @@ struct BlockDriverState {
      * path marks them when the list is not empty. */
     GList *dirty_bitmaps;
 
-    /* BdrvBeforeWrite*: empty unless a backup job copies from us. */
-    GSList *before_write;
 
     /* Permissions last applied by set_perm (see BLK_PERM_*). */
     uint64_t perm, shared_perm;
@@ -232,8 +217,6 @@ int coroutine_fn bdrv_open_backing(BlockDriverState *bs, BlockOpts *opts,
                                    GError **errp);
 
 /* Install / remove a before-write hook (in memory; call drained). */
-void bdrv_add_before_write(BlockDriverState *bs, BdrvBeforeWrite *n);
-void bdrv_remove_before_write(BlockDriverState *bs, BdrvBeforeWrite *n);
 
 /* Recomputes the permissions every node under bs (bs included) needs
  * from its users and applies them (QEMU's lock errors on conflict). */
@@ -265,5 +248,14 @@ extern const BlockDriver bdrv_file;
 extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_blkdebug;
+
+/*
+ * A node of a filter driver that is not in the registry (the job filters
+ * of block/job-filter.c), over child (attached as `backing`), read-only,
+ * named node_name (checked by the caller) or "#blockNNN".
+ */
+BlockDriverState *bdrv_new_filter_node(const BlockDriver *drv,
+                                       const char *node_name,
+                                       BlockDriverState *child);
 
 #endif

@@ -10,9 +10,15 @@
  *    read from top, and a guest write marks its bits *after* its data
  *    reached top (block/io.c), so a write racing with a copy always
  *    leaves its bits set and is copied again;
- *  - the pivot happens only inside the drained section in which the
- *    dirty bitmap was seen empty and base was flushed; run() leaves that
- *    section open (s->in_drain) for prepare(), and abort() closes it;
+ *  - a job has its filter node (QEMU 7.2's: "mirror_top" above the
+ *    active layer, "commit_top" above top otherwise; job-filter.h) in
+ *    the graph from commit_job_start() until prepare (before the graph
+ *    changes) or clean; every parent and device of top reaches top
+ *    through it meanwhile;
+ *  - the pivot happens only inside the drained section (on the filter,
+ *    so the device's requests wait too) in which the dirty bitmap was
+ *    seen empty and base was flushed; run() leaves that section open
+ *    (s->in_drain) for prepare(), and abort() closes it;
  *  - the graph changes only after base is durable, and a rewritten
  *    overlay header is synced before its backing edge moves.
  * Callers: monitor/qmp-commit.c (block-commit), snapshot/ (C API).
@@ -22,6 +28,7 @@
 #include "block/block_int.h"
 #include "block/blockdev.h"
 #include "block/dirty-bitmap.h"
+#include "block/job-filter.h"
 #include "util/cutils.h"
 #include "util/error.h"
 #include "util/iov.h"
@@ -44,7 +51,8 @@ struct CommitJob {
     void *buf;
     BdrvDirtyBitmap *dirty;     /* active: areas of top still to copy */
     bool should_complete;       /* job-complete arrived */
-    bool in_drain;              /* synced, top drained until the pivot */
+    bool in_drain;              /* synced, filter drained until the pivot */
+    BlockDriverState *filter;   /* above top while the job runs */
 };
 
 void commit_options_init(CommitOptions *o)
@@ -425,21 +433,23 @@ static int coroutine_fn commit_copy_dirty(CommitJob *s)
 }
 
 /*
- * job-complete arrived and nothing is dirty: drain top and look again.
- * 1: in sync, base flushed, top stays drained for the pivot; 0: new
+ * job-complete arrived and nothing is dirty: drain the filter above top
+ * and look again.  1: in sync, base flushed, the filter (and with it top)
+ * stays drained for the pivot; 0: new
  * writes came in meanwhile (or a soft cancel), go on copying.
  */
 static int coroutine_fn commit_converge(CommitJob *s, GError **errp)
 {
-    bdrv_drained_begin(s->top);
+    /* The filter, not top: the device's requests enter there. */
+    bdrv_drained_begin(s->filter);
     if (bdrv_dirty_bitmap_count(s->dirty) > 0 ||
         job_cancel_requested(&s->common.job)) {
-        bdrv_drained_end(s->top);
+        bdrv_drained_end(s->filter);
         return 0;
     }
     int ret = commit_flush_base(s, errp);
     if (ret < 0) {
-        bdrv_drained_end(s->top);
+        bdrv_drained_end(s->filter);
         return ret;
     }
     s->in_drain = true;
@@ -495,12 +505,17 @@ static void commit_complete(Job *job, GError **errp)
     job_enter(job);
 }
 
-/* Active: the pivot, inside the drain run() left open. */
+/*
+ * Active: the pivot, inside the drain run() left open.  top's parent is
+ * the filter: it moves onto base, then the filter goes and the device is
+ * on base (as QEMU leaves it); its requests go on when the drain ends.
+ */
 static void commit_pivot(CommitJob *s)
 {
     bdrv_ref(s->top);
     bdrv_replace_node(s->top, s->base);
-    bdrv_drained_end(s->top);
+    job_filter_remove(s->filter);
+    bdrv_drained_end(s->filter);
     s->in_drain = false;
     bdrv_unref(s->top);
 }
@@ -514,6 +529,9 @@ static int commit_prepare(Job *job)
         }
         return 0;
     }
+    /* The overlays' backing edges must be on top again before they move
+     * to base (QEMU drops its commit_top node here too). */
+    job_filter_remove(s->filter);
     GError *err = NULL;
     int ret = commit_drop_layers(s->top, s->base, s->backing_file, &err);
     if (ret < 0) {
@@ -527,15 +545,20 @@ static void commit_abort(Job *job)
 {
     CommitJob *s = (CommitJob *)job;
     if (s->in_drain) {
-        bdrv_drained_end(s->top);
+        bdrv_drained_end(s->filter);
         s->in_drain = false;
     }
 }
 
+/* Failed, cancelled or soft-cancelled: the filter goes, top is where it
+ * was.  The job's reference keeps the filter node until finalization. */
 static void commit_clean(Job *job)
 {
     CommitJob *s = (CommitJob *)job;
     commit_abort(job);          /* a soft-cancelled job never pivots */
+    if (s->filter) {
+        job_filter_remove(s->filter);
+    }
     if (s->dirty) {
         bdrv_dirty_bitmap_release(s->dirty);
         s->dirty = NULL;
@@ -603,7 +626,8 @@ static bool commit_check(BlockDriverState *root, BlockDriverState *top,
         error_setg(errp, "Could not inquire top image size");
         return false;
     }
-    return true;
+    /* Before anything changes (QEMU's texts, without backup's prefix). */
+    return job_filter_check_name(o->filter_node_name, errp);
 }
 
 /* The nodes the job uses stay busy (and referenced) until it ends. */
@@ -646,6 +670,12 @@ CommitJob *commit_job_start(const char *job_id, BlockDriverState *root,
         s->common.job.cb = o->cb;
         s->common.job.cb_opaque = o->cb_opaque;
         commit_add_nodes(s);
+        /* QEMU's active commit is a mirror job: its filter is "mirror_top". */
+        s->filter = job_filter_new(active ? JOB_FILTER_MIRROR_TOP
+                                          : JOB_FILTER_COMMIT_TOP,
+                                   o->filter_node_name, top);
+        block_job_add_bdrv(&s->common, s->filter);   /* busy too */
+        bdrv_unref(s->filter);
     }
     if (owned) {
         bdrv_unref(base);       /* the job holds it, if it exists */
@@ -659,6 +689,7 @@ CommitJob *commit_job_start(const char *job_id, BlockDriverState *root,
             top, bdrv_dirty_bitmap_default_granularity(top), NULL, NULL);
         g_assert(s->dirty);
     }
+    job_filter_insert(s->filter);
     job_start(&s->common.job);
     return s;
 }
@@ -888,5 +919,6 @@ CommitJob *block_commit(const BlockCommitArgs *a, GError **errp)
     o.on_error = a->on_error;
     o.job_flags = (a->auto_finalize ? 0 : JOB_MANUAL_FINALIZE) |
                   (a->auto_dismiss ? 0 : JOB_MANUAL_DISMISS);
+    o.filter_node_name = a->filter_node_name;
     return commit_job_start(a->job_id, root, top, base, &o, errp);
 }

@@ -18,6 +18,20 @@
  *    sync; job-complete pivots: drained, every parent and device of top
  *    moves to base.  A soft cancel (block-job-cancel) of a ready job ends
  *    it without the pivot (BLOCK_JOB_COMPLETED; top unchanged).
+ * Filter node (QEMU 7.2's, block/job-filter.h): while the job runs a
+ * filter sits above top and every parent and device of top reaches top
+ * through it -- "mirror_top" for an active commit (QEMU runs those as a
+ * mirror job), "commit_top" (read-only) otherwise.  It is named
+ * CommitOptions.filter_node_name (block-commit's filter-node-name), so
+ * query-named-block-nodes lists it with that "drv" and query-block shows
+ * it as the device's node during an active commit, or is an implicit
+ * "#blockNNN" without one.  Other jobs find it busy, blockdev-del
+ * refuses it, and it leaves the graph when the job ends: before the
+ * layers are dropped or the device pivots to base, and on cancel or
+ * failure (top is then where it was).
+ * A filter_node_name in use fails before anything changes, with QEMU's
+ * "Duplicate nodes with node-name='X'" (or "Invalid node-name: 'X'",
+ * "node-name=X is conflicting with a device id").
  * Durability (DESIGN rule 2): base is flushed before the chain changes;
  * the overlay's new backing file name is written and synced before its
  * backing edge moves.  A crash at any point leaves a chain that reads as
@@ -55,6 +69,8 @@ typedef struct CommitOptions {
      * negative errno otherwise). */
     void (*cb)(void *opaque, int ret);
     void *cb_opaque;
+    /* The filter node's name (NULL: an implicit "#blockNNN"). */
+    const char *filter_node_name;
 } CommitOptions;
 
 void commit_options_init(CommitOptions *o);
@@ -68,8 +84,9 @@ typedef struct CommitJob CommitJob;
  * root.  Errors (QEMU's texts): top == base "Invalid files for merge: top
  * and base are the same"; top not under root or base not under top
  * "'NODE' is not in this backing file chain"; backing_file with an
- * active commit; a node already used by a block job; a read-only base
- * that cannot be made writable; bad job ID or speed.
+ * active commit; a node already used by a block job; a filter_node_name
+ * that cannot name a new node; a read-only base that cannot be made
+ * writable; bad job ID or speed.  On success the filter is in the graph.
  */
 CommitJob *commit_job_start(const char *job_id, BlockDriverState *root,
                             BlockDriverState *top, BlockDriverState *base,
@@ -96,8 +113,8 @@ int bdrv_commit_offline(BlockDriverState *top, BlockDriverState *base,
 /*
  * QMP block-commit's arguments (NULL / false: absent) and the command
  * itself: QEMU 7.2's lookups, checks and error texts, then
- * commit_job_start().  filter_node_name is accepted and unused: xblk
- * inserts no filter node above top.
+ * commit_job_start().  filter_node_name names the job's filter node
+ * (see the top of this file).
  */
 typedef struct BlockCommitArgs {
     const char *job_id;

@@ -78,38 +78,6 @@ static inline void bdrv_mark_dirty(BlockDriverState *bs, int64_t offset,
     }
 }
 
-void bdrv_add_before_write(BlockDriverState *bs, BdrvBeforeWrite *n)
-{
-    bs->before_write = g_slist_append(bs->before_write, n);
-}
-
-void bdrv_remove_before_write(BlockDriverState *bs, BdrvBeforeWrite *n)
-{
-    bs->before_write = g_slist_remove(bs->before_write, n);
-}
-
-/* Walked by index: a hook may yield, and the list may change meanwhile. */
-static int coroutine_fn bdrv_run_before_write(BlockDriverState *bs,
-                                              int64_t offset, int64_t bytes)
-{
-    BdrvBeforeWrite *n;
-    for (guint i = 0; (n = g_slist_nth_data(bs->before_write, i)); i++) {
-        int ret = n->fn(n, bs, offset, bytes);
-        if (ret < 0) {
-            return ret;
-        }
-    }
-    return 0;
-}
-
-/* Inline so that a node nobody copies from pays one test. */
-static inline int coroutine_fn bdrv_before_write(BlockDriverState *bs,
-                                                 int64_t offset,
-                                                 int64_t bytes)
-{
-    return bs->before_write ? bdrv_run_before_write(bs, offset, bytes) : 0;
-}
-
 static int bdrv_check_byte_request(int64_t offset, int64_t bytes)
 {
     if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
@@ -153,11 +121,6 @@ int coroutine_fn bdrv_co_pwritev(BlockDriverState *bs, int64_t offset,
     }
     g_assert((int64_t)qiov->size == bytes);
     bdrv_inc_in_flight(bs);
-    ret = bdrv_before_write(bs, offset, bytes);
-    if (ret < 0) {
-        bdrv_dec_in_flight(bs);
-        return ret;
-    }
     ret = bs->drv->co_pwritev(bs, offset, bytes, qiov, flags);
     bdrv_mark_dirty(bs, offset, bytes);
     bs->wr_bytes += bytes;
@@ -203,11 +166,6 @@ int coroutine_fn bdrv_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
         flags &= ~BDRV_REQ_MAY_UNMAP;
     }
     bdrv_inc_in_flight(bs);
-    ret = bdrv_before_write(bs, offset, bytes);
-    if (ret < 0) {
-        bdrv_dec_in_flight(bs);
-        return ret;
-    }
     int64_t req_offset = offset, req_bytes = bytes;
     ret = -ENOTSUP;
     if (bs->drv->co_pwrite_zeroes) {
@@ -253,11 +211,6 @@ int coroutine_fn bdrv_co_pdiscard(BlockDriverState *bs, int64_t offset,
         return 0;       /* discard is a hint: ignoring it is correct */
     }
     bdrv_inc_in_flight(bs);
-    ret = bdrv_before_write(bs, offset, bytes);
-    if (ret < 0) {
-        bdrv_dec_in_flight(bs);
-        return ret;
-    }
     ret = bs->drv->co_pdiscard(bs, offset, bytes);
     bdrv_mark_dirty(bs, offset, bytes);
     bdrv_dec_in_flight(bs);

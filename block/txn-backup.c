@@ -5,12 +5,14 @@
  * prepare does all the costly and failing work with nothing quiesced:
  * lookups, QEMU 7.2's argument checks, for drive-backup creating and
  * opening the target, and creating the job (status "created", bitmap
- * frozen behind its successor).  commit, inside the transaction's one
- * drained section, only calls backup_job_start(): the copy bitmap is
- * filled, the copy-before-write hook goes on the source and the job is
- * started, so no guest write slips between the point in time and the
- * hook.  abort cancels the job that never ran (its bitmap is reclaimed)
- * and deletes a target file this action created.
+ * frozen behind its successor, the "copy-before-write" filter made but
+ * not yet in the graph).  commit, inside the transaction's one drained
+ * section (which covers the filter too), only calls backup_job_start():
+ * the copy bitmap is filled, the filter takes the source's place and the
+ * job is started, so no guest write slips between the point in time and
+ * the filter.  abort cancels the job that never ran (its bitmap is
+ * reclaimed, its filter dropped) and deletes a target file this action
+ * created.
  *
  * Invariant: from a successful prepare until clean, the action holds a
  * reference to the job, the source and the target.  A drive-backup
@@ -27,6 +29,7 @@
 typedef struct BackupAction {
     bool drive;                 /* drive-backup, else blockdev-backup */
     char *job_id, *device, *target_name, *bitmap_name, *format;
+    char *filter_node_name;
     TxnBackupArgs a;            /* strings point at the copies above */
     BlockDriverState *bs, *target;
     BackupJob *job;
@@ -142,6 +145,7 @@ static int backup_create_job(BackupAction *s, Transaction *t, GError **errp)
         .on_target_error = s->a.on_target_error,
         .job_flags = (s->a.auto_finalize ? 0 : JOB_MANUAL_FINALIZE) |
                      (s->a.auto_dismiss ? 0 : JOB_MANUAL_DISMISS),
+        .filter_node_name = s->a.filter_node_name,
     };
     s->job = backup_job_create(s->a.job_id, s->bs, s->target, &o,
                                txn_job_txn(t), errp);
@@ -281,6 +285,9 @@ static void backup_add_nodes(void *opaque, GPtrArray *nodes)
     BackupAction *s = opaque;
     g_ptr_array_add(nodes, s->bs);
     g_ptr_array_add(nodes, s->target);
+    /* Drained through the switch: the source's backends move onto it
+     * and must find it quiesced until the section ends. */
+    g_ptr_array_add(nodes, backup_job_filter(s->job));
 }
 
 static void backup_commit(void *opaque)
@@ -319,6 +326,7 @@ static void backup_clean(void *opaque)
     g_free(s->target_name);
     g_free(s->bitmap_name);
     g_free(s->format);
+    g_free(s->filter_node_name);
     g_free(s->created_file);
     g_free(s);
 }
@@ -352,6 +360,8 @@ static BackupAction *backup_action_new(const TxnBackupArgs *a, bool drive)
     s->a.device = s->device = g_strdup(a->device);
     s->a.target = s->target_name = g_strdup(a->target);
     s->a.bitmap = s->bitmap_name = g_strdup(a->bitmap);
+    s->a.filter_node_name = s->filter_node_name =
+        g_strdup(a->filter_node_name);
     s->format = g_strdup(a->format);
     s->a.format = NULL;         /* s->format is the one in use */
     return s;

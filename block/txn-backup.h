@@ -7,9 +7,10 @@
  * txn_run().
  *
  * prepare creates the job ("created"; in the transaction's job group when
- * completion-mode is grouped), commit is the point in time (hook on the
- * source, job started), abort cancels the job and deletes a target file
- * the action created.
+ * completion-mode is grouped) and its "copy-before-write" filter node,
+ * commit is the point in time (the filter takes the source's place, job
+ * started), abort cancels the job, drops the filter and deletes a target
+ * file the action created.
  */
 #ifndef XBLK_BLOCK_TXN_BACKUP_H
 #define XBLK_BLOCK_TXN_BACKUP_H
@@ -33,6 +34,9 @@ typedef struct TxnBackupArgs {
     XblkOnError on_target_error;
     bool auto_finalize;
     bool auto_dismiss;
+    /* filter-node-name: the name of the filter above the source while
+     * the job runs (NULL: implicit, "#blockNNN"; see backup.h). */
+    const char *filter_node_name;
     /* drive-backup only */
     const char *format;         /* NULL: the source's (probed if existing) */
     bool mode_existing;

@@ -12,6 +12,7 @@
  * by default) and adds the commands defined at run time.
  */
 #include "block/block-backend.h"
+#include "block/job-filter.h"
 #include "block/block_int.h"
 #include "block/blockdev.h"
 #include "block/dirty-bitmap.h"
@@ -310,8 +311,11 @@ static json_t *block_info_json(BlockBackend *blk)
     if (blk_bs(blk)) {
         bool writeback = blk_enable_write_cache(blk) &&
                          (!drive || info.write_cache);
+        /* QEMU shows what is below an implicit commit/mirror filter. */
         json_object_set_new(o, "inserted",
-                            device_info_json(blk_bs(blk), true, writeback));
+                            device_info_json(bdrv_skip_implicit_filters(
+                                                 blk_bs(blk)),
+                                             true, writeback));
     }
     return o;
 }

@@ -82,8 +82,10 @@ static void add_bitmap_merge(Transaction *t, TransactionAction *a)
 /*
  * DriveBackup and BlockdevBackup both start with BackupCommon's members,
  * so one macro turns either into TxnBackupArgs with QEMU's defaults.
- * filter-node-name and x-perf are accepted and unused: xblk copies
- * through a before-write hook, not a filter node.
+ * filter-node-name names the "copy-before-write" filter node the job puts
+ * above the source while it runs (block/backup.h); without it the node is
+ * an implicit "#blockNNN".  x-perf is accepted and unused (xblk has no
+ * copy tuning of that kind).
  */
 #define BACKUP_ARGS(args, b) do {                                       \
         txn_backup_args_init(&(args));                                  \
@@ -96,6 +98,8 @@ static void add_bitmap_merge(Transaction *t, TransactionAction *a)
         (args).has_bitmap_mode = (b)->has_bitmap_mode;                  \
         (args).bitmap_mode = (BackupBitmapMode)(b)->bitmap_mode;        \
         (args).compress = (b)->has_compress && (b)->compress;           \
+        (args).filter_node_name = (b)->has_filter_node_name             \
+                                      ? (b)->filter_node_name : NULL;   \
         if ((b)->has_on_source_error) {                                 \
             (args).on_source_error = (XblkOnError)(b)->on_source_error; \
         }                                                               \

@@ -4,8 +4,11 @@
  * guest writes for every sync mode, an incremental chain checked with
  * qemu-img compare, bitmap-mode after success and failure, the error
  * policies, a persistent bitmap across close and reopen, speed,
- * compression, cancel, grouped completion, and the
- * drive-backup target that a failed prepare must not leave behind.
+ * compression, cancel, grouped completion, the
+ * drive-backup target that a failed prepare must not leave behind, and
+ * the job's "copy-before-write" filter node (filter-node-name): the
+ * device's root while the job runs, gone after completion, cancel,
+ * failure and a rolled-back transaction, a name in use refused.
  *
  * The guest is a BlockBackend on the source; "concurrent" writes are
  * synchronous writes issued while the job runs (each polls the loop, so
@@ -18,8 +21,10 @@
 #include "block/blkdebug.h"
 #include "block/block-events.h"
 #include "block/dirty-bitmap.h"
+#include "block/job-filter.h"
 #include "block/txn-backup.h"
 #include "block/txn-bitmap.h"
+#include "block/txn-snapshot.h"
 #include "util/error.h"
 
 #define DISK (4 * 1024 * 1024)
@@ -206,7 +211,6 @@ static void test_full_under_writes(void)
     g_assert_cmpint(guest_writes(&e, 60), >, 10);
     wait_job();
     g_assert_null(job0());
-    g_assert_null(e.src->before_write);
     verify_model(e.blk, e.disk);
     check_target(&e);
     env_free(&e);
@@ -603,7 +607,6 @@ static void test_cancel_mid_copy(void)
     g_assert_cmpstr(ev, ==, "aborting BLOCK_JOB_CANCELLED concluded null");
     g_assert_false(bdrv_dirty_bitmap_busy(bm));
     g_assert_cmpuint(bdrv_dirty_bitmap_count(bm), ==, before);
-    g_assert_null(e.src->before_write);
     env_free(&e);
 }
 
@@ -680,8 +683,205 @@ static void test_grouped_failure(void)
     /* The bitmap is back as it was. */
     g_assert_false(bdrv_dirty_bitmap_busy(bm));
     g_assert_cmpuint(bdrv_dirty_bitmap_count(bm), ==, before);
-    g_assert_null(e.src->before_write);
     bdrv_unref(tgt2);
+    env_free(&e);
+}
+
+/* ---- the filter node ---- */
+
+static void expect_error(const TxnBackupArgs *a, bool drive,
+                         const char *msg);
+
+static int cbw_nodes(void)
+{
+    int n = 0;
+    for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
+         bs = bdrv_next_node(bs)) {
+        n += !strcmp(bdrv_get_format_name(bs), "copy-before-write");
+    }
+    return n;
+}
+
+/* The graph as before the job: the device on the source, which has no
+ * parent, and no filter anywhere. */
+static void assert_no_filter(Env *e)
+{
+    g_assert_true(blk_bs(e->blk) == e->src);
+    g_assert_null(e->src->parents);
+    g_assert_cmpint(cbw_nodes(), ==, 0);
+}
+
+/* While the job runs: the device's root is the filter, the source its
+ * only parent's backing node; guest writes go through it and copy. */
+static BlockDriverState *assert_filter(Env *e, const char *name)
+{
+    BlockDriverState *f = blk_bs(e->blk);
+    g_assert_cmpstr(bdrv_get_format_name(f), ==, "copy-before-write");
+    g_assert_true(bdrv_backing_bs(f) == e->src);
+    g_assert_cmpuint(g_list_length(e->src->parents), ==, 1);
+    g_assert_null(e->src->backends);
+    g_assert_false(bdrv_is_read_only(f));
+    g_assert_cmpint(bdrv_getlength(f), ==, DISK);
+    if (name) {
+        g_assert_true(bdrv_find_node(name) == f);
+        g_assert_false(bdrv_is_implicit_job_filter(f));
+    } else {
+        g_assert_true(bdrv_get_node_name(f)[0] == '#');
+        g_assert_true(bdrv_is_implicit_job_filter(f));
+    }
+    /* QEMU never hides copy-before-write in query-block. */
+    g_assert_true(bdrv_skip_implicit_filters(f) == f);
+    return f;
+}
+
+static void test_filter_node(void)
+{
+    Env e;
+    env_init(&e, NULL);
+    env_open_target(&e, NULL);
+    int nodes = 0;
+    for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
+         bs = bdrv_next_node(bs)) {
+        nodes++;
+    }
+
+    /* Named, to completion under guest writes. */
+    TxnBackupArgs a = args_for(&e, BACKUP_SYNC_FULL);
+    a.speed = 16 * 1024 * 1024;
+    a.filter_node_name = "cbw";
+    start_backup(&e, &a);
+    BlockDriverState *f = assert_filter(&e, "cbw");
+    GError *err = NULL;
+    g_assert_true(block_job_node_busy(f, &err));
+    g_assert_cmpstr(err->message, ==, "Node 'cbw' is busy: block device is "
+                    "in use by block job: backup");
+    g_clear_error(&err);
+    g_assert_cmpint(guest_writes(&e, 40), >, 5);
+    wait_job();
+    assert_no_filter(&e);
+    g_assert_null(bdrv_find_node("cbw"));
+    verify_model(e.blk, e.disk);
+
+    /* A name in use: QEMU's text, nothing changes (no job, no node). */
+    a = args_for(&e, BACKUP_SYNC_FULL);
+    a.filter_node_name = "tgt";
+    expect_error(&a, false, "Could not create node: Duplicate nodes with "
+                 "node-name='tgt'");
+    a.filter_node_name = "x y";
+    expect_error(&a, false, "Could not create node: Invalid node-name: "
+                 "'x y'");
+    g_assert_null(job0());
+    assert_no_filter(&e);
+
+    /* Implicit, cancelled mid-copy. */
+    a = args_for(&e, BACKUP_SYNC_FULL);
+    a.speed = CL;
+    start_backup(&e, &a);
+    assert_filter(&e, NULL);
+    guest_writes(&e, 5);
+    job_cancel_sync(job0(), true);
+    wait_job();
+    assert_no_filter(&e);
+
+    /* A transaction that rolls back never puts the filter in. */
+    a = args_for(&e, BACKUP_SYNC_FULL);
+    a.filter_node_name = "cbw";
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    txn_add_blockdev_backup(t, &a);
+    txn_add_abort(t);
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_clear_error(&err);
+    wait_job();
+    g_assert_null(bdrv_find_node("cbw"));
+    assert_no_filter(&e);
+
+    int after = 0;
+    for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
+         bs = bdrv_next_node(bs)) {
+        after++;
+    }
+    g_assert_cmpint(after, ==, nodes);
+    verify_model(e.blk, e.disk);
+    env_free(&e);
+}
+
+/* A job that fails (its target breaks) takes its filter out too. */
+static void test_filter_on_failure(void)
+{
+    Env e;
+    env_init(&e, NULL);
+    env_open_target(&e, "file.driver=blkdebug,file.file.driver=file");
+    BlkdebugRule r = { .ops = BLKDBG_OP_WRITE, .nth = 3, .offset = -1,
+                       .err = EIO };
+    g_assert_true(blkdebug_add_rule(e.tgt->file->bs, &r));
+    TxnBackupArgs a = args_for(&e, BACKUP_SYNC_FULL);
+    a.speed = 4 * CL;
+    a.filter_node_name = "cbw";
+    g_ptr_array_set_size(events, 0);
+    start_backup(&e, &a);
+    assert_filter(&e, "cbw");
+    wait_job();
+    g_autofree char *ev = events_take();
+    g_assert_nonnull(strstr(ev, "aborting BLOCK_JOB_COMPLETED"));
+    assert_no_filter(&e);
+    g_assert_null(bdrv_find_node("cbw"));
+    verify_model(e.blk, e.disk);
+    env_free(&e);
+}
+
+/* A second backup of the device while the first runs stacks its filter
+ * on the first one's; the first ends first, and the second goes on
+ * copying from the node below (QEMU: the filter's child edge moves). */
+static void test_filter_stacked(void)
+{
+    Env e;
+    env_init(&e, NULL);
+    env_open_target(&e, NULL);
+    g_autofree char *t2 = test_path("tgt2.qcow2");
+    img_create(t2, DISK, NULL);
+    BlockDriverState *tgt2 = open_node(t2, "tgt2", NULL);
+    TxnBackupArgs a = args_for(&e, BACKUP_SYNC_FULL);
+    a.speed = CL;
+    a.filter_node_name = "cbw1";
+    start_backup(&e, &a);
+    Model *pit1 = model_copy(e.pit);
+    guest_writes(&e, 10);
+    TxnBackupArgs b = args_for(&e, BACKUP_SYNC_FULL);
+    b.job_id = "job1";
+    b.device = "cbw1";
+    b.target = "tgt2";
+    b.speed = CL;
+    b.filter_node_name = "cbw2";
+    start_backup(&e, &b);
+    BlockDriverState *f2 = bdrv_find_node("cbw2");
+    g_assert_true(blk_bs(e.blk) == f2);
+    g_assert_true(bdrv_backing_bs(f2) == bdrv_find_node("cbw1"));
+    guest_writes(&e, 10);
+    GError *err = NULL;
+    job_set_speed(job0(), 0, &err);
+    g_assert_no_error(err);
+    wait_job();
+    /* cbw1 is out of the graph (job1 still holds the node it was made
+     * on, until it ends). */
+    g_assert_true(blk_bs(e.blk) == f2 && bdrv_backing_bs(f2) == e.src);
+    g_assert_cmpuint(g_list_length(e.src->parents), ==, 1);
+    guest_writes(&e, 10);
+    job_set_speed(job_get("job1"), 0, &err);
+    g_assert_no_error(err);
+    gint64 deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    while (job_get("job1")) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        aio_poll(true);
+    }
+    assert_no_filter(&e);
+    g_assert_null(bdrv_find_node("cbw1"));
+    verify_model(e.blk, e.disk);
+    bdrv_unref(tgt2);
+    qemu_check(t2, false);
+    qemu_compare(t2, NULL, e.pit);
+    model_free(e.pit);
+    e.pit = pit1;
+    check_target(&e);
     env_free(&e);
 }
 
@@ -797,6 +997,9 @@ int main(int argc, char **argv)
     g_test_add_func("/backup/grouped-failure", test_grouped_failure);
     g_test_add_func("/backup/errors", test_errors);
     g_test_add_func("/backup/drive-backup", test_drive_backup);
+    g_test_add_func("/backup/filter-node", test_filter_node);
+    g_test_add_func("/backup/filter-on-failure", test_filter_on_failure);
+    g_test_add_func("/backup/filter-stacked", test_filter_stacked);
     int ret = g_test_run();
     test_dir_cleanup();
     return ret;

@@ -6,7 +6,10 @@
  * pivot; a soft cancel of a ready active commit; a forced cancel; the
  * offline commit (into a middle layer and of the active layer); the
  * header of a read-only overlay; the on-error policies; every argument
- * error of block-commit.  Each scenario ends with the real `qemu-img
+ * error of block-commit; the job's filter node (QEMU 7.2's commit_top /
+ * mirror_top, filter-node-name) in the graph while the job runs and gone
+ * afterwards, and a name in use refused with nothing changed.  Each
+ * scenario ends with the real `qemu-img
  * check`, `qemu-img info --backing-chain` and a qemu-img read of the
  * contents against a model.
  *
@@ -19,6 +22,7 @@
 #include "block/block-events.h"
 #include "block/commit.h"
 #include "block/dirty-bitmap.h"
+#include "block/job-filter.h"
 #include "util/error.h"
 
 #define DISK (4 * 1024 * 1024)
@@ -173,6 +177,42 @@ static void wait_status(const char *id, XblkJobStatus st)
     }
 }
 
+/* How many nodes of the graph a job filter driver made. */
+static int filter_nodes(void)
+{
+    int n = 0;
+    for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
+         bs = bdrv_next_node(bs)) {
+        const char *drv = bdrv_get_format_name(bs);
+        n += !strcmp(drv, "commit_top") || !strcmp(drv, "mirror_top");
+    }
+    return n;
+}
+
+static int node_count(void)
+{
+    int n = 0;
+    for (BlockDriverState *bs = bdrv_next_node(NULL); bs;
+         bs = bdrv_next_node(bs)) {
+        n++;
+    }
+    return n;
+}
+
+/* The filter a job put above bs: bs's only parent, reaching bs through
+ * its backing edge, with QEMU's driver name. */
+static BlockDriverState *filter_above(BlockDriverState *bs, const char *drv)
+{
+    g_assert_cmpuint(g_list_length(bs->parents), ==, 1);
+    g_assert_null(bs->backends);
+    BdrvChild *c = bs->parents->data;
+    BlockDriverState *f = c->parent;
+    g_assert_cmpstr(bdrv_get_format_name(f), ==, drv);
+    g_assert_true(bdrv_backing_bs(f) == bs);
+    g_assert_cmpstr(bdrv_get_filename(f), ==, bdrv_get_filename(bs));
+    return f;
+}
+
 static uint32_t seed = 1000;
 
 /* One guest write (or write-zeroes) at a random place. */
@@ -228,11 +268,19 @@ static void test_non_active(void)
     g_assert_false(bdrv_is_read_only(wbase));
     g_assert_cmpstr(bdrv_get_node_name(wbase), ==, base_name);
     g_assert_true(bdrv_backing_bs(mid) == wbase);
+    /* An implicit commit_top between top and mid: the overlay reads
+     * through it, it writes nothing. */
+    BlockDriverState *f = filter_above(mid, "commit_top");
+    g_assert_true(bdrv_backing_bs(top) == f);
+    g_assert_true(bdrv_is_read_only(f));
+    g_assert_true(bdrv_is_implicit_job_filter(f));
+    g_assert_true(bdrv_get_node_name(f)[0] == '#');
     for (int i = 0; i < 20; i++) {
         guest_write(blk, m);
         aio_poll(false);
     }
     wait_job("disk0");
+    g_assert_cmpint(filter_nodes(), ==, 0);
     g_autofree char *ev = events_take();
     g_assert_cmpstr(ev, ==, "created running waiting pending "
                     "BLOCK_JOB_COMPLETED concluded null");
@@ -313,9 +361,22 @@ static void test_active_pivot(void)
     a.device = "disk0";
     a.job_id = "act";
     a.speed = 4 * 1024 * 1024;  /* long enough to write meanwhile */
+    a.filter_node_name = "ct";
     CommitJob *s = start_commit(&a);
     g_assert_true(commit_job_is_active(s));
     Job *job = commit_job_job(s);
+    /* The device reaches top through the named mirror_top filter. */
+    BlockDriverState *f = bdrv_find_node("ct");
+    g_assert_true(blk_bs(blk) == f);
+    g_assert_true(filter_above(top, "mirror_top") == f);
+    g_assert_false(bdrv_is_read_only(f));
+    g_assert_false(bdrv_is_implicit_job_filter(f));
+    g_assert_true(bdrv_skip_implicit_filters(f) == f);
+    GError *busy = NULL;
+    g_assert_true(block_job_node_busy(f, &busy));
+    g_assert_cmpstr(busy->message, ==, "Node 'ct' is busy: block device is "
+                    "in use by block job: commit");
+    g_clear_error(&busy);
     int during = 0;
     for (int i = 0; i < 40; i++) {
         if (job->status == XBLK_JOB_STATUS_RUNNING) {
@@ -354,6 +415,9 @@ static void test_active_pivot(void)
     g_assert_nonnull(last_end);
     BlockDriverState *root = blk_bs(blk);
     g_assert_false(root == top);
+    g_assert_null(bdrv_find_node("ct"));
+    g_assert_cmpint(filter_nodes(), ==, 0);
+    g_assert_null(root->parents);
     g_assert_cmpstr(bdrv_get_node_name(root), ==, base_name);
     g_assert_cmpstr(bdrv_get_filename(root), ==, c.path[0]);
     g_assert_null(bdrv_backing_bs(root));
@@ -387,6 +451,9 @@ static void test_active_soft_cancel(void)
     a.device = "disk0";
     a.base_node = bdrv_get_node_name(layer(blk, &c, 1));
     Job *job = commit_job_job(start_commit(&a));
+    BlockDriverState *f = blk_bs(blk);
+    g_assert_true(filter_above(top, "mirror_top") == f);
+    g_assert_true(bdrv_skip_implicit_filters(f) == top);
     wait_status("disk0", XBLK_JOB_STATUS_READY);
     guest_write(blk, m);
     GError *err = NULL;
@@ -398,6 +465,8 @@ static void test_active_soft_cancel(void)
                                    "pending BLOCK_JOB_COMPLETED concluded "
                                    "null"));
     g_assert_true(blk_bs(blk) == top);
+    g_assert_null(top->parents);
+    g_assert_cmpint(filter_nodes(), ==, 0);
     g_assert_null(top->dirty_bitmaps);
     verify_model(blk, m);
     blk_unref(blk);
@@ -437,6 +506,8 @@ static void test_cancel(void)
     g_assert_cmpint(json_integer_value(json_object_get(last_end, "offset")),
                     <, DISK);
     g_assert_true(bdrv_backing_bs(top) == mid);
+    g_assert_cmpuint(g_list_length(mid->parents), ==, 1);
+    g_assert_cmpint(filter_nodes(), ==, 0);
     verify_model(blk, c.view[2]);
     blk_unref(blk);
     for (int i = 0; i < 3; i++) {
@@ -602,6 +673,7 @@ static BlockDriverState *open_named(const char *path, const char *name,
 typedef struct ErrCase {
     const char *device, *top_node, *top, *base_node, *base, *backing_file;
     const char *job_id;
+    const char *filter_node_name;
     const char *want;
 } ErrCase;
 
@@ -616,8 +688,14 @@ static void expect_commit_error(const ErrCase *e)
     a.base = e->base;
     a.backing_file = e->backing_file;
     a.job_id = e->job_id;
+    a.filter_node_name = e->filter_node_name;
+    int nodes = node_count();
+    Job *jobs = job_next(NULL);
     GError *err = NULL;
     g_assert_null(block_commit(&a, &err));
+    /* A refusal changes nothing: no new job, no new node. */
+    g_assert_true(job_next(NULL) == jobs);
+    g_assert_cmpint(node_count(), ==, nodes);
     g_assert_nonnull(err);
     g_assert_cmpstr(err->message, ==, e->want);
     g_error_free(err);
@@ -663,6 +741,15 @@ static void test_errors(void)
           .want = "'backing-file' specified, but 'top' is the active "
                   "layer" },
         { .device = "disk0", .job_id = "1j", .want = "Invalid job ID '1j'" },
+        /* filter-node-name: QEMU 7.2's texts, active and not. */
+        { .device = "disk0", .filter_node_name = "cmid",
+          .want = "Duplicate nodes with node-name='cmid'" },
+        { .device = "disk0", .top_node = "cmid", .filter_node_name = "ctop",
+          .want = "Duplicate nodes with node-name='ctop'" },
+        { .device = "disk0", .filter_node_name = "disk0",
+          .want = "node-name=disk0 is conflicting with a device id" },
+        { .device = "disk0", .top_node = "cmid", .filter_node_name = "1f",
+          .want = "Invalid node-name: '1f'" },
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         expect_commit_error(&cases[i]);
@@ -711,6 +798,7 @@ static void test_errors(void)
     g_clear_error(&err);
     g_assert_cmpint(job_cancel_sync(job, true), ==, -ECANCELED);
     g_assert_true(bdrv_backing_bs(top) == mid);
+    g_assert_cmpint(filter_nodes(), ==, 0);
     g_free(events_take());
 
     blk_unref(blk);
