@@ -258,6 +258,7 @@ bench: all
 	@python3 bench/run-embed-bench --build $(BUILD)
 	@python3 bench/run-domsnap-bench --build $(BUILD)
 	@python3 bench/run-ui-bench --build $(BUILD)
+	@python3 bench/run-qmp-bench --build $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include/xblk \

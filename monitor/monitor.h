@@ -3,19 +3,19 @@
  * emulator (tools/xblk-system.c with monitor/host/) and any embedder
  * (api/monitor.c, include/xblk/xblk-monitor.h) run the same server.
  *
- * Clients connect over a unix socket (created mode 0600) or TCP bound to
- * loopback; each gets QEMU's greeting and must negotiate with
- * qmp_capabilities before anything else.  Requests are dispatched one at
- * a time on the main loop, in arrival order per client; while a command
- * runs (and possibly polls the loop for I/O), other clients' requests
- * wait their turn.  Out-of-band requests ("exec-oob", for a client that
- * enabled 'oob') run as soon as they are read, even in the middle of
- * another command's loop polling: a command registered QCO_ALLOW_OOB
- * must be quick and must never poll the loop itself.  Events go to every
- * negotiated client.  Limits (docs/qmp.md): 64 clients, QEMU's JSON
- * limits, 8 queued requests per client (1 without 'oob'), output paused
- * at 8 MiB and the client dropped beyond 64 MiB (or beyond 1 MiB once
- * all clients together hold 256 MiB).
+ * Clients connect over a unix socket (created mode 0600) or TCP (bound to
+ * 127.0.0.1 unless the spec names a host); each gets QEMU's greeting and
+ * must negotiate with qmp_capabilities before anything else.  Requests
+ * are dispatched one at a time on the main loop, in arrival order per
+ * client; while a command runs (and possibly polls the loop for I/O),
+ * other clients' requests wait their turn.  Out-of-band requests
+ * ("exec-oob", for a client that enabled 'oob') run as soon as they are
+ * read, even in the middle of another command's loop polling: a command
+ * registered QCO_ALLOW_OOB must be quick and must never poll the loop
+ * itself.  Events go to every negotiated client.  Limits (docs/qmp.md):
+ * 64 clients, QEMU's JSON limits, 8 queued requests per client (1
+ * without 'oob'), output paused at 8 MiB and the client dropped beyond
+ * 64 MiB (or beyond 1 MiB once all clients together hold 256 MiB).
  *
  * The command list holds the engine's commands (qapi/engine-schema.json)
  * from its first use; a program adds its own on top: generated ones
@@ -88,12 +88,15 @@ void monitor_set_drive_info(QmpDriveInfoFunc *fn);
 /*
  * Starts listening as QEMU's -qmp option says:
  *   unix:PATH[,server=on][,wait=off]
- *   tcp:HOST:PORT[,server=on][,wait=off]   (HOST must be loopback)
+ *   tcp:HOST:PORT[,server=on][,wait=off]
+ * HOST may be any address of this machine (a warning on stderr if it is
+ * not loopback); empty (tcp::PORT) binds 127.0.0.1, not every address as
+ * in QEMU.
  * With wait=on (the default) it runs the loop until a client connects.
  */
 bool monitor_add_qmp(const char *spec, GError **errp);
-/* The same; *bad_spec tells a malformed spec (or a forbidden address)
- * from a socket that could not be made. */
+/* The same; *bad_spec tells a malformed spec (or a host that is not an
+ * address of this machine) from a socket that could not be made. */
 bool monitor_listen(const char *spec, bool *bad_spec, GError **errp);
 /* Stops listening, closes every client, removes unix sockets. */
 void monitor_cleanup(void);

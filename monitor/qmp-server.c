@@ -1,5 +1,5 @@
 /*
- * qmp-server.c - QMP over unix and loopback TCP sockets on the main loop.
+ * qmp-server.c - QMP over unix and TCP sockets on the main loop.
  *
  * Each client has a JsonStream splitting its input, a queue of parsed
  * requests and an output buffer.  In-band requests run one at a time
@@ -21,6 +21,10 @@
  *     output wait, and is dropped beyond 64 MiB - or beyond 1 MiB while
  *     all clients together hold more than 256 MiB (an event flood to
  *     many silent clients).  Nobody else notices either.
+ *
+ * Addresses: unix sockets are created 0600; TCP binds the host the spec
+ * names (with a warning if it is not loopback: there is no
+ * authentication) and 127.0.0.1 when it names none.
  *
  * Every source lives on the engine's context (aio_context()): the loop an
  * embedder drives runs the monitor too.  The command table is
@@ -766,12 +770,24 @@ static bool is_loopback(const struct sockaddr *sa)
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const void *)sa;
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+        const uint8_t *b = in6->sin6_addr.s6_addr;
+        /* ::ffff:127.x.y.z reaches the IPv4 loopback only */
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && b[12] == 127);
     }
     return false;
 }
 
-/* *bad_spec stays true for an address that can never work. */
+/*
+ * TCP binds the host the spec names - any address of this machine,
+ * 0.0.0.0 and :: included, as QEMU does - and 127.0.0.1 when the host
+ * part is empty ("tcp::4444"), where QEMU would bind every address: the
+ * monitor has no authentication, so reaching beyond this machine must
+ * be asked for explicitly (issue 14), and then earns a warning.
+ * *bad_spec stays true for an address that can never work here: a spec
+ * that does not parse or resolve, or a host that is not one of this
+ * machine's addresses (EADDRNOTAVAIL).
+ */
 static int listen_tcp(const char *hostport, bool *bad_spec, GError **errp)
 {
     const char *colon = strrchr(hostport, ':');
@@ -780,9 +796,10 @@ static int listen_tcp(const char *hostport, bool *bad_spec, GError **errp)
         return -1;
     }
     g_autofree char *host = g_strndup(hostport, colon - hostport);
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = 0;
+    size_t hlen = strlen(host);
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = 0;
     }
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE }, *res;
@@ -792,28 +809,39 @@ static int listen_tcp(const char *hostport, bool *bad_spec, GError **errp)
                    gai_strerror(gai));
         return -1;
     }
-    if (!is_loopback(res->ai_addr)) {
-        freeaddrinfo(res);
-        error_setg(errp, "QMP over TCP is only allowed on loopback "
-                   "addresses");
-        return -1;
-    }
-    *bad_spec = false;
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
                     0);
-    int one = 1;
+    int one = 1, zero = 0;
     if (fd >= 0) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
+    if (fd >= 0 && res->ai_family == AF_INET6) {
+        /* "[::]" takes IPv4 too, whatever the host's bindv6only says */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
     if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
         listen(fd, QMP_MAX_CLIENTS) < 0) {
-        error_setg_errno(errp, errno, "Failed to bind socket to %s",
+        int err = errno;
+        *bad_spec = err == EADDRNOTAVAIL;
+        error_setg_errno(errp, err, "Failed to bind socket to %s",
                          hostport);
         if (fd >= 0) {
             close(fd);
         }
         freeaddrinfo(res);
         return -1;
+    }
+    *bad_spec = false;
+    if (!is_loopback(res->ai_addr)) {
+        char addr[NI_MAXHOST] = "?";
+        getnameinfo(res->ai_addr, res->ai_addrlen, addr, sizeof(addr), NULL,
+                    0, NI_NUMERICHOST);
+        g_autofree char *where = strcmp(host, addr) ?
+            g_strdup_printf("%s (%s)", host, addr) : g_strdup(addr);
+        warn_report("QMP listens on %s port %s, which is not a loopback "
+                    "address: the monitor has no authentication, anyone "
+                    "who can reach it controls the machine", where,
+                    colon + 1);
     }
     freeaddrinfo(res);
     return fd;

@@ -9,9 +9,12 @@ mid-command and mid-job, a client that never reads while replies and
 events pile up (RSS of the process read from /proc stays bounded); the
 socket's mode and the TCP default address.  A bounded load test floods
 commands against the console machine (realtime=on, the reference game)
-and prints commands per second and the worst frame time the guest saw
-(x-query-frame-times); XBLK_LONG=1 makes it longer and adds a flood of
-events big enough to drop a silent client.
+and checks that every reply is a "return", that the guest keeps running
+its frames and that its worst frame time (x-query-frame-times) stays
+bounded; XBLK_LONG=1 makes it longer and adds a flood of events big
+enough to drop a silent client.  The figures - commands per second, the
+guest's worst and p99 frame time, side by side with QEMU - are
+bench/run-qmp-bench's; this test only prints what it saw.
 """
 import json
 import os
@@ -438,18 +441,18 @@ class Load(AbuseCase):
                  '{"execute": "query-version"}\n') * 40
         rate, ft, elapsed = self.flood(secs, 4, batch)
         print('# load: 4 clients, %.1f s: %.0f commands/s; guest %d frames,'
-              ' worst frame %.2f ms, %d over budget' %
+              ' worst frame %.2f ms, %d over budget (figures: '
+              'bench/run-qmp-bench)' %
               (elapsed, rate, ft['frames'], ft['max-us'] / 1000,
                ft['over-budget']))
         self.assertGreater(ft['frames'], 30 * secs)
         # generous: the 2-core machine also runs the 4 flooding clients
         self.assertLess(ft['max-us'], 250000)
         # query-block asks the machine for each drive on the vCPU thread:
-        # measured and reported, not a bound of the monitor's
-        rate, ft, elapsed = self.flood(2, 4, '{"execute": "query-block"}\n'
-                                       * 100)
-        print('# load, query-block only: %.0f commands/s; worst frame '
-              '%.2f ms' % (rate, ft['max-us'] / 1000))
+        # every reply a "return" and the monitor still answering; its
+        # figures are the bench's, no bound of the monitor's
+        self.flood(2, 4, '{"execute": "query-block"}\n' * 100)
+        self.alive()
 
 
 class LongFlood(AbuseCase):

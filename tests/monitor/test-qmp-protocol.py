@@ -3,11 +3,15 @@
 
 Greeting and negotiation, ids of every JSON type echoed verbatim, each
 error class, events to every negotiated client, several clients at once,
-and a corpus of bad input after which the server still answers.
+and a corpus of bad input after which the server still answers.  TCP:
+the host given is bound, an interface address or 0.0.0.0 with a warning
+(the monitor has no authentication), an empty host binds 127.0.0.1 only
+(checked in /proc/net/tcp), a host that is not this machine's fails.
 """
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -223,23 +227,151 @@ class QmpProtocol(xtest.TmpDirTestCase):
         self.assertIn('no snapshot', hmp('info snapshots'))
 
 
+def tcp_listeners(port):
+    """Addresses listening on TCP port, read from /proc/net/tcp{,6} (the
+    network namespace's table, so a free port names our server only)."""
+    found = set()
+    for table, family in (('tcp', socket.AF_INET), ('tcp6', socket.AF_INET6)):
+        try:
+            with open('/proc/net/' + table) as f:
+                lines = list(f)[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            addr, hport = fields[1].rsplit(':', 1)
+            if int(hport, 16) != port or fields[3] != '0A':     # LISTEN
+                continue
+            # the kernel prints each 32-bit word in host (little) order
+            raw = b''.join(struct.pack('<I', int(addr[i:i + 8], 16))
+                           for i in range(0, len(addr), 8))
+            found.add(socket.inet_ntop(family, raw))
+    return found
+
+
+def non_loopback_ipv4():
+    """An IPv4 address of this machine that is not loopback, or None."""
+    try:
+        out = subprocess.run(['ip', '-o', '-4', 'addr', 'show'],
+                             stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout
+        for line in out.splitlines():
+            words = line.split()
+            if 'inet' in words:
+                a = words[words.index('inet') + 1].split('/')[0]
+                if not a.startswith('127.'):
+                    return a
+    except OSError:             # no iproute2: ask the routing table
+        pass
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(('192.0.2.1', 9))     # UDP: picks a source, sends nothing
+        a = s.getsockname()[0]
+        return None if a.startswith('127.') or a == '0.0.0.0' else a
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
 class QmpTcp(xtest.TmpDirTestCase):
-    def test_tcp_loopback_only(self):
+    """TCP binds the host given, 127.0.0.1 when none is (docs/qmp.md)."""
+
+    def serve(self, host):
+        """xblk-system listening on tcp:HOST:PORT; (process, port)."""
         port = xtest.free_port()
         p = subprocess.Popen([SYSTEM, '-machine', 'none', '-qmp',
-                              'tcp:127.0.0.1:%d,server=on,wait=off' % port],
-                             stderr=subprocess.PIPE)
-        try:
-            c = qmpclient.QMPClient(port=port).negotiate()
-            self.assertIn('return', c.cmd('query-version'))
-        finally:
+                              'tcp:%s:%d,server=on,wait=off' % (host, port)],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.stop, p)
+        return p, port
+
+    def stop(self, p):
+        """Ends p; its stderr."""
+        if p.poll() is None:
             p.terminate()
-            p.wait(10)
+        try:
+            return p.communicate(timeout=20)[1]
+        except subprocess.TimeoutExpired:
+            p.kill()
+            return p.communicate()[1]
+
+    def greet(self, addr, port):
+        """Connects to addr:port (retrying while the server starts) and
+        checks that QMP answers there."""
+        family = socket.AF_INET6 if ':' in addr else socket.AF_INET
+        deadline = time.monotonic() + 10
+        while True:
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(10)
+            try:
+                s.connect((addr, port))
+                break
+            except ConnectionRefusedError:
+                s.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        f = s.makefile('rwb')
+        self.assertIn('QMP', json.loads(f.readline()))
+        f.write(b'{"execute": "qmp_capabilities"}\n'
+                b'{"execute": "query-version", "id": 1}\n')
+        f.flush()
+        self.assertEqual(json.loads(f.readline()), {'return': {}})
+        self.assertEqual(json.loads(f.readline())['id'], 1)
+        f.close()
+        s.close()
+
+    def test_loopback_without_warning(self):
+        p, port = self.serve('127.0.0.1')
+        c = qmpclient.QMPClient(port=port).negotiate()
+        self.assertIn('return', c.cmd('query-version'))
+        c.close()
+        self.assertEqual(tcp_listeners(port), {'127.0.0.1'})
+        self.assertNotIn('warning', self.stop(p))
+
+    def test_empty_host_binds_loopback_only(self):
+        # QEMU binds every address here; xblk only 127.0.0.1 (issue 14)
+        p, port = self.serve('')
+        self.greet('127.0.0.1', port)
+        self.assertEqual(tcp_listeners(port), {'127.0.0.1'})
+        self.assertNotIn('warning', self.stop(p))
+
+    def test_explicit_interface_address_bound_with_warning(self):
+        addr = non_loopback_ipv4()
+        if addr is None:
+            self.skipTest('this machine has no non-loopback IPv4 address '
+                          '(0.0.0.0 is tested on its own)')
+        p, port = self.serve(addr)
+        self.greet(addr, port)
+        self.assertEqual(tcp_listeners(port), {addr})
+        err = self.stop(p)
+        self.assertIn('warning: QMP listens on %s port %d, which is not a '
+                      'loopback address' % (addr, port), err)
+        self.assertIn('no authentication', err)
+
+    def test_wildcard_bound_with_warning(self):
+        p, port = self.serve('0.0.0.0')
+        self.greet('127.0.0.1', port)
+        addr = non_loopback_ipv4()
+        if addr:
+            self.greet(addr, port)
+        self.assertEqual(tcp_listeners(port), {'0.0.0.0'})
+        self.assertIn('warning: QMP listens on 0.0.0.0 port %d, which is '
+                      'not a loopback address' % port, self.stop(p))
+
+    def test_foreign_address_refused(self):
+        # TEST-NET-3: no interface of this machine has it
+        port = xtest.free_port()
         p = xtest.run([SYSTEM, '-machine', 'none', '-qmp',
-                       'tcp:0.0.0.0:%d,server=on,wait=off' % port],
+                       'tcp:203.0.113.7:%d,server=on,wait=off' % port],
                       check=False)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn('loopback', p.stderr)
+        self.assertIn('Failed to bind socket to 203.0.113.7:%d: Cannot '
+                      'assign requested address' % port, p.stderr)
+        self.assertNotIn('warning', p.stderr)
 
 
 if __name__ == '__main__':
