@@ -523,6 +523,28 @@ static void schedule_dispatch(void)
     }
 }
 
+static gboolean dispatch_timeout(gpointer opaque)
+{
+    dispatch_bh(opaque);
+    return G_SOURCE_REMOVE;
+}
+
+/*
+ * The rest of a flood, after the sources of default priority had their
+ * turn.  A bottom half would not do: bottom halves run at
+ * G_PRIORITY_HIGH, and GLib dispatches nothing of lower priority while
+ * a higher one is ready, so a dispatch that rescheduled itself as one
+ * kept the other clients' sockets and the machine's timers waiting for
+ * as long as the flood lasted.
+ */
+static void schedule_dispatch_yielding(void)
+{
+    if (!dispatch_scheduled) {
+        dispatch_scheduled = true;
+        aio_timeout_add(0, dispatch_timeout, NULL);
+    }
+}
+
 /* Runs queued requests, one client request at a time, round-robin, for
  * at most QMP_DISPATCH_SLICE_US before the loop gets a turn. */
 static void dispatch_bh(void *opaque)
@@ -536,9 +558,9 @@ static void dispatch_bh(void *opaque)
     gint64 start = g_get_monotonic_time();
     while (progress) {
         if (g_get_monotonic_time() - start > QMP_DISPATCH_SLICE_US) {
-            /* a flood: let the loop poll (guest I/O completions, other
-             * sockets) before the rest */
-            schedule_dispatch();
+            /* a flood: let the loop poll (guest I/O completions, timers,
+             * other sockets) before the rest */
+            schedule_dispatch_yielding();
             break;
         }
         progress = false;
