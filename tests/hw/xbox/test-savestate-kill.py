@@ -67,7 +67,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -97,98 +96,21 @@ SLOTS = 64
 SLOT_STRIDE = 1 << 20
 SLOT_BYTES = 64 << 10
 SECTOR = 512
-SAVE_MAGIC = 0x56415358         # "XSAV"
-FILL_MAGIC = 0x4C494658         # "XFIL"
 AUX_SIZE = '64M'                # the second disk
 STAMP = 64 << 10                # two stamped 64 KiB blocks at its start
 
 # Job durations (s) assumed until some were seen.
 EST_FLOOR = {'save': 0.12, 'load': 0.04, 'delete': 0.01}
 
-WRITTEN_RE = re.compile(r'^xboxguest: save (\d+) written \(slot (\d+), '
-                        r'frame (\d+)')
 
 print('# test-savestate-kill: seed %d (XBLK_SEED=%d to replay)' %
       (SEED, SEED), flush=True)
 
 
-def fnv1a(data):
-    h = 0x811c9dc5
-    for b in data:
-        h = ((h ^ b) * 0x01000193) & 0xffffffff
-    return h
-
-
-def _filler_tail(k):
-    """Bytes 12..511 of filler sector k of a slot (save.c fill_payload)."""
-    return struct.pack('<125I', *[((k * 128 + j) * 2654435761) & 0xffffffff
-                                  for j in range(3, 128)])
-
-
-FILLER_TAIL = [None] + [_filler_tail(k) for k in range(1, SLOT_BYTES //
-                                                          SECTOR)]
-
-
-def parse_slot(raw, s):
-    """(record, fills) of slot s in the save area bytes raw: record is
-    {'counter', 'frame'} or None (no valid record); fills[k - 1] is the
-    counter stamped in filler sector k, or None if it is not a filler."""
-    base = s * SLOT_STRIDE
-    sec = raw[base:base + SECTOR]
-    rec = None
-    if len(sec) == SECTOR and \
-            fnv1a(sec[:508]) == struct.unpack_from('<I', sec, 508)[0]:
-        magic, version, counter, slot, frame = struct.unpack_from('<5I', sec)
-        if magic == SAVE_MAGIC and version == 1 and slot == s and counter:
-            rec = {'counter': counter, 'frame': frame}
-    fills = []
-    for k in range(1, SLOT_BYTES // SECTOR):
-        off = base + k * SECTOR
-        magic, counter, kk = struct.unpack_from('<3I', raw, off)
-        ok = magic == FILL_MAGIC and kk == k and \
-            raw[off + 12:off + SECTOR] == FILLER_TAIL[k]
-        fills.append(counter if ok else None)
-    return rec, fills
-
-
-def describe_slot(rec, fills):
-    stamps = sorted(set(fills), key=lambda x: (x is None, x or 0))
-    return 'record %s, filler stamps %s' % (rec, stamps)
-
-
-def parse_console(path):
-    """{counter: (slot, frame)} of the saves printed as written."""
-    out = {}
-    try:
-        with open(path, 'rb') as f:
-            text = f.read().decode(errors='replace')
-    except FileNotFoundError:
-        return out
-    for line in text.split('\n')[:-1]:       # whole lines only
-        m = WRITTEN_RE.match(line)
-        if m:
-            out[int(m.group(1))] = (int(m.group(2)), int(m.group(3)))
-    return out
-
-
-def parse_listing(text):
-    """{tag: VM SIZE text} of a `qemu-img snapshot -l` or `info
-    snapshots` listing."""
-    tags = {}
-    lines = text.replace('\r', '').split('\n')
-    seen_header = False
-    for line in lines:
-        if line.startswith('List of partial'):
-            break               # info snapshots: tags not on every disk
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == 'ID' and len(parts) > 1 and parts[1] == 'TAG':
-            seen_header = True
-            continue
-        if seen_header and len(parts) >= 4:
-            tags[parts[1]] = ' '.join(parts[2:4])
-    return tags
+# The save area's records, the console and the listings: shared with
+# tests/snapshot/test-crash-torture.py.
+from killcheck import (describe_slot, parse_console,  # noqa: E402
+                       parse_listing, parse_slot)
 
 
 class Failure(AssertionError):
