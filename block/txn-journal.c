@@ -31,11 +31,17 @@
 typedef struct JournalEntry {
     char *image;                /* absolute path of the image file */
     char *name;                 /* the snapshot's name on it */
+    /* A delete's record: which snapshot of that name exactly. */
+    char *id;
+    uint32_t date_sec, date_nsec;
+    uint64_t vm_clock_nsec;
 } JournalEntry;
 
 struct TxnJournal {
     GArray *entries;            /* JournalEntry */
 };
+
+#define OP_DELETE "delete"
 
 /* Set while recovery opens images: their own records wait for it. */
 static bool recovering;
@@ -45,6 +51,7 @@ static void entry_clear(gpointer p)
     JournalEntry *e = p;
     g_free(e->image);
     g_free(e->name);
+    g_free(e->id);
 }
 
 static GArray *entries_new(void)
@@ -79,16 +86,27 @@ static char *record_path(const char *image)
 
 /* ---- writing and removing records ---- */
 
-static char *entries_to_json(GArray *entries)
+static char *entries_to_json(GArray *entries, bool del)
 {
     json_t *list = json_array();
     for (guint i = 0; i < entries->len; i++) {
         JournalEntry *e = &g_array_index(entries, JournalEntry, i);
-        json_array_append_new(list, json_pack("{s:s, s:s}", "image",
-                                              e->image, "name", e->name));
+        json_t *o = json_pack("{s:s, s:s}", "image", e->image, "name",
+                              e->name);
+        if (del) {
+            json_object_set_new(o, "id", json_string(e->id));
+            json_object_set_new(o, "date-sec", json_integer(e->date_sec));
+            json_object_set_new(o, "date-nsec", json_integer(e->date_nsec));
+            json_object_set_new(o, "vm-clock-nsec",
+                                json_integer((json_int_t)e->vm_clock_nsec));
+        }
+        json_array_append_new(list, o);
     }
     json_t *doc = json_pack("{s:i, s:o}", "xblk-transaction", 1,
                             "snapshots", list);
+    if (del) {
+        json_object_set_new(doc, "op", json_string(OP_DELETE));
+    }
     char *text = json_dumps(doc, JSON_INDENT(1));
     json_decref(doc);
     return text;
@@ -155,6 +173,9 @@ static bool has_image(GArray *entries, const char *image)
     return false;
 }
 
+static TxnJournal *journal_write(GArray **entries_p, bool del,
+                                 GError **errp);
+
 TxnJournal *txn_journal_begin(BlockDriverState *const *bs,
                               const char *const *names, guint n,
                               GError **errp)
@@ -173,7 +194,28 @@ TxnJournal *txn_journal_begin(BlockDriverState *const *bs,
     if (images < 2) {
         return NULL;
     }
-    g_autofree char *text = entries_to_json(entries);
+    return journal_write(&entries, false, errp);
+}
+
+/* Writes the records of *entries beside every image they name; the
+ * journal that removes them again, or NULL with *errp set (none left). */
+static TxnJournal *journal_write(GArray **entries_p, bool del,
+                                 GError **errp)
+{
+    GArray *entries = *entries_p;
+    /* A record still beside one of the images is an interrupted
+     * transaction or delete its open could not resolve (or a delete that
+     * failed half-way): it is not overwritten, that would lose it. */
+    for (guint i = 0; i < entries->len; i++) {
+        g_autofree char *rec =
+            record_path(g_array_index(entries, JournalEntry, i).image);
+        if (g_file_test(rec, G_FILE_TEST_EXISTS)) {
+            error_setg(errp, "an interrupted transaction is recorded in "
+                       "'%s': reopen the image to resolve it first", rec);
+            return NULL;
+        }
+    }
+    g_autofree char *text = entries_to_json(entries, del);
     for (guint i = 0; i < entries->len; i++) {
         JournalEntry *e = &g_array_index(entries, JournalEntry, i);
         g_autofree char *rec = record_path(e->image);
@@ -184,8 +226,34 @@ TxnJournal *txn_journal_begin(BlockDriverState *const *bs,
         }
     }
     TxnJournal *j = g_new0(TxnJournal, 1);
-    j->entries = g_steal_pointer(&entries);
+    j->entries = g_steal_pointer(entries_p);
     return j;
+}
+
+TxnJournal *txn_journal_begin_delete(BlockDriverState *const *bs,
+                                     const BdrvSnapshotInfo *sn, guint n,
+                                     GError **errp)
+{
+    g_autoptr(GArray) entries = entries_new();
+    guint images = 0;
+    for (guint i = 0; i < n; i++) {
+        char *image = image_path(bs[i]);
+        if (!image) {
+            continue;
+        }
+        images += !has_image(entries, image);
+        JournalEntry e = {
+            .image = image, .name = g_strdup(sn[i].name ? sn[i].name : ""),
+            .id = g_strdup(sn[i].id_str ? sn[i].id_str : ""),
+            .date_sec = sn[i].date_sec, .date_nsec = sn[i].date_nsec,
+            .vm_clock_nsec = sn[i].vm_clock_nsec,
+        };
+        g_array_append_val(entries, e);
+    }
+    if (images < 2) {
+        return NULL;
+    }
+    return journal_write(&entries, true, errp);
 }
 
 void txn_journal_end(TxnJournal *j)
@@ -198,9 +266,34 @@ void txn_journal_end(TxnJournal *j)
     g_free(j);
 }
 
+void txn_journal_keep(TxnJournal *j)
+{
+    if (!j) {
+        return;
+    }
+    for (guint i = 0; i < j->entries->len; i++) {
+        warn_report("the delete of snapshot '%s' is left to finish at the "
+                    "next open of '%s'",
+                    g_array_index(j->entries, JournalEntry, i).name,
+                    g_array_index(j->entries, JournalEntry, i).image);
+    }
+    g_array_unref(j->entries);
+    g_free(j);
+}
+
 /* ---- recovery ---- */
 
-static GArray *parse_record(const char *rec, GError **errp)
+static bool json_u64(json_t *o, const char *key, uint64_t *out)
+{
+    json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        return false;
+    }
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static GArray *parse_record(const char *rec, bool *del, GError **errp)
 {
     g_autofree char *text = NULL;
     gsize len = 0;
@@ -214,17 +307,31 @@ static GArray *parse_record(const char *rec, GError **errp)
                   ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)
                   : NULL;
     json_t *list = doc ? json_object_get(doc, "snapshots") : NULL;
+    json_t *op = doc ? json_object_get(doc, "op") : NULL;
+    *del = op && !g_strcmp0(json_string_value(op), OP_DELETE);
+    if (op && !*del) {
+        list = NULL;            /* an operation this version does not know */
+    }
     GArray *entries = entries_new();
     for (size_t i = 0; json_is_array(list) && i < json_array_size(list);
          i++) {
         json_t *o = json_array_get(list, i);
         const char *image = json_string_value(json_object_get(o, "image"));
         const char *name = json_string_value(json_object_get(o, "name"));
-        if (!image || !name || !g_path_is_absolute(image)) {
+        const char *id = json_string_value(json_object_get(o, "id"));
+        uint64_t date_sec = 0, date_nsec = 0, clock = 0;
+        if (!image || !name || !g_path_is_absolute(image) ||
+            (*del && (!id || !json_u64(o, "date-sec", &date_sec) ||
+                      !json_u64(o, "date-nsec", &date_nsec) ||
+                      !json_u64(o, "vm-clock-nsec", &clock)))) {
             g_array_set_size(entries, 0);
             break;
         }
-        JournalEntry e = { g_strdup(image), g_strdup(name) };
+        JournalEntry e = {
+            .image = g_strdup(image), .name = g_strdup(name),
+            .id = g_strdup(id), .date_sec = date_sec,
+            .date_nsec = date_nsec, .vm_clock_nsec = clock,
+        };
         g_array_append_val(entries, e);
     }
     json_decref(doc);
@@ -279,21 +386,96 @@ static void members_close(Member *m, guint n)
     }
 }
 
-static int resolve(GArray *entries, GError **errp)
+/* The images of entries, open (NULL: the file is gone); false with
+ * *errp set (and none left open here) if one could not be opened. */
+static bool members_open(GArray *entries, Member *m, GError **errp)
 {
-    g_autofree Member *m = g_new0(Member, entries->len);
-    bool all = true;
     for (guint i = 0; i < entries->len; i++) {
         JournalEntry *e = &g_array_index(entries, JournalEntry, i);
         m[i].bs = find_open(e->image);
+        if (!m[i].bs) {
+            /* The same image named twice: opened once. */
+            for (guint k = 0; k < i && !m[i].bs; k++) {
+                if (!strcmp(g_array_index(entries, JournalEntry, k).image,
+                            e->image)) {
+                    m[i].bs = m[k].bs;
+                }
+            }
+        }
         if (!m[i].bs && g_file_test(e->image, G_FILE_TEST_EXISTS)) {
             m[i].bs = bdrv_open(e->image, NULL, BDRV_O_RDWR, errp);
             if (!m[i].bs) {
                 members_close(m, i);
-                return -1;
+                return false;
             }
             m[i].opened_here = true;
         }
+    }
+    return true;
+}
+
+/* The snapshot a delete's record names on bs, exactly (name, id, date
+ * and machine clock): a newer snapshot that took the same name after the
+ * delete completed is never it.  A new array element's id in *id. */
+static bool find_recorded(BlockDriverState *bs, const JournalEntry *e,
+                          char **id)
+{
+    BdrvSnapshotInfo *list = NULL;
+    int n = bdrv_snapshot_list(bs, &list);
+    bool found = false;
+    for (int i = 0; i < n && !found; i++) {
+        found = !g_strcmp0(list[i].name, e->name) &&
+                !g_strcmp0(list[i].id_str, e->id) &&
+                list[i].date_sec == e->date_sec &&
+                list[i].date_nsec == e->date_nsec &&
+                list[i].vm_clock_nsec == e->vm_clock_nsec;
+        if (found) {
+            *id = g_strdup(list[i].id_str);
+        }
+    }
+    if (n > 0) {
+        bdrv_snapshot_list_free(list, n);
+    }
+    return found;
+}
+
+/* An interrupted delete: it had started, so it completes - every
+ * recorded snapshot still present goes. */
+static int resolve_delete(GArray *entries, GError **errp)
+{
+    g_autofree Member *m = g_new0(Member, entries->len);
+    if (!members_open(entries, m, errp)) {
+        return -1;
+    }
+    int deleted = 0;
+    for (guint i = 0; i < entries->len; i++) {
+        JournalEntry *e = &g_array_index(entries, JournalEntry, i);
+        g_autofree char *id = NULL;
+        if (!m[i].bs || !find_recorded(m[i].bs, e, &id)) {
+            continue;
+        }
+        if (bdrv_snapshot_delete(m[i].bs, id, e->name, errp) < 0) {
+            members_close(m, entries->len);
+            return -1;
+        }
+        info_report("removed snapshot '%s' from '%s': its delete was "
+                    "interrupted before every image lost it", e->name,
+                    e->image);
+        deleted++;
+    }
+    members_close(m, entries->len);
+    return deleted;
+}
+
+static int resolve(GArray *entries, GError **errp)
+{
+    g_autofree Member *m = g_new0(Member, entries->len);
+    bool all = true;
+    if (!members_open(entries, m, errp)) {
+        return -1;
+    }
+    for (guint i = 0; i < entries->len; i++) {
+        JournalEntry *e = &g_array_index(entries, JournalEntry, i);
         m[i].has = m[i].bs && has_snapshot(m[i].bs, e->name);
         all &= m[i].has;
     }
@@ -327,12 +509,13 @@ int txn_journal_recover(BlockDriverState *bs, GError **errp)
         remove_partial(rec);
         return 0;
     }
-    g_autoptr(GArray) entries = parse_record(rec, errp);
+    bool del = false;
+    g_autoptr(GArray) entries = parse_record(rec, &del, errp);
     if (!entries) {
         return -1;
     }
     recovering = true;
-    int ret = resolve(entries, errp);
+    int ret = del ? resolve_delete(entries, errp) : resolve(entries, errp);
     recovering = false;
     if (ret >= 0) {
         remove_records(entries);

@@ -45,6 +45,7 @@
  */
 #include "migration/savestate.h"
 #include "block/snapshot.h"
+#include "block/txn-journal.h"
 #include "block/txn-snapshot.h"
 #include "block/vmstate.h"
 #include "block/block-backend.h"
@@ -660,41 +661,98 @@ static bool tag_on_any(GArray *disks, const char *tag)
     return false;
 }
 
-/* HMP savevm's replacement, as QEMU's: the old state goes first. */
-/* Does d hold tag with a VM state? */
-static bool tag_has_vmstate(const SavestateDisk *d, const char *tag)
+/* One snapshot delete_tag removes. */
+typedef struct TagCopy {
+    const SavestateDisk *d;
+    BdrvSnapshotInfo sn;
+} TagCopy;
+
+static void tag_copy_clear(gpointer p)
 {
-    BdrvSnapshotInfo info = { 0 };
-    bool has = bdrv_snapshot_find(d->bs, tag, &info) &&
-               info.vm_state_size > 0;
-    bdrv_snapshot_info_clear(&info);
-    return has;
+    bdrv_snapshot_info_clear(&((TagCopy *)p)->sn);
 }
 
-/*
- * Deletes tag from every disk in disks, the disk with its VM state first:
- * a kill in between leaves the tag on the others only, with no VM state
- * anywhere - an unfinished state, which the next start removes
- * (savestate_cleanup) - never a state whose VM state is listed while
- * a disk lacks its snapshot.  A tag that is nowhere is deleted already.
- */
-static bool delete_tag(GArray *disks, const char *tag, GError **errp)
+/* Every snapshot named tag on the disks (a disk named twice counts
+ * once), those with a VM state first. */
+static GArray *tag_copies(GArray *disks, const char *tag)
 {
+    GArray *copies = g_array_new(FALSE, TRUE, sizeof(TagCopy));
+    g_array_set_clear_func(copies, tag_copy_clear);
     for (int pass = 0; pass < 2; pass++) {
         for (guint i = 0; i < disks->len; i++) {
-            SavestateDisk *d = &g_array_index(disks, SavestateDisk, i);
-            if (pass == 0 && !tag_has_vmstate(d, tag)) {
-                continue;
+            const SavestateDisk *d = &g_array_index(disks, SavestateDisk, i);
+            bool seen = false;
+            for (guint k = 0; k < i && !seen; k++) {
+                seen = g_array_index(disks, SavestateDisk, k).bs == d->bs;
             }
-            while (tag_on_disk(d, tag)) {
-                if (bdrv_snapshot_delete(d->bs, NULL, tag, errp) < 0) {
-                    error_prepend(errp, "Error while deleting snapshot on "
-                                  "device '%s': ", d->name);
-                    return false;
+            BdrvSnapshotInfo *list = NULL;
+            int n = seen ? 0 : bdrv_snapshot_list(d->bs, &list);
+            for (int j = 0; j < n; j++) {
+                if (g_strcmp0(list[j].name, tag) ||
+                    (list[j].vm_state_size > 0) != (pass == 0)) {
+                    continue;
                 }
+                TagCopy c = { d, list[j] };
+                c.sn.id_str = g_strdup(list[j].id_str);
+                c.sn.name = g_strdup(list[j].name);
+                g_array_append_val(copies, c);
+            }
+            if (n > 0) {
+                bdrv_snapshot_list_free(list, n);
             }
         }
     }
+    return copies;
+}
+
+/*
+ * Deletes tag from every disk in disks, all or nothing (DESIGN rules 2,
+ * 3): when the snapshots are on two or more images, the delete is
+ * recorded beside each of them first (txn_journal_begin_delete), so a
+ * kill between two disks' deletes is finished by the next open of any of
+ * them (txn_journal_recover); the records go after the last delete.  The
+ * disk with the VM state still goes first: without the records (one
+ * image) a kill in between leaves the tag on the others only, with no VM
+ * state anywhere - an unfinished state, which the next start removes
+ * (savestate_cleanup).  A tag that is nowhere is deleted already.
+ */
+static bool delete_tag(GArray *disks, const char *tag, GError **errp)
+{
+    g_autoptr(GArray) copies = tag_copies(disks, tag);
+    if (!copies->len) {
+        return true;
+    }
+    g_autofree BlockDriverState **bs = g_new0(BlockDriverState *,
+                                              copies->len);
+    g_autofree BdrvSnapshotInfo *sn = g_new0(BdrvSnapshotInfo, copies->len);
+    for (guint i = 0; i < copies->len; i++) {
+        TagCopy *c = &g_array_index(copies, TagCopy, i);
+        bs[i] = c->d->bs;
+        sn[i] = c->sn;          /* borrowed */
+    }
+    GError *err = NULL;
+    TxnJournal *j = txn_journal_begin_delete(bs, sn, copies->len, &err);
+    if (err) {
+        g_propagate_prefixed_error(errp, err, "Could not delete snapshot "
+                                   "'%s': ", tag);
+        return false;
+    }
+    for (guint i = 0; i < copies->len; i++) {
+        TagCopy *c = &g_array_index(copies, TagCopy, i);
+        if (bdrv_snapshot_delete(c->d->bs, c->sn.id_str, c->sn.name,
+                                 errp) < 0) {
+            error_prepend(errp, "Error while deleting snapshot on device "
+                          "'%s': ", c->d->name);
+            /* Begun: the next open finishes it (never undone). */
+            if (i > 0) {
+                txn_journal_keep(j);
+            } else {
+                txn_journal_end(j);
+            }
+            return false;
+        }
+    }
+    txn_journal_end(j);
     return true;
 }
 
@@ -1647,6 +1705,7 @@ typedef struct TagSeen {
     unsigned disks;             /* writable disks that have it */
     bool vm_state;              /* one copy has a VM state */
     bool machine_clock;         /* one copy records a machine clock */
+    uint64_t clock;             /* that machine clock (the first seen) */
 } TagSeen;
 
 /* Every tag of every writable disk, with where and how it appears. */
@@ -1666,13 +1725,47 @@ static GHashTable *tags_seen(GArray *disks)
             }
             t->disks++;
             t->vm_state |= list[j].vm_state_size > 0;
-            t->machine_clock |= list[j].vm_clock_nsec > 0;
+            if (!t->machine_clock && list[j].vm_clock_nsec > 0) {
+                t->machine_clock = true;
+                t->clock = list[j].vm_clock_nsec;
+            }
         }
         if (n > 0) {
             bdrv_snapshot_list_free(list, n);
         }
     }
     return h;
+}
+
+/*
+ * Does a backing file of a writable disk (any node below its active
+ * layer) hold tag with a VM state taken at machine clock clock?  A save
+ * state stays whole when one disk moved on to an external overlay (a
+ * domain snapshot with mixed disks, blockdev-snapshot-sync, a commit of
+ * one disk): its VM state is then below that disk's active layer, and
+ * the other disks' copies (same tag, same machine clock, no VM state)
+ * belong to it - they are no unfinished save.
+ */
+static bool vmstate_below(GArray *disks, const char *tag, uint64_t clock)
+{
+    bool found = false;
+    for (guint i = 0; i < disks->len && !found; i++) {
+        BlockDriverState *top = g_array_index(disks, SavestateDisk, i).bs;
+        for (BlockDriverState *b = bdrv_backing_bs(top); b && !found;
+             b = bdrv_backing_bs(b)) {
+            BdrvSnapshotInfo *list = NULL;
+            int n = bdrv_snapshot_list(b, &list);
+            for (int j = 0; j < n && !found; j++) {
+                found = !g_strcmp0(list[j].name, tag) &&
+                        list[j].vm_state_size > 0 &&
+                        list[j].vm_clock_nsec == clock;
+            }
+            if (n > 0) {
+                bdrv_snapshot_list_free(list, n);
+            }
+        }
+    }
+    return found;
 }
 
 int savestate_cleanup(const SavestateHost *h, GString *report,
@@ -1688,9 +1781,12 @@ int savestate_cleanup(const SavestateHost *h, GString *report,
         const TagSeen *t = value;
         /* A save lists its tag on the VM state's disk last: missing there
          * (on no disk with a VM state) while the other disks have it with
-         * the machine's clock, it is a save that never finished.  Disk-only
+         * the machine's clock, it is a save that never finished - unless
+         * its VM state is in a disk's backing file (vmstate_below: that
+         * disk moved on to an overlay after the save).  Disk-only
          * snapshots record no machine clock and stay. */
-        if (t->disks == disks->len || t->vm_state || !t->machine_clock) {
+        if (t->disks == disks->len || t->vm_state || !t->machine_clock ||
+            vmstate_below(disks, key, t->clock)) {
             continue;
         }
         for (guint i = 0; i < disks->len; i++) {

@@ -21,6 +21,7 @@
 #include "block/block-backend.h"
 #include "block/block_int.h"
 #include "block/transaction.h"
+#include "block/txn-journal.h"
 #include "block/txn-snapshot.h"
 #include "util/main-loop.h"
 #include <errno.h>
@@ -820,6 +821,144 @@ static void test_fault_every_request(void)
     disks_free(&d);
 }
 
+/*
+ * The journal's delete record (txn_journal_begin_delete) and its
+ * recovery: a delete of "s" over every disk interrupted after the first
+ * disk (records left, as a kill leaves them) is FINISHED by the next open
+ * - "s" on no disk, no record left; a record whose delete had completed
+ * never removes a newer "s" that reuses the name (and, qcow2 reusing the
+ * highest id, the id) - it names the old snapshot by date and clock too;
+ * a delete refuses to overwrite a record still beside an image.
+ */
+static void journal_snapshot_all(Disks *d, const char *name)
+{
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    add_internal_all(t, name);
+    g_assert_cmpint(txn_run(t, NULL), ==, 0);
+}
+
+static TxnJournal *journal_delete_begin(Disks *d, const char *name,
+                                        BdrvSnapshotInfo *sn)
+{
+    for (int i = 0; i < NDISK; i++) {
+        g_assert_true(bdrv_snapshot_find(d->bs[i], name, &sn[i]));
+    }
+    GError *err = NULL;
+    TxnJournal *j = txn_journal_begin_delete(d->bs, sn, NDISK, &err);
+    g_assert_no_error(err);
+    g_assert_nonnull(j);
+    return j;
+}
+
+static int journal_records(Disks *d)
+{
+    g_autofree char *ls = dir_listing(d->dir);
+    int n = 0;
+    for (const char *p = ls; (p = strstr(p, ".xblk-txn")); p++) {
+        n++;
+    }
+    return n;
+}
+
+static void test_journal_delete(void)
+{
+    Disks d = { 0 };
+    disks_open(&d);
+    BdrvSnapshotInfo sn[NDISK];
+
+    /* Interrupted after the first disk's delete: finished at open. */
+    journal_snapshot_all(&d, "s");
+    TxnJournal *j = journal_delete_begin(&d, "s", sn);
+    g_assert_cmpint(journal_records(&d), ==, NDISK);
+    g_assert_cmpint(bdrv_snapshot_delete(d.bs[0], sn[0].id_str, "s", NULL),
+                    ==, 0);
+    txn_journal_keep(j);            /* the kill */
+    disks_close(&d);
+    disks_attach(&d);
+    g_assert_cmpint(disks_with_snapshot(&d, "s"), ==, 0);
+    g_assert_cmpint(journal_records(&d), ==, 0);
+    for (int i = 0; i < NDISK; i++) {
+        bdrv_snapshot_info_clear(&sn[i]);
+    }
+
+    /* Interrupted before any disk's delete: finished too (begun). */
+    journal_snapshot_all(&d, "s");
+    txn_journal_keep(journal_delete_begin(&d, "s", sn));
+    disks_close(&d);
+    disks_attach(&d);
+    g_assert_cmpint(disks_with_snapshot(&d, "s"), ==, 0);
+    g_assert_cmpint(journal_records(&d), ==, 0);
+    for (int i = 0; i < NDISK; i++) {
+        bdrv_snapshot_info_clear(&sn[i]);
+    }
+
+    /* Completed, records left; a newer "s" must survive them. */
+    journal_snapshot_all(&d, "s");
+    j = journal_delete_begin(&d, "s", sn);
+    for (int i = 0; i < NDISK; i++) {
+        g_assert_cmpint(bdrv_snapshot_delete(d.bs[i], sn[i].id_str, "s",
+                                             NULL), ==, 0);
+    }
+    /* The newer "s", made where no journal sees it (as by a process
+     * that held an image the records' recovery could not open). */
+    g_usleep(2000);                 /* another date, surely */
+    for (int i = 0; i < NDISK; i++) {
+        BdrvSnapshotInfo nsn = { .name = (char *)"s" };
+        gint64 now = g_get_real_time();
+        nsn.date_sec = now / G_USEC_PER_SEC;
+        nsn.date_nsec = (now % G_USEC_PER_SEC) * 1000;
+        g_assert_cmpint(bdrv_snapshot_create(d.bs[i], &nsn, NULL), ==, 0);
+    }
+    for (int i = 0; i < NDISK; i++) {
+        BdrvSnapshotInfo now;
+        g_assert_true(bdrv_snapshot_find(d.bs[i], "s", &now));
+        g_assert_true(now.date_sec != sn[i].date_sec ||
+                      now.date_nsec != sn[i].date_nsec);
+        bdrv_snapshot_info_clear(&now);
+    }
+    GError *err = NULL;
+    /* A record still there: another delete or a transaction is
+     * refused, and the record stays. */
+    Transaction *t = txn_new(TXN_COMPLETION_INDIVIDUAL);
+    add_internal_all(t, "other");
+    g_assert_cmpint(txn_run(t, &err), <, 0);
+    g_assert_nonnull(strstr(err->message, "interrupted transaction"));
+    g_clear_error(&err);
+    g_assert_cmpint(disks_with_snapshot(&d, "other"), ==, 0);
+    g_assert_cmpint(journal_records(&d), ==, NDISK);
+    BdrvSnapshotInfo sn2[NDISK];
+    for (int i = 0; i < NDISK; i++) {
+        g_assert_true(bdrv_snapshot_find(d.bs[i], "s", &sn2[i]));
+    }
+    g_assert_null(txn_journal_begin_delete(d.bs, sn2, NDISK, &err));
+    g_assert_nonnull(err);
+    g_assert_nonnull(strstr(err->message, "interrupted transaction"));
+    g_clear_error(&err);
+    for (int i = 0; i < NDISK; i++) {
+        bdrv_snapshot_info_clear(&sn2[i]);
+    }
+    txn_journal_keep(j);
+    disks_close(&d);
+    disks_attach(&d);
+    g_assert_cmpint(disks_with_snapshot(&d, "s"), ==, NDISK);
+    g_assert_cmpint(journal_records(&d), ==, 0);
+    for (int i = 0; i < NDISK; i++) {
+        bdrv_snapshot_info_clear(&sn[i]);
+    }
+
+    /* A plain delete through the journal leaves no record. */
+    j = journal_delete_begin(&d, "s", sn);
+    for (int i = 0; i < NDISK; i++) {
+        g_assert_cmpint(bdrv_snapshot_delete(d.bs[i], sn[i].id_str, "s",
+                                             NULL), ==, 0);
+        bdrv_snapshot_info_clear(&sn[i]);
+    }
+    txn_journal_end(j);
+    g_assert_cmpint(journal_records(&d), ==, 0);
+    disks_close(&d);
+    disks_free(&d);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -838,6 +977,7 @@ int main(int argc, char **argv)
                     test_external_under_writes);
     g_test_add_func("/transaction/snapshot/external-undo",
                     test_external_undo);
+    g_test_add_func("/transaction/journal/delete", test_journal_delete);
     g_test_add_func("/transaction/snapshot/fault-every-request",
                     test_fault_every_request);
     return g_test_run();
