@@ -140,6 +140,21 @@ class LockingTest(xtest.TmpDirTestCase):
         q = qmpclient.QMPClient(path=sock).negotiate()
         return proc, q
 
+    def xblk_system_blockdev(self):
+        """xblk-system with the image as -blockdev node d0 under the
+        device disk0 (libvirt's way), and a QMP client."""
+        sock = self.path('bd-%d.sock' % time.monotonic_ns())
+        argv = [SYSTEM, '-machine', 'xbox', '-display', 'none', '-S',
+                '-kernel', LOOP, '-qmp', 'unix:%s,server=on,wait=off' % sock,
+                '-blockdev', 'driver=qcow2,node-name=d0,file.driver=file,'
+                'file.filename=%s' % self.img,
+                '-device', 'ide-hd,drive=d0,id=disk0']
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.addCleanup(self.reap, proc)
+        return proc, qmpclient.QMPClient(path=sock).negotiate()
+
     def qemu_io_holder(self, path, *opts):
         """qemu-io kept open in interactive mode on a pipe."""
         proc = subprocess.Popen([QEMU_IO] + list(opts) + [path],
@@ -418,19 +433,7 @@ class LockingTest(xtest.TmpDirTestCase):
         and marked in use again when block-commit makes the node writable
         again."""
         ov = self.path('overlay.qcow2')
-        argv = [SYSTEM, '-machine', 'xbox', '-display', 'none', '-S',
-                '-kernel', LOOP, '-blockdev',
-                'driver=qcow2,node-name=d0,file.driver=file,'
-                'file.filename=%s' % self.img,
-                '-device', 'ide-hd,drive=d0,id=disk0']
-        sock = self.path('bm.sock')
-        proc = subprocess.Popen(argv + ['-qmp', 'unix:%s,server=on,wait=off'
-                                        % sock],
-                                stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        self.addCleanup(self.reap, proc)
-        q = qmpclient.QMPClient(path=sock).negotiate()
+        proc, q = self.xblk_system_blockdev()
         r = q.cmd('block-dirty-bitmap-add', {'node': 'd0', 'name': 'b0',
                                              'persistent': True})
         self.assertEqual(r, {'return': {}})
@@ -461,19 +464,7 @@ class LockingTest(xtest.TmpDirTestCase):
         """libvirt's flow on -blockdev nodes: the read-only former top
         takes its write lock again when block-commit writes into it."""
         ov = self.path('overlay.qcow2')
-        argv = [SYSTEM, '-machine', 'xbox', '-display', 'none', '-S',
-                '-kernel', LOOP, '-blockdev',
-                'driver=qcow2,node-name=d0,file.driver=file,'
-                'file.filename=%s' % self.img,
-                '-device', 'ide-hd,drive=d0,id=disk0']
-        sock = self.path('bd.sock')
-        proc = subprocess.Popen(argv + ['-qmp', 'unix:%s,server=on,wait=off'
-                                        % sock],
-                                stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        self.addCleanup(self.reap, proc)
-        q = qmpclient.QMPClient(path=sock).negotiate()
+        proc, q = self.xblk_system_blockdev()
         self.assertEqual(held_bytes(self.img), RW_QCOW2)
         r = q.cmd('blockdev-snapshot-sync', {'node-name': 'd0',
                                              'snapshot-file': ov,

@@ -109,6 +109,7 @@ print('# test-savestate-kill: seed %d (XBLK_SEED=%d to replay)' %
 
 # The save area's records, the console and the listings: shared with
 # tests/snapshot/test-crash-torture.py.
+import killcheck as kc  # noqa: E402
 from killcheck import (describe_slot, parse_console,  # noqa: E402
                        parse_listing, parse_slot)
 
@@ -260,48 +261,15 @@ class SaveStateKill(xtest.TmpDirTestCase):
                                   (os.path.basename(img), what,
                                    p.returncode, p.stdout, p.stderr))
 
-    # The second disk: the guest never writes it, so the test stamps its
-    # first two 64 KiB blocks with the iteration number (qemu-io, between
-    # runs).  A save state holds the stamp of the iteration it was taken
-    # in; a load (all disks or none, DESIGN rule 3) brings it back.
-
-    @staticmethod
-    def stamp_bytes(it):
-        return ((it % 250) + 1, (it // 250) % 250 + 1)
-
-    def write_stamp(self, it):
-        b = self.stamp_bytes(it)
-        xtest.run(['qemu-io', '-f', 'qcow2', '-c',
-                   'write -P %d 0 %d' % (b[0], STAMP), '-c',
-                   'write -P %d %d %d' % (b[1], STAMP, STAMP), self.aux])
-
-    def read_stamp(self):
-        """The iteration whose stamp the second disk shows, or a
-        description of what it holds instead."""
-        out = self.path('stamp.raw')
-        if os.path.exists(out):
-            os.unlink(out)
-        xtest.run(['qemu-img', 'dd', '-f', 'qcow2', '-O', 'raw',
-                   'bs=%d' % STAMP, 'count=2', 'if=%s' % self.aux,
-                   'of=%s' % out])
-        with open(out, 'rb') as f:
-            raw = f.read()
-        os.unlink(out)
-        blocks = [raw[:STAMP], raw[STAMP:2 * STAMP]]
-        if len(raw) == 2 * STAMP and \
-                all(blk == blk[:1] * STAMP for blk in blocks):
-            b = (blocks[0][0], blocks[1][0])
-            if all(1 <= x <= 250 for x in b):
-                return (b[0] - 1) + 250 * (b[1] - 1)
-        return 'no stamp (first bytes %s / %s)' % (blocks[0][:8].hex(),
-                                                   blocks[1][:8].hex())
+    # The second disk: the guest never writes it, so the test stamps it
+    # with the iteration number (killcheck.write_stamp/read_stamp).
 
     def check_stamp(self, allowed, what):
         """The second disk shows the stamp of one of the iterations in
         allowed (mod 62500)."""
         if not self.aux:
             return
-        got = self.read_stamp()
+        got = kc.read_stamp(self.aux, self.path('stamp.raw'))
         self.n['stamp-checks'] += 1
         if got not in [x % 62500 for x in allowed]:
             raise Failure('%s: the second disk shows the stamp of iteration '
@@ -445,7 +413,7 @@ class SaveStateKill(xtest.TmpDirTestCase):
     def iteration(self, it, rng):
         name = 'run%d' % it
         if self.aux:
-            self.write_stamp(it)
+            kc.write_stamp(self.aux, it)
         m = self.start(name)
         run_for = rng.uniform(0.08, 1.0)
         time.sleep(run_for)
