@@ -15,8 +15,10 @@
  *            -> intent removed.
  *   revert   intent -> new overlays + the revert (one pause) ->
  *            domain.xml -> current -> intent removed.
- *   delete   artifacts (internal snapshots, memory file, overlays merged
- *            by block-commit) -> NAME.xml removed (children reparented).
+ *   delete   checks (every refusal; nothing changed yet) -> intent ->
+ *            artifacts (internal snapshots, memory file, overlays merged
+ *            by block-commit) -> NAME.xml removed (children reparented)
+ *            -> intent removed.
  *
  * An intent left by a kill is finished when every artifact it names is
  * there and undone otherwise (domain_recover); overlays already in
@@ -278,6 +280,40 @@ static bool image_delete_tag(DsnapDomain *d, const char *file,
         return true;            /* gone with its image */
     }
     return with_image(d, file, true, tag_delete_fn, (void *)tag, errp);
+}
+
+static bool tag_list_fn(BlockDriverState *bs, void *opaque, GError **errp)
+{
+    GPtrArray *names = opaque;
+    BdrvSnapshotInfo *list = NULL;
+    int n = bdrv_snapshot_list(bs, &list);
+    if (n == -ENOTSUP) {
+        return true;            /* a format without internal snapshots */
+    }
+    if (n < 0) {
+        error_setg_errno(errp, -n, "listing the snapshots of %s",
+                         bdrv_get_filename(bs));
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        if (list[i].name) {
+            g_ptr_array_add(names, g_strdup(list[i].name));
+        }
+    }
+    bdrv_snapshot_list_free(list, n);
+    return true;
+}
+
+/* The names of the internal snapshots image file holds (NULL on error). */
+static GPtrArray *image_tags(DsnapDomain *d, const char *file,
+                             GError **errp)
+{
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    if (!with_image(d, file, false, tag_list_fn, names, errp)) {
+        g_ptr_array_unref(names);
+        return NULL;
+    }
+    return names;
 }
 
 /* The coordinator's calls, inside the host's begin/end. */
@@ -1070,6 +1106,85 @@ static BlockDriverState *disk_root(DsnapDomain *d, DomDisk *md)
     return root;
 }
 
+static bool names_have(GPtrArray *names, guint n, const char *name)
+{
+    for (guint i = 0; names && i < n && i < names->len; i++) {
+        if (!g_strcmp0(g_ptr_array_index(names, i), name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The overlay of dk goes with the delete (merged by block-commit, or
+ * removed), and an image's internal snapshots live in its own file: a
+ * commit carries none of the overlay's into the base.  So the delete is
+ * refused when the overlay holds an internal snapshot (a disk's, or the
+ * VM state) of another listed snapshot - one taken while the overlay was
+ * the active layer - unless the same request deletes that snapshot
+ * first (the first ndoomed of doomed: --children).  Changes nothing.
+ */
+static bool check_overlay_holders(DsnapDomain *d,
+                                  const DomainSnapshotDef *def,
+                                  const DsnapDiskDef *dk, GPtrArray *doomed,
+                                  guint ndoomed, GError **errp)
+{
+    const char *overlay = dk->source_file;
+    if (!overlay || access(overlay, F_OK) < 0) {
+        return true;
+    }
+    GError *err = NULL;
+    g_autoptr(GPtrArray) tags = image_tags(d, overlay, &err);
+    if (!tags) {
+        error_setg(errp, "cannot delete external snapshot '%s' of disk %s: "
+                   "%s", def->name, dk->name, err->message);
+        g_clear_error(&err);
+        return false;
+    }
+    g_autoptr(GPtrArray) names = dsnap_catalog_names(d->cat);
+    g_autoptr(GString) holders = g_string_new(NULL);
+    guint n = 0;
+    for (guint i = 0; i < names->len; i++) {
+        const char *name = g_ptr_array_index(names, i);
+        if (!strcmp(name, def->name) || names_have(doomed, ndoomed, name) ||
+            !names_have(tags, tags->len, name)) {
+            continue;
+        }
+        g_string_append_printf(holders, "%s'%s'", n ? ", " : "", name);
+        n++;
+    }
+    if (n) {
+        DsnapDomainDisk *rec = dom_disk(def->domain, dk->name);
+        error_setg(errp, "cannot delete external snapshot '%s': its overlay "
+                   "%s of disk %s holds the internal snapshot%s of "
+                   "snapshot%s %s, which merging it into %s would lose "
+                   "(delete %s first, or '%s' with --children if %s its "
+                   "descendant%s; --metadata removes only the record)",
+                   def->name, overlay, dk->name, n > 1 ? "s" : "",
+                   n > 1 ? "s" : "", holders->str,
+                   rec && rec->source_file ? rec->source_file : "its base",
+                   n > 1 ? "them" : "it", def->name,
+                   n > 1 ? "they are" : "it is", n > 1 ? "s" : "");
+        return false;
+    }
+    return true;
+}
+
+/* Every external disk of def (see check_overlay_holders). */
+static bool check_holders(DsnapDomain *d, const DomainSnapshotDef *def,
+                          GPtrArray *doomed, guint ndoomed, GError **errp)
+{
+    for (guint i = 0; i < def->disks->len; i++) {
+        DsnapDiskDef *dk = g_ptr_array_index(def->disks, i);
+        if (dk->mode == DSNAP_MODE_EXTERNAL &&
+            !check_overlay_holders(d, def, dk, doomed, ndoomed, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Checks, changing nothing, how the overlay of dk can go. */
 static bool merge_check(DsnapDomain *d, const DomainSnapshotDef *def,
                         DsnapDiskDef *dk, DomView *v, MergePlan *mp,
@@ -1080,6 +1195,9 @@ static bool merge_check(DsnapDomain *d, const DomainSnapshotDef *def,
     *mp = (MergePlan){ MERGE_NONE };
     if (!overlay || access(overlay, F_OK) < 0) {
         return true;
+    }
+    if (!check_overlay_holders(d, def, dk, NULL, 0, errp)) {
+        return false;
     }
     mp->root = disk_root(d, view_disk(v, dk->name));
     for (BlockDriverState *bs = mp->root; bs && !mp->o;
@@ -1126,7 +1244,11 @@ static bool merge_run(DsnapDomain *d, DsnapDiskDef *dk, const MergePlan *mp,
     return ok;
 }
 
-/* Other snapshots that froze the merged overlay now read its base. */
+/* Other snapshots that froze the merged overlay now read its base.  A
+ * disk internal in such a snapshot is not moved: its state lived in the
+ * overlay's own file, which the base does not get (check_overlay_holders
+ * refuses the merge while a listed snapshot has one there; libvirt too
+ * repoints only external snapshots' disks). */
 static bool repoint_frozen(DsnapDomain *d, const char *target,
                            const char *overlay, const char *base,
                            GError **errp)
@@ -1136,7 +1258,9 @@ static bool repoint_frozen(DsnapDomain *d, const char *target,
         const DomainSnapshotDef *o = dsnap_catalog_lookup(
             d->cat, g_ptr_array_index(names, i));
         DsnapDomainDisk *rec = o ? dom_disk(o->domain, target) : NULL;
-        if (!rec || !same_file(rec->source_file, overlay)) {
+        DsnapDiskDef *odk = o ? def_disk(o, target) : NULL;
+        if (!rec || !same_file(rec->source_file, overlay) ||
+            (odk && odk->mode == DSNAP_MODE_INTERNAL)) {
             continue;
         }
         g_autofree char *doc = dsnap_format(o);
@@ -1160,24 +1284,29 @@ static bool taken_disk(const DsnapDiskDef *dk)
            dk->mode == DSNAP_MODE_EXTERNAL;
 }
 
-/*
- * Everything that can refuse runs first, so a refused delete changes
- * nothing; then internal snapshots, merges, and the memory file last
- * (an interrupted delete is finished at the next start: its intent).
- */
-static bool delete_artifacts(DsnapDomain *d, const DomainSnapshotDef *def,
-                             GError **errp)
+/* Everything that can refuse, changing nothing: the plan of each
+ * external disk's overlay (mp: one per disk of def). */
+static bool delete_check(DsnapDomain *d, const DomainSnapshotDef *def,
+                         DomView *v, MergePlan *mp, GError **errp)
 {
-    g_auto(DomView) v = { 0 };
-    domain_view(d, &v);
-    g_autofree MergePlan *mp = g_new0(MergePlan, def->disks->len + 1);
     for (guint i = 0; i < def->disks->len; i++) {
         DsnapDiskDef *dk = g_ptr_array_index(def->disks, i);
         if (dk->mode == DSNAP_MODE_EXTERNAL &&
-            !merge_check(d, def, dk, &v, &mp[i], errp)) {
+            !merge_check(d, def, dk, v, &mp[i], errp)) {
             return false;
         }
     }
+    return true;
+}
+
+/*
+ * After delete_check: internal snapshots, merges, and the memory file
+ * last (an interrupted delete is finished at the next start: its
+ * intent).
+ */
+static bool delete_artifacts(DsnapDomain *d, const DomainSnapshotDef *def,
+                             const MergePlan *mp, GError **errp)
+{
     for (guint i = 0; i < def->disks->len; i++) {
         DsnapDiskDef *dk = g_ptr_array_index(def->disks, i);
         DsnapDomainDisk *rec = dom_disk(def->domain, dk->name);
@@ -1214,11 +1343,18 @@ static bool delete_one(DsnapDomain *d, const char *name, bool metadata,
     const DomainSnapshotDef *def = dsnap_catalog_lookup(d->cat, name);
     g_autofree char *intent = intent_name("delete", name);
     if (!metadata) {
+        /* A refusal comes before the intent: nothing at all changed. */
+        g_auto(DomView) v = { 0 };
+        domain_view(d, &v);
+        g_autofree MergePlan *mp = g_new0(MergePlan, def->disks->len + 1);
+        if (!delete_check(d, def, &v, mp, errp)) {
+            return false;
+        }
         g_autofree char *doc = dsnap_format(def);
         if (!dsnap_catalog_intent_write(d->cat, intent, doc, errp)) {
             return false;
         }
-        if (!delete_artifacts(d, def, errp)) {
+        if (!delete_artifacts(d, def, mp, errp)) {
             intent_clear(d, intent);
             return false;
         }
@@ -1271,6 +1407,24 @@ bool dsnap_domain_delete(DsnapDomain *d, const char *name, unsigned flags,
     }
     bool metadata = flags & DSNAP_DELETE_METADATA;
     bool ok = true;
+    /* What this request deletes, checked before the first of them goes:
+     * no overlay it merges may hold internal snapshots of a snapshot it
+     * keeps or deletes only later (doomed is in deletion order: a
+     * --children delete takes the descendants first). */
+    g_autoptr(GPtrArray) doomed =
+        (flags & (DSNAP_DELETE_CHILDREN | DSNAP_DELETE_CHILDREN_ONLY)) ?
+        dsnap_catalog_descendants(d->cat, name) :
+        g_ptr_array_new_with_free_func(g_free);
+    if (!(flags & DSNAP_DELETE_CHILDREN_ONLY)) {
+        g_ptr_array_add(doomed, g_strdup(name));
+    }
+    for (guint i = 0; i < doomed->len && !metadata; i++) {
+        if (!check_holders(d, dsnap_catalog_lookup(
+                                  d->cat, g_ptr_array_index(doomed, i)),
+                           doomed, i, errp)) {
+            return false;
+        }
+    }
     if (flags & (DSNAP_DELETE_CHILDREN | DSNAP_DELETE_CHILDREN_ONLY)) {
         g_autoptr(GPtrArray) below = dsnap_catalog_descendants(d->cat, name);
         for (guint i = 0; i < below->len && ok; i++) {

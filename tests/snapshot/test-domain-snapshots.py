@@ -613,6 +613,103 @@ class Tree(Machine):
         self.assertEqual(self.chain(self.hda), [self.hda])
         self.check_clean(self.hda, self.hdb)
 
+    def catalog_files(self):
+        out = {}
+        for f in sorted(os.listdir(self.catalog)):
+            with open(os.path.join(self.catalog, f), 'rb') as fh:
+                out[f] = fh.read()
+        return out
+
+    def refused_unchanged(self, name, holders, images):
+        """Deleting name is refused naming holders; the catalog, the
+        images' tags and chains and the intents are as they were."""
+        files = self.catalog_files()
+        tags = {i: self.tags(i) for i in images}
+        chains = {i: self.chain(i) for i in images}
+        msg = self.err('x-xblk-snapshot-delete', name=name)
+        self.assertIn("cannot delete external snapshot '%s'" % name, msg)
+        self.assertIn('would lose', msg)
+        for h in holders:
+            self.assertIn("'%s'" % h, msg)
+        self.assertEqual(self.catalog_files(), files)
+        self.assertEqual({i: self.tags(i) for i in images}, tags)
+        self.assertEqual({i: self.chain(i) for i in images}, chains)
+        return msg
+
+    def test_delete_external_refused_over_internal(self):
+        """An external snapshot's overlay holding a later snapshot's
+        internal snapshots is not merged away (block-commit would drop
+        them): refused before anything changes; --children works."""
+        self.start()
+        self.wait_frame(5)
+        self.create(snap('e1'), **{'disk-only': True})
+        self.wait_frame(15)
+        self.stop()
+        before = self.frame()
+        self.create(snap('i1', 'internal', [('hda', 'internal'),
+                                            ('hdb', 'internal')]))
+        self.ok('cont')
+        ovl = [self.path('hda.e1'), self.path('hdb.e1')]
+        for o in ovl:
+            self.assertIn('i1', self.tags(o))
+        self.refused_unchanged('e1', ['i1'], ovl + [self.hda, self.hdb])
+        self.assertEqual(sorted(self.names()), ['e1', 'i1'])
+        self.assertEqual(self.ok('x-xblk-snapshot-current'), {'name': 'i1'})
+        # i1 is whole: it reverts to its frame.
+        self.wait_frame(before['frame'] + 30)
+        r = self.ok('x-xblk-snapshot-revert', name='i1', paused=True)
+        self.assertEqual(r['state'], 'paused')
+        self.assertEqual(self.frame(), before)
+        # With its descendant i1, e1 goes: i1's tags, then the merge.
+        r = self.ok('x-xblk-snapshot-delete', name='e1', children=True)
+        self.assertEqual(r['deleted'], ['i1', 'e1'])
+        self.assertEqual(self.names(), [])
+        for o in ovl:
+            self.assertFalse(os.path.exists(o))
+        tops = sorted(d['inserted']['file'] for d in self.ok('query-block')
+                      if d.get('inserted') and 'hd' in d['device'])
+        self.assertEqual(tops, [self.hda, self.hdb])
+        self.quit()
+        self.assertEqual(self.chain(self.hda), [self.hda])
+        self.assertEqual(self.tags(self.hda), {})
+        self.check_clean(self.hda, self.hdb)
+
+    def test_delete_external_refused_over_vm_state(self):
+        """The same for memory external e1 under e2 (memory internal,
+        disks external: its VM state is in e1's overlay of hda) and i1;
+        deleting them first lets e1 merge."""
+        self.start()
+        self.wait_frame(5)
+        self.create(snap('e1', self.path('e1.mem')))
+        self.wait_frame(15)
+        self.create(snap('e2', 'internal', [('hda', 'external'),
+                                            ('hdb', 'external')]))
+        self.wait_frame(25)
+        self.stop()
+        before = self.frame()
+        self.create(snap('i1', 'internal', [('hda', 'internal'),
+                                            ('hdb', 'internal')]))
+        images = [self.path(f) for f in ('hda.e1', 'hdb.e1', 'hda.e2',
+                                         'hdb.e2')] + [self.hda, self.hdb]
+        self.assertIn('e2', self.tags(self.path('hda.e1')))
+        self.assertIn('i1', self.tags(self.path('hda.e2')))
+        self.refused_unchanged('e1', ['e2'], images)
+        self.refused_unchanged('e2', ['i1'], images)
+        self.ok('x-xblk-snapshot-delete', name='i1')
+        self.assertNotIn('i1', self.tags(self.path('hda.e2')))
+        self.ok('x-xblk-snapshot-delete', name='e2')
+        self.assertFalse(os.path.exists(self.path('hda.e2')))
+        self.assertNotIn('e2', self.tags(self.path('hda.e1')))
+        self.ok('x-xblk-snapshot-delete', name='e1')
+        self.assertFalse(os.path.exists(self.path('hda.e1')))
+        self.assertFalse(os.path.exists(self.path('e1.mem')))
+        self.assertEqual(self.names(), [])
+        self.assertEqual(self.frame(), before)
+        self.quit()
+        self.assertEqual(self.chain(self.hda), [self.hda])
+        self.assertEqual(self.chain(self.hdb), [self.hdb])
+        self.check_clean(self.hda, self.hdb)
+
 
 class Kills(Machine):
     """SIGKILL during create, revert and delete; the next start repairs."""
