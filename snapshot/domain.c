@@ -16,9 +16,15 @@
  *   revert   intent -> new overlays + the revert (one pause) ->
  *            domain.xml -> current -> intent removed.
  *   delete   checks (every refusal; nothing changed yet) -> intent ->
- *            artifacts (internal snapshots, memory file, overlays merged
- *            by block-commit) -> NAME.xml removed (children reparented)
- *            -> intent removed.
+ *            artifacts (internal snapshots; overlays merged by
+ *            block-commit, domain.xml naming the base, records
+ *            repointed, overlay removed: merge_run; memory file) ->
+ *            NAME.xml removed (children reparented) -> intent removed.
+ *
+ * domain.xml never names a removed file while no intent is left to say
+ * what was below it (a start would open the -drive file, maybe layers
+ * further down): deletes rewrite it before removing an overlay, repairs
+ * before clearing their intent.
  *
  * An intent left by a kill is finished when every artifact it names is
  * there and undone otherwise (domain_recover); overlays already in
@@ -940,6 +946,27 @@ bool dsnap_domain_revert(DsnapDomain *d, const char *name, unsigned flags,
     return ok;
 }
 
+/* domain.xml naming the disks' images now: offline it follows the
+ * merges (the open images), online the machine's view. */
+static bool record_domain(DsnapDomain *d, GError **errp)
+{
+    g_auto(DomView) now = { 0 };
+    if (!d->ops) {
+        for (guint i = 0; i < d->offline_dom->disks->len; i++) {
+            DsnapDomainDisk *dd = g_ptr_array_index(d->offline_dom->disks,
+                                                    i);
+            BlockBackend *blk = g_ptr_array_index(d->offline_blks, i);
+            if (blk && blk_bs(blk)) {
+                g_free(dd->source_file);
+                dd->source_file = g_strdup(bdrv_get_filename(blk_bs(blk)));
+            }
+        }
+        return write_domain_xml(d, d->offline_dom, errp);
+    }
+    domain_view(d, &now);
+    return write_domain_xml(d, now.dom, errp);
+}
+
 /* ---- delete ---- */
 
 /* Every image file of the chain that starts at file (read-only). */
@@ -1185,10 +1212,18 @@ static bool check_holders(DsnapDomain *d, const DomainSnapshotDef *def,
     return true;
 }
 
-/* Checks, changing nothing, how the overlay of dk can go. */
+/*
+ * Checks, changing nothing, how the overlay of dk can go.  Finishing a
+ * delete a kill interrupted (resume), an overlay that is no longer in
+ * the disk's chain was merged already - the delete's checks passed
+ * before its intent was written, so it was in the chain or a branch no
+ * snapshot reads, and it leaves the chain only once its data is in the
+ * base (the layer above rewritten, or the pivot and domain.xml naming
+ * the base): it just goes.
+ */
 static bool merge_check(DsnapDomain *d, const DomainSnapshotDef *def,
-                        DsnapDiskDef *dk, DomView *v, MergePlan *mp,
-                        GError **errp)
+                        DsnapDiskDef *dk, DomView *v, bool resume,
+                        MergePlan *mp, GError **errp)
 {
     DsnapDomainDisk *rec = dom_disk(def->domain, dk->name);
     const char *overlay = dk->source_file;
@@ -1206,7 +1241,7 @@ static bool merge_check(DsnapDomain *d, const DomainSnapshotDef *def,
             mp->o = bs;
         }
     }
-    if (!mp->o && !overlay_needed(d, def, dk->name, overlay)) {
+    if (!mp->o && (resume || !overlay_needed(d, def, dk->name, overlay))) {
         mp->kind = MERGE_UNLINK;
         return true;
     }
@@ -1223,25 +1258,46 @@ static bool merge_check(DsnapDomain *d, const DomainSnapshotDef *def,
     return check_branches(d, def, dk->name, rec->source_file, overlay, errp);
 }
 
-/* The snapshot's overlay of one disk merged into the image it froze (or
- * dropped, for an abandoned branch); the overlay's file is removed. */
-static bool merge_run(DsnapDomain *d, DsnapDiskDef *dk, const MergePlan *mp,
-                      GError **errp)
+static bool repoint_frozen(DsnapDomain *d, const char *target,
+                           const char *overlay, const char *base,
+                           GError **errp);
+
+/*
+ * The snapshot's overlay of one disk merged into the image it froze, base
+ * (or dropped, for an abandoned branch), then its file removed - in this
+ * order of durable steps, so that a kill at any instant leaves every
+ * file that domain.xml or a record names:
+ *   block-commit (an active one pivots the disk onto base)
+ *   -> domain.xml names the disks' images now (base, after a pivot)
+ *   -> snapshots that froze the overlay name base (repoint_frozen)
+ *   -> the overlay's file removed.
+ * Until domain.xml is rewritten it names the overlay, which holds every
+ * write; a start that found the file it names missing (no intent left
+ * to say what was below) would open the -drive file, maybe several
+ * layers down.  Again from the top after a kill: each step is
+ * idempotent (MERGE_NONE: only the records are repointed).
+ */
+static bool merge_run(DsnapDomain *d, DsnapDiskDef *dk, const char *base,
+                      const MergePlan *mp, GError **errp)
 {
-    bool ok = true;
-    if (mp->kind == MERGE_NONE) {
-        return true;
+    if (mp->kind == MERGE_COMMIT &&
+        !(d->ops ? commit_online(mp->root, mp->o, dk->name, errp)
+                 : bdrv_commit_offline(mp->o, bdrv_backing_bs(mp->o),
+                                       NULL, NULL, NULL, errp) == 0)) {
+        return false;
     }
-    if (mp->kind == MERGE_COMMIT) {
-        ok = d->ops ? commit_online(mp->root, mp->o, dk->name, errp)
-                    : bdrv_commit_offline(mp->o, bdrv_backing_bs(mp->o),
-                                          NULL, NULL, NULL, errp) == 0;
+    if (mp->kind != MERGE_NONE && !record_domain(d, errp)) {
+        return false;
     }
-    if (ok && unlink(dk->source_file) < 0 && errno != ENOENT) {
+    if (!repoint_frozen(d, dk->name, dk->source_file, base, errp)) {
+        return false;
+    }
+    if (mp->kind != MERGE_NONE && unlink(dk->source_file) < 0 &&
+        errno != ENOENT) {
         error_setg_errno(errp, errno, "removing %s", dk->source_file);
         return false;
     }
-    return ok;
+    return true;
 }
 
 /* Other snapshots that froze the merged overlay now read its base.  A
@@ -1287,12 +1343,13 @@ static bool taken_disk(const DsnapDiskDef *dk)
 /* Everything that can refuse, changing nothing: the plan of each
  * external disk's overlay (mp: one per disk of def). */
 static bool delete_check(DsnapDomain *d, const DomainSnapshotDef *def,
-                         DomView *v, MergePlan *mp, GError **errp)
+                         DomView *v, bool resume, MergePlan *mp,
+                         GError **errp)
 {
     for (guint i = 0; i < def->disks->len; i++) {
         DsnapDiskDef *dk = g_ptr_array_index(def->disks, i);
         if (dk->mode == DSNAP_MODE_EXTERNAL &&
-            !merge_check(d, def, dk, v, &mp[i], errp)) {
+            !merge_check(d, def, dk, v, resume, &mp[i], errp)) {
             return false;
         }
     }
@@ -1320,10 +1377,7 @@ static bool delete_artifacts(DsnapDomain *d, const DomainSnapshotDef *def,
             return false;
         }
         if (dk->mode == DSNAP_MODE_EXTERNAL &&
-            (!merge_run(d, dk, &mp[i], errp) ||
-             (mp[i].kind == MERGE_COMMIT &&
-              !repoint_frozen(d, dk->name, dk->source_file,
-                              rec->source_file, errp)))) {
+            !merge_run(d, dk, rec->source_file, &mp[i], errp)) {
             return false;
         }
     }
@@ -1336,9 +1390,9 @@ static bool delete_artifacts(DsnapDomain *d, const DomainSnapshotDef *def,
 }
 
 /* One snapshot; its artifacts go under an intent, so that a kill
- * half-way is finished at the next start (domain_recover). */
+ * half-way is finished at the next start (domain_recover: resume). */
 static bool delete_one(DsnapDomain *d, const char *name, bool metadata,
-                       GPtrArray *deleted, GError **errp)
+                       bool resume, GPtrArray *deleted, GError **errp)
 {
     const DomainSnapshotDef *def = dsnap_catalog_lookup(d->cat, name);
     g_autofree char *intent = intent_name("delete", name);
@@ -1347,7 +1401,7 @@ static bool delete_one(DsnapDomain *d, const char *name, bool metadata,
         g_auto(DomView) v = { 0 };
         domain_view(d, &v);
         g_autofree MergePlan *mp = g_new0(MergePlan, def->disks->len + 1);
-        if (!delete_check(d, def, &v, mp, errp)) {
+        if (!delete_check(d, def, &v, resume, mp, errp)) {
             return false;
         }
         g_autofree char *doc = dsnap_format(def);
@@ -1369,26 +1423,6 @@ static bool delete_one(DsnapDomain *d, const char *name, bool metadata,
         g_ptr_array_add(deleted, g_strdup(name));
     }
     return true;
-}
-
-/* Offline, domain.xml follows the merges; online the machine's view. */
-static bool delete_record(DsnapDomain *d, GError **errp)
-{
-    g_auto(DomView) now = { 0 };
-    if (!d->ops) {
-        for (guint i = 0; i < d->offline_dom->disks->len; i++) {
-            DsnapDomainDisk *dd = g_ptr_array_index(d->offline_dom->disks,
-                                                    i);
-            BlockBackend *blk = g_ptr_array_index(d->offline_blks, i);
-            if (blk && blk_bs(blk)) {
-                g_free(dd->source_file);
-                dd->source_file = g_strdup(bdrv_get_filename(blk_bs(blk)));
-            }
-        }
-        return write_domain_xml(d, d->offline_dom, errp);
-    }
-    domain_view(d, &now);
-    return write_domain_xml(d, now.dom, errp);
 }
 
 bool dsnap_domain_delete(DsnapDomain *d, const char *name, unsigned flags,
@@ -1429,14 +1463,14 @@ bool dsnap_domain_delete(DsnapDomain *d, const char *name, unsigned flags,
         g_autoptr(GPtrArray) below = dsnap_catalog_descendants(d->cat, name);
         for (guint i = 0; i < below->len && ok; i++) {
             ok = delete_one(d, g_ptr_array_index(below, i), metadata,
-                            deleted, errp);
+                            false, deleted, errp);
         }
     }
     if (ok && !(flags & DSNAP_DELETE_CHILDREN_ONLY)) {
-        ok = delete_one(d, name, metadata, deleted, errp);
+        ok = delete_one(d, name, metadata, false, deleted, errp);
     }
     GError *local = NULL;
-    if (!metadata && !delete_record(d, ok ? errp : &local)) {
+    if (!metadata && !record_domain(d, ok ? errp : &local)) {
         ok = false;
     }
     g_clear_error(&local);
@@ -1640,7 +1674,7 @@ static void recover_delete(DsnapDomain *d, const char *name,
     if (!dsnap_catalog_lookup(d->cat, name)) {
         return;
     }
-    if (!delete_one(d, name, false, NULL, &err)) {
+    if (!delete_one(d, name, false, true, NULL, &err)) {
         g_string_append_printf(report, "could not finish deleting snapshot "
                                "'%s': %s\n", name, err->message);
         g_clear_error(&err);
@@ -1674,6 +1708,16 @@ static void domain_recover(DsnapDomain *d, GString *report)
         } else {
             recover_create(d, def, g_str_has_prefix(intent, "create:"),
                            report);
+        }
+        /* domain.xml names what the repair left (an overlay removed)
+         * before the intent, which says what was below, goes: a start
+         * never finds a file domain.xml names missing with no intent
+         * left to fall back on. */
+        if (!record_domain(d, &err)) {
+            g_string_append_printf(report, "kept the intent '%s': %s\n",
+                                   intent, err->message);
+            g_clear_error(&err);
+            continue;
         }
         intent_clear(d, intent);
     }
@@ -1857,7 +1901,7 @@ DsnapDomain *dsnap_domain_open_offline(const char *catalog_dir,
     }
     if (ok) {
         domain_recover(d, rep);
-        ok = delete_record(d, errp);
+        ok = record_domain(d, errp);
     }
     if (scratch) {
         g_string_free(scratch, TRUE);
