@@ -110,12 +110,10 @@ print('# test-savestate-kill: seed %d (XBLK_SEED=%d to replay)' %
 # The save area's records, the console and the listings: shared with
 # tests/snapshot/test-crash-torture.py.
 import killcheck as kc  # noqa: E402
-from killcheck import (describe_slot, parse_console,  # noqa: E402
-                       parse_listing, parse_slot)
+from killcheck import parse_console, parse_listing  # noqa: E402
 
 
-class Failure(AssertionError):
-    pass
+Failure = kc.Failure
 
 
 class Machine:
@@ -295,60 +293,10 @@ class SaveStateKill(xtest.TmpDirTestCase):
             raise Failure('qemu-img dd read %d bytes' % len(raw))
         return raw
 
-    @staticmethod
-    def newest(raw):
-        best = 0
-        for s in range(SLOTS):
-            rec, _ = parse_slot(raw, s)
-            if rec and rec['counter'] > best:
-                best = rec['counter']
-        return best
-
     def check_flushed(self, raw, written, flushed_max, started_max, what):
-        """Every save of written (counter -> (slot, frame)) up to
-        flushed_max is on the disk; saves flushed_max+1..started_max may
-        have been started after the command (their slots may hold either
-        version of each sector)."""
+        """killcheck.check_flushed, counted."""
         self.n['disk-checks'] += 1
-        newest = self.newest(raw)
-        if newest < flushed_max:
-            raise Failure('%s: game save %d was flushed, but the newest '
-                          'valid record on the disk is %d' %
-                          (what, flushed_max, newest))
-        for c in sorted(written):
-            if c > flushed_max or c <= flushed_max - SLOTS:
-                continue
-            slot, frame = written[c]
-            if slot != c % SLOTS:
-                raise Failure('%s: the guest put save %d in slot %d, '
-                              'the test expects %d' % (what, c, slot,
-                                                       c % SLOTS))
-            later = [x for x in range(flushed_max + 1, started_max + 1)
-                     if x % SLOTS == slot]
-            ok_counters = set([c] + later)
-            rec, fills = parse_slot(raw, slot)
-            bad = None
-            if later:
-                # Overwritten (or being overwritten) after the command:
-                # each sector old or new, nothing else.
-                if rec is None or rec['counter'] not in ok_counters or \
-                        (rec['counter'] == c and rec['frame'] != frame):
-                    bad = 'record'
-                elif any(x not in ok_counters for x in fills):
-                    bad = 'filler'
-            else:
-                if rec is None or rec['counter'] != c or \
-                        rec['frame'] != frame:
-                    bad = 'record'
-                elif any(x != c for x in fills):
-                    bad = 'filler'
-            if bad:
-                raise Failure(
-                    '%s: game save %d (slot %d, frame %d) was flushed but '
-                    'its %s is lost: the slot holds %s '
-                    '(allowed counters %s)' %
-                    (what, c, slot, frame, bad, describe_slot(rec, fills),
-                     sorted(ok_counters)))
+        kc.check_flushed(raw, written, flushed_max, started_max, what)
 
     # ---------------------------------------------------------- the loop
 
@@ -509,7 +457,7 @@ class SaveStateKill(xtest.TmpDirTestCase):
             # A load rolls the disk back to the tag (if it got that far)
             # and the guest runs on from there: only a lower bound holds.
             bound = min(flushed_max, self.tags[tag]['W'])
-            newest = self.newest(raw)
+            newest = kc.newest(raw)
             self.n['disk-checks'] += 1
             if newest < bound:
                 raise Failure('%s: newest game save on the disk is %d, '
