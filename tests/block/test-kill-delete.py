@@ -28,7 +28,6 @@ more (which resolves a record) and:
 The seed is printed; XBLK_SEED=<n> replays it, XBLK_LONG=1 runs hundreds
 of rounds (make check-long).
 """
-import hashlib
 import json
 import os
 import random
@@ -41,6 +40,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'pylib'))
 import xtest  # noqa: E402
+from killcheck import image_content_hash as content_hash  # noqa: E402
+from killcheck import image_snapshot_names as snapshot_names  # noqa: E402
 from qmpclient import QMPClient  # noqa: E402
 
 SYSTEM = xtest.binary('xblk-system')
@@ -57,31 +58,6 @@ print('# test-kill-delete: seed %d (XBLK_SEED=%d to replay)' % (SEED, SEED),
 
 def qimg(*args, check=True):
     return xtest.run(['qemu-img'] + list(args), check=check)
-
-
-def content_hash(path, snapshot=None):
-    """sha256 of the guest-visible content (of a snapshot if named)."""
-    out = path + '.raw'
-    args = ['convert', '-f', 'qcow2', '-O', 'raw']
-    if snapshot:
-        args += ['-l', 'snapshot.name=%s' % snapshot]
-    qimg(*(args + [path, out]))
-    h = hashlib.sha256()
-    with open(out, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    os.unlink(out)
-    return h.hexdigest()
-
-
-def snapshot_names(path):
-    p = qimg('snapshot', '-l', path)
-    names = []
-    for line in p.stdout.splitlines()[2:]:
-        parts = line.split()
-        if len(parts) >= 2:
-            names.append(parts[1])
-    return names
 
 
 def start(d, disks, machine='xbox'):

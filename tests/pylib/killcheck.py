@@ -14,6 +14,7 @@ Also here: listings of `qemu-img snapshot -l` / HMP `info snapshots`,
 the second disk's stamp (the test writes it between runs), and the
 frame hash a save-state stream records in its META record.
 """
+import hashlib
 import os
 import re
 import struct
@@ -280,3 +281,32 @@ def stream_meta(path):
             break
         off = payload + length
     raise Failure('%s: no META record' % path)
+
+
+# ---- images (qemu-img) ----
+
+def image_content_hash(path, snapshot=None):
+    """sha256 of the guest-visible content of a qcow2 image (of one of its
+    internal snapshots if named), read through qemu-img convert."""
+    out = path + '.raw'
+    args = ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw']
+    if snapshot:
+        args += ['-l', 'snapshot.name=%s' % snapshot]
+    run(args + [path, out])
+    h = hashlib.sha256()
+    with open(out, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    os.unlink(out)
+    return h.hexdigest()
+
+
+def image_snapshot_names(path):
+    """The internal snapshots' names, as qemu-img snapshot -l lists them."""
+    p = run(['qemu-img', 'snapshot', '-l', path])
+    names = []
+    for line in p.stdout.splitlines()[2:]:
+        parts = line.split()
+        if len(parts) >= 2:
+            names.append(parts[1])
+    return names
