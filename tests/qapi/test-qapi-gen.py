@@ -769,17 +769,28 @@ class QemuComparison(xtest.TmpDirTestCase):
         cls.qemu = None
         if not QEMU:
             return
-        cmds = ('{"execute": "qmp_capabilities"}\n'
-                '{"execute": "query-qmp-schema"}\n'
-                '{"execute": "quit"}\n')
-        p = subprocess.run([QEMU, '-machine', 'none', '-nodefaults',
-                            '-display', 'none', '-qmp', 'stdio'],
-                           input=cmds, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True, timeout=60)
-        for line in p.stdout.splitlines():
-            msg = json.loads(line)
-            if isinstance(msg.get('return'), list):
-                cls.qemu = msg['return']
+        # quit only once the whole schema was read: sent in one batch,
+        # QEMU may exit before its stdio chardev wrote all of the reply.
+        p = subprocess.Popen([QEMU, '-machine', 'none', '-nodefaults',
+                              '-display', 'none', '-qmp', 'stdio'],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        try:
+            p.stdin.write('{"execute": "qmp_capabilities"}\n'
+                          '{"execute": "query-qmp-schema"}\n')
+            p.stdin.flush()
+            for line in p.stdout:
+                msg = json.loads(line)
+                if isinstance(msg.get('return'), list):
+                    cls.qemu = msg['return']
+                    break
+            p.stdin.write('{"execute": "quit"}\n')
+            p.stdin.flush()
+            p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
     def setUp(self):
         super().setUp()
